@@ -1,0 +1,4 @@
+//! Who someone is: password hashing and the random tokens behind links, sessions and invites.
+
+pub mod password;
+pub mod token;

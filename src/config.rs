@@ -1,0 +1,403 @@
+//! Configuration: one TOML file, every key overridable by a `HOMEROOM_*` variable.
+//!
+//! The file and the environment are merged into one TOML table before it is checked, so a bad
+//! value reads the same wherever it came from: the error names the key (`tls.cert`), and an
+//! unknown key is an error rather than a silently ignored typo.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Variables that steer the process or the test suite rather than name a key.
+fn is_key_variable(name: &str) -> bool {
+    name.starts_with("HOMEROOM_")
+        && name != "HOMEROOM_CONFIG"
+        && !name.starts_with("HOMEROOM_TEST_")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config key `{key}`: {message}")]
+    Key { key: String, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTPS (or, behind a proxy, plain HTTP) server listens on.
+    pub listen: SocketAddr,
+    /// The address families type into their browser; used in invite links and printed URLs.
+    /// Derived from the host name and port when absent.
+    pub public_url: Option<url::Url>,
+    /// Where the SQLite database and uploaded files live.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; defaults to `homeroom.db` in `data_dir`.
+    pub database_url: Option<String>,
+    pub log_format: LogFormat,
+    pub tls: TlsConfig,
+    pub media: MediaConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain; with `key`, replaces the generated self-signed certificate.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Where the self-signed certificate is generated and kept between starts.
+    pub cert_dir: PathBuf,
+    /// Serve plain HTTP because a reverse proxy terminates TLS in front of us.
+    pub behind_proxy: bool,
+    /// Optional plain-HTTP listener that only redirects to HTTPS.
+    pub redirect_from: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// UDP ports the media sockets are taken from, e.g. "50000-50199".
+    pub udp_ports: PortRange,
+    /// The public address of this machine when it sits behind a 1:1 NAT.
+    pub public_ip: Option<IpAddr>,
+    /// Only offer ICE candidates on these local addresses (empty: all interfaces).
+    pub interfaces: Vec<IpAddr>,
+    /// Also offer ICE over TCP, for networks that block UDP.
+    pub ice_tcp: bool,
+    /// STUN/TURN servers handed to clients when they join.
+    pub ice_servers: Vec<IceServer>,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest signalling message accepted, in bytes.
+    pub max_message_bytes: usize,
+    pub max_participants_per_room: usize,
+    pub max_rooms_per_node: usize,
+    /// Largest upload accepted, in megabytes.
+    pub max_upload_mb: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// An inclusive port range written as "low-high".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub low: u16,
+    pub high: u16,
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("expected a port range like \"50000-50199\", got {s:?}");
+        let (low, high) = s.split_once('-').ok_or_else(bad)?;
+        let low: u16 = low.trim().parse().map_err(|_| bad())?;
+        let high: u16 = high.trim().parse().map_err(|_| bad())?;
+        if low == 0 || low > high {
+            return Err(bad());
+        }
+        Ok(PortRange { low, high })
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "0.0.0.0:8443".parse().expect("valid default"),
+            public_url: None,
+            data_dir: "data".into(),
+            database_url: None,
+            log_format: LogFormat::Text,
+            tls: TlsConfig::default(),
+            media: MediaConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert: None,
+            key: None,
+            cert_dir: "certs".into(),
+            behind_proxy: false,
+            redirect_from: None,
+        }
+    }
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            udp_ports: PortRange {
+                low: 50000,
+                high: 50999,
+            },
+            public_ip: None,
+            interfaces: Vec::new(),
+            ice_tcp: true,
+            ice_servers: Vec::new(),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_message_bytes: 64 * 1024,
+            max_participants_per_room: 500,
+            max_rooms_per_node: 100,
+            max_upload_mb: 50,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the file (if any) and applies the `HOMEROOM_*` variables of `env` over it.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Syntax {
+                        path: path.to_owned(),
+                        message: e.message().to_owned(),
+                    })?
+            }
+            None => toml::Table::new(),
+        };
+        let overrides: BTreeMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| is_key_variable(k))
+            .collect();
+        for (name, value) in overrides {
+            apply_override(&mut table, &name, &value);
+        }
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                ConfigError::Key {
+                    key: e.path().to_string(),
+                    message: e.inner().to_string(),
+                }
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let key_error = |key: &str, message: &str| ConfigError::Key {
+            key: key.into(),
+            message: message.into(),
+        };
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(key_error(
+                "tls.cert",
+                "tls.cert and tls.key must be given together",
+            ));
+        }
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres:")
+                || url.starts_with("postgresql:"))
+            {
+                return Err(key_error(
+                    "database_url",
+                    "must start with sqlite: or postgres:",
+                ));
+            }
+        }
+        if self.limits.max_message_bytes < 1024 {
+            return Err(key_error(
+                "limits.max_message_bytes",
+                "must be at least 1024",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("homeroom.db").display()
+            ),
+        }
+    }
+
+    /// The base URL printed in links: the configured one, or one made from the host name.
+    pub fn public_url(&self, bound: SocketAddr) -> url::Url {
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
+        let scheme = if self.tls.behind_proxy {
+            "http"
+        } else {
+            "https"
+        };
+        let host = if bound.ip().is_unspecified() {
+            gethostname::gethostname().to_string_lossy().into_owned()
+        } else {
+            bound.ip().to_string()
+        };
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        url::Url::parse(&format!("{scheme}://{host}:{}/", bound.port())).expect("valid url")
+    }
+}
+
+/// `HOMEROOM_TLS_CERT` sets `tls.cert`, `HOMEROOM_DATA_DIR` sets `data_dir`: a first word that
+/// names a section selects it. The value is read as TOML when it parses (numbers, booleans,
+/// arrays) and as a plain string otherwise.
+fn apply_override(table: &mut toml::Table, name: &str, value: &str) {
+    const SECTIONS: &[&str] = &["tls", "media", "limits"];
+    let key = name.trim_start_matches("HOMEROOM_").to_ascii_lowercase();
+    let parsed = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    let section = SECTIONS
+        .iter()
+        .find(|s| key.starts_with(&format!("{s}_")))
+        .copied();
+    match section {
+        Some(section) => {
+            let field = key[section.len() + 1..].to_owned();
+            let entry = table
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = entry {
+                t.insert(field, parsed);
+            }
+        }
+        None => {
+            table.insert(key, parsed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("homeroom.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(
+            Some(&path),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let config = load_str("", &[]).unwrap();
+        assert_eq!(config.listen.port(), 8443);
+        assert!(config.database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = load_str("[tls]\ncertt = \"x\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("certt"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_names_its_key() {
+        let err = load_str("listen = \"nowhere\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`listen`"), "{err}");
+        let err = load_str("[media]\nudp_ports = \"9-1\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("media.udp_ports"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let config = load_str(
+            "listen = \"127.0.0.1:1\"\n[limits]\nmax_upload_mb = 5\n",
+            &[
+                ("HOMEROOM_LISTEN", "127.0.0.1:2"),
+                ("HOMEROOM_LIMITS_MAX_UPLOAD_MB", "7"),
+                ("HOMEROOM_TLS_BEHIND_PROXY", "true"),
+                ("HOMEROOM_CONFIG", "ignored"),
+                ("HOMEROOM_TEST_POSTGRES", "ignored"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.listen.port(), 2);
+        assert_eq!(config.limits.max_upload_mb, 7);
+        assert!(config.tls.behind_proxy);
+    }
+
+    #[test]
+    fn unknown_environment_key_is_named() {
+        let err = load_str("", &[("HOMEROOM_LISTNE", "x")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listne"), "{err}");
+    }
+
+    #[test]
+    fn example_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("homeroom.example.toml");
+        Config::load(Some(&path), []).unwrap();
+    }
+
+    #[test]
+    fn cert_without_key_is_refused() {
+        let err = load_str("[tls]\ncert = \"a.pem\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tls.key"), "{err}");
+    }
+}

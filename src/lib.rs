@@ -1,0 +1,22 @@
+//! Homeroom: live classrooms, tutoring rooms and class timelines for one school.
+//!
+//! # Layout
+//! - `config`: the TOML file and `HOMEROOM_*` overrides.
+//! - `server`: opens the store and serves HTTPS until shutdown; `main` is a thin wrapper.
+//! - `http`: one router per resource, the error type, the OpenAPI document.
+//! - `auth`: passwords and the random tokens behind sessions, invites and links.
+//! - `store`: the database (SQLite or PostgreSQL), one file of queries per concept.
+//! - `tls`: the configured or self-signed certificate.
+//! - `metrics`, `telemetry`: Prometheus counters and logging.
+
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod tls;
+
+pub use server::run;

@@ -1,0 +1,145 @@
+//! Serving: opens the store, builds the state, and runs the HTTPS server until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Redirect};
+use axum_server::tls_rustls::RustlsConfig;
+use axum_server::Handle;
+
+use crate::auth::token;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::store::Store;
+use crate::{http, tls};
+
+/// In-flight requests get this long after a shutdown signal; the process is gone within 5 s.
+const DRAIN: Duration = Duration::from_secs(4);
+
+/// Serves until `shutdown` completes, then drains requests and closes the database.
+pub async fn run(
+    config: Config,
+    listener: std::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    tls::install_crypto_provider();
+    // Load TLS first: a bad certificate is a configuration error and must stop us before
+    // anything else happens.
+    let tls_config = match config.tls.behind_proxy {
+        true => None,
+        false => Some(tls::server_config(&config.tls)?),
+    };
+    let store = open_store(&config).await?;
+    let bound = listener.local_addr()?;
+    let public_url = config.public_url(bound);
+    announce_setup_link(&store, &public_url).await?;
+
+    let state = AppState {
+        config: Arc::new(config.clone()),
+        store: store.clone(),
+        metrics: Arc::new(Metrics::default()),
+        public_url: public_url.clone(),
+    };
+    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+
+    let handle = Handle::new();
+    let redirect = match config.tls.redirect_from {
+        Some(addr) if tls_config.is_some() => {
+            Some(spawn_redirect(addr, public_url.clone(), handle.clone())?)
+        }
+        _ => None,
+    };
+    tokio::spawn({
+        let handle = handle.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            handle.graceful_shutdown(Some(DRAIN));
+        }
+    });
+
+    listener.set_nonblocking(true)?;
+    println!("Homeroom is serving on {bound}; open {public_url}");
+    tracing::info!(%bound, "serving");
+    match tls_config {
+        Some(tls_config) => {
+            axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(tls_config))
+                .handle(handle)
+                .serve(app)
+                .await?
+        }
+        None => {
+            axum_server::from_tcp(listener)
+                .handle(handle)
+                .serve(app)
+                .await?
+        }
+    }
+    if let Some(redirect) = redirect {
+        let _ = redirect.await;
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Connects and migrates; used by `serve` and by the `migrate` command.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let store = Store::connect(&config.database_url())
+        .await
+        .context("cannot open the database")?;
+    store
+        .migrate()
+        .await
+        .context("cannot apply database migrations")?;
+    Ok(store)
+}
+
+/// While no admin exists, every start prints a fresh one-time link that creates the first one.
+/// It goes to standard output, not the log: it is a secret meant for the person at the console.
+async fn announce_setup_link(store: &Store, public_url: &url::Url) -> anyhow::Result<()> {
+    if store.admin_exists().await? {
+        return Ok(());
+    }
+    let secret = token::new_secret();
+    store.create_setup_token(&token::hash(&secret)).await?;
+    let mut link = public_url.join("setup").expect("valid path");
+    link.set_fragment(Some(&secret));
+    println!("No admin account yet. Create one within 24 hours at: {link}");
+    Ok(())
+}
+
+/// A plain-HTTP listener that sends every request to the same path over HTTPS.
+fn spawn_redirect(
+    addr: SocketAddr,
+    public_url: url::Url,
+    handle: Handle,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    listener.set_nonblocking(true)?;
+    let app = axum::Router::new().fallback(move |uri: Uri| {
+        let public_url = public_url.clone();
+        async move {
+            let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            match public_url.join(path) {
+                Ok(target) => Redirect::permanent(target.as_str()).into_response(),
+                Err(_) => StatusCode::BAD_REQUEST.into_response(),
+            }
+        }
+    });
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum_server::from_tcp(listener)
+            .handle(handle)
+            .serve(app.into_make_service())
+            .await
+        {
+            tracing::error!(error = %e, "redirect listener failed");
+        }
+    }))
+}

@@ -1,0 +1,16 @@
+//! The one state value every handler gets: cheap handles, cloned per request.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    /// The base of every link we hand out (invites, set-up, feeds).
+    pub public_url: url::Url,
+}

@@ -1,0 +1,286 @@
+//! The test harness: a real `homeroom` process on a random port with a fresh store (a temporary
+//! SQLite file, or a new PostgreSQL database), spoken to over real HTTPS.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an async test body once per backend: `both_backends!(name);` expects `async fn name(db: Db)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() { super::$name($crate::helpers::Db::Sqlite).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() { super::$name($crate::helpers::Db::Postgres).await }
+        }
+    )*};
+}
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_homeroom");
+
+/// A fresh place for one server: its folder and its database URL.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+    pub database_url: String,
+}
+
+impl Drop for Workspace {
+    /// Drops the test's PostgreSQL database so repeated runs leave nothing behind.
+    fn drop(&mut self) {
+        if !self.database_url.starts_with("postgres") {
+            return;
+        }
+        let (Ok(admin_url), Ok(url)) = (
+            std::env::var("HOMEROOM_TEST_POSTGRES"),
+            url::Url::parse(&self.database_url),
+        ) else {
+            return;
+        };
+        let name = url.path().trim_start_matches('/').to_owned();
+        let _ = std::thread::spawn(move || {
+            use sqlx::Connection;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+impl Workspace {
+    pub async fn new(db: Db) -> Workspace {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = match db {
+            Db::Sqlite => format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("homeroom.db").display()
+            ),
+            Db::Postgres => fresh_postgres_database().await,
+        };
+        Workspace { dir, database_url }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The config file the server is started with; `extra` is appended verbatim.
+    pub fn write_config(&self, extra: &str) -> PathBuf {
+        let path = self.path().join("homeroom.toml");
+        let text = format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{data}\"\ndatabase_url = \"{db}\"\n{extra}\n[tls]\ncert_dir = \"{certs}\"\n",
+            data = self.path().join("data").display(),
+            db = self.database_url,
+            certs = self.path().join("certs").display(),
+        );
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    /// A `homeroom` command with this workspace's config and a clean HOMEROOM_* environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("HOMEROOM_") {
+                command.env_remove(key);
+            }
+        }
+        command
+            .arg("--config")
+            .arg(self.path().join("homeroom.toml"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .kill_on_drop(true);
+        command
+    }
+}
+
+/// A running server.
+pub struct TestApp {
+    // The process goes before its workspace (fields drop in order).
+    child: Child,
+    pub workspace: Workspace,
+    pub base: String,
+    pub client: reqwest::Client,
+    stdout: Arc<Mutex<Vec<String>>>,
+    log_path: PathBuf,
+}
+
+impl TestApp {
+    pub async fn spawn(db: Db) -> TestApp {
+        let workspace = Workspace::new(db).await;
+        workspace.write_config("");
+        TestApp::start(workspace).await
+    }
+
+    /// Starts (or restarts) the server on an existing workspace.
+    pub async fn start(workspace: Workspace) -> TestApp {
+        let log_path = workspace.path().join("server.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .unwrap();
+        let mut child = workspace
+            .command(&["serve"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn homeroom");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let base = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                stdout.lock().unwrap().push(line.clone());
+                if let Some(url) = line.split("; open ").nth(1) {
+                    return url.trim_end_matches('/').to_owned();
+                }
+            }
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            panic!("homeroom exited before serving; its log:\n{log}");
+        })
+        .await
+        .expect("homeroom did not start within 30 s");
+        tokio::spawn({
+            let stdout = stdout.clone();
+            async move {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    stdout.lock().unwrap().push(line);
+                }
+            }
+        });
+        let client = client_trusting(&workspace.path().join("certs/self-signed.crt"));
+        TestApp {
+            workspace,
+            base,
+            client,
+            child,
+            stdout,
+            log_path,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// What the server printed on standard output so far.
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Everything the server logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The one-time set-up secret printed at start (while no admin exists).
+    pub fn setup_secret(&self) -> Option<String> {
+        self.stdout()
+            .iter()
+            .rev()
+            .find_map(|l| l.split("/setup#").nth(1).map(|s| s.trim().to_owned()))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub async fn terminate(mut self) -> (std::process::ExitStatus, Duration, Workspace) {
+        let started = std::time::Instant::now();
+        signal(self.pid(), "TERM");
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("homeroom did not exit within 10 s of SIGTERM")
+            .unwrap();
+        (status, started.elapsed(), self.workspace)
+    }
+}
+
+pub fn signal(pid: u32, name: &str) {
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "kill -{name} {pid} failed");
+}
+
+/// An HTTPS client that trusts exactly the server's generated certificate, with a cookie jar.
+pub fn client_trusting(cert: &Path) -> reqwest::Client {
+    let pem = std::fs::read(cert).expect("generated certificate");
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .cookie_store(true)
+        .use_rustls_tls()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// Creates a new database on the server named by HOMEROOM_TEST_POSTGRES.
+async fn fresh_postgres_database() -> String {
+    use sqlx::Connection;
+    let admin_url = std::env::var("HOMEROOM_TEST_POSTGRES").unwrap_or_else(|_| {
+        panic!(
+            "this test runs on PostgreSQL: set HOMEROOM_TEST_POSTGRES to a server URL, e.g. \
+             HOMEROOM_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test (the README's test \
+             command does this)"
+        )
+    });
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "homeroom_t{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+        rand_suffix()
+    );
+    let mut conn = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at HOMEROOM_TEST_POSTGRES: {e}"));
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let mut url = url::Url::parse(&admin_url).expect("HOMEROOM_TEST_POSTGRES is a URL");
+    url.set_path(&name);
+    url.to_string()
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+}

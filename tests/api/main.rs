@@ -1,0 +1,5 @@
+//! End-to-end tests of the HTTP server: a real process, real HTTPS, real SQLite and PostgreSQL.
+
+mod helpers;
+
+mod foundation;
