@@ -9,10 +9,12 @@
 //! - `tls`: the configured or self-signed certificate.
 //! - `metrics`, `telemetry`: Prometheus counters and logging.
 
+pub mod access;
 pub mod auth;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod names;
 pub mod server;
 pub mod state;
 pub mod store;

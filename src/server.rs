@@ -43,6 +43,7 @@ pub async fn run(
         config: Arc::new(config.clone()),
         store: store.clone(),
         metrics: Arc::new(Metrics::default()),
+        rate_limits: Arc::default(),
         public_url: public_url.clone(),
     };
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::auth::rate_limit::RateLimits;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -11,6 +12,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
+    pub rate_limits: Arc<RateLimits>,
     /// The base of every link we hand out (invites, set-up, feeds).
     pub public_url: url::Url,
 }

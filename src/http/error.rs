@@ -11,6 +11,8 @@ use serde::Serialize;
 pub enum Error {
     #[error("sign in first")]
     Unauthorized,
+    #[error("wrong login or password")]
+    BadCredentials,
     /// Also used for things that exist but are not the caller's: answering "forbidden" would
     /// tell a family that another class exists.
     #[error("not found")]
@@ -68,7 +70,7 @@ impl Error {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::Unauthorized | Error::BadCredentials => StatusCode::UNAUTHORIZED,
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::Forbidden { .. } | Error::Csrf => StatusCode::FORBIDDEN,
             Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -83,6 +85,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Unauthorized => "unauthorized",
+            Error::BadCredentials => "bad_credentials",
             Error::NotFound => "not_found",
             Error::Forbidden { code, .. }
             | Error::BadRequest { code, .. }

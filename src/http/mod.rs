@@ -1,7 +1,11 @@
 //! HTTP: one router per resource, merged here, with the layers every request passes through.
 
+mod accounts;
+mod classes;
 pub mod error;
+pub mod extract;
 mod health;
+mod invites;
 mod openapi;
 
 use std::time::Instant;
@@ -26,6 +30,9 @@ pub fn router(state: AppState) -> Router {
     });
     Router::new()
         .merge(health::router())
+        .merge(accounts::router())
+        .merge(classes::router())
+        .merge(invites::router())
         .merge(openapi::router())
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(SetResponseHeaderLayer::if_not_present(

@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::health;
+use super::{accounts, classes, health, invites};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -15,10 +15,37 @@ use crate::state::AppState;
         title = "Homeroom API",
         description = "Live classrooms and class timelines for schools."
     ),
-    paths(health::healthz, health::readyz, health::metrics, openapi_json),
-    components(schemas(ErrorBody, ErrorDetail))
+    paths(
+        health::healthz, health::readyz, health::metrics, openapi_json,
+        accounts::setup, accounts::sign_in, accounts::sign_out, accounts::me, accounts::change_password,
+        accounts::list_users, accounts::create_user, accounts::create_reset, accounts::use_reset,
+        classes::list_classes, classes::create_class, classes::get_class, classes::rename_class,
+        classes::list_members, classes::set_member, classes::remove_member,
+        classes::list_students, classes::create_student,
+        invites::create_invite, invites::list_invites, invites::revoke_invite, invites::lookup, invites::accept,
+    ),
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&CsrfHeader)
 )]
 pub struct ApiDoc;
+
+/// Documents the cookie session and the CSRF header that every change must carry.
+struct CsrfHeader;
+
+impl utoipa::Modify for CsrfHeader {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "homeroom_session",
+                "Set by signing in. POST, PUT, PATCH and DELETE must also send the X-CSRF-Token header \
+                 with the csrf_token from /api/v1/me.",
+            ))),
+        );
+    }
+}
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/openapi.json", get(openapi_json))

@@ -5,6 +5,9 @@
 //! Only the DDL differs, so each backend has its own migration folder, both embedded.
 //! One file per concept holds that concept's queries.
 
+pub mod classes;
+pub mod invites;
+pub mod password_resets;
 pub mod sessions;
 pub mod setup;
 pub mod users;

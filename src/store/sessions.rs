@@ -1,8 +1,59 @@
 //! Sign-in sessions, stored server-side so signing out (or a password reset) really ends them.
+//! The cookie holds a random secret; only its hash is stored.
 
-use super::Store;
+use super::users::User;
+use super::{now_ms, Store};
+
+/// How long a sign-in lasts. Families sign in on a phone once and stay in for the term.
+pub const SESSION_TTL_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 
 impl Store {
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        csrf: &str,
+    ) -> Result<(), sqlx::Error> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO auth_sessions (token_hash, user_id, csrf_token, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(csrf)
+        .bind(now)
+        .bind(now + SESSION_TTL_MS)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The signed-in user and the session's CSRF token, if the session is valid.
+    pub async fn session_user(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(User, String)>, sqlx::Error> {
+        let row: Option<SessionRow> = sqlx::query_as(
+            "SELECT u.id, u.login, u.display_name, u.email, u.is_admin, u.created_at, s.csrf_token
+             FROM auth_sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.token_hash = $1 AND s.expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now_ms())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| (r.user, r.csrf_token)))
+    }
+
+    pub async fn delete_session(&self, token_hash: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM auth_sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Ends every session of the user, e.g. after their password changed.
     pub async fn delete_sessions_of(&self, user_id: i64) -> Result<u64, sqlx::Error> {
         let done = sqlx::query("DELETE FROM auth_sessions WHERE user_id = $1")
@@ -10,5 +61,28 @@ impl Store {
             .execute(self.pool())
             .await?;
         Ok(done.rows_affected())
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    #[sqlx(flatten)]
+    user: User,
+    csrf_token: String,
+}
+
+impl Store {
+    /// Signs the user out everywhere but here (after they changed their own password).
+    pub async fn delete_other_sessions(
+        &self,
+        user_id: i64,
+        keep_hash: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM auth_sessions WHERE user_id = $1 AND token_hash <> $2")
+            .bind(user_id)
+            .bind(keep_hash)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 }

@@ -88,3 +88,27 @@ struct UserWithHash {
     user: User,
     password_hash: String,
 }
+
+impl Store {
+    pub async fn users(&self) -> Result<Vec<User>, sqlx::Error> {
+        sqlx::query_as::<_, User>(&format!(
+            "SELECT {COLUMNS} FROM users ORDER BY display_name, id"
+        ))
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// Whether `teacher` teaches a class in which `user` is a family, tutor or student: what
+    /// lets a teacher make a password-reset link for them.
+    pub async fn teaches_member(&self, teacher: i64, user: i64) -> Result<bool, sqlx::Error> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM memberships t JOIN memberships m ON m.class_id = t.class_id
+             WHERE t.user_id = $1 AND t.role = 'teacher' AND m.user_id = $2 AND m.role <> 'teacher'",
+        )
+        .bind(teacher)
+        .bind(user)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(count > 0)
+    }
+}

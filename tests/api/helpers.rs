@@ -284,3 +284,223 @@ fn rand_suffix() -> u32 {
         .unwrap()
         .subsec_nanos()
 }
+
+/// A signed-in person: their own cookie jar and CSRF token.
+pub struct Actor {
+    pub client: reqwest::Client,
+    pub base: String,
+    pub csrf: String,
+    pub user_id: i64,
+    /// The session cookie's value, to check it never reaches the logs.
+    pub cookie: String,
+}
+
+impl Actor {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("x-csrf-token", &self.csrf);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// POST that must succeed; returns the JSON answer.
+    pub async fn post_ok(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let response = self.post(path, body).await;
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "POST {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// The `error.code` of a JSON error answer, with its status.
+pub async fn error_code(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    (
+        status,
+        body["error"]["code"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+impl TestApp {
+    fn new_client(&self) -> reqwest::Client {
+        client_trusting(&self.workspace.path().join("certs/self-signed.crt"))
+    }
+
+    /// Turns a sign-in answer (with its Set-Cookie) into an Actor.
+    async fn actor_from(&self, client: reqwest::Client, response: reqwest::Response) -> Actor {
+        let status = response.status();
+        let cookie = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| {
+                v.strip_prefix("homeroom_session=")
+                    .map(|rest| rest.split(';').next().unwrap().to_owned())
+            })
+            .unwrap_or_default();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "sign-in failed: {status} {text}");
+        let me: serde_json::Value = serde_json::from_str(&text).unwrap();
+        Actor {
+            client,
+            base: self.base.clone(),
+            csrf: me["csrf_token"].as_str().unwrap().to_owned(),
+            user_id: me["user"]["id"].as_i64().unwrap(),
+            cookie,
+        }
+    }
+
+    /// Creates the first admin through the printed set-up link.
+    pub async fn admin(&self) -> Actor {
+        let secret = self.setup_secret().expect("set-up link printed");
+        let client = self.new_client();
+        let response = client
+            .post(self.url("/api/v1/setup"))
+            .json(&serde_json::json!({"secret": secret, "login": "admin", "display_name": "Site Admin", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        self.actor_from(client, response).await
+    }
+
+    pub async fn sign_in(&self, login: &str, password: &str) -> Actor {
+        let client = self.new_client();
+        let response = client
+            .post(self.url("/api/v1/session"))
+            .json(&serde_json::json!({"login": login, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        self.actor_from(client, response).await
+    }
+
+    /// A teacher account made by the admin, who set their password through the link.
+    pub async fn teacher(&self, admin: &Actor, login: &str) -> Actor {
+        let created = admin
+            .post_ok(
+                "/api/v1/users",
+                serde_json::json!({"login": login, "display_name": login}),
+            )
+            .await;
+        let link = created["set_password_url"].as_str().unwrap();
+        let token = link.split('#').nth(1).unwrap();
+        let response = self
+            .new_client()
+            .post(self.url("/api/v1/password-reset"))
+            .json(&serde_json::json!({"token": token, "new_password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204);
+        self.sign_in(login, PASSWORD).await
+    }
+
+    /// Accepts an invite code as a new account.
+    pub async fn join(&self, code: &str, login: &str) -> Actor {
+        let client = self.new_client();
+        let response = client
+            .post(self.url("/api/v1/invites/accept"))
+            .json(&serde_json::json!({"code": code, "login": login, "display_name": login, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        self.actor_from(client, response).await
+    }
+
+    /// An anonymous client (no session).
+    pub fn anonymous(&self) -> reqwest::Client {
+        self.new_client()
+    }
+}
+
+/// A class with one person in every role, made the way a school makes it.
+pub struct ClassFixture {
+    pub class_id: i64,
+    pub student_id: i64,
+    pub teacher: Actor,
+    pub family: Actor,
+    pub tutor: Actor,
+    pub student: Actor,
+}
+
+impl ClassFixture {
+    pub async fn new(app: &TestApp, admin: &Actor, tag: &str) -> ClassFixture {
+        let teacher = app.teacher(admin, &format!("teacher-{tag}")).await;
+        let class = admin
+            .post_ok(
+                "/api/v1/classes",
+                serde_json::json!({"name": format!("Class {tag}"), "teacher_id": teacher.user_id}),
+            )
+            .await;
+        let class_id = class["id"].as_i64().unwrap();
+        let student = teacher
+            .post_ok(
+                &format!("/api/v1/classes/{class_id}/students"),
+                serde_json::json!({"name": format!("Kid {tag}")}),
+            )
+            .await;
+        let student_id = student["id"].as_i64().unwrap();
+        let invite = |role: &'static str| {
+            let teacher = &teacher;
+            async move {
+                let created = teacher
+                    .post_ok(
+                        &format!("/api/v1/classes/{class_id}/invites"),
+                        serde_json::json!({"role": role, "student_id": student_id}),
+                    )
+                    .await;
+                created["code"].as_str().unwrap().to_owned()
+            }
+        };
+        let family = app
+            .join(&invite("family").await, &format!("family-{tag}"))
+            .await;
+        let tutor = app
+            .join(&invite("tutor").await, &format!("tutor-{tag}"))
+            .await;
+        let student = app
+            .join(&invite("student").await, &format!("student-{tag}"))
+            .await;
+        ClassFixture {
+            class_id,
+            student_id,
+            teacher,
+            family,
+            tutor,
+            student,
+        }
+    }
+}
+
+impl Workspace {
+    /// A direct connection to the test's database, to set up states a test cannot wait for
+    /// (an invite that expired).
+    pub async fn database(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyPool::connect(&self.database_url)
+            .await
+            .expect("connect to test database")
+    }
+}

@@ -2,4 +2,5 @@
 
 mod helpers;
 
+mod accounts;
 mod foundation;

@@ -1,0 +1,355 @@
+//! Classes, their members and students, and what the caller may do in each.
+//!
+//! Every class-scoped handler in the crate goes through [`require`]: it asks the one
+//! permission function, and answers 404 to anyone outside the class, exactly as for a class
+//! that does not exist, so a family cannot learn that another class is there.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::accounts::parse_name;
+use super::extract::{ApiJson, CurrentUser};
+use super::{Error, Result};
+use crate::access::{decide, Action, Facts, Grant, Role, Who};
+use crate::state::AppState;
+use crate::store::classes::{Class, Member, MyClass, Student};
+use crate::store::users::User;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/classes", get(list_classes).post(create_class))
+        .route(
+            "/api/v1/classes/{class_id}",
+            get(get_class).patch(rename_class),
+        )
+        .route("/api/v1/classes/{class_id}/members", get(list_members))
+        .route(
+            "/api/v1/classes/{class_id}/members/{user_id}",
+            put(set_member).delete(remove_member),
+        )
+        .route(
+            "/api/v1/classes/{class_id}/students",
+            get(list_students).post(create_student),
+        )
+}
+
+/// How the user stands in the class. Unknown classes and outsiders look the same.
+pub async fn who_in(state: &AppState, user: &User, class_id: i64) -> Result<Who> {
+    if user.is_admin() {
+        state.store.class(class_id).await?.ok_or(Error::NotFound)?;
+        return Ok(Who::Admin);
+    }
+    Ok(match state.store.role_in(user.id, class_id).await? {
+        Some(role) => Who::Member(role),
+        None => Who::Outsider,
+    })
+}
+
+/// Asks the permission function; outsiders get 404, members who may not get 403.
+pub async fn require(
+    state: &AppState,
+    user: &User,
+    class_id: i64,
+    action: Action,
+    facts: Facts,
+) -> Result<(Who, Grant)> {
+    let who = who_in(state, user, class_id).await?;
+    let grant = decide(who, action, facts);
+    match (grant, who) {
+        (Grant::Denied, Who::Outsider) => Err(Error::NotFound),
+        (Grant::Denied, _) => Err(Error::forbidden(
+            "not_allowed",
+            "your role in this class does not allow this",
+        )),
+        _ => Ok((who, grant)),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ClassView {
+    #[serde(flatten)]
+    pub class: Class,
+    /// The caller's role; absent for an admin who is not a member.
+    pub role: Option<Role>,
+    /// What the caller may do here, straight from the permission function (without the
+    /// situational facts: promotion, room assignment, admission).
+    pub permissions: BTreeMap<String, Grant>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreateClassRequest {
+    pub name: String,
+    /// Admins may name the class's teacher; otherwise the creator teaches it.
+    pub teacher_id: Option<i64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RenameClassRequest {
+    pub name: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SetMemberRequest {
+    pub role: Role,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreateStudentRequest {
+    pub name: String,
+}
+
+/// The caller's classes (every class for an admin).
+#[utoipa::path(get, path = "/api/v1/classes", tag = "classes", responses((status = 200, body = [MyClass])))]
+pub async fn list_classes(
+    State(state): State<AppState>,
+    current: CurrentUser,
+) -> Result<Json<Vec<MyClass>>> {
+    Ok(Json(
+        state
+            .store
+            .classes_of(current.user.id, current.user.is_admin())
+            .await?,
+    ))
+}
+
+/// Opens a class. Admins and teachers may; the teacher (or the named one) teaches it.
+#[utoipa::path(post, path = "/api/v1/classes", tag = "classes", request_body = CreateClassRequest,
+    responses((status = 201, body = Class), (status = 403, body = super::error::ErrorBody)))]
+pub async fn create_class(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    ApiJson(request): ApiJson<CreateClassRequest>,
+) -> Result<(StatusCode, Json<Class>)> {
+    let user = &current.user;
+    let who = if user.is_admin() {
+        Who::Admin
+    } else if state.store.teaches_any(user.id).await? {
+        Who::Member(Role::Teacher)
+    } else {
+        Who::Outsider
+    };
+    if !decide(who, Action::ManageClass, Facts::default()).allowed() {
+        return Err(Error::forbidden(
+            "not_allowed",
+            "only admins and teachers open classes",
+        ));
+    }
+    let name = parse_name(&request.name)?;
+    let teacher = match request.teacher_id {
+        Some(id) if who == Who::Admin => {
+            state
+                .store
+                .user_by_id(id)
+                .await?
+                .ok_or_else(|| Error::bad_request("unknown_user", "no user has that id"))?
+                .id
+        }
+        Some(_) => {
+            return Err(Error::forbidden(
+                "not_allowed",
+                "only admins name another teacher",
+            ))
+        }
+        None => user.id,
+    };
+    let class = state.store.create_class(name.as_str()).await?;
+    if !(who == Who::Admin && request.teacher_id.is_none()) {
+        state
+            .store
+            .set_membership(teacher, class.id, Role::Teacher)
+            .await?;
+    }
+    Ok((StatusCode::CREATED, Json(class)))
+}
+
+/// One class, with the caller's role and permissions. Any member may look.
+#[utoipa::path(get, path = "/api/v1/classes/{class_id}", tag = "classes", params(("class_id" = i64, Path)),
+    responses((status = 200, body = ClassView), (status = 404, body = super::error::ErrorBody)))]
+pub async fn get_class(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(class_id): Path<i64>,
+) -> Result<Json<ClassView>> {
+    let who = who_in(&state, &current.user, class_id).await?;
+    let permissions: BTreeMap<String, Grant> = Action::ALL
+        .iter()
+        .map(|a| (action_name(*a), decide(who, *a, Facts::default())))
+        .collect();
+    if permissions.values().all(|g| !g.allowed()) {
+        return Err(Error::NotFound);
+    }
+    let class = state.store.class(class_id).await?.ok_or(Error::NotFound)?;
+    let role = match who {
+        Who::Member(role) => Some(role),
+        _ => None,
+    };
+    Ok(Json(ClassView {
+        class,
+        role,
+        permissions,
+    }))
+}
+
+fn action_name(action: Action) -> String {
+    serde_json::to_value(action)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Renames the class.
+#[utoipa::path(patch, path = "/api/v1/classes/{class_id}", tag = "classes", params(("class_id" = i64, Path)),
+    request_body = RenameClassRequest, responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
+pub async fn rename_class(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(class_id): Path<i64>,
+    ApiJson(request): ApiJson<RenameClassRequest>,
+) -> Result<StatusCode> {
+    require(
+        &state,
+        &current.user,
+        class_id,
+        Action::ManageClass,
+        Facts::default(),
+    )
+    .await?;
+    let name = parse_name(&request.name)?;
+    state.store.rename_class(class_id, name.as_str()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Everyone in the class with their role.
+#[utoipa::path(get, path = "/api/v1/classes/{class_id}/members", tag = "classes", params(("class_id" = i64, Path)),
+    responses((status = 200, body = [Member]), (status = 404, body = super::error::ErrorBody)))]
+pub async fn list_members(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(class_id): Path<i64>,
+) -> Result<Json<Vec<Member>>> {
+    require(
+        &state,
+        &current.user,
+        class_id,
+        Action::ManageClass,
+        Facts::default(),
+    )
+    .await?;
+    Ok(Json(state.store.members(class_id).await?))
+}
+
+/// Sets a member's role. Only admins add people who are not members yet (everyone else
+/// comes in through an invite), so a teacher cannot pull strangers into a class.
+#[utoipa::path(put, path = "/api/v1/classes/{class_id}/members/{user_id}", tag = "classes",
+    params(("class_id" = i64, Path), ("user_id" = i64, Path)), request_body = SetMemberRequest,
+    responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
+pub async fn set_member(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path((class_id, user_id)): Path<(i64, i64)>,
+    ApiJson(request): ApiJson<SetMemberRequest>,
+) -> Result<StatusCode> {
+    let (who, _) = require(
+        &state,
+        &current.user,
+        class_id,
+        Action::ManageClass,
+        Facts::default(),
+    )
+    .await?;
+    let is_member = state.store.role_in(user_id, class_id).await?.is_some();
+    if !is_member && who != Who::Admin {
+        return Err(Error::forbidden(
+            "not_allowed",
+            "people join a class through an invite",
+        ));
+    }
+    state
+        .store
+        .user_by_id(user_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    state
+        .store
+        .set_membership(user_id, class_id, request.role)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes someone from the class.
+#[utoipa::path(delete, path = "/api/v1/classes/{class_id}/members/{user_id}", tag = "classes",
+    params(("class_id" = i64, Path), ("user_id" = i64, Path)),
+    responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
+pub async fn remove_member(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path((class_id, user_id)): Path<(i64, i64)>,
+) -> Result<StatusCode> {
+    require(
+        &state,
+        &current.user,
+        class_id,
+        Action::ManageClass,
+        Facts::default(),
+    )
+    .await?;
+    match state.store.remove_membership(user_id, class_id).await? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(Error::NotFound),
+    }
+}
+
+/// The class's students; a family sees only its own children.
+#[utoipa::path(get, path = "/api/v1/classes/{class_id}/students", tag = "classes", params(("class_id" = i64, Path)),
+    responses((status = 200, body = [Student]), (status = 404, body = super::error::ErrorBody)))]
+pub async fn list_students(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(class_id): Path<i64>,
+) -> Result<Json<Vec<Student>>> {
+    let who = who_in(&state, &current.user, class_id).await?;
+    if decide(who, Action::ManageClass, Facts::default()).allowed() {
+        return Ok(Json(state.store.students(class_id).await?));
+    }
+    require(
+        &state,
+        &current.user,
+        class_id,
+        Action::ReadTimeline,
+        Facts::default(),
+    )
+    .await?;
+    Ok(Json(
+        state.store.children_of(current.user.id, class_id).await?,
+    ))
+}
+
+/// Adds a student (a child, who may never have a login).
+#[utoipa::path(post, path = "/api/v1/classes/{class_id}/students", tag = "classes", params(("class_id" = i64, Path)),
+    request_body = CreateStudentRequest, responses((status = 201, body = Student), (status = 404, body = super::error::ErrorBody)))]
+pub async fn create_student(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(class_id): Path<i64>,
+    ApiJson(request): ApiJson<CreateStudentRequest>,
+) -> Result<(StatusCode, Json<Student>)> {
+    require(
+        &state,
+        &current.user,
+        class_id,
+        Action::ManageClass,
+        Facts::default(),
+    )
+    .await?;
+    let name = parse_name(&request.name)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(state.store.create_student(class_id, name.as_str()).await?),
+    ))
+}
