@@ -77,7 +77,7 @@ pub struct MediaConfig {
     pub ice_servers: Vec<IceServer>,
 }
 
-#[derive(Debug, Clone, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IceServer {
     pub urls: Vec<String>,

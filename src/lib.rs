@@ -16,6 +16,8 @@ pub mod http;
 pub mod metrics;
 pub mod names;
 pub mod server;
+pub mod sfu;
+pub mod signal;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -14,6 +14,7 @@ use axum_server::Handle;
 use crate::auth::token;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::sfu::Sfu;
 use crate::state::AppState;
 use crate::store::Store;
 use crate::{http, tls};
@@ -39,11 +40,19 @@ pub async fn run(
     let public_url = config.public_url(bound);
     announce_setup_link(&store, &public_url).await?;
 
+    let closed = store.close_orphaned_sessions().await?;
+    if closed > 0 {
+        tracing::warn!(closed, "closed live sessions left open by an earlier crash");
+    }
+    let metrics = Arc::new(Metrics::default());
+    let sfu = Sfu::new(&config, store.clone(), metrics.clone());
     let state = AppState {
         config: Arc::new(config.clone()),
         store: store.clone(),
-        metrics: Arc::new(Metrics::default()),
+        metrics,
         rate_limits: Arc::default(),
+        room_tokens: Arc::default(),
+        sfu: sfu.clone(),
         public_url: public_url.clone(),
     };
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -84,6 +93,7 @@ pub async fn run(
     if let Some(redirect) = redirect {
         let _ = redirect.await;
     }
+    sfu.shutdown().await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use crate::auth::rate_limit::RateLimits;
+use crate::auth::room_token::RoomTokens;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::sfu::Sfu;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -13,6 +15,8 @@ pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub rate_limits: Arc<RateLimits>,
+    pub room_tokens: Arc<RoomTokens>,
+    pub sfu: Sfu,
     /// The base of every link we hand out (invites, set-up, feeds).
     pub public_url: url::Url,
 }

@@ -2,4 +2,5 @@
 
 pub mod password;
 pub mod rate_limit;
+pub mod room_token;
 pub mod token;

@@ -35,6 +35,20 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let open = crate::sfu::peer::OPEN_CONNECTIONS.load(std::sync::atomic::Ordering::Relaxed);
+    state.metrics.set_gauge(
+        "homeroom_peer_connections",
+        "Open WebRTC peer connections.",
+        open as i64,
+    );
+    let tasks = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    state.metrics.set_gauge(
+        "homeroom_tasks",
+        "Tasks alive in the async runtime.",
+        tasks as i64,
+    );
     (
         [(
             header::CONTENT_TYPE,

@@ -7,6 +7,7 @@ pub mod extract;
 mod health;
 mod invites;
 mod openapi;
+mod rooms;
 
 use std::time::Instant;
 
@@ -33,6 +34,8 @@ pub fn router(state: AppState) -> Router {
         .merge(accounts::router())
         .merge(classes::router())
         .merge(invites::router())
+        .merge(rooms::router())
+        .merge(crate::signal::router())
         .merge(openapi::router())
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(SetResponseHeaderLayer::if_not_present(

@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::{accounts, classes, health, invites};
+use super::{accounts, classes, health, invites, rooms};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -23,6 +23,7 @@ use crate::state::AppState;
         classes::list_members, classes::set_member, classes::remove_member,
         classes::list_students, classes::create_student,
         invites::create_invite, invites::list_invites, invites::revoke_invite, invites::lookup, invites::accept,
+        rooms::list_rooms, rooms::create_room, rooms::create_guest_link, rooms::guest_token,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&CsrfHeader)

@@ -7,7 +7,9 @@
 
 pub mod classes;
 pub mod invites;
+pub mod live_sessions;
 pub mod password_resets;
+pub mod rooms;
 pub mod sessions;
 pub mod setup;
 pub mod users;

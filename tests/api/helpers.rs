@@ -85,14 +85,19 @@ impl Workspace {
         self.dir.path()
     }
 
-    /// The config file the server is started with; `extra` is appended verbatim.
+    /// The config file the server is started with; `extra` goes in at the top level.
+    /// Media stays on the loopback interface, on ports of this workspace's own.
     pub fn write_config(&self, extra: &str) -> PathBuf {
+        static RANGE: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+        let low = 20000 + (RANGE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 80) * 500;
         let path = self.path().join("homeroom.toml");
         let text = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = \"{data}\"\ndatabase_url = \"{db}\"\n{extra}\n[tls]\ncert_dir = \"{certs}\"\n",
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{data}\"\ndatabase_url = \"{db}\"\n{extra}\n\
+             [tls]\ncert_dir = \"{certs}\"\n[media]\ninterfaces = [\"127.0.0.1\"]\nudp_ports = \"{low}-{high}\"\n",
             data = self.path().join("data").display(),
             db = self.database_url,
             certs = self.path().join("certs").display(),
+            high = low + 499,
         );
         std::fs::write(&path, text).expect("write config");
         path
@@ -110,7 +115,11 @@ impl Workspace {
             .arg("--config")
             .arg(self.path().join("homeroom.toml"))
             .args(args)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("HOMEROOM_TEST_LOG")
+                    .unwrap_or_else(|_| "info,rtc=warn,rtc_ice=error,webrtc=warn".into()),
+            )
             .kill_on_drop(true);
         command
     }
@@ -118,7 +127,8 @@ impl Workspace {
 
 /// A running server.
 pub struct TestApp {
-    // The process goes before its workspace (fields drop in order).
+    // Fields drop in order: the log is read, then the process ends, then its folder goes.
+    _log_on_panic: LogOnPanic,
     child: Child,
     pub workspace: Workspace,
     pub base: String,
@@ -133,7 +143,25 @@ impl TestApp {
         workspace.write_config("");
         TestApp::start(workspace).await
     }
+}
 
+/// Shows the end of the server's log when the test fails.
+struct LogOnPanic(PathBuf);
+
+impl Drop for LogOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.0).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("--- last lines of the server log ---");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+impl TestApp {
     /// Starts (or restarts) the server on an existing workspace.
     pub async fn start(workspace: Workspace) -> TestApp {
         let log_path = workspace.path().join("server.log");
@@ -172,6 +200,7 @@ impl TestApp {
         });
         let client = client_trusting(&workspace.path().join("certs/self-signed.crt"));
         TestApp {
+            _log_on_panic: LogOnPanic(log_path.clone()),
             workspace,
             base,
             client,

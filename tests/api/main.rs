@@ -1,6 +1,8 @@
 //! End-to-end tests of the HTTP server: a real process, real HTTPS, real SQLite and PostgreSQL.
 
 mod helpers;
+mod live;
+mod peer;
 
 mod accounts;
 mod foundation;

@@ -1,0 +1,139 @@
+//! Forwarding decisions as plain data, with no I/O: which subscriber gets which track, and
+//! when a publisher is asked for a keyframe. The media code asks; this file decides, and is
+//! unit-tested on its own.
+
+use std::time::{Duration, Instant};
+
+use crate::signal::protocol::MediaKind;
+
+/// What the forwarder knows about one subscriber of one track.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SubscriberView {
+    /// The subscriber asked for audio only (weak connection).
+    pub audio_only: bool,
+    /// Still in the waiting room of a tutoring room.
+    pub waiting: bool,
+}
+
+/// Whether a packet of a track of `kind`, muted or not, goes to this subscriber.
+pub fn should_forward(kind: MediaKind, track_muted: bool, subscriber: SubscriberView) -> bool {
+    !track_muted && !subscriber.waiting && !(subscriber.audio_only && kind == MediaKind::Video)
+}
+
+/// Keyframe requests (PLI) to one publisher track, at most one per `interval`. A request
+/// that arrives too early is remembered and sent when the interval has passed, so a late
+/// joiner always gets its keyframe within one interval, however many join at once.
+#[derive(Debug)]
+pub struct PliLimiter {
+    interval: Duration,
+    last_sent: Option<Instant>,
+    pending: bool,
+}
+
+impl PliLimiter {
+    pub fn new(interval: Duration) -> PliLimiter {
+        PliLimiter {
+            interval,
+            last_sent: None,
+            pending: false,
+        }
+    }
+
+    /// Registers a request; true when a PLI should go out now.
+    pub fn request(&mut self, now: Instant) -> bool {
+        self.pending = true;
+        self.poll(now)
+    }
+
+    /// Call periodically; true when a remembered request may go out now.
+    pub fn poll(&mut self, now: Instant) -> bool {
+        let ready = self
+            .last_sent
+            .is_none_or(|last| now.duration_since(last) >= self.interval);
+        if self.pending && ready {
+            self.pending = false;
+            self.last_sent = Some(now);
+            return true;
+        }
+        false
+    }
+}
+
+/// Per-subscriber state of one forwarded track: whether it lost packets to a full queue and
+/// so needs a keyframe before its picture is whole again.
+#[derive(Debug, Default)]
+pub struct DropState {
+    dropped: u64,
+    needs_keyframe: bool,
+}
+
+impl DropState {
+    /// A packet could not be queued for this subscriber.
+    pub fn dropped(&mut self) {
+        self.dropped += 1;
+        self.needs_keyframe = true;
+    }
+
+    /// A packet was queued again; true once per loss, when a keyframe should be asked for.
+    pub fn delivered(&mut self) -> bool {
+        std::mem::take(&mut self.needs_keyframe)
+    }
+
+    pub fn total_dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audio_only_muted_and_waiting() {
+        let view = SubscriberView::default();
+        assert!(should_forward(MediaKind::Video, false, view));
+        assert!(!should_forward(MediaKind::Video, true, view));
+        let audio_only = SubscriberView {
+            audio_only: true,
+            ..view
+        };
+        assert!(!should_forward(MediaKind::Video, false, audio_only));
+        assert!(should_forward(MediaKind::Audio, false, audio_only));
+        assert!(!should_forward(
+            MediaKind::Audio,
+            false,
+            SubscriberView {
+                waiting: true,
+                ..view
+            }
+        ));
+    }
+
+    #[test]
+    fn pli_is_rate_limited_but_never_forgotten() {
+        let start = Instant::now();
+        let mut limiter = PliLimiter::new(Duration::from_millis(300));
+        assert!(limiter.request(start));
+        assert!(!limiter.request(start + Duration::from_millis(100)));
+        assert!(!limiter.poll(start + Duration::from_millis(200)));
+        assert!(
+            limiter.poll(start + Duration::from_millis(300)),
+            "the held request goes out"
+        );
+        assert!(
+            !limiter.poll(start + Duration::from_millis(700)),
+            "nothing pending"
+        );
+    }
+
+    #[test]
+    fn one_keyframe_request_per_loss() {
+        let mut state = DropState::default();
+        assert!(!state.delivered());
+        state.dropped();
+        state.dropped();
+        assert!(state.delivered());
+        assert!(!state.delivered());
+        assert_eq!(state.total_dropped(), 2);
+    }
+}

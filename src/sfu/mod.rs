@@ -1,0 +1,199 @@
+//! The Selective Forwarding Unit: rooms → participants → published tracks → subscribers.
+//! It forwards RTP and never transcodes.
+//!
+//! `Sfu` is the node's registry of live rooms. A room's task starts when its host starts a
+//! live session and ends when the session does; see `room.rs` for the actor, `peer.rs` for a
+//! participant's two connections, `track.rs` for the fan-out and `forward.rs` for the rules.
+
+pub mod event_log;
+pub mod forward;
+pub mod keyframe_requests;
+pub mod media;
+pub mod peer;
+pub mod ports;
+pub mod room;
+pub mod track;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use event_log::EventLog;
+use media::MediaSettings;
+use room::{Command, Room, RoomHandle, RoomSpec};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::signal::error::SignalError;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct Sfu {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    rooms: Mutex<HashMap<i64, RoomHandle>>,
+    /// Participants per live room, for metrics and the room list.
+    occupancy: Mutex<HashMap<i64, usize>>,
+    media: Arc<MediaSettings>,
+    store: Store,
+    log: EventLog,
+    metrics: Arc<Metrics>,
+    max_rooms: usize,
+    max_participants: usize,
+    next_participant: AtomicU64,
+}
+
+impl Sfu {
+    pub fn new(config: &Config, store: Store, metrics: Arc<Metrics>) -> Sfu {
+        Sfu {
+            inner: Arc::new(Inner {
+                rooms: Mutex::default(),
+                occupancy: Mutex::default(),
+                media: Arc::new(MediaSettings::new(&config.media)),
+                log: EventLog::start(store.clone()),
+                store,
+                metrics,
+                max_rooms: config.limits.max_rooms_per_node,
+                max_participants: config.limits.max_participants_per_room,
+                next_participant: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    pub fn media(&self) -> Arc<MediaSettings> {
+        self.inner.media.clone()
+    }
+
+    pub fn next_participant_id(&self) -> u64 {
+        self.inner.next_participant.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The room's live task, if a session is on.
+    pub fn live_room(&self, room_id: i64) -> Option<RoomHandle> {
+        let rooms = self.inner.rooms.lock().expect("rooms lock");
+        rooms.get(&room_id).filter(|h| !h.is_closed()).cloned()
+    }
+
+    /// The live room, starting a new session when the host arrives at an idle room.
+    pub async fn room_for(
+        &self,
+        room_id: i64,
+        host_user: Option<i64>,
+        is_host: bool,
+    ) -> Result<RoomHandle, SignalError> {
+        if let Some(handle) = self.live_room(room_id) {
+            return Ok(handle);
+        }
+        if !is_host {
+            return Err(SignalError::NotLive);
+        }
+        let live = {
+            let rooms = self.inner.rooms.lock().expect("rooms lock");
+            rooms.values().filter(|h| !h.is_closed()).count()
+        };
+        if live >= self.inner.max_rooms {
+            return Err(SignalError::NodeFull);
+        }
+        let session_id = self
+            .inner
+            .store
+            .start_live_session(room_id, host_user)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot start a live session");
+                SignalError::Internal
+            })?;
+        let mut rooms = self.inner.rooms.lock().expect("rooms lock");
+        // Another host may have started it meanwhile; the session row just made ends at once.
+        if let Some(handle) = rooms.get(&room_id).filter(|h| !h.is_closed()) {
+            self.inner.log.send(event_log::LogEntry::End {
+                session_id,
+                reason: "superseded".into(),
+                peak: 0,
+            });
+            return Ok(handle.clone());
+        }
+        let inner = Arc::downgrade(&self.inner);
+        let on_change = Arc::new(move |room_id: i64, count: usize| {
+            if let Some(inner) = inner.upgrade() {
+                inner.occupancy_changed(room_id, count);
+            }
+        });
+        let spec = RoomSpec {
+            room_id,
+            session_id,
+            max_participants: self.inner.max_participants,
+        };
+        let handle = Room::start(spec, self.inner.log.clone(), on_change);
+        rooms.insert(room_id, handle.clone());
+        tracing::info!(room_id, session_id, "live session started");
+        Ok(handle)
+    }
+
+    /// Participants in each live room.
+    pub fn occupancy(&self) -> HashMap<i64, usize> {
+        self.inner.occupancy.lock().expect("occupancy lock").clone()
+    }
+
+    /// Ends every live session and waits until their logs are written.
+    pub async fn shutdown(&self) {
+        let handles: Vec<RoomHandle> = self
+            .inner
+            .rooms
+            .lock()
+            .expect("rooms lock")
+            .values()
+            .cloned()
+            .collect();
+        for handle in handles {
+            let _ = handle.send(Command::Close).await;
+        }
+        for _ in 0..50 {
+            if self
+                .inner
+                .rooms
+                .lock()
+                .expect("rooms lock")
+                .values()
+                .all(RoomHandle::is_closed)
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.inner.log.flush().await;
+    }
+
+    /// Waits until every session event sent so far is in the store.
+    pub async fn flush_log(&self) {
+        self.inner.log.flush().await;
+    }
+}
+
+impl Inner {
+    fn occupancy_changed(&self, room_id: i64, count: usize) {
+        let mut occupancy = self.occupancy.lock().expect("occupancy lock");
+        if count == 0 {
+            occupancy.remove(&room_id);
+            let mut rooms = self.rooms.lock().expect("rooms lock");
+            if rooms.get(&room_id).is_some_and(RoomHandle::is_closed) {
+                rooms.remove(&room_id);
+            }
+        } else {
+            occupancy.insert(room_id, count);
+        }
+        let participants: usize = occupancy.values().sum();
+        self.metrics.set_gauge(
+            "homeroom_live_rooms",
+            "Rooms with a live session.",
+            occupancy.len() as i64,
+        );
+        self.metrics.set_gauge(
+            "homeroom_participants",
+            "Participants in live rooms.",
+            participants as i64,
+        );
+    }
+}

@@ -1,0 +1,184 @@
+//! A published track and its fan-out: one forwarding task reads the publisher's RTP and hands
+//! each packet to every subscriber's own bounded queue. A full queue drops packets for that
+//! subscriber only (and asks for a keyframe once it drains), so a slow family on weak Wi-Fi
+//! never slows anyone else.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+use super::forward::{should_forward, DropState, PliLimiter, SubscriberView};
+use crate::signal::protocol::{MediaKind, Source, TrackInfo};
+
+/// Packets a subscriber may have queued before it is considered too slow and drops.
+pub const SUBSCRIBER_QUEUE: usize = 512;
+/// At most one keyframe request per track this often.
+const PLI_INTERVAL: Duration = Duration::from_millis(250);
+
+/// One subscriber's end of a published track.
+pub struct Sink {
+    pub participant_id: u64,
+    pub tx: mpsc::Sender<rtp::Packet>,
+    /// The subscriber's audio-only switch, shared by all its sinks.
+    pub audio_only: Arc<AtomicBool>,
+    drops: Mutex<DropState>,
+}
+
+impl Sink {
+    pub fn new(
+        participant_id: u64,
+        tx: mpsc::Sender<rtp::Packet>,
+        audio_only: Arc<AtomicBool>,
+    ) -> Sink {
+        Sink {
+            participant_id,
+            tx,
+            audio_only,
+            drops: Mutex::default(),
+        }
+    }
+}
+
+/// A track a participant publishes.
+pub struct Published {
+    pub id: String,
+    pub participant_id: u64,
+    pub kind: MediaKind,
+    pub source: Source,
+    pub codec: RTCRtpCodec,
+    /// The publisher's SSRC, the target of keyframe requests.
+    pub media_ssrc: u32,
+    /// The host muted it: nothing is forwarded.
+    pub muted: AtomicBool,
+    sinks: RwLock<Vec<Arc<Sink>>>,
+    remote: Arc<dyn TrackRemote>,
+    pli: Mutex<PliLimiter>,
+}
+
+impl Published {
+    pub fn new(
+        id: String,
+        participant_id: u64,
+        kind: MediaKind,
+        source: Source,
+        codec: RTCRtpCodec,
+        media_ssrc: u32,
+        remote: Arc<dyn TrackRemote>,
+    ) -> Arc<Published> {
+        Arc::new(Published {
+            id,
+            participant_id,
+            kind,
+            source,
+            codec,
+            media_ssrc,
+            muted: AtomicBool::new(false),
+            sinks: RwLock::default(),
+            remote,
+            pli: Mutex::new(PliLimiter::new(PLI_INTERVAL)),
+        })
+    }
+
+    pub fn info(&self) -> TrackInfo {
+        TrackInfo {
+            track_id: self.id.clone(),
+            participant_id: self.participant_id,
+            kind: self.kind,
+            source: self.source,
+            muted: self.muted.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Adds a subscriber; a video subscriber asks for a keyframe so its picture starts now.
+    pub fn add_sink(&self, sink: Arc<Sink>) {
+        self.sinks.write().expect("sinks lock").push(sink);
+        self.request_keyframe();
+    }
+
+    pub fn remove_sink(&self, participant_id: u64) {
+        self.sinks
+            .write()
+            .expect("sinks lock")
+            .retain(|s| s.participant_id != participant_id);
+    }
+
+    pub fn sink_count(&self) -> usize {
+        self.sinks.read().expect("sinks lock").len()
+    }
+
+    /// Asks the publisher for a keyframe, within the rate limit (a held request goes out at
+    /// the next tick of the forwarding loop).
+    pub fn request_keyframe(&self) {
+        if self.kind == MediaKind::Video
+            && self.pli.lock().expect("pli lock").request(Instant::now())
+        {
+            self.send_pli();
+        }
+    }
+
+    fn send_pli(&self) {
+        let remote = self.remote.clone();
+        let media_ssrc = self.media_ssrc;
+        tokio::spawn(async move {
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc,
+            };
+            if let Err(e) = remote.write_rtcp(vec![Box::new(pli)]).await {
+                tracing::debug!(error = %e, "keyframe request not sent");
+            }
+        });
+    }
+
+    /// Hands one packet to every subscriber that should get it, without ever waiting.
+    fn fan_out(&self, packet: &rtp::Packet) {
+        let muted = self.muted.load(Ordering::Relaxed);
+        let mut keyframe_needed = false;
+        for sink in self.sinks.read().expect("sinks lock").iter() {
+            let view = SubscriberView {
+                audio_only: sink.audio_only.load(Ordering::Relaxed),
+                waiting: false,
+            };
+            if !should_forward(self.kind, muted, view) {
+                continue;
+            }
+            let mut drops = sink.drops.lock().expect("drop state lock");
+            match sink.tx.try_send(packet.clone()) {
+                Ok(()) => keyframe_needed |= drops.delivered(),
+                Err(mpsc::error::TrySendError::Full(_)) => drops.dropped(),
+                // The subscriber is leaving; its removal is on the way.
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        if keyframe_needed {
+            self.request_keyframe();
+        }
+    }
+
+    /// Reads the publisher's packets until the track ends; returns when it has.
+    pub async fn forward(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(PLI_INTERVAL / 2);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = self.remote.poll() => match event {
+                    Some(TrackRemoteEvent::OnRtpPacket(packet)) => self.fan_out(&packet),
+                    Some(TrackRemoteEvent::OnEnded) | None => break,
+                    Some(_) => {}
+                },
+                _ = tick.tick() => {
+                    if self.pli.lock().expect("pli lock").poll(Instant::now()) {
+                        self.send_pli();
+                    }
+                }
+            }
+        }
+        tracing::debug!(track = %self.id, "published track ended");
+    }
+}

@@ -1,0 +1,101 @@
+//! Who may enter a room and as what: the permission function applied to the room's kind.
+
+use super::error::SignalError;
+use super::Identity;
+use crate::access::{decide, Action, Facts, Who};
+use crate::sfu::room::{RoomKind, Standing};
+use crate::store::rooms::Room;
+use crate::store::Store;
+
+/// The standing of someone entering `room`, or why they may not.
+pub async fn admit(
+    store: &Store,
+    identity: &Identity,
+    room: &Room,
+) -> Result<Standing, SignalError> {
+    let kind = RoomKind::parse(&room.kind).ok_or(SignalError::Internal)?;
+    let (who, user_id) = match identity {
+        Identity::User(user) if user.is_admin() => (Who::Admin, Some(user.id)),
+        Identity::User(user) => {
+            let role = store
+                .role_in(user.id, room.class_id)
+                .await
+                .map_err(|_| SignalError::Internal)?;
+            (
+                role.map(Who::Member).unwrap_or(Who::Outsider),
+                Some(user.id),
+            )
+        }
+        Identity::Guest(_) => (Who::Guest, None),
+    };
+    // Outside the class, the room does not exist.
+    let outside = match identity {
+        Identity::Guest(claims) => claims.class_id != room.class_id,
+        Identity::User(_) => who == Who::Outsider,
+    };
+    if outside {
+        return Err(SignalError::RoomNotFound);
+    }
+    let assigned_host = user_id.is_some() && user_id == room.host_user_id;
+    let mut standing = Standing {
+        who,
+        kind,
+        assigned_host,
+        promoted: false,
+        waiting: false,
+    };
+    let plain = Facts {
+        assigned_host,
+        ..Facts::default()
+    };
+    let allowed = match kind {
+        RoomKind::Classroom => {
+            decide(who, Action::WatchClassroom, plain).allowed() || standing.host()
+        }
+        RoomKind::OpenHouse => {
+            decide(who, Action::WatchOpenHouse, plain).allowed() || standing.host()
+        }
+        RoomKind::Tutoring => {
+            if standing.host() || decide(who, Action::JoinTutoring, plain).allowed() {
+                true
+            } else if decide(
+                who,
+                Action::JoinTutoring,
+                Facts {
+                    admitted: true,
+                    ..plain
+                },
+            )
+            .allowed()
+            {
+                // Families and students wait until the host lets them in.
+                standing.waiting = true;
+                true
+            } else {
+                false
+            }
+        }
+    };
+    if !allowed {
+        return Err(SignalError::NotAllowed(format!(
+            "your role does not let you into a {} room",
+            kind.as_str()
+        )));
+    }
+    Ok(standing)
+}
+
+/// The name shown to others, and the role label.
+pub fn presentation(identity: &Identity, standing: &Standing) -> (String, String) {
+    let role = match standing.who {
+        Who::Admin => "admin".to_owned(),
+        Who::Member(role) => role.as_str().to_owned(),
+        Who::Guest => "guest".to_owned(),
+        Who::Outsider => "outsider".to_owned(),
+    };
+    let name = match identity {
+        Identity::User(user) => user.display_name.clone(),
+        Identity::Guest(claims) => claims.display_name.clone(),
+    };
+    (name, role)
+}

@@ -1,0 +1,64 @@
+//! Errors a signalling request can end in. Each has a stable code that clients match on;
+//! `ServerMessage::Error` is built from it in one place.
+
+use super::protocol::ServerMessage;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignalError {
+    /// Unknown room, or a room of a class the caller is not in: the same answer for both.
+    #[error("no such room")]
+    RoomNotFound,
+    #[error("{0}")]
+    NotAllowed(String),
+    #[error("this room is not live yet; it starts when the host arrives")]
+    NotLive,
+    #[error("join a room first")]
+    NotJoined,
+    #[error("already in a room")]
+    AlreadyJoined,
+    #[error("the room is full")]
+    RoomFull,
+    #[error("this server hosts as many rooms as it may; try again later")]
+    NodeFull,
+    #[error("no such participant in this room")]
+    NoSuchParticipant,
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("too many messages; slow down")]
+    RateLimited,
+    #[error("the server could not do this")]
+    Internal,
+}
+
+impl SignalError {
+    pub fn bad(code: &'static str, message: impl Into<String>) -> SignalError {
+        SignalError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            SignalError::RoomNotFound => "room_not_found",
+            SignalError::NotAllowed(_) => "not_allowed",
+            SignalError::NotLive => "not_live",
+            SignalError::NotJoined => "not_joined",
+            SignalError::AlreadyJoined => "already_joined",
+            SignalError::RoomFull => "room_full",
+            SignalError::NodeFull => "node_full",
+            SignalError::NoSuchParticipant => "no_such_participant",
+            SignalError::BadRequest { code, .. } => code,
+            SignalError::RateLimited => "rate_limited",
+            SignalError::Internal => "internal",
+        }
+    }
+
+    pub fn to_message(&self, id: Option<u64>) -> ServerMessage {
+        ServerMessage::Error {
+            id,
+            code: self.code().to_owned(),
+            message: self.to_string(),
+        }
+    }
+}

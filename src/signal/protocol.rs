@@ -1,0 +1,299 @@
+//! The signalling protocol: JSON objects with a `type` field over one WebSocket.
+//!
+//! Requests carry an `id` that the answer (or an `error`) echoes; events the server sends on
+//! its own have no `id`. Each participant has two peer connections: `publisher` (the client
+//! offers, to send its camera, microphone and screen) and `subscriber` (the server offers, and
+//! offers again whenever tracks come and go). `docs/signalling.md` shows one example of each
+//! message; the tests and the load tool use these same types.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::IceServer;
+
+/// Which of the participant's two peer connections a message is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Publisher,
+    Subscriber,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+/// What a published track shows, so viewers can lay out camera and screen differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    #[default]
+    Camera,
+    Microphone,
+    Screen,
+}
+
+/// An ICE candidate as the browser's `RTCIceCandidateInit` has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Candidate {
+    pub candidate: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "sdpMLineIndex"
+    )]
+    pub sdp_mline_index: Option<u16>,
+}
+
+/// Messages from the client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Enter a room. A guest's room token already names the room.
+    Join {
+        id: u64,
+        room_id: i64,
+    },
+    /// An SDP offer for the publisher connection; `sources` maps the browser's track ids to
+    /// what they show (default: audio is the microphone, video the camera).
+    Offer {
+        id: u64,
+        sdp: String,
+        #[serde(default)]
+        sources: std::collections::BTreeMap<String, Source>,
+    },
+    /// The answer to the server's subscriber offer.
+    Answer {
+        id: u64,
+        sdp: String,
+    },
+    Candidate {
+        id: u64,
+        target: Target,
+        candidate: Candidate,
+    },
+    Chat {
+        id: u64,
+        text: String,
+    },
+    Hand {
+        id: u64,
+        raised: bool,
+    },
+    /// Receive audio only (weak connections), or video again.
+    AudioOnly {
+        id: u64,
+        enabled: bool,
+    },
+    /// Ask the publisher of a video track for a fresh keyframe (e.g. after a video stalls).
+    Keyframe {
+        id: u64,
+        track_id: String,
+    },
+    /// Host: let a waiting family member or student into a tutoring room.
+    Admit {
+        id: u64,
+        participant_id: u64,
+    },
+    /// Host: let a student present in a classroom, or take it back.
+    Promote {
+        id: u64,
+        participant_id: u64,
+        presenter: bool,
+    },
+    /// Host: stop forwarding a participant's audio or video.
+    Mute {
+        id: u64,
+        participant_id: u64,
+        kind: MediaKind,
+    },
+    /// Host: remove a participant from the room.
+    Kick {
+        id: u64,
+        participant_id: u64,
+    },
+    /// Host: end the live session for everyone.
+    End {
+        id: u64,
+    },
+    Leave {
+        id: u64,
+    },
+    Ping {
+        id: u64,
+    },
+}
+
+impl ClientMessage {
+    pub fn id(&self) -> u64 {
+        use ClientMessage::*;
+        match self {
+            Join { id, .. }
+            | Offer { id, .. }
+            | Answer { id, .. }
+            | Candidate { id, .. }
+            | Chat { id, .. }
+            | Hand { id, .. }
+            | AudioOnly { id, .. }
+            | Keyframe { id, .. }
+            | Admit { id, .. }
+            | Promote { id, .. }
+            | Mute { id, .. }
+            | Kick { id, .. }
+            | End { id }
+            | Leave { id }
+            | Ping { id } => *id,
+        }
+    }
+}
+
+/// A person in the room, as others see them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantInfo {
+    pub participant_id: u64,
+    pub display_name: String,
+    /// teacher, family, tutor, student, guest or admin.
+    pub role: String,
+    pub host: bool,
+    pub presenter: bool,
+    pub hand_raised: bool,
+    /// Waiting for the host to admit them (tutoring rooms).
+    pub waiting: bool,
+}
+
+/// A published track. On the subscriber connection its MediaStream id is the
+/// `participant_id` and its track id is `track_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackInfo {
+    pub track_id: String,
+    pub participant_id: u64,
+    pub kind: MediaKind,
+    pub source: Source,
+    pub muted: bool,
+}
+
+/// What this participant may do in the room, decided by the permission function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Abilities {
+    pub publish: bool,
+    pub host: bool,
+    pub chat: bool,
+}
+
+/// Messages from the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    Joined {
+        id: u64,
+        participant_id: u64,
+        room_id: i64,
+        room_kind: String,
+        room_name: String,
+        session_id: i64,
+        abilities: Abilities,
+        /// Waiting to be admitted; no media flows until `admitted`.
+        waiting: bool,
+        ice_servers: Vec<IceServer>,
+        participants: Vec<ParticipantInfo>,
+        tracks: Vec<TrackInfo>,
+    },
+    /// The answer to a publisher offer.
+    Answer {
+        id: u64,
+        sdp: String,
+    },
+    /// A subscriber offer; the client replies with `answer`.
+    Offer {
+        sdp: String,
+    },
+    Candidate {
+        target: Target,
+        candidate: Candidate,
+    },
+    /// A request succeeded and has nothing else to say.
+    Ok {
+        id: u64,
+    },
+    Pong {
+        id: u64,
+    },
+    ParticipantJoined {
+        participant: ParticipantInfo,
+    },
+    ParticipantUpdated {
+        participant: ParticipantInfo,
+    },
+    ParticipantLeft {
+        participant_id: u64,
+        reason: String,
+    },
+    TrackPublished {
+        track: TrackInfo,
+    },
+    TrackUnpublished {
+        track_id: String,
+        participant_id: u64,
+    },
+    TrackMuted {
+        track_id: String,
+        participant_id: u64,
+        muted: bool,
+    },
+    Chat {
+        participant_id: u64,
+        display_name: String,
+        text: String,
+        at: i64,
+    },
+    Admitted,
+    /// You were removed from the room; the server closes the connection.
+    Kicked {
+        reason: String,
+    },
+    /// The live session is over; the server closes the connection.
+    Ended {
+        reason: String,
+    },
+    Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        code: String,
+        message: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_format_is_tagged_snake_case() {
+        let message: ClientMessage =
+            serde_json::from_str(r#"{"type":"join","id":1,"room_id":7}"#).unwrap();
+        assert_eq!(message, ClientMessage::Join { id: 1, room_id: 7 });
+        let candidate = r#"{"type":"candidate","id":2,"target":"publisher","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0}}"#;
+        assert!(matches!(
+            serde_json::from_str::<ClientMessage>(candidate).unwrap(),
+            ClientMessage::Candidate { .. }
+        ));
+        assert!(serde_json::from_str::<ClientMessage>(
+            r#"{"type":"join","id":1,"room_id":7,"x":1}"#
+        )
+        .is_err());
+        let error = ServerMessage::Error {
+            id: Some(3),
+            code: "not_allowed".into(),
+            message: "no".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&error).unwrap(),
+            r#"{"type":"error","id":3,"code":"not_allowed","message":"no"}"#
+        );
+    }
+}

@@ -1,0 +1,81 @@
+//! Rooms: a class's classroom, tutoring and open-house rooms.
+
+use serde::Serialize;
+use sqlx::FromRow;
+
+use super::{now_ms, Store};
+
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
+pub struct Room {
+    pub id: i64,
+    pub class_id: i64,
+    /// `classroom`, `tutoring` or `open_house`.
+    pub kind: String,
+    pub name: String,
+    /// The tutor or teacher assigned to host a tutoring room.
+    pub host_user_id: Option<i64>,
+    pub created_at: i64,
+}
+
+const COLUMNS: &str = "id, class_id, kind, name, host_user_id, created_at";
+
+impl Store {
+    pub async fn create_room(
+        &self,
+        class_id: i64,
+        kind: &str,
+        name: &str,
+        host: Option<i64>,
+    ) -> Result<Room, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "INSERT INTO rooms (class_id, kind, name, host_user_id, created_at) VALUES ($1, $2, $3, $4, $5)
+             RETURNING {COLUMNS}"
+        ))
+        .bind(class_id)
+        .bind(kind)
+        .bind(name)
+        .bind(host)
+        .bind(now_ms())
+        .fetch_one(self.pool())
+        .await
+    }
+
+    pub async fn room(&self, id: i64) -> Result<Option<Room>, sqlx::Error> {
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM rooms WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+    }
+
+    pub async fn rooms(&self, class_id: i64) -> Result<Vec<Room>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM rooms WHERE class_id = $1 ORDER BY kind, name, id"
+        ))
+        .bind(class_id)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// Replaces the open house's guest code; earlier guest links stop working.
+    pub async fn set_guest_code(
+        &self,
+        room_id: i64,
+        code_hash: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE rooms SET guest_code_hash = $1 WHERE id = $2")
+            .bind(code_hash)
+            .bind(room_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn room_by_guest_code(&self, code_hash: &str) -> Result<Option<Room>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM rooms WHERE guest_code_hash = $1 AND kind = 'open_house'"
+        ))
+        .bind(code_hash)
+        .fetch_optional(self.pool())
+        .await
+    }
+}

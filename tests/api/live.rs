@@ -1,0 +1,564 @@
+//! Live rooms end to end: real webrtc-rs peers publish and subscribe through the SFU over our
+//! signalling, and the session log lands in the database.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use homeroom::signal::protocol::{ClientMessage, MediaKind, ServerMessage};
+use serde_json::json;
+
+use crate::helpers::{error_code, Actor, ClassFixture, Db, TestApp};
+use crate::peer::{Credential, Received, TestPeer};
+
+async fn room(actor: &Actor, class_id: i64, kind: &str, host: Option<i64>) -> i64 {
+    let body = match host {
+        Some(host) => json!({"kind": kind, "name": format!("{kind} room"), "host_user_id": host}),
+        None => json!({"kind": kind, "name": format!("{kind} room")}),
+    };
+    actor
+        .post_ok(&format!("/api/v1/classes/{class_id}/rooms"), body)
+        .await["id"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn joined(app: &TestApp, actor: &Actor, room_id: i64) -> TestPeer {
+    let mut peer = TestPeer::connect(app, Credential::Cookie(&actor.cookie)).await;
+    let reply = peer.join(room_id).await;
+    assert!(
+        matches!(reply, ServerMessage::Joined { .. }),
+        "join refused: {reply:?}"
+    );
+    peer
+}
+
+/// Share of the sequence range [min, max] that arrived, per track.
+fn completeness(received: &Received) -> f64 {
+    let (Some(min), Some(max)) = (received.distinct.first(), received.distinct.last()) else {
+        return 0.0;
+    };
+    received.distinct.len() as f64 / (max - min + 1) as f64
+}
+
+/// Waits until `peer` receives at least `count` tracks that are flowing.
+async fn wait_for_tracks(peer: &TestPeer, count: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let flowing = peer.received().values().filter(|r| r.packets > 5).count();
+        if flowing >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "only {:?} after {within:?}",
+        peer.received()
+            .values()
+            .map(|r| (r.kind.clone(), r.packets))
+            .collect::<Vec<_>>()
+    );
+}
+
+async fn metric(app: &TestApp, name: &str) -> i64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{name} "))
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_publisher_five_subscribers_get_intact_media() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let admin = app.admin().await;
+    let class = ClassFixture::new(&app, &admin, "a").await;
+    let room_id = room(&class.teacher, class.class_id, "classroom", None).await;
+    let mut teacher = joined(&app, &class.teacher, room_id).await;
+    assert!(matches!(
+        teacher.publish().await,
+        ServerMessage::Answer { .. }
+    ));
+
+    let mut families = Vec::new();
+    for i in 0..5 {
+        let code = class
+            .teacher
+            .post_ok(
+                &format!("/api/v1/classes/{}/invites", class.class_id),
+                json!({"role": "family", "student_id": class.student_id}),
+            )
+            .await["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let family = app.join(&code, &format!("parent-{i}")).await;
+        families.push(joined(&app, &family, room_id).await);
+    }
+    for family in &families {
+        wait_for_tracks(family, 2, Duration::from_secs(10)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (i, family) in families.iter().enumerate() {
+        let received = family.received();
+        assert_eq!(received.len(), 2, "family {i}: {received:?}");
+        for track in received.values() {
+            assert_eq!(
+                track.packets, track.intact,
+                "family {i}: a {} payload was damaged",
+                track.kind
+            );
+            assert!(
+                track.distinct.len() > if track.kind == "video" { 250 } else { 140 },
+                "family {i}: {} too few: {}",
+                track.kind,
+                track.distinct.len()
+            );
+            let share = completeness(track);
+            assert!(
+                share >= 0.99,
+                "family {i}: {} {:.2}% delivered",
+                track.kind,
+                share * 100.0
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_subscriber_gets_a_keyframe_request_sent_within_500_ms() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let admin = app.admin().await;
+    let class = ClassFixture::new(&app, &admin, "a").await;
+    let room_id = room(&class.teacher, class.class_id, "classroom", None).await;
+    let mut teacher = joined(&app, &class.teacher, room_id).await;
+    teacher.publish().await;
+    let first = joined(&app, &class.family, room_id).await;
+    wait_for_tracks(&first, 2, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    let asked_at = Instant::now();
+    let _late = joined(&app, &class.student, room_id).await;
+    let deadline = asked_at + Duration::from_millis(500);
+    loop {
+        if teacher
+            .plis
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|t| *t >= asked_at && *t <= deadline)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline + Duration::from_millis(100),
+            "no PLI at the publisher within 500 ms of the late join"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tutoring_room_of_four_sees_and_hears_each_other() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let admin = app.admin().await;
+    let class = ClassFixture::new(&app, &admin, "a").await;
+    let room_id = room(
+        &class.teacher,
+        class.class_id,
+        "tutoring",
+        Some(class.tutor.user_id),
+    )
+    .await;
+    let mut tutor = joined(&app, &class.tutor, room_id).await;
+    let mut teacher = joined(&app, &class.teacher, room_id).await;
+    // The student and the family wait until the tutor lets them in.
+    let mut student = TestPeer::connect(&app, Credential::Cookie(&class.student.cookie)).await;
+    let mut family = TestPeer::connect(&app, Credential::Cookie(&class.family.cookie)).await;
+    for peer in [&mut student, &mut family] {
+        let ServerMessage::Joined {
+            waiting, abilities, ..
+        } = peer.join(room_id).await
+        else {
+            panic!("refused")
+        };
+        assert!(waiting);
+        assert!(!abilities.publish, "nobody publishes from the waiting room");
+        let refused = peer.publish().await;
+        assert!(
+            matches!(refused, ServerMessage::Error { ref code, .. } if code == "not_allowed"),
+            "{refused:?}"
+        );
+    }
+    for id in [student.participant_id, family.participant_id] {
+        let reply = tutor
+            .request(|rid| ClientMessage::Admit {
+                id: rid,
+                participant_id: id,
+            })
+            .await;
+        assert!(matches!(reply, ServerMessage::Ok { .. }), "{reply:?}");
+    }
+    for peer in [&mut student, &mut family] {
+        assert!(peer
+            .wait_for(Duration::from_secs(5), |m| *m == ServerMessage::Admitted)
+            .await
+            .is_some());
+    }
+    for peer in [&mut tutor, &mut teacher, &mut student, &mut family] {
+        assert!(matches!(peer.publish().await, ServerMessage::Answer { .. }));
+    }
+    let peers = [&tutor, &teacher, &student, &family];
+    for peer in peers {
+        wait_for_tracks(peer, 6, Duration::from_secs(15)).await;
+    }
+    for peer in peers {
+        let received = peer.received();
+        let from: BTreeSet<String> = received
+            .keys()
+            .map(|t| t.split('-').next().unwrap().to_owned())
+            .collect();
+        let others: BTreeSet<String> = peers
+            .iter()
+            .filter(|p| p.participant_id != peer.participant_id)
+            .map(|p| p.participant_id.to_string())
+            .collect();
+        assert_eq!(
+            from, others,
+            "participant {} receives exactly the other three",
+            peer.participant_id
+        );
+        for kind in ["audio", "video"] {
+            assert_eq!(
+                received
+                    .values()
+                    .filter(|r| r.kind == kind && r.intact > 5)
+                    .count(),
+                3,
+                "{kind}: {received:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outsiders_guests_and_family_publishers_are_refused() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let admin = app.admin().await;
+    let a = ClassFixture::new(&app, &admin, "a").await;
+    let b = ClassFixture::new(&app, &admin, "b").await;
+    let classroom = room(&a.teacher, a.class_id, "classroom", None).await;
+    let open_house = room(&a.teacher, a.class_id, "open_house", None).await;
+    let mut teacher = joined(&app, &a.teacher, classroom).await;
+    teacher.publish().await;
+
+    // A family of another class: the room does not exist for them.
+    let mut outsider = TestPeer::connect(&app, Credential::Cookie(&b.family.cookie)).await;
+    let refused = outsider.join(classroom).await;
+    assert!(
+        matches!(&refused, ServerMessage::Error { code, .. } if code == "room_not_found"),
+        "{refused:?}"
+    );
+    let unknown = outsider.join(999_999).await;
+    assert!(
+        matches!(&unknown, ServerMessage::Error { code, .. } if code == "room_not_found"),
+        "{unknown:?}"
+    );
+
+    // A guest of the open house may not enter the classroom.
+    let link = a
+        .teacher
+        .post_ok(&format!("/api/v1/rooms/{open_house}/guest-link"), json!({}))
+        .await;
+    let token = app
+        .anonymous()
+        .post(app.url("/api/v1/guest-token"))
+        .json(&json!({"code": link["code"], "display_name": "Grandma"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let mut guest =
+        TestPeer::connect(&app, Credential::Token(token["token"].as_str().unwrap())).await;
+    let refused = guest.join(classroom).await;
+    assert!(
+        matches!(&refused, ServerMessage::Error { code, .. } if code == "not_allowed"),
+        "{refused:?}"
+    );
+
+    // A family may watch but not publish.
+    let mut family = joined(&app, &a.family, classroom).await;
+    let refused = family.publish().await;
+    assert!(
+        matches!(&refused, ServerMessage::Error { code, .. } if code == "not_allowed"),
+        "{refused:?}"
+    );
+
+    // A forged or expired token does not open a socket.
+    let bad = app
+        .anonymous()
+        .get(app.url("/api/v1/ws?token=forged.token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(bad).await, (410, "token_invalid".into()));
+    let nobody = app
+        .anonymous()
+        .get(app.url("/api/v1/ws"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(nobody).await, (401, "unauthorized".into()));
+
+    wait_for_tracks(&family, 2, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        outsider.received().is_empty() && guest.received().is_empty(),
+        "nothing reaches the refused"
+    );
+    assert!(
+        outsider.subscriber.lock().unwrap().is_none() && guest.subscriber.lock().unwrap().is_none()
+    );
+    // The teacher receives nothing from the family.
+    assert!(teacher.received().is_empty(), "{:?}", teacher.received());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_messages_get_errors_and_the_connection_stays_usable() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let admin = app.admin().await;
+    let class = ClassFixture::new(&app, &admin, "a").await;
+    let room_id = room(&class.teacher, class.class_id, "classroom", None).await;
+    let mut teacher = joined(&app, &class.teacher, room_id).await;
+
+    let big = format!(
+        r#"{{"type":"chat","id":5,"text":"{}"}}"#,
+        "x".repeat(70_000)
+    );
+    let cases = [
+        ("{not json".to_owned(), "bad_json"),
+        (r#"{"type":"teleport","id":1}"#.to_owned(), "unknown_type"),
+        (r#"{"type":"chat","id":2}"#.to_owned(), "bad_message"),
+        (
+            r#"{"type":"offer","id":3,"sdp":"v=0 this is not sdp"}"#.to_owned(),
+            "bad_sdp",
+        ),
+        (big, "too_large"),
+        (
+            format!(r#"{{"type":"chat","id":6,"text":"{}"}}"#, "y".repeat(1001)),
+            "message_too_long",
+        ),
+    ];
+    for (text, code) in cases {
+        teacher.send_raw(&text);
+        let error = teacher
+            .wait_for(Duration::from_secs(5), |m| {
+                matches!(m, ServerMessage::Error { .. })
+            })
+            .await;
+        assert!(
+            matches!(&error, Some(ServerMessage::Error { code: c, .. }) if c == code),
+            "{code}: {error:?}"
+        );
+        assert!(matches!(
+            teacher.request(|id| ClientMessage::Ping { id }).await,
+            ServerMessage::Pong { .. }
+        ));
+    }
+    // Still a working participant: chat goes through.
+    let reply = teacher
+        .request(|id| ClientMessage::Chat {
+            id,
+            text: "still here".into(),
+        })
+        .await;
+    assert!(matches!(reply, ServerMessage::Ok { .. }), "{reply:?}");
+}
+
+async fn publisher_cut_is_noticed_and_logged(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let admin = app.admin().await;
+    let class = ClassFixture::new(&app, &admin, "a").await;
+    let room_id = room(&class.teacher, class.class_id, "classroom", None).await;
+    let mut teacher = joined(&app, &class.teacher, room_id).await;
+    teacher.publish().await;
+    let mut family = joined(&app, &class.family, room_id).await;
+    let mut student = joined(&app, &class.student, room_id).await;
+    wait_for_tracks(&family, 2, Duration::from_secs(10)).await;
+    assert!(matches!(
+        family
+            .request(|id| ClientMessage::Chat {
+                id,
+                text: "Hello from home".into()
+            })
+            .await,
+        ServerMessage::Ok { .. }
+    ));
+    assert!(matches!(
+        family
+            .request(|id| ClientMessage::Hand { id, raised: true })
+            .await,
+        ServerMessage::Ok { .. }
+    ));
+    let promoted = teacher
+        .request(|id| ClientMessage::Promote {
+            id,
+            participant_id: 0,
+            presenter: true,
+        })
+        .await;
+    assert!(
+        matches!(&promoted, ServerMessage::Error { code, .. } if code == "no_such_participant"),
+        "{promoted:?}"
+    );
+    let student_id = student.participant_id;
+    assert!(matches!(
+        teacher
+            .request(|id| ClientMessage::Mute {
+                id,
+                participant_id: student_id,
+                kind: MediaKind::Audio
+            })
+            .await,
+        ServerMessage::Ok { .. }
+    ));
+    let refused = family
+        .request(|id| ClientMessage::Kick {
+            id,
+            participant_id: student_id,
+        })
+        .await;
+    assert!(
+        matches!(&refused, ServerMessage::Error { code, .. } if code == "not_allowed"),
+        "{refused:?}"
+    );
+
+    let teacher_id = teacher.participant_id;
+    let cut = Instant::now();
+    teacher.vanish().await;
+    for peer in [&mut family, &mut student] {
+        let left = peer
+            .wait_for(Duration::from_secs(2), |m| matches!(m, ServerMessage::ParticipantLeft { participant_id, .. } if *participant_id == teacher_id))
+            .await;
+        assert!(
+            left.is_some(),
+            "subscribers learn within 2 s that the publisher is gone (waited {:?})",
+            cut.elapsed()
+        );
+    }
+    family.leave().await;
+    student.leave().await;
+
+    // The session ended with the room empty, and its log has every event in order.
+    let db = app.workspace.database().await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (session_id, ended): (i64, Option<i64>) = loop {
+        let row: (i64, Option<i64>) =
+            sqlx::query_as("SELECT id, ended_at FROM live_sessions WHERE room_id = $1")
+                .bind(room_id)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        if row.1.is_some() || Instant::now() > deadline {
+            break row;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(ended.is_some(), "the session is closed");
+    let events: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT seq, kind, actor_name FROM session_events WHERE session_id = $1 ORDER BY seq",
+    )
+    .bind(session_id)
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let kinds: Vec<&str> = events.iter().map(|(_, k, _)| k.as_str()).collect();
+    let seqs: Vec<i64> = events.iter().map(|(s, _, _)| *s).collect();
+    assert_eq!(
+        seqs,
+        (1..=events.len() as i64).collect::<Vec<_>>(),
+        "gapless order"
+    );
+    let expected = [
+        "join",
+        "publish",
+        "publish",
+        "join",
+        "join",
+        "chat",
+        "hand",
+        "mute",
+        "unpublish",
+        "unpublish",
+        "leave",
+        "leave",
+        "leave",
+    ];
+    let mut sorted_tail: Vec<&str> = kinds.clone();
+    // The two tracks' publish events may come in either order; everything else is fixed.
+    sorted_tail.sort_unstable();
+    let mut expected_sorted = expected.to_vec();
+    expected_sorted.sort_unstable();
+    assert_eq!(sorted_tail, expected_sorted, "{kinds:?}");
+    assert_eq!(kinds[0], "join");
+    assert_eq!(&kinds[5..8], &["chat", "hand", "mute"], "{kinds:?}");
+    assert_eq!(events[0].2, "teacher-a");
+}
+
+crate::both_backends!(publisher_cut_is_noticed_and_logged);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_leave_cycles_leave_nothing_behind() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let admin = app.admin().await;
+    let class = ClassFixture::new(&app, &admin, "a").await;
+    let room_id = room(&class.teacher, class.class_id, "classroom", None).await;
+    let mut teacher = joined(&app, &class.teacher, room_id).await;
+    teacher.publish().await;
+    let warm = joined(&app, &class.family, room_id).await;
+    wait_for_tracks(&warm, 2, Duration::from_secs(10)).await;
+    warm.leave().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", app.pid()))
+            .unwrap()
+            .count()
+    };
+    let (fds_before, tasks_before) = (fds(), metric(&app, "homeroom_tasks").await);
+    assert_eq!(metric(&app, "homeroom_participants").await, 1);
+    for round in 0..20 {
+        let mut batch = Vec::new();
+        for _ in 0..10 {
+            batch.push(joined(&app, &class.family, room_id));
+        }
+        let peers = futures_util::future::join_all(batch).await;
+        if round == 0 {
+            assert_eq!(metric(&app, "homeroom_participants").await, 11);
+        }
+        futures_util::future::join_all(peers.into_iter().map(TestPeer::leave)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        metric(&app, "homeroom_participants").await,
+        1,
+        "only the teacher is left"
+    );
+    assert_eq!(
+        metric(&app, "homeroom_peer_connections").await,
+        1,
+        "only the teacher's publisher connection"
+    );
+    let (fds_after, tasks_after) = (fds(), metric(&app, "homeroom_tasks").await);
+    assert!(
+        fds_after <= fds_before + 5,
+        "file descriptors: {fds_before} before, {fds_after} after 200 cycles"
+    );
+    assert!(
+        tasks_after <= tasks_before + 10,
+        "tasks: {tasks_before} before, {tasks_after} after 200 cycles"
+    );
+}
