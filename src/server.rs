@@ -66,9 +66,13 @@ pub async fn run(
     };
     tokio::spawn({
         let handle = handle.clone();
+        let sfu = sfu.clone();
         async move {
             shutdown.await;
             tracing::info!("shutting down");
+            // Live sessions end first: their sockets close and their logs are written, so
+            // the HTTP drain below only waits for ordinary requests.
+            sfu.shutdown().await;
             handle.graceful_shutdown(Some(DRAIN));
         }
     });
@@ -93,7 +97,7 @@ pub async fn run(
     if let Some(redirect) = redirect {
         let _ = redirect.await;
     }
-    sfu.shutdown().await;
+    sfu.flush_log().await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

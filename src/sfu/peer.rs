@@ -200,6 +200,7 @@ impl PeerMedia {
             audio_only: audio_only.clone(),
             connection: None,
             outputs: HashMap::new(),
+            up: Arc::default(),
             awaiting_answer: false,
             renegotiate: false,
         };
@@ -297,6 +298,8 @@ impl PeerMedia {
 
     /// Closes both connections; their ports return to the pool.
     pub async fn close(mut self) {
+        // A subscriber side that never started is waiting for this; dropping it ends it.
+        self.start.take();
         if let Some(publisher) = self.publisher.take() {
             let _ = publisher.pc.close().await;
             OPEN_CONNECTIONS.fetch_sub(1, Ordering::Relaxed);
@@ -323,6 +326,8 @@ struct Subscriber {
     audio_only: Arc<AtomicBool>,
     connection: Option<Connection>,
     outputs: HashMap<String, Output>,
+    /// The connection is up (DTLS done): packets written before would only be dropped.
+    up: Arc<AtomicBool>,
     awaiting_answer: bool,
     renegotiate: bool,
 }
@@ -369,6 +374,7 @@ impl Subscriber {
                     }
                 }
                 Some(()) = connected_rx.recv() => {
+                    self.up.store(true, Ordering::Relaxed);
                     for output in self.outputs.values() {
                         output.published.request_keyframe();
                     }
@@ -461,7 +467,13 @@ impl Subscriber {
         };
         let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
         let payload_type = Arc::new(AtomicU16::new(0));
-        let writer = tokio::spawn(write_packets(rx, local.clone(), ssrc, payload_type.clone()));
+        let writer = tokio::spawn(write_packets(
+            rx,
+            local.clone(),
+            ssrc,
+            payload_type.clone(),
+            self.up.clone(),
+        ));
         let feedback = tokio::spawn(read_feedback(local, published.clone()));
         published.add_sink(Arc::new(Sink::new(
             self.participant_id,
@@ -568,10 +580,11 @@ async fn write_packets(
     local: Arc<TrackLocalStaticRTP>,
     ssrc: u32,
     payload_type: Arc<AtomicU16>,
+    up: Arc<AtomicBool>,
 ) {
     while let Some(mut packet) = rx.recv().await {
         let pt = payload_type.load(Ordering::Relaxed);
-        if pt == 0 {
+        if pt == 0 || !up.load(Ordering::Relaxed) {
             continue;
         }
         packet.header.ssrc = ssrc;

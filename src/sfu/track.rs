@@ -45,6 +45,53 @@ impl Sink {
     }
 }
 
+/// The subscribers of one track and the rule for handing them packets, apart from any
+/// network I/O so it can be tested with plain channels.
+#[derive(Default)]
+pub struct Fanout {
+    sinks: RwLock<Vec<Arc<Sink>>>,
+}
+
+impl Fanout {
+    pub fn add(&self, sink: Arc<Sink>) {
+        self.sinks.write().expect("sinks lock").push(sink);
+    }
+
+    pub fn remove(&self, participant_id: u64) {
+        self.sinks
+            .write()
+            .expect("sinks lock")
+            .retain(|s| s.participant_id != participant_id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.sinks.read().expect("sinks lock").len()
+    }
+
+    /// Hands one packet to every subscriber that should get it, never waiting for any of
+    /// them. True when a subscriber recovered from drops and needs a keyframe.
+    pub fn send(&self, kind: MediaKind, muted: bool, packet: &rtp::Packet) -> bool {
+        let mut keyframe_needed = false;
+        for sink in self.sinks.read().expect("sinks lock").iter() {
+            let view = SubscriberView {
+                audio_only: sink.audio_only.load(Ordering::Relaxed),
+                waiting: false,
+            };
+            if !should_forward(kind, muted, view) {
+                continue;
+            }
+            let mut drops = sink.drops.lock().expect("drop state lock");
+            match sink.tx.try_send(packet.clone()) {
+                Ok(()) => keyframe_needed |= drops.delivered(),
+                Err(mpsc::error::TrySendError::Full(_)) => drops.dropped(),
+                // The subscriber is leaving; its removal is on the way.
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        keyframe_needed
+    }
+}
+
 /// A track a participant publishes.
 pub struct Published {
     pub id: String,
@@ -56,7 +103,7 @@ pub struct Published {
     pub media_ssrc: u32,
     /// The host muted it: nothing is forwarded.
     pub muted: AtomicBool,
-    sinks: RwLock<Vec<Arc<Sink>>>,
+    fanout: Fanout,
     remote: Arc<dyn TrackRemote>,
     pli: Mutex<PliLimiter>,
 }
@@ -79,7 +126,7 @@ impl Published {
             codec,
             media_ssrc,
             muted: AtomicBool::new(false),
-            sinks: RwLock::default(),
+            fanout: Fanout::default(),
             remote,
             pli: Mutex::new(PliLimiter::new(PLI_INTERVAL)),
         })
@@ -97,19 +144,16 @@ impl Published {
 
     /// Adds a subscriber; a video subscriber asks for a keyframe so its picture starts now.
     pub fn add_sink(&self, sink: Arc<Sink>) {
-        self.sinks.write().expect("sinks lock").push(sink);
+        self.fanout.add(sink);
         self.request_keyframe();
     }
 
     pub fn remove_sink(&self, participant_id: u64) {
-        self.sinks
-            .write()
-            .expect("sinks lock")
-            .retain(|s| s.participant_id != participant_id);
+        self.fanout.remove(participant_id);
     }
 
     pub fn sink_count(&self) -> usize {
-        self.sinks.read().expect("sinks lock").len()
+        self.fanout.len()
     }
 
     /// Asks the publisher for a keyframe, within the rate limit (a held request goes out at
@@ -136,31 +180,6 @@ impl Published {
         });
     }
 
-    /// Hands one packet to every subscriber that should get it, without ever waiting.
-    fn fan_out(&self, packet: &rtp::Packet) {
-        let muted = self.muted.load(Ordering::Relaxed);
-        let mut keyframe_needed = false;
-        for sink in self.sinks.read().expect("sinks lock").iter() {
-            let view = SubscriberView {
-                audio_only: sink.audio_only.load(Ordering::Relaxed),
-                waiting: false,
-            };
-            if !should_forward(self.kind, muted, view) {
-                continue;
-            }
-            let mut drops = sink.drops.lock().expect("drop state lock");
-            match sink.tx.try_send(packet.clone()) {
-                Ok(()) => keyframe_needed |= drops.delivered(),
-                Err(mpsc::error::TrySendError::Full(_)) => drops.dropped(),
-                // The subscriber is leaving; its removal is on the way.
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
-            }
-        }
-        if keyframe_needed {
-            self.request_keyframe();
-        }
-    }
-
     /// Reads the publisher's packets until the track ends; returns when it has.
     pub async fn forward(self: Arc<Self>) {
         let mut tick = tokio::time::interval(PLI_INTERVAL / 2);
@@ -168,7 +187,11 @@ impl Published {
         loop {
             tokio::select! {
                 event = self.remote.poll() => match event {
-                    Some(TrackRemoteEvent::OnRtpPacket(packet)) => self.fan_out(&packet),
+                    Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
+                        if self.fanout.send(self.kind, self.muted.load(Ordering::Relaxed), &packet) {
+                            self.request_keyframe();
+                        }
+                    }
                     Some(TrackRemoteEvent::OnEnded) | None => break,
                     Some(_) => {}
                 },
@@ -180,5 +203,63 @@ impl Published {
             }
         }
         tracing::debug!(track = %self.id, "published track ended");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(seq: u16) -> rtp::Packet {
+        rtp::Packet {
+            header: rtp::header::Header {
+                sequence_number: seq,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stalled_subscriber_costs_the_others_nothing() {
+        let fanout = Fanout::default();
+        let (fast_tx, mut fast_rx) = mpsc::channel(8);
+        let (stalled_tx, mut stalled_rx) = mpsc::channel(8);
+        fanout.add(Arc::new(Sink::new(1, fast_tx, Arc::default())));
+        fanout.add(Arc::new(Sink::new(2, stalled_tx, Arc::default())));
+        let mut fast_got = Vec::new();
+        let mut recovered = 0;
+        for seq in 0..1000u16 {
+            // Never blocks: 1000 packets with one subscriber reading nothing.
+            recovered += fanout.send(MediaKind::Video, false, &packet(seq)) as u32;
+            while let Ok(p) = fast_rx.try_recv() {
+                fast_got.push(p.header.sequence_number);
+            }
+        }
+        assert_eq!(
+            fast_got,
+            (0..1000).collect::<Vec<_>>(),
+            "the reading subscriber got every packet, in order"
+        );
+        let mut stalled_got = 0;
+        while stalled_rx.try_recv().is_ok() {
+            stalled_got += 1;
+        }
+        assert_eq!(stalled_got, 8, "the stalled one holds only its queue");
+        assert_eq!(recovered, 0);
+        // Once it reads again, the next packet reaches it and a keyframe is asked for once.
+        assert!(fanout.send(MediaKind::Video, false, &packet(1000)));
+        assert!(!fanout.send(MediaKind::Video, false, &packet(1001)));
+    }
+
+    #[tokio::test]
+    async fn audio_only_subscribers_get_no_video() {
+        let fanout = Fanout::default();
+        let (tx, mut rx) = mpsc::channel(8);
+        fanout.add(Arc::new(Sink::new(1, tx, Arc::new(AtomicBool::new(true)))));
+        fanout.send(MediaKind::Video, false, &packet(1));
+        fanout.send(MediaKind::Audio, false, &packet(2));
+        assert_eq!(rx.try_recv().unwrap().header.sequence_number, 2);
+        assert!(rx.try_recv().is_err());
     }
 }

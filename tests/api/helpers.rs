@@ -139,8 +139,13 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(db: Db) -> TestApp {
+        TestApp::spawn_with(db, "").await
+    }
+
+    /// A server with extra configuration (TOML, at the top level of the file).
+    pub async fn spawn_with(db: Db, extra: &str) -> TestApp {
         let workspace = Workspace::new(db).await;
-        workspace.write_config("");
+        workspace.write_config(extra);
         TestApp::start(workspace).await
     }
 }

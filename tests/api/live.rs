@@ -562,3 +562,43 @@ async fn join_leave_cycles_leave_nothing_behind() {
         "tasks: {tasks_before} before, {tasks_after} after 200 cycles"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_and_node_limits_are_clear_errors() {
+    let app = TestApp::spawn_with(
+        Db::Sqlite,
+        "[limits]\nmax_participants_per_room = 2\nmax_rooms_per_node = 1",
+    )
+    .await;
+    let admin = app.admin().await;
+    let class = ClassFixture::new(&app, &admin, "a").await;
+    let first = room(&class.teacher, class.class_id, "classroom", None).await;
+    let second = room(&class.teacher, class.class_id, "open_house", None).await;
+    let _teacher = joined(&app, &class.teacher, first).await;
+    let _family = joined(&app, &class.family, first).await;
+    let mut student = TestPeer::connect(&app, Credential::Cookie(&class.student.cookie)).await;
+    let full = student.join(first).await;
+    assert!(
+        matches!(&full, ServerMessage::Error { code, .. } if code == "room_full"),
+        "{full:?}"
+    );
+    // The refused participant can still use the connection.
+    assert!(matches!(
+        student.request(|id| ClientMessage::Ping { id }).await,
+        ServerMessage::Pong { .. }
+    ));
+
+    let mut admin_peer = TestPeer::connect(&app, Credential::Cookie(&admin.cookie)).await;
+    let busy = admin_peer.join(second).await;
+    assert!(
+        matches!(&busy, ServerMessage::Error { code, .. } if code == "node_full"),
+        "{busy:?}"
+    );
+    // A viewer of a room that is not live yet is told so.
+    let mut family = TestPeer::connect(&app, Credential::Cookie(&class.family.cookie)).await;
+    let idle = family.join(second).await;
+    assert!(
+        matches!(&idle, ServerMessage::Error { code, .. } if code == "not_live"),
+        "{idle:?}"
+    );
+}
