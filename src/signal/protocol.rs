@@ -297,3 +297,47 @@ mod tests {
         );
     }
 }
+
+/// `docs/signalling.md` shows one example of every message; each must parse with these types.
+#[cfg(test)]
+mod documented {
+    use super::*;
+
+    #[test]
+    fn every_message_has_a_parsing_example() {
+        let doc = include_str!("../../docs/signalling.md");
+        let (client_part, server_part) =
+            doc.split_once("## Server → client").expect("two sections");
+        let examples = |part: &str| -> Vec<serde_json::Value> {
+            part.split("```json")
+                .skip(1)
+                .map(|b| serde_json::from_str(b.split("```").next().unwrap()).expect("valid JSON"))
+                .collect()
+        };
+        let mut client_types = std::collections::BTreeSet::new();
+        for example in examples(client_part) {
+            let message: ClientMessage = serde_json::from_value(example.clone())
+                .unwrap_or_else(|e| panic!("{example}: {e}"));
+            client_types.insert(
+                serde_json::to_value(&message).unwrap()["type"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        let mut server_types = std::collections::BTreeSet::new();
+        for example in examples(server_part) {
+            let message: ServerMessage = serde_json::from_value(example.clone())
+                .unwrap_or_else(|e| panic!("{example}: {e}"));
+            server_types.insert(
+                serde_json::to_value(&message).unwrap()["type"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        // Adding a message type without documenting it fails here.
+        assert_eq!(client_types.len(), 15, "{client_types:?}");
+        assert_eq!(server_types.len(), 17, "{server_types:?}");
+    }
+}
