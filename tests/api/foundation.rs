@@ -135,7 +135,7 @@ async fn config_errors_name_the_key_and_exit_non_zero() {
     let cases = [
         ("colour = \"blue\"", "colour"),
         ("listen = \"not an address\"", "listen"),
-        ("[media]\nudp_ports = \"60000-50000\"", "media.udp_ports"),
+        ("[media]\npublic_ip = \"the school\"", "media.public_ip"),
         (
             "[limits]\nmax_message_bytes = \"big\"",
             "limits.max_message_bytes",
@@ -196,4 +196,41 @@ async fn bad_certificate_files_are_named() {
     let output = workspace.command(&["check-config"]).output().await.unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("missing.crt"));
+}
+
+#[tokio::test]
+async fn plain_http_redirects_and_json_logs() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = TestApp::spawn_with(
+        Db::Sqlite,
+        &format!("log_format = \"json\"\n[tls]\nredirect_from = \"127.0.0.1:{port}\""),
+    )
+    .await;
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = plain
+        .get(format!("http://127.0.0.1:{port}/healthz?x=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 308);
+    assert_eq!(
+        response.headers()["location"],
+        format!("{}/healthz?x=1", app.base)
+    );
+
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let logs = app.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("/healthz"))
+        .expect("the request is logged");
+    let parsed: serde_json::Value = serde_json::from_str(line).expect("log lines are JSON");
+    assert_eq!(parsed["fields"]["route"], "/healthz");
 }

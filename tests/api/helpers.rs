@@ -85,19 +85,13 @@ impl Workspace {
         self.dir.path()
     }
 
-    /// The config file the server is started with; `extra` goes in at the top level.
-    /// Media stays on the loopback interface, on ports of this workspace's own.
+    /// The config file the server is started with; `extra` is appended (TOML).
     pub fn write_config(&self, extra: &str) -> PathBuf {
-        static RANGE: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
-        let low = 20000 + (RANGE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 80) * 500;
         let path = self.path().join("homeroom.toml");
         let text = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = \"{data}\"\ndatabase_url = \"{db}\"\n{extra}\n\
-             [tls]\ncert_dir = \"{certs}\"\n[media]\ninterfaces = [\"127.0.0.1\"]\nudp_ports = \"{low}-{high}\"\n",
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{data}\"\ndatabase_url = \"{db}\"\n{extra}\n",
             data = self.path().join("data").display(),
             db = self.database_url,
-            certs = self.path().join("certs").display(),
-            high = low + 499,
         );
         std::fs::write(&path, text).expect("write config");
         path
@@ -111,7 +105,14 @@ impl Workspace {
                 command.env_remove(key);
             }
         }
+        // The harness's own settings come as overrides, so tests may write any [section].
+        // Media stays on loopback, on ports of this workspace's own.
+        static RANGE: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+        let low = 20000 + (RANGE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 80) * 500;
         command
+            .env("HOMEROOM_TLS_CERT_DIR", self.path().join("certs"))
+            .env("HOMEROOM_MEDIA_INTERFACES", "[\"127.0.0.1\"]")
+            .env("HOMEROOM_MEDIA_UDP_PORTS", format!("{low}-{}", low + 499))
             .arg("--config")
             .arg(self.path().join("homeroom.toml"))
             .args(args)
