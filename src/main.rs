@@ -83,7 +83,7 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Serve => {
             let listener = std::net::TcpListener::bind(config.listen)
                 .with_context(|| format!("cannot listen on {}", config.listen))?;
-            homeroom::run(config, listener, shutdown_signal()).await
+            homeroom::run(config, listener, shutdown_signal()?).await
         }
         Command::Migrate => {
             homeroom::server::open_store(&config).await?.close().await;
@@ -152,12 +152,16 @@ fn read_password() -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+/// Completes on SIGINT or SIGTERM. The handlers are installed now, before anything is
+/// served, so a signal that arrives early still shuts down cleanly.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }
