@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
@@ -52,10 +53,6 @@ impl MediaSettings {
         }
     }
 
-    pub fn free_ports(&self) -> usize {
-        self.ports.available()
-    }
-
     /// Builds a connection bound to a port of the pool.
     pub async fn connect(
         &self,
@@ -72,7 +69,13 @@ impl MediaSettings {
             Registry::new(),
             &mut media,
         )?);
-        let mut settings = SettingEngineBuilder::new();
+        // Home Wi-Fi drops out for a second now and then; a connection silent for 3 s counts
+        // as disconnected, and one that stays silent for 10 s has failed (its publisher leaves).
+        let mut settings = SettingEngineBuilder::new().with_ice_timeouts(
+            Some(Duration::from_secs(3)),
+            Some(Duration::from_secs(10)),
+            Some(Duration::from_secs(1)),
+        );
         if let Some(ip) = self.public_ip {
             settings = settings.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
         }

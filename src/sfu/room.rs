@@ -163,7 +163,6 @@ pub enum Command {
 
 #[derive(Clone)]
 pub struct RoomHandle {
-    pub room_id: i64,
     tx: mpsc::Sender<Command>,
     /// Set when the room's task has ended; a new one must be started for the next session.
     closed: Arc<AtomicBool>,
@@ -260,7 +259,6 @@ impl Room {
         let (tx, rx) = mpsc::channel(1024);
         let closed = Arc::new(AtomicBool::new(false));
         let handle = RoomHandle {
-            room_id: spec.room_id,
             tx,
             closed: closed.clone(),
         };

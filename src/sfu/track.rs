@@ -64,10 +64,6 @@ impl Fanout {
             .retain(|s| s.participant_id != participant_id);
     }
 
-    pub fn len(&self) -> usize {
-        self.sinks.read().expect("sinks lock").len()
-    }
-
     /// Hands one packet to every subscriber that should get it, never waiting for any of
     /// them. True when a subscriber recovered from drops and needs a keyframe.
     pub fn send(&self, kind: MediaKind, muted: bool, packet: &rtp::Packet) -> bool {
@@ -150,10 +146,6 @@ impl Published {
 
     pub fn remove_sink(&self, participant_id: u64) {
         self.fanout.remove(participant_id);
-    }
-
-    pub fn sink_count(&self) -> usize {
-        self.fanout.len()
     }
 
     /// Asks the publisher for a keyframe, within the rate limit (a held request goes out at

@@ -89,10 +89,6 @@ impl Store {
         &self.pool
     }
 
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     /// Answers whether the database takes a query right now (for `/readyz`).
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
