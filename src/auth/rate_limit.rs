@@ -7,6 +7,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Seconds until a rate-limited key may try again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryAfter(pub u64);
+
 pub struct RateLimiter {
     max: u32,
     window: Duration,
@@ -22,12 +26,12 @@ impl RateLimiter {
         }
     }
 
-    /// `Err(seconds to wait)` when the key has used up its failures.
-    pub fn check(&self, key: &str) -> Result<(), u64> {
+    /// Refuses a key that has used up its failures, saying how long to wait.
+    pub fn check(&self, key: &str) -> Result<(), RetryAfter> {
         let failures = self.failures.lock().expect("rate limit lock");
         match failures.get(key) {
             Some((start, count)) if start.elapsed() < self.window && *count >= self.max => {
-                Err((self.window - start.elapsed()).as_secs() + 1)
+                Err(RetryAfter((self.window - start.elapsed()).as_secs() + 1))
             }
             _ => Ok(()),
         }

@@ -153,13 +153,7 @@ pub async fn setup(
     ApiJson(request): ApiJson<SetupRequest>,
 ) -> Result<Response> {
     let key = format!("setup:{ip}");
-    state
-        .rate_limits
-        .invite_ip
-        .check(&key)
-        .map_err(|s| Error::RateLimited {
-            retry_after_secs: s,
-        })?;
+    state.rate_limits.invite_ip.check(&key)?;
     let login = parse_login(&request.login)?;
     let name = parse_name(&request.display_name)?;
     let hash = hash_password(&request.password).await?;
@@ -205,9 +199,7 @@ pub async fn sign_in(
         (&limits.login_ip, &ip_key),
         (&limits.login_account, &account_key),
     ] {
-        limiter.check(key).map_err(|s| Error::RateLimited {
-            retry_after_secs: s,
-        })?;
+        limiter.check(key)?;
     }
     let found = state.store.user_for_login(&login).await?;
     // Verify against a dummy hash when the login is unknown, so timing does not tell.
@@ -380,13 +372,7 @@ pub async fn use_reset(
     ApiJson(request): ApiJson<UseResetRequest>,
 ) -> Result<StatusCode> {
     let key = format!("reset:{ip}");
-    state
-        .rate_limits
-        .invite_ip
-        .check(&key)
-        .map_err(|s| Error::RateLimited {
-            retry_after_secs: s,
-        })?;
+    state.rate_limits.invite_ip.check(&key)?;
     let hash = hash_password(&request.new_password).await?;
     let Some(user_id) = state
         .store

@@ -136,6 +136,14 @@ impl IntoResponse for Error {
     }
 }
 
+impl From<crate::auth::rate_limit::RetryAfter> for Error {
+    fn from(wait: crate::auth::rate_limit::RetryAfter) -> Error {
+        Error::RateLimited {
+            retry_after_secs: wait.0,
+        }
+    }
+}
+
 /// Rejections of axum's extractors (bad JSON, wrong content type) speak the same format.
 impl From<axum::extract::rejection::JsonRejection> for Error {
     fn from(rejection: axum::extract::rejection::JsonRejection) -> Error {
