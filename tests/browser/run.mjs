@@ -1,0 +1,176 @@
+// Drives headless Chromium (with a fake camera and microphone) through Homeroom's pages
+// against a running server. Started by main.rs, which creates the server, the class and the
+// accounts and passes them in HOMEROOM_BROWSER_TEST (JSON). Exits non-zero on any failure;
+// screenshots go to the artifacts folder whatever happens.
+
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const cfg = JSON.parse(process.env.HOMEROOM_BROWSER_TEST);
+mkdirSync(cfg.artifacts, { recursive: true });
+const started = Date.now();
+const log = (...args) => console.log(`[browser ${((Date.now() - started) / 1000).toFixed(1)}s]`, ...args);
+
+const browser = await chromium.launch({
+  executablePath: cfg.chromium,
+  headless: true,
+  args: [
+    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream',
+    '--use-fake-ui-for-media-stream', '--autoplay-policy=no-user-gesture-required',
+    '--allow-loopback-in-peer-connection', '--disable-dev-shm-usage',
+  ],
+});
+
+const pages = [];
+const problems = [];
+
+async function person(name, login, { locale = 'en-US' } = {}) {
+  const context = await browser.newContext({
+    ignoreHTTPSErrors: true, locale, viewport: { width: 1280, height: 800 },
+    permissions: ['camera', 'microphone'],
+  });
+  const page = await context.newPage();
+  page.on('console', (m) => {
+    const text = m.text();
+    if (/Content Security Policy|Refused to/i.test(text)) problems.push(`${name}: ${text}`);
+    // Signed out, GET /api/v1/me answers 401: expected on the sign-in page.
+    if ((m.type() === 'error' || m.type() === 'warning') && !/status of 401/.test(text)) log(`${name} console.${m.type()}:`, text);
+  });
+  page.on('pageerror', (e) => problems.push(`${name}: page error: ${e.message}`));
+  pages.push({ name, page, context });
+  // Sign in through the page, as a person does.
+  await page.goto(`${cfg.base}/signin`);
+  await page.getByLabel(locale.startsWith('es') ? 'Usuario' : 'Login').fill(login);
+  await page.getByLabel(locale.startsWith('es') ? 'Contraseña' : 'Password').fill(cfg.password);
+  await page.locator('form button[type=submit]').click();
+  await page.waitForURL(`${cfg.base}/`);
+  return page;
+}
+
+const state = (page, value, timeout = 20000) =>
+  page.waitForSelector(`body[data-session-state="${value}"]`, { timeout });
+
+/** {participantId: {framesDecoded, audioPackets}} from the page's subscriber connection. */
+const stats = (page) => page.evaluate(() => window.homeroom.session.receiveStats());
+
+/** Waits until `check(before, after)` holds for stats 1.5 s apart, or fails after `ms`. */
+async function flowing(name, page, check, ms = 25000) {
+  const deadline = Date.now() + ms;
+  let last = null;
+  while (Date.now() < deadline) {
+    const before = await stats(page);
+    await page.waitForTimeout(1500);
+    const after = await stats(page);
+    last = { before, after };
+    if (check(before, after)) return after;
+  }
+  throw new Error(`${name}: media did not flow: ${JSON.stringify(last)}`);
+}
+
+const sum = (s, key) => Object.values(s).reduce((n, v) => n + (v[key] || 0), 0);
+
+async function shoot(page, file) {
+  await page.screenshot({ path: join(cfg.artifacts, file) });
+  log('screenshot', file);
+}
+
+async function scenario(title, body) {
+  log(`— ${title}`);
+  try {
+    await body();
+    log(`✓ ${title}`);
+  } catch (error) {
+    problems.push(`${title}: ${error.stack || error}`);
+    for (const { name, page } of pages) {
+      await page.screenshot({ path: join(cfg.artifacts, `failed-${title.replace(/\W+/g, '-')}-${name}.png`) }).catch(() => {});
+    }
+  }
+  for (const { context } of pages.splice(0)) await context.close().catch(() => {});
+}
+
+await scenario('classroom', async () => {
+  const teacher = await person('teacher', cfg.teacher);
+  await teacher.goto(`${cfg.base}/studio/${cfg.classroom}`);
+  await teacher.waitForFunction(() => document.querySelector('video.preview')?.readyState >= 2, null, { timeout: 15000 });
+  await teacher.locator('button.go-live').click();
+  await state(teacher, 'joined');
+  log('teacher is live');
+
+  const family1 = await person('family1', cfg.family1);
+  const family2 = await person('family2', cfg.family2, { locale: 'es-ES' });
+  for (const page of [family1, family2]) await page.goto(`${cfg.base}/watch/${cfg.classroom}`);
+  for (const page of [family1, family2]) await state(page, 'joined');
+  log('both families joined');
+  for (const [name, page] of [['family1', family1], ['family2', family2]]) {
+    const s = await flowing(name, page, (a, b) =>
+      sum(b, 'framesDecoded') > sum(a, 'framesDecoded') && sum(b, 'framesDecoded') > 10 &&
+      sum(b, 'audioPackets') > sum(a, 'audioPackets') && sum(b, 'audioPackets') > 10);
+    log(`${name} receives`, JSON.stringify(s));
+  }
+  // A dropped connection: the page says it is reconnecting, joins again and plays again.
+  await family1.evaluate(() => window.homeroom.session.signal.ws.close());
+  await family1.locator('#status', { hasText: 'Reconnecting' }).waitFor({ timeout: 5000 });
+  await state(family1, 'joined');
+  await flowing('family1 after reconnecting', family1, (a, b) => sum(b, 'framesDecoded') > sum(a, 'framesDecoded') && sum(b, 'audioPackets') > sum(a, 'audioPackets'));
+  log('family1 reconnected by itself');
+  await family1.waitForFunction(() => !document.querySelector('video.main-video').hidden && document.querySelector('video.main-video').videoWidth > 0);
+
+  const message = 'Hello from family one';
+  await family1.locator('.chat-form input').fill(message);
+  await family1.locator('.chat-form input').press('Enter');
+  for (const page of [teacher, family2, family1]) {
+    await page.locator('.chat-log li', { hasText: message }).waitFor({ timeout: 10000 });
+  }
+  log('chat reached teacher and family2');
+  await teacher.locator('.viewer').nth(1).waitFor();
+  await family2.waitForFunction(() => document.documentElement.lang === 'es');
+  await shoot(family1, 'watch.png');
+  await shoot(family2, 'watch-es.png');
+  await shoot(teacher, 'studio.png');
+
+  await teacher.locator('button.end').click();
+  for (const page of [family1, family2]) {
+    await state(page, 'ended');
+    await page.locator('.overlay[data-state="ended"]').waitFor({ state: 'visible', timeout: 5000 });
+  }
+  const shown = await family2.locator('.overlay').innerText();
+  if (!shown.includes('terminó')) throw new Error(`family2 (Spanish) shows: ${shown}`);
+  log('both watchers show the end');
+});
+
+await scenario('tutoring', async () => {
+  const tutor = await person('tutor', cfg.tutor);
+  await tutor.goto(`${cfg.base}/tutor/${cfg.tutoring}`);
+  await state(tutor, 'joined');
+  const teacher = await person('teacher', cfg.teacher);
+  await teacher.goto(`${cfg.base}/tutor/${cfg.tutoring}`);
+  await state(teacher, 'joined');
+  const student = await person('student', cfg.student);
+  await student.goto(`${cfg.base}/tutor/${cfg.tutoring}`);
+  await state(student, 'waiting');
+  await tutor.locator('.waiting-list button').click();
+  await state(student, 'joined');
+  log('tutor, teacher and admitted student are in');
+
+  for (const [name, page] of [['tutor', tutor], ['teacher', teacher], ['student', student]]) {
+    const others = await page.evaluate(() => {
+      const s = window.homeroom.session;
+      return [...s.participants.keys()].filter((id) => id !== s.meId).map(String);
+    });
+    if (others.length !== 2) throw new Error(`${name} sees ${others.length} others`);
+    const s = await flowing(name, page, (a, b) =>
+      others.every((id) => (b[id]?.framesDecoded || 0) > (a[id]?.framesDecoded || 0) && b[id].framesDecoded > 10));
+    log(`${name} decodes both others`, JSON.stringify(s));
+  }
+  await tutor.waitForFunction(() => document.querySelectorAll('.grid .tile').length === 3);
+  await shoot(tutor, 'tutoring.png');
+});
+
+await browser.close();
+if (problems.length) {
+  console.error(`browser tests failed:\n- ${problems.join('\n- ')}`);
+  process.exit(1);
+}
+log('all browser scenarios passed');
