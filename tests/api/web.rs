@@ -1,7 +1,7 @@
 //! The browser app as HTTP serves it: pages, files with their content types and ETags, and the
 //! security headers (a strict Content-Security-Policy among them) on every answer.
 
-use crate::helpers::{Db, TestApp};
+use crate::helpers::{Db, TestApp, Workspace};
 
 fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
     response
@@ -95,4 +95,29 @@ async fn pages_and_files_are_served_with_strict_headers() {
     ] {
         assert_eq!(app.get(path).await.status(), 404, "{path}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_dir_serves_the_app_from_disk() {
+    let workspace = Workspace::new(Db::Sqlite).await;
+    let web = workspace.path().join("web");
+    std::fs::create_dir_all(web.join("js")).unwrap();
+    std::fs::write(web.join("index.html"), "<!doctype html><p>from disk</p>").unwrap();
+    std::fs::write(web.join("js/app.js"), "export const edited = true;").unwrap();
+    workspace.write_config(&format!("web_dir = \"{}\"", web.display()));
+    let app = TestApp::start(workspace).await;
+    assert!(app
+        .get("/watch/1")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("from disk"));
+    let script = app.get("/static/js/app.js").await;
+    assert_eq!(
+        header(&script, "content-type"),
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(script.text().await.unwrap(), "export const edited = true;");
+    assert_eq!(app.get("/static/css/app.css").await.status(), 404);
 }

@@ -70,6 +70,8 @@ async fn watch_present_and_tutor_in_chromium() {
         .await;
     let classroom = room(&class, "classroom", None).await;
     let tutoring = room(&class, "tutoring", Some(class.tutor.user_id)).await;
+    let open_house = room(&class, "open_house", None).await;
+    let new_family_invite = invite(&class, "family").await;
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts");
     let config = json!({
         "base": app.base,
@@ -83,6 +85,9 @@ async fn watch_present_and_tutor_in_chromium() {
         "student": "student-web",
         "classroom": classroom,
         "tutoring": tutoring,
+        "open_house": open_house,
+        "class_id": class.class_id,
+        "invite": new_family_invite,
     });
     for shot in ["watch.png", "studio.png", "tutoring.png"] {
         let _ = std::fs::remove_file(artifacts.join(shot));

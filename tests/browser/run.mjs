@@ -26,9 +26,9 @@ const browser = await chromium.launch({
 const pages = [];
 const problems = [];
 
-async function person(name, login, { locale = 'en-US' } = {}) {
+async function person(name, login, { locale = 'en-US', viewport = { width: 1280, height: 800 } } = {}) {
   const context = await browser.newContext({
-    ignoreHTTPSErrors: true, locale, viewport: { width: 1280, height: 800 },
+    ignoreHTTPSErrors: true, locale, viewport, isMobile: viewport.width < 500, hasTouch: viewport.width < 500,
     permissions: ['camera', 'microphone'],
   });
   const page = await context.newPage();
@@ -99,7 +99,8 @@ await scenario('classroom', async () => {
   log('teacher is live');
 
   const family1 = await person('family1', cfg.family1);
-  const family2 = await person('family2', cfg.family2, { locale: 'es-ES' });
+  // The second family reads Spanish on a phone.
+  const family2 = await person('family2', cfg.family2, { locale: 'es-ES', viewport: { width: 390, height: 844 } });
   for (const page of [family1, family2]) await page.goto(`${cfg.base}/watch/${cfg.classroom}`);
   for (const page of [family1, family2]) await state(page, 'joined');
   log('both families joined');
@@ -124,10 +125,30 @@ await scenario('classroom', async () => {
     await page.locator('.chat-log li', { hasText: message }).waitFor({ timeout: 10000 });
   }
   log('chat reached teacher and family2');
+  // Sharing the screen adds a second video track: watchers show it big, the camera small.
+  await teacher.locator('button.share').click();
+  for (const [name, page] of [['family1', family1], ['family2', family2]]) {
+    await flowing(`${name} screen`, page, (a, b) => Object.values(b).some((v) => v.videoTracks >= 2));
+    await page.waitForFunction(() => !document.querySelector('video.pip-video').hidden && document.querySelector('video.main-video').videoWidth > 0);
+  }
+  log('the shared screen reaches both families');
+
+  // A raised hand shows in the teacher's list of viewers.
+  await family2.locator('button.hand').click();
+  await teacher.locator('.viewer .hand-raised').waitFor({ timeout: 5000 });
+
+  // Audio only: video stops arriving while audio goes on; then video comes back.
+  await family1.locator('button.audio-only').click();
+  await family1.waitForTimeout(500);
+  await flowing('family1 audio only', family1, (a, b) =>
+    sum(b, 'framesDecoded') === sum(a, 'framesDecoded') && sum(b, 'audioPackets') > sum(a, 'audioPackets'));
+  await family1.locator('button.audio-only').click();
+  await flowing('family1 video again', family1, (a, b) => sum(b, 'framesDecoded') > sum(a, 'framesDecoded') + 5);
+  log('audio only pauses video and resumes it');
   await teacher.locator('.viewer').nth(1).waitFor();
   await family2.waitForFunction(() => document.documentElement.lang === 'es');
   await shoot(family1, 'watch.png');
-  await shoot(family2, 'watch-es.png');
+  await shoot(family2, 'watch-phone-es.png');
   await shoot(teacher, 'studio.png');
 
   await teacher.locator('button.end').click();
@@ -166,6 +187,51 @@ await scenario('tutoring', async () => {
   }
   await tutor.waitForFunction(() => document.querySelectorAll('.grid .tile').length === 3);
   await shoot(tutor, 'tutoring.png');
+});
+
+await scenario('open house', async () => {
+  // A new family accepts an invitation on the join page and lands on their classes.
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'en-US' });
+  const newcomer = await context.newPage();
+  pages.push({ name: 'newcomer', page: newcomer, context });
+  await newcomer.goto(`${cfg.base}/join#${cfg.invite}`);
+  await newcomer.getByLabel('Your name as others see it').fill('New Family');
+  await newcomer.getByLabel('Login').fill('new-family');
+  await newcomer.getByLabel('Password').fill(cfg.password);
+  await newcomer.locator('form button[type=submit]').click();
+  await newcomer.waitForURL(`${cfg.base}/`);
+  await newcomer.locator(`a[href="/class/${cfg.class_id}"]`).waitFor();
+  log('a new family joined through the invitation page');
+
+  // The teacher makes a guest link on the class page and goes live in the open house.
+  const teacher = await person('teacher', cfg.teacher);
+  await teacher.goto(`${cfg.base}/class/${cfg.class_id}`);
+  const room = teacher.locator('.room', { hasText: 'open_house room' });
+  await room.locator('button', { hasText: 'Make guest link' }).click();
+  const link = await room.locator('.guest-link input').inputValue();
+  const code = link.split('#')[1];
+  await teacher.goto(`${cfg.base}/studio/${cfg.open_house}`);
+  await teacher.locator('button.go-live').click();
+  await state(teacher, 'joined');
+
+  // Members see it live on the class page.
+  await newcomer.goto(`${cfg.base}/class/${cfg.class_id}`);
+  await newcomer.locator('.live-banner', { hasText: 'open_house room' }).waitFor({ timeout: 10000 });
+
+  // A guest enters a name, watches and asks a question.
+  const guestContext = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'en-US' });
+  const guest = await guestContext.newPage();
+  pages.push({ name: 'guest', page: guest, context: guestContext });
+  await guest.goto(`${cfg.base}/guest#${code}`);
+  await guest.getByLabel('Your name').fill('Visitor');
+  await guest.locator('form button[type=submit]').click();
+  await state(guest, 'joined');
+  await flowing('guest', guest, (a, b) => sum(b, 'framesDecoded') > sum(a, 'framesDecoded') && sum(b, 'audioPackets') > sum(a, 'audioPackets'));
+  await guest.locator('.chat-form input').fill('When does school start?');
+  await guest.locator('.chat-form button').click();
+  await teacher.locator('.chat-log li', { hasText: 'When does school start?' }).waitFor({ timeout: 10000 });
+  await shoot(guest, 'open-house.png');
+  log('the guest watches and asks in the chat');
 });
 
 await browser.close();

@@ -368,8 +368,11 @@ export class LiveSession extends EventTarget {
       if (report.type !== 'inbound-rtp') return;
       const ids = this.mids[report.mid];
       const who = ids?.stream ?? 'unknown';
-      const entry = (result[who] ||= { framesDecoded: 0, audioPackets: 0, audioLevel: 0 });
-      if (report.kind === 'video') entry.framesDecoded += report.framesDecoded || 0;
+      const entry = (result[who] ||= { framesDecoded: 0, videoTracks: 0, audioPackets: 0, audioLevel: 0 });
+      if (report.kind === 'video') {
+        entry.framesDecoded += report.framesDecoded || 0;
+        if (report.framesDecoded > 0) entry.videoTracks += 1;
+      }
       if (report.kind === 'audio') {
         entry.audioPackets += report.packetsReceived || 0;
         entry.audioLevel = Math.max(entry.audioLevel, report.audioLevel || 0);

@@ -78,6 +78,12 @@ function watchView(session, { guest }) {
     await session.request({ type: 'audio_only', enabled });
     audioOnly = enabled;
     render();
+    if (!enabled) {
+      // Video resumes at the next keyframe: ask for one now rather than wait.
+      for (const track of session.tracks.values()) {
+        if (track.kind === 'video') session.request({ type: 'keyframe', track_id: track.track_id }).catch(() => {});
+      }
+    }
   });
   audioOnlyButton.classList.add('audio-only');
 
