@@ -72,6 +72,20 @@ async fn watch_present_and_tutor_in_chromium() {
     let tutoring = room(&class, "tutoring", Some(class.tutor.user_id)).await;
     let open_house = room(&class, "open_house", None).await;
     let new_family_invite = invite(&class, "family").await;
+    let reset = class
+        .teacher
+        .post_ok(
+            &format!("/api/v1/users/{}/password-reset", class.tutor.user_id),
+            json!({}),
+        )
+        .await;
+    let reset_token = reset["reset_url"]
+        .as_str()
+        .unwrap()
+        .split('#')
+        .nth(1)
+        .unwrap()
+        .to_owned();
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts");
     let config = json!({
         "base": app.base,
@@ -88,6 +102,7 @@ async fn watch_present_and_tutor_in_chromium() {
         "open_house": open_house,
         "class_id": class.class_id,
         "invite": new_family_invite,
+        "reset_token": reset_token,
     });
     for shot in ["watch.png", "studio.png", "tutoring.png"] {
         let _ = std::fs::remove_file(artifacts.join(shot));
@@ -99,9 +114,9 @@ async fn watch_present_and_tutor_in_chromium() {
         .kill_on_drop(true)
         .spawn()
         .expect("node runs (install Node.js 20 or newer)");
-    let status = tokio::time::timeout(Duration::from_secs(150), child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(175), child.wait())
         .await
-        .expect("the browser tests took longer than 150 s")
+        .expect("the browser tests took longer than 175 s")
         .unwrap();
     eprintln!("browser scenarios took {:?}", started.elapsed());
     assert!(

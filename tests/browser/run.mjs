@@ -26,11 +26,21 @@ const browser = await chromium.launch({
 const pages = [];
 const problems = [];
 
+// Past this, stop with screenshots of whatever is open (main.rs allows a little more).
+setTimeout(async () => {
+  console.error('browser tests: still running after 160 s; giving up');
+  for (const { name, page } of pages) {
+    await page.screenshot({ path: join(cfg.artifacts, `failed-timeout-${name}.png`) }).catch(() => {});
+  }
+  process.exit(1);
+}, 160000).unref();
+
 async function person(name, login, { locale = 'en-US', viewport = { width: 1280, height: 800 } } = {}) {
   const context = await browser.newContext({
     ignoreHTTPSErrors: true, locale, viewport, isMobile: viewport.width < 500, hasTouch: viewport.width < 500,
     permissions: ['camera', 'microphone'],
   });
+  context.setDefaultTimeout(20000);
   const page = await context.newPage();
   page.on('console', (m) => {
     const text = m.text();
@@ -145,6 +155,23 @@ await scenario('classroom', async () => {
   await family1.locator('button.audio-only').click();
   await flowing('family1 video again', family1, (a, b) => sum(b, 'framesDecoded') > sum(a, 'framesDecoded') + 5);
   log('audio only pauses video and resumes it');
+
+  // The teacher lets a student present: the student's camera reaches the studio; then the
+  // teacher removes the student, whose page says so.
+  const student = await person('student', cfg.student);
+  await student.goto(`${cfg.base}/watch/${cfg.classroom}`);
+  await state(student, 'joined');
+  const row = teacher.locator('.viewer', { hasText: cfg.student });
+  await row.locator('button', { hasText: 'Let' }).click();
+  await student.locator('button', { hasText: 'Present my camera' }).click();
+  await teacher.waitForFunction(() => {
+    const v = document.querySelector('video.guest-video');
+    return v && !v.hidden && v.videoWidth > 0;
+  }, null, { timeout: 15000 });
+  log('a promoted student presents to the studio');
+  await row.locator('button', { hasText: 'Remove' }).click();
+  await state(student, 'kicked');
+  await student.locator('.overlay', { hasText: 'removed' }).waitFor();
   await teacher.locator('.viewer').nth(1).waitFor();
   await family2.waitForFunction(() => document.documentElement.lang === 'es');
   await shoot(family1, 'watch.png');
@@ -202,6 +229,19 @@ await scenario('open house', async () => {
   await newcomer.waitForURL(`${cfg.base}/`);
   await newcomer.locator(`a[href="/class/${cfg.class_id}"]`).waitFor();
   log('a new family joined through the invitation page');
+
+  // A password reset link, opened in the browser, sets a new password.
+  await newcomer.goto(`${cfg.base}/reset#${cfg.reset_token}`);
+  await newcomer.getByLabel('New password').fill('another long password');
+  await newcomer.locator('form button[type=submit]').click();
+  await newcomer.locator('p.ok').waitFor();
+  await newcomer.goto(`${cfg.base}/signin`);
+  await newcomer.getByLabel('Login').fill(cfg.tutor);
+  await newcomer.getByLabel('Password').fill('another long password');
+  await newcomer.locator('form button[type=submit]').click();
+  await newcomer.waitForURL(`${cfg.base}/`);
+  await newcomer.locator('h1', { hasText: cfg.tutor }).waitFor();
+  log('a reset link set a new password');
 
   // The teacher makes a guest link on the class page and goes live in the open house.
   const teacher = await person('teacher', cfg.teacher);

@@ -22,6 +22,7 @@ export async function studio(roomId) {
   const viewerCount = h('p', { class: 'viewer-count', 'aria-live': 'polite' });
   const viewers = h('ul', { class: 'viewers' });
   const chatBox = h('div', { class: 'chat-slot' });
+  const unmuteSlot = h('div', { class: 'unmute-slot' });
   const stageFromOthers = videoElement('guest-video', 'presenter_video');
   stageFromOthers.hidden = true;
   let camera = null;
@@ -124,6 +125,7 @@ export async function studio(roomId) {
     session = new LiveSession({ roomId });
     expose(session);
     audio = new AudioOut();
+    unmuteSlot.replaceChildren(audio.unmuteButton);
     followState(session, {
       onOver: () => {
         liveButton.hidden = false;
@@ -170,7 +172,7 @@ export async function studio(roomId) {
     h('div', { class: 'studio' },
       h('div', { class: 'studio-main' },
         h('div', { class: 'watch-head' }, h('h1', { text: 'studio_title' }), liveBadge),
-        h('div', { class: 'stage' }, preview, screenPreview, stageFromOthers),
+        h('div', { class: 'stage' }, preview, screenPreview, stageFromOthers, unmuteSlot),
         h('div', { class: 'controls devices', role: 'toolbar', label: 'controls' },
           h('label', { class: 'field' }, h('span', { text: 'camera' }), cameraSelect),
           h('label', { class: 'field' }, h('span', { text: 'microphone' }), micSelect),
