@@ -18,4 +18,20 @@ if ! timeout 5 bash -c "exec 3<>/dev/tcp/$pg_host/$pg_port" 2>/dev/null; then
   exit 1
 fi
 
+# The browser tests (tests/browser) drive headless Chromium with playwright-core from npm.
+if [ ! -x "${HOMEROOM_CHROMIUM:-/usr/bin/chromium}" ]; then
+  echo "test.sh: Chromium is missing; installing it with apt-get for the browser tests." >&2
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo_cmd="sudo"
+  if ! { $sudo_cmd apt-get update -q && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q chromium; } >&2; then
+    echo "test.sh: Chromium is missing and 'apt-get install -y chromium' failed; install it (or set HOMEROOM_CHROMIUM to a Chromium binary)." >&2
+    exit 1
+  fi
+fi
+need node "install Node.js 20 or newer (the browser tests run playwright-core)"
+need npm "install npm (it installs playwright-core for the browser tests)"
+if ! (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >&2); then
+  echo "test.sh: 'npm ci' in tests/browser failed: playwright-core could not be installed." >&2
+  exit 1
+fi
+
 cargo test --locked --all-targets "$@"

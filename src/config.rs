@@ -43,6 +43,9 @@ pub struct Config {
     /// `sqlite://…` or `postgres://…`; defaults to `homeroom.db` in `data_dir`.
     pub database_url: Option<String>,
     pub log_format: LogFormat,
+    /// Serve the browser app from this folder instead of the copy built into the binary, so
+    /// edits to `web/` show on reload during development.
+    pub web_dir: Option<PathBuf>,
     pub tls: TlsConfig,
     pub media: MediaConfig,
     pub limits: LimitsConfig,
@@ -141,6 +144,7 @@ impl Default for Config {
             data_dir: "data".into(),
             database_url: None,
             log_format: LogFormat::Text,
+            web_dir: None,
             tls: TlsConfig::default(),
             media: MediaConfig::default(),
             limits: LimitsConfig::default(),

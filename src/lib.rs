@@ -3,7 +3,8 @@
 //! # Layout
 //! - `config`: the TOML file and `HOMEROOM_*` overrides.
 //! - `server`: opens the store and serves HTTPS until shutdown; `main` is a thin wrapper.
-//! - `http`: one router per resource, the error type, the OpenAPI document.
+//! - `http`: one router per resource, the error type, the OpenAPI document, the security
+//!   headers, and the browser app from `web/` (`http::web`; `build.rs` builds it in).
 //! - `auth`: passwords and the random tokens behind sessions, invites and links.
 //! - `store`: the database (SQLite or PostgreSQL), one file of queries per concept.
 //! - `tls`: the configured or self-signed certificate.

@@ -8,17 +8,29 @@ mod health;
 mod invites;
 mod openapi;
 mod rooms;
+mod web;
 
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use error::{Error, Result};
+
+/// No inline scripts or styles, nothing from elsewhere; the socket is `wss:` on this host and
+/// media elements play `MediaStream`s.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; \
+     connect-src 'self' wss:; font-src 'self'; object-src 'none'; base-uri 'none'; \
+     form-action 'self'; frame-ancestors 'none'";
+
+/// Pages may use the camera, microphone and screen; embedded documents (there are none) may not.
+pub const PERMISSIONS_POLICY: &str =
+    "camera=(self), microphone=(self), display-capture=(self), autoplay=(self), geolocation=()";
 
 use crate::state::AppState;
 
@@ -37,7 +49,20 @@ pub fn router(state: AppState) -> Router {
         .merge(rooms::router())
         .merge(crate::signal::router())
         .merge(openapi::router())
+        .merge(web::router())
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("permissions-policy"),
+            HeaderValue::from_static(PERMISSIONS_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

@@ -6,3 +6,4 @@ mod peer;
 
 mod accounts;
 mod foundation;
+mod web;

@@ -1,0 +1,63 @@
+// The JSON API: same-origin fetches with the session cookie, and the CSRF token on changes.
+
+let csrf = null;
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export async function api(method, path, body) {
+  const headers = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET' && csrf) headers['x-csrf-token'] = csrf;
+  const response = await fetch(path, {
+    method,
+    headers,
+    credentials: 'same-origin',
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let data = null;
+  if (response.status !== 204) {
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+  }
+  if (!response.ok) {
+    throw new ApiError(response.status, data?.error?.code || 'http_' + response.status, data?.error?.message || response.statusText);
+  }
+  if (data && typeof data.csrf_token === 'string') csrf = data.csrf_token;
+  return data;
+}
+
+let meCache = null;
+
+/** The signed-in user (with classes), or null. */
+export async function me({ fresh = false } = {}) {
+  if (meCache && !fresh) return meCache;
+  try {
+    meCache = await api('GET', '/api/v1/me');
+  } catch (e) {
+    if (e.status === 401) meCache = null;
+    else throw e;
+  }
+  return meCache;
+}
+
+export function rememberMe(value) {
+  meCache = value;
+}
+
+export async function signOut() {
+  try {
+    await api('DELETE', '/api/v1/session');
+  } finally {
+    meCache = null;
+    csrf = null;
+  }
+}

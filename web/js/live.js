@@ -1,0 +1,393 @@
+// A live session in one room: the signalling socket, the publisher connection (our camera,
+// microphone, screen) and the subscriber connection (everyone else's tracks), as the server
+// expects them (src/signal/protocol.rs). When the socket or a connection drops it joins again
+// by itself, republishing what was published, and says so with `state` events.
+//
+// Events (CustomEvent, details in `event.detail`): state, participants, tracks, chat, me,
+// error. `session.remote` maps the server's track ids to the MediaStreamTracks we receive.
+
+import { Signal } from './signal.js';
+
+const RETRY_MS = [500, 1000, 2000, 4000, 8000];
+const PING_MS = 10000;
+const NOT_LIVE_RETRY_MS = 3000;
+/** Errors that another attempt will not fix. */
+const FATAL = new Set(['not_allowed', 'room_not_found', 'token_invalid', 'unauthorized', 'room_full']);
+
+/** mid → {stream, track} from an SDP's `a=msid:` lines. */
+export function msidsByMid(sdp) {
+  const result = {};
+  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+    const mid = /\r?\na=mid:(\S+)/.exec(section)?.[1];
+    const msid = /\r?\na=msid:(\S+) (\S+)/.exec(section) || /\r?\na=ssrc:\d+ msid:(\S+) (\S+)/.exec(section);
+    if (mid !== undefined && msid) result[mid] = { stream: msid[1], track: msid[2] };
+  }
+  return result;
+}
+
+export class LiveSession extends EventTarget {
+  /** `socketUrl` is an async function: guests fetch a fresh room token for every attempt. */
+  constructor({ roomId, socketUrl }) {
+    super();
+    this.roomId = roomId;
+    this.socketUrl = socketUrl || (async () => `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/v1/ws`);
+    this.state = 'idle';
+    this.participants = new Map();
+    this.tracks = new Map();
+    this.remote = new Map();
+    this.local = [];
+    this.mids = {};
+    this.me = null;
+    this.abilities = { publish: false, host: false, chat: false };
+    this.attempt = 0;
+    this.subChain = Promise.resolve();
+    this.pubChain = Promise.resolve();
+    this.onOnline = () => this.state === 'reconnecting' && this.retryNow();
+    window.addEventListener('online', this.onOnline);
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  setState(state, detail = {}) {
+    this.state = state;
+    this.emit('state', { state, ...detail });
+  }
+
+  get over() {
+    return ['ended', 'kicked', 'left', 'failed'].includes(this.state);
+  }
+
+  async start() {
+    this.setState('connecting');
+    try {
+      await this.connect();
+    } catch (error) {
+      this.connectFailed(error);
+    }
+  }
+
+  async connect() {
+    const signal = new Signal(await this.socketUrl());
+    this.signal = signal;
+    signal.addEventListener('message', (e) => this.onMessage(e.detail));
+    signal.addEventListener('close', () => this.onSocketClosed(signal));
+    await signal.open();
+    const joined = await signal.request({ type: 'join', room_id: this.roomId });
+    this.attempt = 0;
+    this.roomKind = joined.room_kind;
+    this.roomName = joined.room_name;
+    this.abilities = joined.abilities;
+    this.iceServers = (joined.ice_servers || []).map((s) => ({ urls: s.urls, username: s.username, credential: s.credential }));
+    this.meId = joined.participant_id;
+    // `participants` holds the others; `me` is this participant.
+    const mine = joined.participants.find((p) => p.participant_id === this.meId);
+    this.participants = new Map(joined.participants.filter((p) => p !== mine).map((p) => [p.participant_id, p]));
+    this.me = mine || { participant_id: this.meId, waiting: joined.waiting };
+    this.tracks = new Map(joined.tracks.map((t) => [t.track_id, t]));
+    this.setState(joined.waiting ? 'waiting' : 'joined', { rejoined: this.wasJoined === true });
+    this.wasJoined = true;
+    this.emit('participants');
+    this.emit('tracks');
+    this.emit('me', this.me);
+    clearInterval(this.pinger);
+    this.pinger = setInterval(() => {
+      signal.request({ type: 'ping' }, 5000).catch(() => signal === this.signal && signal.close());
+    }, PING_MS);
+    if (!joined.waiting && this.local.length && this.abilities.publish) await this.negotiatePublisher();
+  }
+
+  connectFailed(error) {
+    if (FATAL.has(error?.code)) {
+      this.teardown();
+      this.setState('failed', { code: error.code, message: error.message });
+      return;
+    }
+    if (this.signal) this.signal.close();
+    if (error?.code === 'not_live') {
+      // Nobody is presenting yet: look again every few seconds, calmly.
+      this.setState('not_live');
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => this.retryNow(), NOT_LIVE_RETRY_MS);
+      return;
+    }
+    this.scheduleRetry();
+  }
+
+  onSocketClosed(signal) {
+    if (signal !== this.signal || this.over || this.state === 'not_live') return;
+    this.teardown();
+    this.scheduleRetry();
+  }
+
+  scheduleRetry() {
+    if (this.over) return;
+    this.setState('reconnecting', { attempt: this.attempt + 1 });
+    const delay = RETRY_MS[Math.min(this.attempt, RETRY_MS.length - 1)];
+    this.attempt += 1;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.retryNow(), delay);
+  }
+
+  async retryNow() {
+    clearTimeout(this.retryTimer);
+    if (this.over) return;
+    try {
+      await this.connect();
+    } catch (error) {
+      this.connectFailed(error);
+    }
+  }
+
+  /** Closes both connections (our own tracks stay, to publish again on rejoin). */
+  teardown() {
+    clearInterval(this.pinger);
+    for (const pc of [this.pub, this.sub]) if (pc) pc.close();
+    this.pub = null;
+    this.sub = null;
+    this.pubQueue = [];
+    this.subQueue = [];
+    this.pubReady = false;
+    this.mids = {};
+    this.remote.clear();
+    for (const entry of this.local) entry.sender = null;
+    this.emit('tracks');
+  }
+
+  request(message) {
+    if (!this.signal) return Promise.reject(new Error('not connected'));
+    return this.signal.request(message);
+  }
+
+  onMessage(m) {
+    switch (m.type) {
+      case 'offer':
+        this.subChain = this.subChain.then(() => this.answerSubscriber(m.sdp)).catch((e) => this.emit('error', e));
+        break;
+      case 'candidate':
+        this.addRemoteCandidate(m.target, m.candidate);
+        break;
+      case 'participant_joined':
+      case 'participant_updated': {
+        const p = m.participant;
+        if (p.participant_id === this.meId) {
+          const wasPresenter = this.me?.presenter;
+          this.me = p;
+          if (p.presenter !== wasPresenter) this.abilities = { ...this.abilities, publish: p.presenter || this.abilities.host };
+          this.emit('me', p);
+        } else {
+          this.participants.set(p.participant_id, p);
+          this.emit('participants');
+        }
+        break;
+      }
+      case 'participant_left':
+        this.participants.delete(m.participant_id);
+        this.emit('participants');
+        break;
+      case 'track_published':
+        this.tracks.set(m.track.track_id, m.track);
+        this.emit('tracks');
+        break;
+      case 'track_unpublished':
+        this.tracks.delete(m.track_id);
+        this.remote.delete(m.track_id);
+        this.emit('tracks');
+        break;
+      case 'track_muted': {
+        const track = this.tracks.get(m.track_id);
+        if (track) track.muted = m.muted;
+        this.emit('tracks');
+        break;
+      }
+      case 'chat':
+        this.emit('chat', m);
+        break;
+      case 'admitted':
+        this.me = { ...this.me, waiting: false };
+        this.setState('joined', { admitted: true });
+        this.emit('me', this.me);
+        if (this.local.length) this.negotiatePublisher().catch((e) => this.emit('error', e));
+        break;
+      case 'kicked':
+      case 'ended':
+        this.finish(m.type, m.reason);
+        break;
+      case 'error':
+        this.emit('error', m);
+        break;
+    }
+  }
+
+  finish(state, reason) {
+    this.setState(state, { reason });
+    this.teardown();
+    if (this.signal) this.signal.close();
+    window.removeEventListener('online', this.onOnline);
+  }
+
+  newConnection(target) {
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers || [] });
+    pc.onicecandidate = (event) => {
+      const c = event.candidate;
+      if (!c || !c.candidate) return;
+      const candidate = { candidate: c.candidate, sdpMid: c.sdpMid ?? undefined, sdpMLineIndex: c.sdpMLineIndex ?? undefined };
+      const send = () => this.request({ type: 'candidate', target, candidate }).catch(() => {});
+      if (target === 'publisher' && !this.pubOfferSent) this.pubOutbox.push(send);
+      else send();
+    };
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === 'failed' && (pc === this.pub || pc === this.sub) && !this.over) {
+        // Joining again gives both connections a fresh start.
+        this.signal?.close();
+      }
+    };
+    return pc;
+  }
+
+  async addRemoteCandidate(target, candidate) {
+    const ready = target === 'publisher' ? this.pubReady : this.sub?.remoteDescription;
+    const pc = target === 'publisher' ? this.pub : this.sub;
+    if (!pc || !ready) {
+      (target === 'publisher' ? (this.pubQueue ||= []) : (this.subQueue ||= [])).push(candidate);
+      return;
+    }
+    try {
+      await pc.addIceCandidate(candidate);
+    } catch (e) {
+      console.warn('candidate refused', e);
+    }
+  }
+
+  async answerSubscriber(sdp) {
+    if (!this.sub) {
+      this.sub = this.newConnection('subscriber');
+      this.sub.ontrack = () => this.mapRemote();
+    }
+    const pc = this.sub;
+    this.mids = msidsByMid(sdp);
+    await pc.setRemoteDescription({ type: 'offer', sdp });
+    for (const c of this.subQueue || []) await pc.addIceCandidate(c).catch(() => {});
+    this.subQueue = [];
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription(answer);
+    this.mapRemote();
+    await this.request({ type: 'answer', sdp: answer.sdp });
+  }
+
+  /** Which MediaStreamTrack carries which server track, from the transceivers' mids. */
+  mapRemote() {
+    if (!this.sub) return;
+    this.remote.clear();
+    for (const t of this.sub.getTransceivers()) {
+      const ids = this.mids[t.mid];
+      const receiving = t.currentDirection === 'recvonly' || t.currentDirection === 'sendrecv' || t.direction === 'recvonly';
+      if (ids && receiving && !t.stopped) this.remote.set(ids.track, t.receiver.track);
+    }
+    this.emit('tracks');
+  }
+
+  /** Publishes (or, while not yet joined, prepares) tracks: [{track, source, stream}]. */
+  async publish(entries) {
+    for (const entry of entries) this.local.push({ ...entry, sender: null });
+    if (this.state === 'joined' && this.abilities.publish) await this.negotiatePublisher();
+  }
+
+  async unpublish(track) {
+    const entry = this.local.find((e) => e.track === track);
+    if (!entry) return;
+    this.local = this.local.filter((e) => e !== entry);
+    if (entry.sender && this.pub) {
+      this.pub.removeTrack(entry.sender);
+      await this.negotiatePublisher();
+    }
+  }
+
+  /** Swaps the device behind a published track without a new offer. */
+  async replace(oldTrack, newTrack) {
+    const entry = this.local.find((e) => e.track === oldTrack);
+    if (!entry) return;
+    entry.track = newTrack;
+    if (entry.sender) await entry.sender.replaceTrack(newTrack);
+  }
+
+  negotiatePublisher() {
+    this.pubChain = this.pubChain.then(() => this.offerPublisher());
+    return this.pubChain;
+  }
+
+  async offerPublisher() {
+    if (this.state !== 'joined') return;
+    if (!this.pub) {
+      this.pub = this.newConnection('publisher');
+      this.pubOfferSent = false;
+      this.pubOutbox = [];
+    }
+    const pc = this.pub;
+    for (const entry of this.local) {
+      if (entry.sender) continue;
+      const transceiver = pc.addTransceiver(entry.track, { direction: 'sendonly', streams: [entry.stream] });
+      entry.sender = transceiver.sender;
+    }
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    const sources = {};
+    for (const entry of this.local) sources[entry.track.id] = entry.source;
+    const reply = this.request({ type: 'offer', sdp: offer.sdp, sources });
+    this.pubOfferSent = true;
+    for (const send of this.pubOutbox.splice(0)) send();
+    const answer = await reply;
+    if (pc !== this.pub) return;
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+    this.pubReady = true;
+    for (const c of this.pubQueue || []) await pc.addIceCandidate(c).catch(() => {});
+    this.pubQueue = [];
+  }
+
+  chat(text) {
+    return this.request({ type: 'chat', text });
+  }
+
+  async leave() {
+    if (this.over) return;
+    try {
+      await this.request({ type: 'leave' });
+    } catch {
+      // Closing the socket leaves too.
+    }
+    this.finish('left');
+  }
+
+  /** Per participant: video frames decoded, audio packets received, audio level. */
+  async receiveStats() {
+    const result = {};
+    if (!this.sub) return result;
+    const stats = await this.sub.getStats();
+    stats.forEach((report) => {
+      if (report.type !== 'inbound-rtp') return;
+      const ids = this.mids[report.mid];
+      const who = ids?.stream ?? 'unknown';
+      const entry = (result[who] ||= { framesDecoded: 0, videoTracks: 0, audioPackets: 0, audioLevel: 0 });
+      if (report.kind === 'video') {
+        entry.framesDecoded += report.framesDecoded || 0;
+        if (report.framesDecoded > 0) entry.videoTracks += 1;
+      }
+      if (report.kind === 'audio') {
+        entry.audioPackets += report.packetsReceived || 0;
+        entry.audioLevel = Math.max(entry.audioLevel, report.audioLevel || 0);
+      }
+    });
+    return result;
+  }
+
+  /** Our own microphone's level, 0 to 1. */
+  async localAudioLevel() {
+    if (!this.pub) return 0;
+    let level = 0;
+    (await this.pub.getStats()).forEach((report) => {
+      if (report.type === 'media-source' && report.kind === 'audio') level = Math.max(level, report.audioLevel || 0);
+    });
+    return level;
+  }
+}

@@ -1,0 +1,186 @@
+// The teacher's studio: choose camera and microphone, preview, share the screen as a second
+// video track, go live and end, see who watches (hands raised), chat, and promote a student,
+// mute or remove someone.
+
+import { h, mount, status } from '../dom.js';
+import { setText } from '../i18n.js';
+import { LiveSession } from '../live.js';
+import { AudioOut, chatPanel, expose, followState, smallButton, openCamera, roleKey, showTrack, videoElement } from '../components.js';
+import { requireMe } from './account.js';
+
+export async function studio(roomId) {
+  await requireMe();
+  const preview = videoElement('preview', 'camera_preview');
+  const screenPreview = videoElement('screen-preview', 'screen_preview');
+  screenPreview.hidden = true;
+  const cameraSelect = h('select', { id: 'camera-select' });
+  const micSelect = h('select', { id: 'mic-select' });
+  const shareButton = h('button', { type: 'button', class: 'share', text: 'share_screen' });
+  const liveButton = h('button', { type: 'button', class: 'primary go-live', text: 'go_live' });
+  const endButton = h('button', { type: 'button', class: 'danger end', text: 'end_session', hidden: true });
+  const liveBadge = h('span', { class: 'badge live', text: 'on_air', hidden: true });
+  const viewerCount = h('p', { class: 'viewer-count', 'aria-live': 'polite' });
+  const viewers = h('ul', { class: 'viewers' });
+  const chatBox = h('div', { class: 'chat-slot' });
+  const unmuteSlot = h('div', { class: 'unmute-slot' });
+  const stageFromOthers = videoElement('guest-video', 'presenter_video');
+  stageFromOthers.hidden = true;
+  let camera = null;
+  let screen = null;
+  let session = null;
+  let audio = null;
+
+  async function openDevices() {
+    const constraints = {
+      video: cameraSelect.value ? { deviceId: { exact: cameraSelect.value } } : true,
+      audio: micSelect.value ? { deviceId: { exact: micSelect.value } } : true,
+    };
+    const next = await openCamera(constraints);
+    const old = camera;
+    camera = next;
+    showTrack(preview, next.getVideoTracks()[0]);
+    if (session && old) {
+      for (const track of old.getTracks()) {
+        const replacement = next.getTracks().find((t) => t.kind === track.kind);
+        if (replacement) await session.replace(track, replacement);
+      }
+    }
+    if (old) for (const track of old.getTracks()) track.stop();
+    await listDevices();
+  }
+
+  async function listDevices() {
+    const devices = await navigator.mediaDevices.enumerateDevices();
+    const fill = (select, kind, track) => {
+      const current = track?.getSettings().deviceId;
+      select.replaceChildren(...devices.filter((d) => d.kind === kind).map((d, i) =>
+        h('option', { value: d.deviceId, selected: d.deviceId === current }, d.label || `${kind} ${i + 1}`)));
+    };
+    fill(cameraSelect, 'videoinput', camera?.getVideoTracks()[0]);
+    fill(micSelect, 'audioinput', camera?.getAudioTracks()[0]);
+  }
+
+  cameraSelect.addEventListener('change', () => openDevices().catch(showDeviceError));
+  micSelect.addEventListener('change', () => openDevices().catch(showDeviceError));
+
+  shareButton.addEventListener('click', async () => {
+    if (screen) return stopSharing();
+    try {
+      screen = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 15 }, audio: false });
+    } catch {
+      return;
+    }
+    const track = screen.getVideoTracks()[0];
+    track.contentHint = 'detail';
+    track.addEventListener('ended', stopSharing);
+    showTrack(screenPreview, track);
+    setText(shareButton, 'stop_sharing');
+    shareButton.setAttribute('aria-pressed', 'true');
+    if (session && !session.over) await session.publish([{ track, stream: screen, source: 'screen' }]);
+  });
+
+  async function stopSharing() {
+    if (!screen) return;
+    const old = screen;
+    screen = null;
+    showTrack(screenPreview, null);
+    setText(shareButton, 'share_screen');
+    shareButton.setAttribute('aria-pressed', 'false');
+    for (const track of old.getTracks()) {
+      if (session && !session.over) await session.unpublish(track);
+      track.stop();
+    }
+  }
+
+  function renderViewers() {
+    if (!session) return;
+    const others = [...session.participants.values()].filter((p) => p.participant_id !== session.meId);
+    setText(viewerCount, 'viewer_count', { count: others.length });
+    viewers.replaceChildren(...others.map((p) => {
+      const id = p.participant_id;
+      const act = (message) => session.request({ ...message, participant_id: id }).catch((e) => status('error_with_message', { message: e.message }, 'error'));
+      const hasTrack = (kind) => [...session.tracks.values()].some((t) => t.participant_id === id && t.kind === kind && !t.muted);
+      return h('li', { class: 'viewer' },
+        h('span', { class: 'who' }, p.display_name), ' ',
+        h('span', { class: 'badge', text: roleKey(p.role) }),
+        p.hand_raised ? h('span', { class: 'hand-raised', text: 'hand_raised' }) : null,
+        p.presenter ? h('span', { class: 'badge', text: 'presenter' }) : null,
+        h('span', { class: 'viewer-actions' },
+          p.role === 'student' ? h('button', {
+            type: 'button', 'aria-pressed': String(p.presenter), text: p.presenter ? 'take_back' : 'promote',
+            vars: { name: p.display_name },
+            on: { click: () => act({ type: 'promote', presenter: !p.presenter }) },
+          }) : null,
+          hasTrack('audio') ? smallButton('mute', 'mute_person', () => act({ type: 'mute', kind: 'audio' }), { name: p.display_name }) : null,
+          hasTrack('video') ? smallButton('stop_video', 'stop_video_person', () => act({ type: 'mute', kind: 'video' }), { name: p.display_name }) : null,
+          smallButton('remove', 'remove_person', () => act({ type: 'kick' }), { name: p.display_name })));
+    }));
+    const presenterVideo = [...session.tracks.values()].find((t) => t.kind === 'video' && t.participant_id !== session.meId && session.remote.has(t.track_id));
+    showTrack(stageFromOthers, presenterVideo ? session.remote.get(presenterVideo.track_id) : null);
+    audio?.sync(session);
+  }
+
+  liveButton.addEventListener('click', async () => {
+    liveButton.disabled = true;
+    session = new LiveSession({ roomId });
+    expose(session);
+    audio = new AudioOut();
+    unmuteSlot.replaceChildren(audio.unmuteButton);
+    followState(session, {
+      onOver: () => {
+        liveButton.hidden = false;
+        liveButton.disabled = false;
+        setText(liveButton, 'go_live_again');
+        endButton.hidden = true;
+        liveBadge.hidden = true;
+        audio.close();
+      },
+    });
+    session.addEventListener('state', (e) => {
+      const on = e.detail.state === 'joined';
+      if (on) {
+        liveButton.hidden = true;
+        endButton.hidden = false;
+        liveBadge.hidden = false;
+      }
+    });
+    for (const event of ['participants', 'tracks']) session.addEventListener(event, renderViewers);
+    chatBox.replaceChildren(chatPanel(session));
+    const entries = camera ? camera.getTracks().map((track) => ({ track, stream: camera, source: track.kind === 'audio' ? 'microphone' : 'camera' })) : [];
+    if (screen) entries.push({ track: screen.getVideoTracks()[0], stream: screen, source: 'screen' });
+    await session.publish(entries);
+    await session.start();
+  });
+
+  endButton.addEventListener('click', async () => {
+    endButton.disabled = true;
+    try {
+      await session.request({ type: 'end' });
+    } catch {
+      await session.leave();
+    } finally {
+      endButton.disabled = false;
+    }
+  });
+  window.addEventListener('pagehide', () => session?.leave());
+
+  function showDeviceError() {
+    status('no_camera', null, 'warning');
+  }
+
+  mount('studio_title',
+    h('div', { class: 'studio' },
+      h('div', { class: 'studio-main' },
+        h('div', { class: 'watch-head' }, h('h1', { text: 'studio_title' }), liveBadge),
+        h('div', { class: 'stage' }, preview, screenPreview, stageFromOthers, unmuteSlot),
+        h('div', { class: 'controls devices', role: 'toolbar', label: 'controls' },
+          h('label', { class: 'field' }, h('span', { text: 'camera' }), cameraSelect),
+          h('label', { class: 'field' }, h('span', { text: 'microphone' }), micSelect),
+          shareButton, liveButton, endButton)),
+      h('aside', { class: 'side' },
+        h('section', { class: 'audience', 'aria-labelledby': 'viewers-title' },
+          h('h2', { id: 'viewers-title', text: 'viewers' }), viewerCount, viewers),
+        chatBox)));
+  setText(viewerCount, 'viewer_count', { count: 0 });
+  await openDevices().catch(showDeviceError);
+}

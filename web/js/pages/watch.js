@@ -1,0 +1,160 @@
+// Watching a classroom or open house: the presentation full-size (the screen when one is
+// shared, with the presenter's camera small in a corner), chat, raise hand, and an audio-only
+// mode for weak connections. Guests of an open house come in through /guest#CODE.
+
+import { api } from '../api.js';
+import { field, h, mount, showError } from '../dom.js';
+import { setText } from '../i18n.js';
+import { LiveSession } from '../live.js';
+import { AudioOut, chatPanel, expose, followState, openCamera, showTrack, toggle, videoElement } from '../components.js';
+import { requireMe } from './account.js';
+
+export async function watch(roomId) {
+  await requireMe();
+  const session = new LiveSession({ roomId });
+  watchView(session, { guest: false });
+  await session.start();
+}
+
+export async function guest() {
+  const code = decodeURIComponent(location.hash.slice(1)).trim();
+  const error = h('p', { class: 'error', role: 'alert', hidden: true });
+  const name = h('input', { name: 'display_name', required: true, maxLength: 60, autocomplete: 'name', autofocus: true });
+  const form = h('form', {
+    class: 'card form',
+    on: {
+      submit: async (event) => {
+        event.preventDefault();
+        error.hidden = true;
+        try {
+          const body = { code, display_name: name.value.trim() };
+          const first = await api('POST', '/api/v1/guest-token', body);
+          let token = first.token;
+          const session = new LiveSession({
+            roomId: first.room_id,
+            // A room token is short-lived: every later attempt asks for a fresh one.
+            socketUrl: async () => {
+              const use = token || (await api('POST', '/api/v1/guest-token', body)).token;
+              token = null;
+              return `wss://${location.host}/api/v1/ws?token=${encodeURIComponent(use)}`;
+            },
+          });
+          watchView(session, { guest: true });
+          await session.start();
+        } catch (e) {
+          showError(error, e);
+        }
+      },
+    },
+  }, field('your_name', name), error, h('button', { type: 'submit', class: 'primary', text: 'enter_open_house' }));
+  mount('open_house', h('h1', { text: 'open_house' }), h('p', { text: 'guest_intro' }), form);
+}
+
+function watchView(session, { guest }) {
+  expose(session);
+  const mainVideo = videoElement('main-video', 'presentation');
+  const pip = videoElement('pip-video', 'presenter_camera');
+  const overlayText = h('p', { text: 'connecting' });
+  const overlay = h('div', { class: 'overlay' }, overlayText);
+  const audio = new AudioOut();
+  const player = h('div', { class: 'player', tabIndex: 0, label: 'player' }, mainVideo, pip, overlay, audio.unmuteButton);
+  let audioOnly = false;
+
+  const fullscreen = h('button', {
+    type: 'button', text: 'full_screen',
+    on: {
+      click: () => {
+        if (document.fullscreenElement) document.exitFullscreen();
+        else if (player.requestFullscreen) player.requestFullscreen().catch(() => {});
+        else if (mainVideo.webkitEnterFullscreen) mainVideo.webkitEnterFullscreen();
+      },
+    },
+  });
+  player.addEventListener('dblclick', () => fullscreen.click());
+  player.addEventListener('keydown', (e) => e.key === 'f' && fullscreen.click());
+  const hand = toggle(['raise_hand', 'lower_hand'], (raised) => session.request({ type: 'hand', raised }));
+  hand.classList.add('hand');
+  const audioOnlyButton = toggle(['audio_only', 'video_again'], async (enabled) => {
+    await session.request({ type: 'audio_only', enabled });
+    audioOnly = enabled;
+    render();
+    if (!enabled) {
+      // Video resumes at the next keyframe: ask for one now rather than wait.
+      for (const track of session.tracks.values()) {
+        if (track.kind === 'video') session.request({ type: 'keyframe', track_id: track.track_id }).catch(() => {});
+      }
+    }
+  });
+  audioOnlyButton.classList.add('audio-only');
+
+  // A student the teacher promotes may present their camera.
+  let presenting = null;
+  const present = toggle(['present_camera', 'stop_presenting'], async (on) => {
+    if (on) {
+      const stream = await openCamera();
+      presenting = stream;
+      await session.publish(stream.getTracks().map((track) => ({ track, stream, source: track.kind === 'audio' ? 'microphone' : 'camera' })));
+    } else if (presenting) {
+      for (const track of presenting.getTracks()) {
+        await session.unpublish(track);
+        track.stop();
+      }
+      presenting = null;
+    }
+  });
+  present.hidden = true;
+  session.addEventListener('me', (e) => {
+    const me = e.detail || {};
+    hand.set(Boolean(me.hand_raised));
+    present.hidden = !me.presenter;
+    if (!me.presenter && presenting) present.click();
+  });
+
+  const leave = h('a', { class: 'button', href: guest ? '/guest' + location.hash : '/', text: 'leave' });
+  leave.addEventListener('click', () => session.leave());
+  const title = h('h1', { class: 'room-title' });
+  const count = h('span', { class: 'count', 'aria-live': 'polite' });
+
+  function render() {
+    if (session.roomName) title.textContent = session.roomName;
+    const videos = [...session.tracks.values()].filter((t) => t.kind === 'video' && !t.muted && session.remote.has(t.track_id));
+    const screen = videos.find((t) => t.source === 'screen');
+    const camera = videos.find((t) => t.source === 'camera');
+    const main = screen || camera;
+    showTrack(mainVideo, !audioOnly && main ? session.remote.get(main.track_id) : null);
+    showTrack(pip, !audioOnly && screen && camera ? session.remote.get(camera.track_id) : null);
+    audio.sync(session);
+    setText(count, 'people_here', { count: session.participants.size + (session.meId === undefined ? 0 : 1) });
+    let key = null;
+    if (session.state === 'ended') key = 'session_ended';
+    else if (session.state === 'kicked') key = 'you_were_removed';
+    else if (session.state === 'not_live') key = 'not_live_yet';
+    else if (session.state === 'reconnecting') key = 'status_reconnecting_short';
+    else if (session.state === 'connecting') key = 'connecting';
+    else if (audioOnly) key = 'audio_only_on';
+    else if (!main) key = 'waiting_for_presenter';
+    overlay.hidden = !key;
+    overlay.dataset.state = session.state;
+    if (key) setText(overlayText, key);
+    const over = session.over;
+    for (const el of [hand, audioOnlyButton, present]) el.disabled = over || session.state !== 'joined';
+  }
+
+  followState(session, {
+    onOver: () => {
+      audio.close();
+      if (presenting) for (const track of presenting.getTracks()) track.stop();
+    },
+  });
+  for (const event of ['state', 'tracks', 'participants']) session.addEventListener(event, render);
+  window.addEventListener('pagehide', () => session.leave());
+
+  mount('watch_title',
+    h('div', { class: 'watch' },
+      h('div', { class: 'watch-main' },
+        h('div', { class: 'watch-head' }, title, count),
+        player,
+        h('div', { class: 'controls', role: 'toolbar', label: 'controls' }, fullscreen, audioOnlyButton, hand, present, leave)),
+      chatPanel(session)));
+  render();
+}
