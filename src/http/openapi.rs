@@ -83,7 +83,9 @@ mod tests {
         // The WebSocket speaks the protocol of docs/signalling.md, not HTTP request/response;
         // pages and static files of the web app are not part of the API.
         routed.remove("/api/v1/ws");
-        routed.retain(|p| p.starts_with("/api/") || ["/healthz", "/readyz", "/metrics"].contains(&p.as_str()));
+        routed.retain(|p| {
+            p.starts_with("/api/") || ["/healthz", "/readyz", "/metrics"].contains(&p.as_str())
+        });
         let documented: BTreeSet<String> = ApiDoc::openapi().paths.paths.keys().cloned().collect();
         assert_eq!(routed, documented);
     }

@@ -402,6 +402,15 @@ async fn families_never_see_another_class(db: Db) {
         )
         .await;
     let b_invite_id = b_invite["invite"]["id"].as_i64().unwrap();
+    let b_room = b
+        .teacher
+        .post_ok(
+            &format!("/api/v1/classes/{}/rooms", b.class_id),
+            json!({"kind": "open_house", "name": "Open house"}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
     let missing = 999_999;
 
     for outsider in [&a.family, &a.teacher, &a.tutor, &a.student] {
@@ -437,6 +446,16 @@ async fn families_never_see_another_class(db: Db) {
                         &format!("{class}/invites/{b_invite_id}"),
                         None,
                     )
+                    .await,
+                outsider.get(&format!("{class}/rooms")).await,
+                outsider
+                    .post(
+                        &format!("{class}/rooms"),
+                        json!({"kind": "classroom", "name": "x"}),
+                    )
+                    .await,
+                outsider
+                    .post(&format!("/api/v1/rooms/{b_room}/guest-link"), json!({}))
                     .await,
             ];
             for response in attempts {

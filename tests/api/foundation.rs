@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use tokio::io::AsyncBufReadExt;
+
 use crate::both_backends;
 use crate::helpers::{Db, TestApp, Workspace};
 
@@ -233,4 +235,38 @@ async fn plain_http_redirects_and_json_logs() {
         .expect("the request is logged");
     let parsed: serde_json::Value = serde_json::from_str(line).expect("log lines are JSON");
     assert_eq!(parsed["fields"]["route"], "/healthz");
+}
+
+#[tokio::test]
+async fn behind_a_proxy_it_serves_plain_http() {
+    let workspace = Workspace::new(Db::Sqlite).await;
+    workspace.write_config("[tls]\nbehind_proxy = true");
+    let mut child = workspace
+        .command(&["serve"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the server says where it serves");
+        if let Some(url) = line.split("; open ").nth(1) {
+            break url.trim_end_matches('/').to_owned();
+        }
+    };
+    assert!(base.starts_with("http://"), "{base}");
+    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(
+        health.headers().get("strict-transport-security").is_none(),
+        "HSTS is the proxy's business"
+    );
+    assert!(
+        !workspace.path().join("certs/self-signed.crt").exists(),
+        "no certificate is made"
+    );
+    child.kill().await.unwrap();
 }
