@@ -156,6 +156,12 @@ await scenario('classroom', async () => {
   await flowing('family1 video again', family1, (a, b) => sum(b, 'framesDecoded') > sum(a, 'framesDecoded') + 5);
   log('audio only pauses video and resumes it');
 
+  // Stopping the share takes the screen away again; the camera goes back to full size.
+  await teacher.locator('button.share').click();
+  await family1.waitForFunction(() => ![...window.homeroom.session.tracks.values()].some((t) => t.source === 'screen'), null, { timeout: 10000 });
+  await family1.waitForFunction(() => document.querySelector('video.pip-video').hidden && document.querySelector('video.main-video').videoWidth > 0);
+  log('stopping the share leaves the camera');
+
   // The teacher lets a student present: the student's camera reaches the studio; then the
   // teacher removes the student, whose page says so.
   const student = await person('student', cfg.student);
