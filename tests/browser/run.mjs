@@ -236,6 +236,8 @@ await scenario('tutoring', async () => {
     log(`${name} decodes both others`, JSON.stringify(s));
   }
   await tutor.waitForFunction(() => document.querySelectorAll('.grid .tile').length === 3);
+  // The fake microphones beep: someone is shown speaking.
+  await tutor.locator('.tile.speaking').first().waitFor({ timeout: 10000 });
   await shoot(tutor, 'tutoring.png');
 });
 
