@@ -42,6 +42,8 @@ struct Events {
     room: RoomHandle,
     /// What the client said each of its tracks shows, keyed by its track id.
     sources: Arc<Mutex<BTreeMap<String, Source>>>,
+    /// Publisher side: our track id for each of the client's track ids.
+    published: Arc<Mutex<BTreeMap<String, String>>>,
     /// Subscriber side: told when the connection is up, to ask for fresh keyframes.
     connected: Option<mpsc::UnboundedSender<()>>,
 }
@@ -110,6 +112,10 @@ impl PeerConnectionEventHandler for Events {
                 MediaKind::Video => Source::Camera,
             });
         let id = format!("{}-{}", self.participant_id, short_id());
+        self.published
+            .lock()
+            .expect("published lock")
+            .insert(client_track_id.clone(), id.clone());
         let track = Published::new(
             id.clone(),
             self.participant_id,
@@ -144,6 +150,30 @@ impl PeerConnectionEventHandler for Events {
     }
 }
 
+/// The client track ids (`a=msid:<stream> <track>`) of the media sections an offer sends on.
+fn sending_track_ids(sdp: &str) -> std::collections::BTreeSet<String> {
+    let mut ids = std::collections::BTreeSet::new();
+    for section in sdp.split("\nm=").skip(1) {
+        let rejected = section.split_whitespace().nth(1) == Some("0");
+        let mut sends = true;
+        let mut track = None;
+        for line in section.lines().map(str::trim_end) {
+            match line {
+                "a=recvonly" | "a=inactive" => sends = false,
+                _ => {
+                    if let Some(msid) = line.strip_prefix("a=msid:") {
+                        track = msid.split_whitespace().nth(1).map(str::to_owned);
+                    }
+                }
+            }
+        }
+        if let (false, true, Some(track)) = (rejected, sends, track) {
+            ids.insert(track);
+        }
+    }
+    ids
+}
+
 fn short_id() -> String {
     format!("{:08x}", rand::random::<u32>())
 }
@@ -156,6 +186,7 @@ pub struct PeerMedia {
     room: RoomHandle,
     publisher: Option<Connection>,
     sources: Arc<Mutex<BTreeMap<String, Source>>>,
+    published: Arc<Mutex<BTreeMap<String, String>>>,
     subscriber: mpsc::UnboundedSender<SubscriberInput>,
     subscriber_task: JoinHandle<()>,
     start: Option<tokio::sync::oneshot::Sender<()>>,
@@ -217,6 +248,7 @@ impl PeerMedia {
             room,
             publisher: None,
             sources: Arc::default(),
+            published: Arc::default(),
             subscriber: input_tx,
             subscriber_task,
             start: Some(start),
@@ -246,16 +278,38 @@ impl PeerMedia {
                 outbox: self.outbox.clone(),
                 room: self.room.clone(),
                 sources: self.sources.clone(),
+                published: self.published.clone(),
                 connected: None,
             };
             self.publisher = Some(self.settings.connect(Arc::new(events)).await?);
             OPEN_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
         }
         let pc = &self.publisher.as_ref().expect("just made").pc;
+        let sending = sending_track_ids(&sdp);
         pc.set_remote_description(
             RTCSessionDescription::offer(sdp).map_err(webrtc::error::Error::from)?,
         )
         .await?;
+        // A track the client stopped sending (e.g. the end of a screen share) never ends on
+        // the webrtc side: its transceiver just goes inactive. Unpublish it here.
+        let stopped: Vec<String> = {
+            let mut published = self.published.lock().expect("published lock");
+            let gone: Vec<String> = published
+                .keys()
+                .filter(|client_id| !sending.contains(*client_id))
+                .cloned()
+                .collect();
+            gone.iter().filter_map(|k| published.remove(k)).collect()
+        };
+        for track_id in stopped {
+            let _ = self
+                .room
+                .send(Command::Unpublished {
+                    participant_id: self.participant_id,
+                    track_id,
+                })
+                .await;
+        }
         let answer = pc.create_answer(None).await?;
         pc.set_local_description(answer).await?;
         let local =
@@ -410,6 +464,7 @@ impl Subscriber {
                 outbox: self.outbox.clone(),
                 room: self.room.clone(),
                 sources: Arc::default(),
+                published: Arc::default(),
                 connected: Some(connected.clone()),
             };
             self.connection = Some(self.settings.connect(Arc::new(events)).await?);
@@ -608,5 +663,21 @@ async fn read_feedback(local: Arc<TrackLocalStaticRTP>, published: Arc<Published
         if wants_keyframe {
             published.request_keyframe();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sending_track_ids;
+
+    #[test]
+    fn only_sending_sections_count() {
+        let sdp = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=sendonly\r\na=msid:s mic\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=msid:s cam\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=inactive\r\na=msid:s screen\r\n\
+            m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:3\r\na=sendonly\r\na=msid:s gone\r\n";
+        let ids: Vec<String> = sending_track_ids(sdp).into_iter().collect();
+        assert_eq!(ids, ["cam", "mic"]);
     }
 }

@@ -60,11 +60,52 @@ async fn room(class: &ClassFixture, kind: &str, host: Option<i64>) -> i64 {
         .unwrap()
 }
 
+/// Runs `run.mjs` with `config`; a run stops itself at 160 s with screenshots.
+async fn run_browser(script: &Path, config: &serde_json::Value) {
+    let mut child = tokio::process::Command::new("node")
+        .arg(script)
+        .env("HOMEROOM_BROWSER_TEST", config.to_string())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs (install Node.js 20 or newer)");
+    let status = tokio::time::timeout(Duration::from_secs(175), child.wait())
+        .await
+        .expect("the browser tests took longer than 175 s")
+        .unwrap();
+    assert!(
+        status.success(),
+        "browser scenarios failed (see above; screenshots in {})",
+        config["artifacts"].as_str().unwrap_or("tests/artifacts")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_present_and_tutor_in_chromium() {
     let (chromium, script) = tools();
+    let started = Instant::now();
     let app = TestApp::spawn(Db::Sqlite).await;
-    let admin = app.admin().await;
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts");
+    for shot in ["watch.png", "studio.png", "tutoring.png"] {
+        let _ = std::fs::remove_file(artifacts.join(shot));
+    }
+    let base = json!({
+        "base": app.base,
+        "chromium": chromium,
+        "artifacts": artifacts,
+        "password": PASSWORD,
+    });
+    let with = |extra: serde_json::Value| {
+        let mut config = base.clone();
+        config
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        config
+    };
+    // The first admin is made on the set-up page, then the class is made over the API.
+    let secret = app.setup_secret().expect("set-up link printed");
+    run_browser(&script, &with(json!({"phase": "setup", "secret": secret}))).await;
+    let admin = app.sign_in("admin", PASSWORD).await;
     let class = ClassFixture::new(&app, &admin, "web").await;
     app.join(&invite(&class, "family").await, "family2-web")
         .await;
@@ -86,44 +127,24 @@ async fn watch_present_and_tutor_in_chromium() {
         .nth(1)
         .unwrap()
         .to_owned();
-    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts");
-    let config = json!({
-        "base": app.base,
-        "chromium": chromium,
-        "artifacts": artifacts,
-        "password": PASSWORD,
-        "teacher": "teacher-web",
-        "family1": "family-web",
-        "family2": "family2-web",
-        "tutor": "tutor-web",
-        "student": "student-web",
-        "classroom": classroom,
-        "tutoring": tutoring,
-        "open_house": open_house,
-        "class_id": class.class_id,
-        "invite": new_family_invite,
-        "reset_token": reset_token,
-    });
-    for shot in ["watch.png", "studio.png", "tutoring.png"] {
-        let _ = std::fs::remove_file(artifacts.join(shot));
-    }
-    let started = Instant::now();
-    let mut child = tokio::process::Command::new("node")
-        .arg(&script)
-        .env("HOMEROOM_BROWSER_TEST", config.to_string())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node runs (install Node.js 20 or newer)");
-    let status = tokio::time::timeout(Duration::from_secs(175), child.wait())
-        .await
-        .expect("the browser tests took longer than 175 s")
-        .unwrap();
-    eprintln!("browser scenarios took {:?}", started.elapsed());
-    assert!(
-        status.success(),
-        "browser scenarios failed (see above; screenshots in {})",
-        artifacts.display()
-    );
+    run_browser(
+        &script,
+        &with(json!({
+            "teacher": "teacher-web",
+            "family1": "family-web",
+            "family2": "family2-web",
+            "tutor": "tutor-web",
+            "student": "student-web",
+            "classroom": classroom,
+            "tutoring": tutoring,
+            "open_house": open_house,
+            "class_id": class.class_id,
+            "invite": new_family_invite,
+            "reset_token": reset_token,
+        })),
+    )
+    .await;
+    eprintln!("browser tests took {:?}", started.elapsed());
     for shot in ["watch.png", "studio.png", "tutoring.png"] {
         assert!(artifacts.join(shot).exists(), "{shot} was not written");
     }

@@ -282,7 +282,7 @@ export class LiveSession extends EventTarget {
     this.remote.clear();
     for (const t of this.sub.getTransceivers()) {
       const ids = this.mids[t.mid];
-      const receiving = t.currentDirection === 'recvonly' || t.currentDirection === 'sendrecv' || t.direction === 'recvonly';
+      const receiving = t.currentDirection === 'recvonly' || t.currentDirection === 'sendrecv';
       if (ids && receiving && !t.stopped) this.remote.set(ids.track, t.receiver.track);
     }
     this.emit('tracks');
@@ -290,7 +290,7 @@ export class LiveSession extends EventTarget {
 
   /** Publishes (or, while not yet joined, prepares) tracks: [{track, source, stream}]. */
   async publish(entries) {
-    for (const entry of entries) this.local.push({ ...entry, sender: null });
+    for (const entry of entries) this.local.push({ ...entry, offeredId: entry.track.id, sender: null });
     if (this.state === 'joined' && this.abilities.publish) await this.negotiatePublisher();
   }
 
@@ -333,7 +333,8 @@ export class LiveSession extends EventTarget {
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     const sources = {};
-    for (const entry of this.local) sources[entry.track.id] = entry.source;
+    // The server knows a track by the id it was first offered with (replaceTrack keeps it).
+    for (const entry of this.local) sources[entry.offeredId] = entry.source;
     const reply = this.request({ type: 'offer', sdp: offer.sdp, sources });
     this.pubOfferSent = true;
     for (const send of this.pubOutbox.splice(0)) send();
