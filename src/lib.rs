@@ -12,6 +12,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod http;
 pub mod metrics;

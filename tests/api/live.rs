@@ -8,7 +8,7 @@ use homeroom::signal::protocol::{ClientMessage, MediaKind, ServerMessage};
 use serde_json::json;
 
 use crate::helpers::{error_code, Actor, ClassFixture, Db, TestApp};
-use crate::peer::{Credential, Received, TestPeer};
+use crate::peer::{self, Credential, Received, TestPeer};
 
 async fn room(actor: &Actor, class_id: i64, kind: &str, host: Option<i64>) -> i64 {
     let body = match host {
@@ -23,7 +23,7 @@ async fn room(actor: &Actor, class_id: i64, kind: &str, host: Option<i64>) -> i6
 }
 
 async fn joined(app: &TestApp, actor: &Actor, room_id: i64) -> TestPeer {
-    let mut peer = TestPeer::connect(app, Credential::Cookie(&actor.cookie)).await;
+    let mut peer = peer::connect(app, Credential::Cookie(&actor.cookie)).await;
     let reply = peer.join(room_id).await;
     assert!(
         matches!(reply, ServerMessage::Joined { .. }),
@@ -174,8 +174,8 @@ async fn a_tutoring_room_of_four_sees_and_hears_each_other() {
     let mut tutor = joined(&app, &class.tutor, room_id).await;
     let mut teacher = joined(&app, &class.teacher, room_id).await;
     // The student and the family wait until the tutor lets them in.
-    let mut student = TestPeer::connect(&app, Credential::Cookie(&class.student.cookie)).await;
-    let mut family = TestPeer::connect(&app, Credential::Cookie(&class.family.cookie)).await;
+    let mut student = peer::connect(&app, Credential::Cookie(&class.student.cookie)).await;
+    let mut family = peer::connect(&app, Credential::Cookie(&class.family.cookie)).await;
     for peer in [&mut student, &mut family] {
         let ServerMessage::Joined {
             waiting, abilities, ..
@@ -254,7 +254,7 @@ async fn outsiders_guests_and_family_publishers_are_refused() {
     teacher.publish().await;
 
     // A family of another class: the room does not exist for them.
-    let mut outsider = TestPeer::connect(&app, Credential::Cookie(&b.family.cookie)).await;
+    let mut outsider = peer::connect(&app, Credential::Cookie(&b.family.cookie)).await;
     let refused = outsider.join(classroom).await;
     assert!(
         matches!(&refused, ServerMessage::Error { code, .. } if code == "room_not_found"),
@@ -281,8 +281,7 @@ async fn outsiders_guests_and_family_publishers_are_refused() {
         .json::<serde_json::Value>()
         .await
         .unwrap();
-    let mut guest =
-        TestPeer::connect(&app, Credential::Token(token["token"].as_str().unwrap())).await;
+    let mut guest = peer::connect(&app, Credential::Token(token["token"].as_str().unwrap())).await;
     let refused = guest.join(classroom).await;
     assert!(
         matches!(&refused, ServerMessage::Error { code, .. } if code == "not_allowed"),
@@ -576,7 +575,7 @@ async fn room_and_node_limits_are_clear_errors() {
     let second = room(&class.teacher, class.class_id, "open_house", None).await;
     let _teacher = joined(&app, &class.teacher, first).await;
     let _family = joined(&app, &class.family, first).await;
-    let mut student = TestPeer::connect(&app, Credential::Cookie(&class.student.cookie)).await;
+    let mut student = peer::connect(&app, Credential::Cookie(&class.student.cookie)).await;
     let full = student.join(first).await;
     assert!(
         matches!(&full, ServerMessage::Error { code, .. } if code == "room_full"),
@@ -588,14 +587,14 @@ async fn room_and_node_limits_are_clear_errors() {
         ServerMessage::Pong { .. }
     ));
 
-    let mut admin_peer = TestPeer::connect(&app, Credential::Cookie(&admin.cookie)).await;
+    let mut admin_peer = peer::connect(&app, Credential::Cookie(&admin.cookie)).await;
     let busy = admin_peer.join(second).await;
     assert!(
         matches!(&busy, ServerMessage::Error { code, .. } if code == "node_full"),
         "{busy:?}"
     );
     // A viewer of a room that is not live yet is told so.
-    let mut family = TestPeer::connect(&app, Credential::Cookie(&class.family.cookie)).await;
+    let mut family = peer::connect(&app, Credential::Cookie(&class.family.cookie)).await;
     let idle = family.join(second).await;
     assert!(
         matches!(&idle, ServerMessage::Error { code, .. } if code == "not_live"),

@@ -1,0 +1,26 @@
+//! Clients of a Homeroom server, built on the same `webrtc` crate: the participant used by
+//! the end-to-end tests and the load tool, and its synthetic media.
+
+pub mod media;
+pub mod participant;
+
+pub use media::{check_payload, make_payload, Inbox, Received, VideoShape};
+pub use participant::{Credential, Participant};
+
+use std::sync::Arc;
+
+/// TLS that trusts exactly the given PEM certificates (e.g. the server's self-signed one).
+pub fn tls_trusting(pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, String> {
+    crate::tls::install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut &pem[..]) {
+        roots
+            .add(cert.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    ))
+}

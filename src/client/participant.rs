@@ -1,0 +1,379 @@
+//! A participant speaking Homeroom's signalling: one WebSocket (TLS, cookie or guest token),
+//! a publisher connection sending synthetic media and a subscriber connection that answers
+//! the server's offers and checks every packet it receives. Tests and the load tool use it.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
+    RTCSessionDescription,
+};
+
+use super::media::{new_pc, publisher_tracks, receive, start_sending, Inbox, Received, VideoShape};
+use crate::signal::protocol::{Candidate, ClientMessage, ServerMessage, Target};
+
+pub struct Participant {
+    out: mpsc::UnboundedSender<String>,
+    pending: Arc<Mutex<HashMap<u64, oneshot::Sender<ServerMessage>>>>,
+    pub events: mpsc::UnboundedReceiver<ServerMessage>,
+    next_id: u64,
+    publisher: Arc<Mutex<Option<Arc<dyn PeerConnection>>>>,
+    pub subscriber: Arc<Mutex<Option<Arc<dyn PeerConnection>>>>,
+    pub inbox: Inbox,
+    /// When each keyframe request reached this peer's publisher.
+    pub plis: Arc<Mutex<Vec<Instant>>>,
+    /// Packets sent per kind by this peer's publisher.
+    pub sent: Arc<[AtomicU64; 2]>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    pub participant_id: u64,
+    reader: tokio::task::JoinHandle<()>,
+    /// Local address media sockets bind to.
+    bind: String,
+}
+
+struct Events {
+    target: Target,
+    out: mpsc::UnboundedSender<String>,
+    inbox: Inbox,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Events {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        if let Ok(init) = event.candidate.to_json() {
+            let candidate = Candidate {
+                candidate: init.candidate,
+                sdp_mid: init.sdp_mid,
+                sdp_mline_index: init.sdp_mline_index,
+            };
+            let message = ClientMessage::Candidate {
+                id: 0,
+                target: self.target,
+                candidate,
+            };
+            let _ = self.out.send(serde_json::to_string(&message).unwrap());
+        }
+    }
+
+    async fn on_track(&self, remote: Arc<dyn TrackRemote>) {
+        tokio::spawn(receive(remote, self.inbox.clone()));
+    }
+}
+
+/// How a participant signs in to the socket.
+pub enum Credential<'a> {
+    Cookie(&'a str),
+    Token(&'a str),
+}
+
+impl Participant {
+    /// Opens the signalling socket of the server at `base` (https://host:port).
+    pub async fn connect(
+        base: &str,
+        tls: Arc<rustls::ClientConfig>,
+        credential: Credential<'_>,
+        bind: &str,
+    ) -> Result<Participant, String> {
+        let ws_base = base.replacen("https://", "wss://", 1);
+        let url = match credential {
+            Credential::Token(token) => format!("{ws_base}/api/v1/ws?token={token}"),
+            Credential::Cookie(_) => format!("{ws_base}/api/v1/ws"),
+        };
+        let mut request = url.into_client_request().map_err(|e| e.to_string())?;
+        if let Credential::Cookie(cookie) = credential {
+            request.headers_mut().insert(
+                "cookie",
+                format!("homeroom_session={cookie}").parse().unwrap(),
+            );
+        }
+        let connector = tokio_tungstenite::Connector::Rustls(tls);
+        let (socket, _) =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector))
+                .await
+                .map_err(|e| format!("signalling socket: {e}"))?;
+        let (mut sink, mut stream) = socket.split();
+        let (out, mut out_rx) = mpsc::unbounded_channel::<String>();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<ServerMessage>>>> = Arc::default();
+        let subscriber: Arc<Mutex<Option<Arc<dyn PeerConnection>>>> = Arc::default();
+        let publisher: Arc<Mutex<Option<Arc<dyn PeerConnection>>>> = Arc::default();
+        let inbox: Inbox = Arc::default();
+        tokio::spawn(async move {
+            while let Some(text) = out_rx.recv().await {
+                if sink.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
+            let _ = sink.close().await;
+        });
+        // Offers are answered in order by their own task, so reading never waits on media work.
+        let (offers_tx, mut offers_rx) = mpsc::unbounded_channel::<String>();
+        let bind = bind.to_owned();
+        let negotiator = tokio::spawn({
+            let subscriber = subscriber.clone();
+            let bind = bind.clone();
+            let out = out.clone();
+            let inbox = inbox.clone();
+            async move {
+                while let Some(sdp) = offers_rx.recv().await {
+                    let existing = subscriber.lock().unwrap().clone();
+                    let pc = match existing {
+                        Some(pc) => pc,
+                        None => {
+                            let handler = Arc::new(Events {
+                                target: Target::Subscriber,
+                                out: out.clone(),
+                                inbox: inbox.clone(),
+                            });
+                            let pc = new_pc(handler, &bind).await;
+                            *subscriber.lock().unwrap() = Some(pc.clone());
+                            pc
+                        }
+                    };
+                    pc.set_remote_description(RTCSessionDescription::offer(sdp).unwrap())
+                        .await
+                        .unwrap();
+                    let answer = pc.create_answer(None).await.unwrap();
+                    pc.set_local_description(answer).await.unwrap();
+                    let sdp = pc.local_description().await.unwrap().sdp;
+                    let _ = out.send(
+                        serde_json::to_string(&ClientMessage::Answer { id: 0, sdp }).unwrap(),
+                    );
+                }
+            }
+        });
+        let reader = tokio::spawn({
+            let pending = pending.clone();
+            let subscriber = subscriber.clone();
+            let publisher = publisher.clone();
+            async move {
+                loop {
+                    let message = match stream.next().await {
+                        Some(Ok(message)) => message,
+                        Some(Err(_)) | None => break,
+                    };
+                    let Message::Text(text) = message else {
+                        continue;
+                    };
+                    let message: ServerMessage =
+                        serde_json::from_str(&text).expect("server speaks the protocol");
+                    let id = match &message {
+                        ServerMessage::Joined { id, .. }
+                        | ServerMessage::Answer { id, .. }
+                        | ServerMessage::Ok { id }
+                        | ServerMessage::Pong { id } => Some(*id),
+                        ServerMessage::Error { id, .. } => *id,
+                        _ => None,
+                    };
+                    if let Some(waiter) = id.and_then(|id| pending.lock().unwrap().remove(&id)) {
+                        let _ = waiter.send(message);
+                        continue;
+                    }
+                    match message {
+                        ServerMessage::Offer { sdp } => {
+                            let _ = offers_tx.send(sdp);
+                        }
+                        ServerMessage::Candidate { target, candidate } => {
+                            let pc = match target {
+                                Target::Subscriber => subscriber.lock().unwrap().clone(),
+                                Target::Publisher => publisher.lock().unwrap().clone(),
+                            };
+                            if let Some(pc) = pc {
+                                // The answer may still be being applied; candidates wait for it.
+                                tokio::spawn(async move {
+                                    for _ in 0..200 {
+                                        if pc.remote_description().await.is_some() {
+                                            let _ = pc.add_ice_candidate(to_init(candidate)).await;
+                                            return;
+                                        }
+                                        tokio::time::sleep(Duration::from_millis(10)).await;
+                                    }
+                                });
+                            }
+                        }
+                        other => {
+                            let _ = events_tx.send(other);
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Participant {
+            out,
+            pending,
+            events,
+            next_id: 1,
+            publisher,
+            subscriber,
+            inbox,
+            plis: Arc::default(),
+            sent: Arc::new([AtomicU64::new(0), AtomicU64::new(0)]),
+            tasks: vec![negotiator],
+            participant_id: 0,
+            reader,
+            bind,
+        })
+    }
+
+    /// Sends a request and waits for the reply that echoes its id.
+    pub async fn request(&mut self, make: impl FnOnce(u64) -> ClientMessage) -> ServerMessage {
+        let id = self.next_id;
+        self.next_id += 1;
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().unwrap().insert(id, tx);
+        let text = serde_json::to_string(&make(id)).unwrap();
+        self.send_raw(&text);
+        let summary: String = text.chars().take(80).collect();
+        match tokio::time::timeout(Duration::from_secs(10), rx).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) => panic!("the socket closed before answering {summary}"),
+            Err(_) => panic!(
+                "no reply within 10 s to {summary} (participant {})",
+                self.participant_id
+            ),
+        }
+    }
+
+    /// Sends any text, valid or not; an error reply then arrives as an event.
+    pub fn send_raw(&self, text: &str) {
+        self.out.send(text.to_owned()).expect("socket open");
+    }
+
+    pub async fn join(&mut self, room_id: i64) -> ServerMessage {
+        let reply = self.request(|id| ClientMessage::Join { id, room_id }).await;
+        if let ServerMessage::Joined { participant_id, .. } = &reply {
+            self.participant_id = *participant_id;
+        }
+        reply
+    }
+
+    /// Publishes synthetic VP8 video of the given shape and Opus audio (50 packets/s of 100
+    /// bytes). Returns the server's reply to the offer.
+    pub async fn publish(&mut self) -> ServerMessage {
+        self.publish_shaped(VideoShape::default()).await
+    }
+
+    pub async fn publish_shaped(&mut self, shape: VideoShape) -> ServerMessage {
+        let handler = Arc::new(Events {
+            target: Target::Publisher,
+            out: self.out.clone(),
+            inbox: Arc::default(),
+        });
+        let pc = new_pc(handler, &self.bind).await;
+        let (video, audio) = publisher_tracks();
+        let video_sender = pc
+            .add_track(video.clone() as Arc<dyn TrackLocal>)
+            .await
+            .unwrap();
+        let audio_sender = pc
+            .add_track(audio.clone() as Arc<dyn TrackLocal>)
+            .await
+            .unwrap();
+        let offer = pc.create_offer(None).await.unwrap();
+        pc.set_local_description(offer).await.unwrap();
+        let sdp = pc.local_description().await.unwrap().sdp;
+        *self.publisher.lock().unwrap() = Some(pc.clone());
+        let reply = self
+            .request(|id| ClientMessage::Offer {
+                id,
+                sdp,
+                sources: Default::default(),
+            })
+            .await;
+        let ServerMessage::Answer { sdp, .. } = &reply else {
+            return reply;
+        };
+        pc.set_remote_description(RTCSessionDescription::answer(sdp.clone()).unwrap())
+            .await
+            .unwrap();
+        let video_pt = video_sender
+            .get_parameters()
+            .await
+            .unwrap()
+            .rtp_parameters
+            .codecs[0]
+            .payload_type;
+        let audio_pt = audio_sender
+            .get_parameters()
+            .await
+            .unwrap()
+            .rtp_parameters
+            .codecs[0]
+            .payload_type;
+        self.tasks.extend(start_sending(
+            video.clone(),
+            video_pt,
+            audio,
+            audio_pt,
+            shape,
+            self.sent.clone(),
+        ));
+        let plis = self.plis.clone();
+        self.tasks.push(tokio::spawn(async move {
+            while let Some(TrackLocalEvent::OnRtcpPacket(_)) = video.poll().await {
+                plis.lock().unwrap().push(Instant::now());
+            }
+        }));
+        reply
+    }
+
+    /// The next event matching `want`, skipping others, within `timeout`.
+    pub async fn wait_for(
+        &mut self,
+        timeout: Duration,
+        mut want: impl FnMut(&ServerMessage) -> bool,
+    ) -> Option<ServerMessage> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(event)) if want(&event) => return Some(event),
+                Ok(Some(_)) => continue,
+                _ => return None,
+            }
+        }
+    }
+
+    pub fn received(&self) -> HashMap<String, Received> {
+        self.inbox.lock().unwrap().clone()
+    }
+
+    /// Drops everything at once, as a crashing browser would: no `leave`, no close handshake.
+    pub async fn vanish(mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        self.reader.abort();
+        let publisher = self.publisher.lock().unwrap().take();
+        if let Some(pc) = publisher {
+            let _ = pc.close().await;
+        }
+        let subscriber = self.subscriber.lock().unwrap().take();
+        if let Some(pc) = subscriber {
+            let _ = pc.close().await;
+        }
+    }
+
+    /// Leaves politely and closes everything.
+    pub async fn leave(mut self) {
+        let _ = self.request(|id| ClientMessage::Leave { id }).await;
+        self.vanish().await;
+    }
+}
+
+fn to_init(candidate: Candidate) -> RTCIceCandidateInit {
+    RTCIceCandidateInit {
+        candidate: candidate.candidate,
+        sdp_mid: candidate.sdp_mid,
+        sdp_mline_index: candidate.sdp_mline_index,
+        ..Default::default()
+    }
+}
