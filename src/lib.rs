@@ -15,6 +15,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod http;
+pub mod loadtest;
 pub mod metrics;
 pub mod names;
 pub mod server;

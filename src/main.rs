@@ -35,6 +35,8 @@ enum Command {
     /// Account helpers for the person running the server.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Load a running server: one publisher, N subscribers; prints figures.
+    Loadtest(homeroom::loadtest::LoadTest),
 }
 
 #[derive(Subcommand)]
@@ -99,6 +101,7 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin(admin) => run_admin(admin, config).await,
+        Command::Loadtest(args) => homeroom::loadtest::main(args).await,
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod helpers;
 mod live;
+mod loadtest;
 mod peer;
 
 mod accounts;

@@ -1,0 +1,403 @@
+//! `homeroom loadtest`: one synthetic publisher and N subscribers over real WebRTC against a
+//! running server, with a progress line each second and a JSON summary at the end.
+//!
+//! The client costs about as much CPU per packet as the server, so on a small machine the two
+//! compete: the server's own CPU and memory are read from `/proc/<pid>`, never inferred.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+
+use crate::client::{Credential, Participant, Received, VideoShape};
+use crate::signal::protocol::ServerMessage;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadTest {
+    /// The server, e.g. https://127.0.0.1:8443
+    #[arg(long)]
+    pub server: String,
+    /// The room to load (a classroom or open house).
+    #[arg(long)]
+    pub room: i64,
+    /// A teacher's login: it starts the session and publishes.
+    #[arg(long)]
+    pub login: String,
+    #[arg(long, env = "LOADTEST_PASSWORD")]
+    pub password: String,
+    /// Subscribers to connect.
+    #[arg(long, default_value_t = 20)]
+    pub subscribers: usize,
+    /// Subscribers started per second.
+    #[arg(long, default_value_t = 10.0)]
+    pub ramp: f64,
+    /// Seconds to measure once every subscriber has started.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Video bitrate in kbit/s.
+    #[arg(long, default_value_t = 1000)]
+    pub bitrate: u32,
+    #[arg(long, default_value_t = 30)]
+    pub fps: u32,
+    /// Exit non-zero when the loss exceeds this percentage.
+    #[arg(long, default_value_t = 1.0)]
+    pub max_loss: f64,
+    /// The server's process id, to read its CPU and memory.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// The server's certificate (PEM), e.g. certs/self-signed.crt
+    #[arg(long)]
+    pub ca: std::path::PathBuf,
+    /// Local address for the client's media sockets.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub bind: String,
+}
+
+/// The final figures.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub subscribers_requested: usize,
+    pub subscribers_connected: usize,
+    pub subscribers_with_media: usize,
+    pub join_ms_p50: u64,
+    pub join_ms_p95: u64,
+    pub join_ms_max: u64,
+    pub first_packet_ms_p50: u64,
+    pub first_packet_ms_p95: u64,
+    pub packets_per_second: f64,
+    pub loss_pct: f64,
+    pub jitter_ms: f64,
+    pub server_cpu_pct: Option<f64>,
+    pub server_rss_mb: Option<f64>,
+    pub seconds: f64,
+}
+
+/// A subscriber as the load tool tracks it.
+struct Viewer {
+    participant: Participant,
+    begun: Instant,
+    join: Duration,
+    first_packet: Option<Duration>,
+}
+
+pub async fn run(args: LoadTest) -> anyhow::Result<Summary> {
+    let pem =
+        std::fs::read(&args.ca).with_context(|| format!("cannot read {}", args.ca.display()))?;
+    let tls = crate::client::tls_trusting(&pem).map_err(anyhow::Error::msg)?;
+    let cookie = sign_in(&args, &pem).await?;
+    let connect = || {
+        Participant::connect(
+            &args.server,
+            tls.clone(),
+            Credential::Cookie(&cookie),
+            &args.bind,
+        )
+    };
+
+    let mut publisher = connect().await.map_err(anyhow::Error::msg)?;
+    expect_joined(publisher.join(args.room).await)?;
+    let shape = VideoShape {
+        fps: args.fps,
+        bitrate_bps: args.bitrate * 1000,
+    };
+    match publisher.publish_shaped(shape).await {
+        ServerMessage::Answer { .. } => {}
+        other => bail!("the server refused to publish: {other:?}"),
+    }
+
+    let started = Instant::now();
+    let mut cpu = args.server_pid.map(CpuMeter::new);
+    let mut viewers: Vec<Viewer> = Vec::new();
+    let mut pending = futures_util::stream::FuturesUnordered::new();
+    let interval = Duration::from_secs_f64(1.0 / args.ramp.max(0.1));
+    let mut next_start = Instant::now();
+    let mut next_report = Instant::now() + Duration::from_secs(1);
+    let mut measuring_since: Option<Instant> = None;
+    let mut launched = 0;
+    loop {
+        let now = Instant::now();
+        if launched < args.subscribers && now >= next_start {
+            launched += 1;
+            next_start += interval;
+            let connecting = connect();
+            let room = args.room;
+            pending.push(async move {
+                let begun = Instant::now();
+                let mut participant = connecting.await.map_err(anyhow::Error::msg)?;
+                expect_joined(participant.join(room).await)?;
+                Ok::<_, anyhow::Error>(Viewer {
+                    participant,
+                    begun,
+                    join: begun.elapsed(),
+                    first_packet: None,
+                })
+            });
+        }
+        tokio::select! {
+            Some(done) = futures_util::StreamExt::next(&mut pending), if !pending.is_empty() => match done {
+                Ok(viewer) => viewers.push(viewer),
+                Err(e) => eprintln!("a subscriber could not join: {e:#}"),
+            },
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+        for viewer in viewers.iter_mut().filter(|v| v.first_packet.is_none()) {
+            if let Some(first) = viewer
+                .participant
+                .received()
+                .values()
+                .filter_map(|r| r.first_at)
+                .min()
+            {
+                viewer.first_packet = Some(first.saturating_duration_since(viewer.begun));
+            }
+        }
+        if launched == args.subscribers && pending.is_empty() && measuring_since.is_none() {
+            measuring_since = Some(Instant::now());
+        }
+        if Instant::now() >= next_report {
+            next_report += Duration::from_secs(1);
+            let (rate, loss) = totals(&viewers);
+            let usage = cpu.as_mut().map(|c| c.sample()).unwrap_or_default();
+            println!(
+                "t={:>3}s subscribers={}/{} with_media={} packets/s={:.0} loss={:.2}% server_cpu={} server_rss={}",
+                started.elapsed().as_secs(),
+                viewers.len(),
+                args.subscribers,
+                viewers.iter().filter(|v| v.first_packet.is_some()).count(),
+                rate.per_second(),
+                loss,
+                usage.0.map(|c| format!("{c:.0}%")).unwrap_or_else(|| "-".into()),
+                usage.1.map(|m| format!("{m:.0}MB")).unwrap_or_else(|| "-".into()),
+            );
+        }
+        if measuring_since.is_some_and(|t| t.elapsed() >= Duration::from_secs(args.duration)) {
+            break;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut joins: Vec<u64> = viewers.iter().map(|v| v.join.as_millis() as u64).collect();
+    let mut firsts: Vec<u64> = viewers
+        .iter()
+        .filter_map(|v| v.first_packet.map(|d| d.as_millis() as u64))
+        .collect();
+    joins.sort_unstable();
+    firsts.sort_unstable();
+    let (rate, loss) = totals(&viewers);
+    let all: Vec<Received> = viewers
+        .iter()
+        .flat_map(|v| v.participant.received().into_values())
+        .collect();
+    let jitter = if all.is_empty() {
+        0.0
+    } else {
+        all.iter().map(|r| r.jitter_ms).sum::<f64>() / all.len() as f64
+    };
+    let whole = cpu.as_ref().map(|c| c.since_start());
+    let summary = Summary {
+        subscribers_requested: args.subscribers,
+        subscribers_connected: viewers.len(),
+        subscribers_with_media: viewers.iter().filter(|v| v.first_packet.is_some()).count(),
+        join_ms_p50: percentile(&joins, 50),
+        join_ms_p95: percentile(&joins, 95),
+        join_ms_max: joins.last().copied().unwrap_or(0),
+        first_packet_ms_p50: percentile(&firsts, 50),
+        first_packet_ms_p95: percentile(&firsts, 95),
+        packets_per_second: rate.per_second(),
+        loss_pct: loss,
+        jitter_ms: jitter,
+        server_cpu_pct: whole.and_then(|w| w.0),
+        server_rss_mb: whole.and_then(|w| w.1),
+        seconds,
+    };
+    for viewer in viewers {
+        viewer.participant.leave().await;
+    }
+    publisher.leave().await;
+    Ok(summary)
+}
+
+/// Signs in and returns the session cookie's value.
+async fn sign_in(args: &LoadTest, pem: &[u8]) -> anyhow::Result<String> {
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pem)?)
+        .use_rustls_tls()
+        .build()?;
+    let response = client
+        .post(format!(
+            "{}/api/v1/session",
+            args.server.trim_end_matches('/')
+        ))
+        .json(&serde_json::json!({"login": args.login, "password": args.password}))
+        .send()
+        .await
+        .context("cannot reach the server")?;
+    if !response.status().is_success() {
+        bail!("sign-in refused: {}", response.status());
+    }
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.strip_prefix("homeroom_session=")
+                .map(|rest| rest.split(';').next().unwrap_or("").to_owned())
+        })
+        .context("no session cookie in the sign-in answer")
+}
+
+fn expect_joined(reply: ServerMessage) -> anyhow::Result<()> {
+    match reply {
+        ServerMessage::Joined { .. } => Ok(()),
+        other => bail!("join refused: {other:?}"),
+    }
+}
+
+/// Packets delivered so far and when counting began, for a rate.
+struct Rate {
+    packets: u64,
+    since: Option<Instant>,
+}
+
+impl Rate {
+    fn per_second(&self) -> f64 {
+        match self.since {
+            Some(since) if since.elapsed().as_secs_f64() > 0.5 => {
+                self.packets as f64 / since.elapsed().as_secs_f64()
+            }
+            _ => 0.0,
+        }
+    }
+}
+
+/// Delivery so far: the packet rate, and the loss as the share of each track's sequence range
+/// that did not arrive intact.
+fn totals(viewers: &[Viewer]) -> (Rate, f64) {
+    let (mut packets, mut expected, mut intact) = (0u64, 0u64, 0u64);
+    let mut since: Option<Instant> = None;
+    for viewer in viewers {
+        for received in viewer.participant.received().values() {
+            packets += received.packets;
+            since = match (since, received.first_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if let (Some(min), Some(max)) = (received.distinct.first(), received.distinct.last()) {
+                expected += (max - min + 1) as u64;
+                intact += received.distinct.len() as u64;
+            }
+        }
+    }
+    let loss = if expected == 0 {
+        0.0
+    } else {
+        100.0 * (expected - intact) as f64 / expected as f64
+    };
+    (Rate { packets, since }, loss)
+}
+
+fn percentile(sorted: &[u64], p: usize) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) * p).div_ceil(100).min(sorted.len() - 1)]
+}
+
+/// The server's CPU share and resident memory, read from `/proc/<pid>`.
+struct CpuMeter {
+    pid: u32,
+    ticks_per_second: f64,
+    start: (Instant, u64),
+    last: (Instant, u64),
+}
+
+impl CpuMeter {
+    fn new(pid: u32) -> CpuMeter {
+        let ticks = cpu_ticks(pid).unwrap_or(0);
+        // SAFETY: sysconf has no preconditions.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        CpuMeter {
+            pid,
+            ticks_per_second: per_second,
+            start: (Instant::now(), ticks),
+            last: (Instant::now(), ticks),
+        }
+    }
+
+    fn share(&self, from: (Instant, u64), ticks: u64) -> f64 {
+        let seconds = from.0.elapsed().as_secs_f64().max(0.001);
+        100.0 * (ticks.saturating_sub(from.1)) as f64 / self.ticks_per_second / seconds
+    }
+
+    /// CPU % over the last second, and RSS in MB.
+    fn sample(&mut self) -> (Option<f64>, Option<f64>) {
+        let Some(ticks) = cpu_ticks(self.pid) else {
+            return (None, None);
+        };
+        let share = self.share(self.last, ticks);
+        self.last = (Instant::now(), ticks);
+        (Some(share), rss_mb(self.pid))
+    }
+
+    /// CPU % over the whole run, and RSS in MB now.
+    fn since_start(&self) -> (Option<f64>, Option<f64>) {
+        match cpu_ticks(self.pid) {
+            Some(ticks) => (Some(self.share(self.start, ticks)), rss_mb(self.pid)),
+            None => (None, None),
+        }
+    }
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; fields count from after its closing parenthesis.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+fn rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Runs the load test, prints the summary as JSON, and fails when loss exceeds the limit.
+pub async fn main(args: LoadTest) -> anyhow::Result<()> {
+    let max_loss = args.max_loss;
+    let summary = run(args).await?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    if summary.loss_pct > max_loss {
+        bail!("loss {:.2}% exceeds {max_loss}%", summary.loss_pct);
+    }
+    if summary.subscribers_with_media < summary.subscribers_requested {
+        bail!(
+            "{} of {} subscribers got media",
+            summary.subscribers_with_media,
+            summary.subscribers_requested
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_and_proc_parsing() {
+        assert_eq!(percentile(&[], 50), 0);
+        assert_eq!(percentile(&[10, 20, 30, 40], 50), 30);
+        assert_eq!(percentile(&[10, 20, 30, 40], 95), 40);
+        let me = std::process::id();
+        assert!(cpu_ticks(me).is_some());
+        assert!(rss_mb(me).unwrap() > 1.0);
+    }
+}
