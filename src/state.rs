@@ -17,6 +17,8 @@ pub struct AppState {
     pub rate_limits: Arc<RateLimits>,
     pub room_tokens: Arc<RoomTokens>,
     pub sfu: Sfu,
+    /// Encoders publishing over WHIP.
+    pub whip: Arc<crate::http::whip::WhipSessions>,
     /// The base of every link we hand out (invites, set-up, feeds).
     pub public_url: url::Url,
 }

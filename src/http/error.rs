@@ -13,6 +13,9 @@ pub enum Error {
     Unauthorized,
     #[error("wrong login or password")]
     BadCredentials,
+    /// A bearer credential (stream key) that is not valid.
+    #[error("{message}")]
+    Unauthenticated { code: &'static str, message: String },
     /// Also used for things that exist but are not the caller's: answering "forbidden" would
     /// tell a family that another class exists.
     #[error("not found")]
@@ -70,7 +73,9 @@ impl Error {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::Unauthorized | Error::BadCredentials => StatusCode::UNAUTHORIZED,
+            Error::Unauthorized | Error::BadCredentials | Error::Unauthenticated { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::Forbidden { .. } | Error::Csrf => StatusCode::FORBIDDEN,
             Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -88,6 +93,7 @@ impl Error {
             Error::BadCredentials => "bad_credentials",
             Error::NotFound => "not_found",
             Error::Forbidden { code, .. }
+            | Error::Unauthenticated { code, .. }
             | Error::BadRequest { code, .. }
             | Error::Conflict { code, .. }
             | Error::Gone { code, .. } => code,
@@ -140,6 +146,25 @@ impl From<crate::auth::rate_limit::RetryAfter> for Error {
     fn from(wait: crate::auth::rate_limit::RetryAfter) -> Error {
         Error::RateLimited {
             retry_after_secs: wait.0,
+        }
+    }
+}
+
+/// Signalling refusals reached over HTTP (WHIP) keep their codes.
+impl From<crate::signal::error::SignalError> for Error {
+    fn from(e: crate::signal::error::SignalError) -> Error {
+        use crate::signal::error::SignalError as S;
+        match e {
+            S::RoomNotFound => Error::NotFound,
+            S::Internal => Error::Internal(anyhow::anyhow!("signalling failed")),
+            S::NotAllowed(message) => Error::Forbidden {
+                code: "not_allowed",
+                message,
+            },
+            other => Error::Conflict {
+                code: other.code(),
+                message: other.to_string(),
+            },
         }
     }
 }

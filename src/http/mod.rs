@@ -9,6 +9,7 @@ mod invites;
 mod openapi;
 mod rooms;
 mod web;
+pub mod whip;
 
 use std::time::Instant;
 
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::signal::router())
         .merge(openapi::router())
         .merge(web::router())
+        .merge(whip::router())
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,

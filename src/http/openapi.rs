@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::{accounts, classes, health, invites, rooms};
+use super::{accounts, classes, health, invites, rooms, whip};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -24,6 +24,7 @@ use crate::state::AppState;
         classes::list_students, classes::create_student,
         invites::create_invite, invites::list_invites, invites::revoke_invite, invites::lookup, invites::accept,
         rooms::list_rooms, rooms::create_room, rooms::create_guest_link, rooms::guest_token,
+        whip::create_key, whip::list_keys, whip::revoke_key, whip::publish, whip::trickle, whip::stop,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&CsrfHeader)

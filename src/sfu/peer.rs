@@ -264,11 +264,14 @@ impl PeerMedia {
         }
     }
 
-    /// Answers the client's publisher offer, creating the connection on the first one.
+    /// Answers the client's publisher offer, creating the connection on the first one. With
+    /// `all_candidates` the answer waits (briefly) for every local candidate: a WHIP client
+    /// gets no trickle from the server, so they must be in the answer.
     pub async fn publish_offer(
         &mut self,
         sdp: String,
         sources: BTreeMap<String, Source>,
+        all_candidates: bool,
     ) -> Result<String, MediaError> {
         self.sources.lock().expect("sources lock").extend(sources);
         if self.publisher.is_none() {
@@ -312,12 +315,17 @@ impl PeerMedia {
         }
         let answer = pc.create_answer(None).await?;
         pc.set_local_description(answer).await?;
-        let local =
-            pc.local_description()
-                .await
-                .ok_or(MediaError::WebRtc(webrtc::error::Error::Other(
-                    "no local description".into(),
-                )))?;
+        let no_description =
+            || MediaError::WebRtc(webrtc::error::Error::Other("no local description".into()));
+        let mut local = pc.local_description().await.ok_or_else(no_description)?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while all_candidates
+            && !local.sdp.contains("a=end-of-candidates")
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            local = pc.local_description().await.ok_or_else(no_description)?;
+        }
         Ok(local.sdp)
     }
 

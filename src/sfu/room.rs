@@ -111,6 +111,8 @@ pub struct NewPeer {
     pub standing: Standing,
     pub outbox: mpsc::Sender<ServerMessage>,
     pub media: mpsc::UnboundedSender<PeerCommand>,
+    /// False for publish-only participants (a WHIP encoder such as OBS): they are sent nothing.
+    pub receives: bool,
 }
 
 /// The room as a newcomer sees it.
@@ -206,7 +208,15 @@ struct Peer {
     hand_raised: bool,
     outbox: mpsc::Sender<ServerMessage>,
     media: mpsc::UnboundedSender<PeerCommand>,
+    receives: bool,
     chat_times: VecDeque<Instant>,
+}
+
+impl Peer {
+    /// Whether tracks should be forwarded to this participant now.
+    fn subscribes(&self) -> bool {
+        self.receives && !self.standing.waiting
+    }
 }
 
 impl Peer {
@@ -357,6 +367,7 @@ impl Room {
             hand_raised: false,
             outbox: new.outbox,
             media: new.media,
+            receives: new.receives,
             chat_times: VecDeque::new(),
         };
         let info = peer.info(id);
@@ -373,7 +384,7 @@ impl Room {
             participants: self.peers.iter().map(|(pid, p)| p.info(*pid)).collect(),
             tracks: self.tracks.values().map(|t| t.info()).collect(),
         };
-        if !waiting {
+        if peer.subscribes() {
             for track in self.tracks.values() {
                 let _ = peer.media.send(PeerCommand::Subscribe(track.clone()));
             }
@@ -438,7 +449,7 @@ impl Room {
             serde_json::json!({"track_id": track.id, "kind": track.kind, "source": track.source}),
         );
         for (id, peer) in &self.peers {
-            if *id != track.participant_id && !peer.standing.waiting {
+            if *id != track.participant_id && peer.subscribes() {
                 let _ = peer.media.send(PeerCommand::Subscribe(track.clone()));
             }
         }
@@ -557,7 +568,7 @@ impl Room {
                 if peer.standing.waiting {
                     peer.standing.waiting = false;
                     peer.tell(ServerMessage::Admitted);
-                    for track in self.tracks.values() {
+                    for track in self.tracks.values().filter(|_| peer.receives) {
                         let _ = peer.media.send(PeerCommand::Subscribe(track.clone()));
                     }
                     let info = peer.info(target);

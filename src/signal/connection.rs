@@ -184,7 +184,7 @@ async fn handle(
         ClientMessage::Offer { sdp, sources, .. } => {
             ask(Request::MayPublish).await?;
             let sdp = media
-                .publish_offer(sdp, sources)
+                .publish_offer(sdp, sources, false)
                 .await
                 .map_err(|e| SignalError::bad("bad_sdp", format!("the offer was refused: {e}")))?;
             return Ok(Some(ServerMessage::Answer { id, sdp }));
@@ -273,6 +273,7 @@ async fn join(
         standing,
         outbox: outbox.clone(),
         media: media_tx,
+        receives: true,
     };
     let snapshot = match handle.join(peer).await {
         Ok(snapshot) => snapshot,

@@ -12,6 +12,7 @@ pub mod password_resets;
 pub mod rooms;
 pub mod sessions;
 pub mod setup;
+pub mod stream_keys;
 pub mod users;
 
 use std::path::Path;

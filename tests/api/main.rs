@@ -4,6 +4,7 @@ mod helpers;
 mod live;
 mod loadtest;
 mod peer;
+mod whip;
 
 mod accounts;
 mod foundation;

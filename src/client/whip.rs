@@ -1,0 +1,136 @@
+//! A WHIP (RFC 9725) publisher: synthetic media to any WHIP endpoint, as OBS would send it.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::peer_connection::{PeerConnection, PeerConnectionEventHandler, RTCSessionDescription};
+
+use super::media::{new_pc, publisher_tracks, start_sending, VideoShape};
+
+/// WHIP gives the server no way to trickle, and this client sends its candidates in the offer.
+struct NoTrickle;
+
+impl PeerConnectionEventHandler for NoTrickle {}
+
+pub struct WhipPublisher {
+    pc: Arc<dyn PeerConnection>,
+    client: reqwest::Client,
+    key: String,
+    /// The session resource from `Location`, absolute.
+    pub resource: String,
+    pub sent: Arc<[AtomicU64; 2]>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl WhipPublisher {
+    /// Offers to `url` with the stream key and starts sending once answered.
+    pub async fn start(
+        url: &str,
+        key: &str,
+        pem: &[u8],
+        bind: &str,
+        shape: VideoShape,
+    ) -> Result<WhipPublisher, String> {
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(pem).map_err(|e| e.to_string())?)
+            .use_rustls_tls()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let pc = new_pc(Arc::new(NoTrickle), bind).await;
+        let (video, audio) = publisher_tracks();
+        let video_sender = pc
+            .add_track(video.clone() as Arc<dyn TrackLocal>)
+            .await
+            .map_err(|e| e.to_string())?;
+        let audio_sender = pc
+            .add_track(audio.clone() as Arc<dyn TrackLocal>)
+            .await
+            .map_err(|e| e.to_string())?;
+        let offer = pc.create_offer(None).await.map_err(|e| e.to_string())?;
+        pc.set_local_description(offer)
+            .await
+            .map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut local = pc.local_description().await.ok_or("no offer")?;
+        while !local.sdp.contains("a=end-of-candidates") && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            local = pc.local_description().await.ok_or("no offer")?;
+        }
+        let response = client
+            .post(url)
+            .bearer_auth(key)
+            .header("content-type", "application/sdp")
+            .body(local.sdp)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_owned);
+        let body = response.text().await.map_err(|e| e.to_string())?;
+        if status != reqwest::StatusCode::CREATED {
+            return Err(format!("{status}: {body}"));
+        }
+        let location = location.ok_or("no Location in the answer")?;
+        let resource = url::Url::parse(url)
+            .and_then(|u| u.join(&location))
+            .map_err(|e| e.to_string())?
+            .to_string();
+        let answer = RTCSessionDescription::answer(body).map_err(|e| e.to_string())?;
+        pc.set_remote_description(answer)
+            .await
+            .map_err(|e| e.to_string())?;
+        let video_params = video_sender
+            .get_parameters()
+            .await
+            .map_err(|e| e.to_string())?;
+        let video_pt = video_params
+            .rtp_parameters
+            .codecs
+            .first()
+            .ok_or("no video codec")?
+            .payload_type;
+        let audio_params = audio_sender
+            .get_parameters()
+            .await
+            .map_err(|e| e.to_string())?;
+        let audio_pt = audio_params
+            .rtp_parameters
+            .codecs
+            .first()
+            .ok_or("no audio codec")?
+            .payload_type;
+        let sent: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+        let tasks = start_sending(video, video_pt, audio, audio_pt, shape, sent.clone());
+        Ok(WhipPublisher {
+            pc,
+            client,
+            key: key.to_owned(),
+            resource,
+            sent,
+            tasks,
+        })
+    }
+
+    /// Ends the session with DELETE on its resource; returns the status.
+    pub async fn stop(self) -> Result<u16, String> {
+        for task in &self.tasks {
+            task.abort();
+        }
+        let status = self
+            .client
+            .delete(&self.resource)
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .status();
+        let _ = self.pc.close().await;
+        Ok(status.as_u16())
+    }
+}
