@@ -85,7 +85,9 @@ mod tests {
         // pages and static files of the web app are not part of the API.
         routed.remove("/api/v1/ws");
         routed.retain(|p| {
-            p.starts_with("/api/") || ["/healthz", "/readyz", "/metrics"].contains(&p.as_str())
+            p.starts_with("/api/")
+                || p.starts_with("/whip/")
+                || ["/healthz", "/readyz", "/metrics"].contains(&p.as_str())
         });
         let documented: BTreeSet<String> = ApiDoc::openapi().paths.paths.keys().cloned().collect();
         assert_eq!(routed, documented);
