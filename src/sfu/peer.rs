@@ -636,8 +636,8 @@ impl Subscriber {
     }
 }
 
-/// Writes one subscriber's packets of one track: its own SSRC and payload type, and no
-/// header extensions (their ids were negotiated on the publisher's connection, not this one).
+/// Writes one subscriber's packets of one track with its own SSRC and payload type (the
+/// forwarder already stripped the publisher's header extensions).
 async fn write_packets(
     mut rx: mpsc::Receiver<rtp::Packet>,
     local: Arc<TrackLocalStaticRTP>,
@@ -652,8 +652,6 @@ async fn write_packets(
         }
         packet.header.ssrc = ssrc;
         packet.header.payload_type = pt as u8;
-        packet.header.extension = false;
-        packet.header.extensions.clear();
         if local.write_rtp(packet).await.is_err() {
             break;
         }

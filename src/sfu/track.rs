@@ -179,7 +179,12 @@ impl Published {
         loop {
             tokio::select! {
                 event = self.remote.poll() => match event {
-                    Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
+                    Some(TrackRemoteEvent::OnRtpPacket(mut packet)) => {
+                        // Extension ids were negotiated on the publisher's connection, not the
+                        // subscribers': strip them once here rather than clone them into every
+                        // subscriber's copy.
+                        packet.header.extension = false;
+                        packet.header.extensions.clear();
                         if self.fanout.send(self.kind, self.muted.load(Ordering::Relaxed), &packet) {
                             self.request_keyframe();
                         }
