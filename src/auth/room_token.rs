@@ -14,6 +14,9 @@ use base64::Engine;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomClaims {
     pub room_id: i64,
+    /// A member's own viewer token names them; a guest's names nobody.
+    #[serde(default)]
+    pub user_id: Option<i64>,
     pub class_id: i64,
     pub display_name: String,
     /// Unix milliseconds.

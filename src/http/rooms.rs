@@ -200,6 +200,7 @@ pub async fn guest_token(
     }
     let expires_at = now_ms() + GUEST_TOKEN_TTL_MS;
     let claims = RoomClaims {
+        user_id: None,
         room_id: room.id,
         class_id: room.class_id,
         display_name: format!("{} (guest)", name.as_str()),

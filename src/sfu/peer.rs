@@ -20,6 +20,7 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
+    PeerConnection,
     PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
     RTCPeerConnectionState, RTCSessionDescription,
 };
@@ -372,12 +373,69 @@ impl PeerMedia {
 }
 
 /// One forwarded track on the subscriber connection.
-struct Output {
+pub(crate) struct Output {
     sender: Arc<dyn RtpSender>,
-    published: Arc<Published>,
+    pub(crate) published: Arc<Published>,
     /// The payload type the subscriber's connection negotiated for this codec (0: not yet).
     payload_type: Arc<AtomicU16>,
     tasks: [JoinHandle<()>; 2],
+}
+
+impl Output {
+    /// Adds `published` to a connection that `participant_id` receives on: a local track of its
+    /// own SSRC, a writer fed by a bounded queue (written once `up`), and RTCP feedback reading.
+    pub(crate) async fn attach(
+        pc: &Arc<dyn PeerConnection>,
+        published: Arc<Published>,
+        participant_id: u64,
+        audio_only: Arc<AtomicBool>,
+        up: Arc<AtomicBool>,
+    ) -> Result<Output, webrtc::error::Error> {
+        let ssrc: u32 = rand::random();
+        let kind = match published.kind {
+            MediaKind::Audio => RtpCodecKind::Audio,
+            MediaKind::Video => RtpCodecKind::Video,
+        };
+        let local = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            published.participant_id.to_string(),
+            published.id.clone(),
+            published.id.clone(),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                codec: published.codec.clone(),
+                ..Default::default()
+            }],
+        )));
+        let sender = pc.add_track(local.clone() as Arc<dyn TrackLocal>).await?;
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+        let payload_type = Arc::new(AtomicU16::new(0));
+        let writer = tokio::spawn(write_packets(rx, local.clone(), ssrc, payload_type.clone(), up));
+        let feedback = tokio::spawn(read_feedback(local, published.clone()));
+        published.add_sink(Arc::new(Sink::new(participant_id, tx, audio_only)));
+        Ok(Output { sender, published, payload_type, tasks: [writer, feedback] })
+    }
+
+    /// After negotiation: learns the payload type this connection chose for the codec, and
+    /// asks for a keyframe so the picture starts.
+    pub(crate) async fn resolve_payload_type(&self) {
+        if self.payload_type.load(Ordering::Relaxed) != 0 {
+            return;
+        }
+        if let Ok(parameters) = self.sender.get_parameters().await {
+            let mime = &self.published.codec.mime_type;
+            if let Some(codec) = parameters.rtp_parameters.codecs.iter().find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime)) {
+                self.payload_type.store(codec.payload_type as u16, Ordering::Relaxed);
+                self.published.request_keyframe();
+            }
+        }
+    }
+
+    /// Stops forwarding to this participant.
+    pub(crate) fn detach(&self, participant_id: u64) {
+        self.published.remove_sink(participant_id);
+        self.tasks.iter().for_each(JoinHandle::abort);
+    }
 }
 
 struct Subscriber {
@@ -444,8 +502,7 @@ impl Subscriber {
             }
         }
         for (_, output) in self.outputs.drain() {
-            output.published.remove_sink(self.participant_id);
-            output.tasks.iter().for_each(JoinHandle::abort);
+            output.detach(self.participant_id);
         }
         if let Some(connection) = self.connection.take() {
             let _ = connection.pc.close().await;
@@ -502,56 +559,16 @@ impl Subscriber {
                 return false;
             }
         };
-        let ssrc: u32 = rand::random();
-        let kind = match published.kind {
-            MediaKind::Audio => RtpCodecKind::Audio,
-            MediaKind::Video => RtpCodecKind::Video,
-        };
-        let local = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            published.participant_id.to_string(),
-            published.id.clone(),
-            published.id.clone(),
-            kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec: published.codec.clone(),
-                ..Default::default()
-            }],
-        )));
-        let sender = match pc.add_track(local.clone() as Arc<dyn TrackLocal>).await {
-            Ok(sender) => sender,
+        let output = Output::attach(&pc, published.clone(), self.participant_id, self.audio_only.clone(), self.up.clone()).await;
+        match output {
+            Ok(output) => {
+                self.outputs.insert(published.id.clone(), output);
+            }
             Err(e) => {
                 tracing::warn!(error = %e, track = %published.id, "cannot add a track for a subscriber");
                 return false;
             }
-        };
-        let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
-        let payload_type = Arc::new(AtomicU16::new(0));
-        let writer = tokio::spawn(write_packets(
-            rx,
-            local.clone(),
-            ssrc,
-            payload_type.clone(),
-            self.up.clone(),
-        ));
-        let feedback = tokio::spawn(read_feedback(local, published.clone()));
-        published.add_sink(Arc::new(Sink::new(
-            self.participant_id,
-            tx,
-            self.audio_only.clone(),
-        )));
-        self.outputs.insert(
-            published.id.clone(),
-            Output {
-                sender,
-                published,
-                payload_type,
-                tasks: [writer, feedback],
-            },
-        );
+        }
         true
     }
 
@@ -559,8 +576,7 @@ impl Subscriber {
         let Some(output) = self.outputs.remove(track_id) else {
             return false;
         };
-        output.published.remove_sink(self.participant_id);
-        output.tasks.iter().for_each(JoinHandle::abort);
+        output.detach(self.participant_id);
         if let Some(connection) = &self.connection {
             if let Err(e) = connection.pc.remove_track(&output.sender).await {
                 tracing::debug!(error = %e, "remove_track");
@@ -614,23 +630,7 @@ impl Subscriber {
         self.awaiting_answer = false;
         // Now the payload type of each codec on this connection is known.
         for output in self.outputs.values() {
-            if output.payload_type.load(Ordering::Relaxed) != 0 {
-                continue;
-            }
-            if let Ok(parameters) = output.sender.get_parameters().await {
-                let mime = &output.published.codec.mime_type;
-                if let Some(codec) = parameters
-                    .rtp_parameters
-                    .codecs
-                    .iter()
-                    .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
-                {
-                    output
-                        .payload_type
-                        .store(codec.payload_type as u16, Ordering::Relaxed);
-                    output.published.request_keyframe();
-                }
-            }
+            output.resolve_payload_type().await;
         }
         Ok(())
     }
@@ -638,7 +638,7 @@ impl Subscriber {
 
 /// Writes one subscriber's packets of one track with its own SSRC and payload type (the
 /// forwarder already stripped the publisher's header extensions).
-async fn write_packets(
+pub(crate) async fn write_packets(
     mut rx: mpsc::Receiver<rtp::Packet>,
     local: Arc<TrackLocalStaticRTP>,
     ssrc: u32,
@@ -659,7 +659,7 @@ async fn write_packets(
 }
 
 /// Reads the subscriber's RTCP for this track: a PLI or FIR asks the publisher for a keyframe.
-async fn read_feedback(local: Arc<TrackLocalStaticRTP>, published: Arc<Published>) {
+pub(crate) async fn read_feedback(local: Arc<TrackLocalStaticRTP>, published: Arc<Published>) {
     while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = local.poll().await {
         let wants_keyframe = packets.iter().any(|p| {
             let any = p.as_any();

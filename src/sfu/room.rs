@@ -159,6 +159,8 @@ pub enum Command {
         request: Request,
         reply: oneshot::Sender<Result<(), SignalError>>,
     },
+    /// The tracks published now (for WHEP viewers, who take what is there when they arrive).
+    Tracks { reply: oneshot::Sender<Vec<Arc<Published>>> },
     /// The node is shutting down.
     Close,
 }
@@ -186,6 +188,12 @@ impl RoomHandle {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Join { peer, reply }).await?;
         answer.await.map_err(|_| SignalError::NotLive)?
+    }
+
+    pub async fn tracks(&self) -> Result<Vec<Arc<Published>>, SignalError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Tracks { reply }).await?;
+        answer.await.map_err(|_| SignalError::NotLive)
     }
 
     pub async fn request(&self, participant_id: u64, request: Request) -> Result<(), SignalError> {
@@ -316,6 +324,9 @@ impl Room {
                         end_reason = "ended_by_host";
                         break;
                     }
+                }
+                Command::Tracks { reply } => {
+                    let _ = reply.send(self.tracks.values().cloned().collect());
                 }
                 Command::Close => {
                     end_reason = "server_shutdown";

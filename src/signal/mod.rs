@@ -29,6 +29,16 @@ pub enum Identity {
     Guest(RoomClaims),
 }
 
+/// Who a room token stands for: the member it was issued to, or a guest.
+pub async fn identity_from_token(state: &AppState, token: &str) -> Result<Identity, Error> {
+    let invalid = || Error::gone("token_invalid", "the room token is unknown or expired; open the link again");
+    let claims = state.room_tokens.verify(token, crate::store::now_ms()).ok_or_else(invalid)?;
+    match claims.user_id {
+        Some(id) => Ok(Identity::User(state.store.user_by_id(id).await?.ok_or_else(invalid)?)),
+        None => Ok(Identity::Guest(claims)),
+    }
+}
+
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/ws", get(upgrade))
 }
@@ -68,18 +78,7 @@ async fn upgrade(
         }
     }
     let identity = match (user, query.token) {
-        (_, Some(token)) => {
-            let claims = state
-                .room_tokens
-                .verify(&token, crate::store::now_ms())
-                .ok_or_else(|| {
-                    Error::gone(
-                        "token_invalid",
-                        "the room token is unknown or expired; open the guest link again",
-                    )
-                })?;
-            Identity::Guest(claims)
-        }
+        (_, Some(token)) => identity_from_token(&state, &token).await?,
         (Some(current), None) => Identity::User(current.user),
         (None, None) => return Err(Error::Unauthorized),
     };
