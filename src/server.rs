@@ -54,6 +54,7 @@ pub async fn run(
         room_tokens: Arc::default(),
         sfu: sfu.clone(),
         whip: Arc::default(),
+        whep: Arc::default(),
         public_url: public_url.clone(),
     };
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();

@@ -19,6 +19,8 @@ pub struct AppState {
     pub sfu: Sfu,
     /// Encoders publishing over WHIP.
     pub whip: Arc<crate::http::whip::WhipSessions>,
+    /// Players watching over WHEP.
+    pub whep: Arc<crate::http::whep::WhepSessions>,
     /// The base of every link we hand out (invites, set-up, feeds).
     pub public_url: url::Url,
 }

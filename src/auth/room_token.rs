@@ -72,6 +72,7 @@ mod tests {
         let tokens = RoomTokens::default();
         let claims = RoomClaims {
             room_id: 1,
+            user_id: None,
             class_id: 2,
             display_name: "Guest".into(),
             expires_at: 1000,

@@ -3,6 +3,7 @@
 
 pub mod media;
 pub mod participant;
+pub mod whep;
 pub mod whip;
 
 pub use media::{check_payload, make_payload, Inbox, Received, VideoShape};

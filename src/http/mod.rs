@@ -9,6 +9,7 @@ mod invites;
 mod openapi;
 mod rooms;
 mod web;
+pub mod whep;
 pub mod whip;
 
 use std::time::Instant;
@@ -52,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
         .merge(web::router())
         .merge(whip::router())
+        .merge(whep::router())
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,

@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::{accounts, classes, health, invites, rooms, whip};
+use super::{accounts, classes, health, invites, rooms, whep, whip};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -25,6 +25,7 @@ use crate::state::AppState;
         invites::create_invite, invites::list_invites, invites::revoke_invite, invites::lookup, invites::accept,
         rooms::list_rooms, rooms::create_room, rooms::create_guest_link, rooms::guest_token,
         whip::create_key, whip::list_keys, whip::revoke_key, whip::publish, whip::trickle, whip::stop,
+        whep::viewer_token, whep::play, whep::trickle, whep::stop,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&CsrfHeader)
@@ -87,6 +88,7 @@ mod tests {
         routed.retain(|p| {
             p.starts_with("/api/")
                 || p.starts_with("/whip/")
+                || p.starts_with("/whep/")
                 || ["/healthz", "/readyz", "/metrics"].contains(&p.as_str())
         });
         let documented: BTreeSet<String> = ApiDoc::openapi().paths.paths.keys().cloned().collect();

@@ -59,6 +59,15 @@ impl WhipSessions {
     fn take(&self, resource: &str) -> Option<WhipSession> {
         self.0.lock().expect("whip lock").remove(resource)
     }
+
+    /// The session, if it belongs to this room; left in place otherwise.
+    fn take_in(&self, room_id: i64, resource: &str) -> Option<WhipSession> {
+        let mut sessions = self.0.lock().expect("whip lock");
+        match sessions.get(resource) {
+            Some(session) if session.room_id == room_id => sessions.remove(resource),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -163,7 +172,7 @@ async fn stream_key(state: &AppState, headers: &HeaderMap, room_id: i64) -> Resu
     Ok(key)
 }
 
-fn require_sdp(headers: &HeaderMap, expected: &str) -> Result<()> {
+pub(super) fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<()> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -190,7 +199,7 @@ pub async fn publish(
     body: Bytes,
 ) -> Result<Response> {
     let key = stream_key(&state, &headers, room_id).await?;
-    require_sdp(&headers, "application/sdp")?;
+    require_content_type(&headers, "application/sdp")?;
     let offer = String::from_utf8(body.to_vec())
         .map_err(|_| Error::bad_request("bad_sdp", "the offer is not text"))?;
     let room = state.store.room(room_id).await?.ok_or(Error::NotFound)?;
@@ -307,13 +316,12 @@ pub async fn trickle(
     body: String,
 ) -> Result<StatusCode> {
     stream_key(&state, &headers, room_id).await?;
-    require_sdp(&headers, "application/trickle-ice-sdpfrag")?;
+    require_content_type(&headers, "application/trickle-ice-sdpfrag")?;
     let candidates = parse_sdpfrag(&body);
     // Taken out while candidates are added (the media side is not shared), then put back.
     let session = state
         .whip
-        .take(&resource)
-        .filter(|s| s.room_id == room_id)
+        .take_in(room_id, &resource)
         .ok_or(Error::NotFound)?;
     for candidate in candidates {
         if let Err(e) = session
@@ -344,8 +352,7 @@ pub async fn stop(
     stream_key(&state, &headers, room_id).await?;
     let session = state
         .whip
-        .take(&resource)
-        .filter(|s| s.room_id == room_id)
+        .take_in(room_id, &resource)
         .ok_or(Error::NotFound)?;
     let _ = session
         .room
@@ -359,7 +366,7 @@ pub async fn stop(
 }
 
 /// The candidates of a trickle-ice-sdpfrag body, each with the `a=mid` that precedes it.
-fn parse_sdpfrag(body: &str) -> Vec<Candidate> {
+pub(super) fn parse_sdpfrag(body: &str) -> Vec<Candidate> {
     let mut mid = None;
     let mut candidates = Vec::new();
     for line in body.lines().map(str::trim) {

@@ -20,8 +20,7 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
-    PeerConnection,
-    PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
+    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
     RTCPeerConnectionState, RTCSessionDescription,
 };
 use webrtc::rtp_transceiver::RtpSender;
@@ -402,7 +401,10 @@ impl Output {
             published.id.clone(),
             kind,
             vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
                 codec: published.codec.clone(),
                 ..Default::default()
             }],
@@ -410,10 +412,21 @@ impl Output {
         let sender = pc.add_track(local.clone() as Arc<dyn TrackLocal>).await?;
         let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
         let payload_type = Arc::new(AtomicU16::new(0));
-        let writer = tokio::spawn(write_packets(rx, local.clone(), ssrc, payload_type.clone(), up));
+        let writer = tokio::spawn(write_packets(
+            rx,
+            local.clone(),
+            ssrc,
+            payload_type.clone(),
+            up,
+        ));
         let feedback = tokio::spawn(read_feedback(local, published.clone()));
         published.add_sink(Arc::new(Sink::new(participant_id, tx, audio_only)));
-        Ok(Output { sender, published, payload_type, tasks: [writer, feedback] })
+        Ok(Output {
+            sender,
+            published,
+            payload_type,
+            tasks: [writer, feedback],
+        })
     }
 
     /// After negotiation: learns the payload type this connection chose for the codec, and
@@ -424,8 +437,14 @@ impl Output {
         }
         if let Ok(parameters) = self.sender.get_parameters().await {
             let mime = &self.published.codec.mime_type;
-            if let Some(codec) = parameters.rtp_parameters.codecs.iter().find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime)) {
-                self.payload_type.store(codec.payload_type as u16, Ordering::Relaxed);
+            if let Some(codec) = parameters
+                .rtp_parameters
+                .codecs
+                .iter()
+                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
+            {
+                self.payload_type
+                    .store(codec.payload_type as u16, Ordering::Relaxed);
                 self.published.request_keyframe();
             }
         }
@@ -559,7 +578,14 @@ impl Subscriber {
                 return false;
             }
         };
-        let output = Output::attach(&pc, published.clone(), self.participant_id, self.audio_only.clone(), self.up.clone()).await;
+        let output = Output::attach(
+            &pc,
+            published.clone(),
+            self.participant_id,
+            self.audio_only.clone(),
+            self.up.clone(),
+        )
+        .await;
         match output {
             Ok(output) => {
                 self.outputs.insert(published.id.clone(), output);

@@ -160,7 +160,9 @@ pub enum Command {
         reply: oneshot::Sender<Result<(), SignalError>>,
     },
     /// The tracks published now (for WHEP viewers, who take what is there when they arrive).
-    Tracks { reply: oneshot::Sender<Vec<Arc<Published>>> },
+    Tracks {
+        reply: oneshot::Sender<Vec<Arc<Published>>>,
+    },
     /// The node is shutting down.
     Close,
 }

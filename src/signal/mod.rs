@@ -31,10 +31,20 @@ pub enum Identity {
 
 /// Who a room token stands for: the member it was issued to, or a guest.
 pub async fn identity_from_token(state: &AppState, token: &str) -> Result<Identity, Error> {
-    let invalid = || Error::gone("token_invalid", "the room token is unknown or expired; open the link again");
-    let claims = state.room_tokens.verify(token, crate::store::now_ms()).ok_or_else(invalid)?;
+    let invalid = || {
+        Error::gone(
+            "token_invalid",
+            "the room token is unknown or expired; open the link again",
+        )
+    };
+    let claims = state
+        .room_tokens
+        .verify(token, crate::store::now_ms())
+        .ok_or_else(invalid)?;
     match claims.user_id {
-        Some(id) => Ok(Identity::User(state.store.user_by_id(id).await?.ok_or_else(invalid)?)),
+        Some(id) => Ok(Identity::User(
+            state.store.user_by_id(id).await?.ok_or_else(invalid)?,
+        )),
         None => Ok(Identity::Guest(claims)),
     }
 }

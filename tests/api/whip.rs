@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use homeroom::client::whep::WhepViewer;
 use homeroom::client::whip::WhipPublisher;
 use homeroom::client::VideoShape;
 use homeroom::signal::protocol::ServerMessage;
@@ -12,7 +13,7 @@ use crate::helpers::{error_code, ClassFixture, Db, TestApp};
 use crate::peer::{self, Credential};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_encoder_publishes_over_whip_and_families_watch() {
+async fn an_encoder_publishes_over_whip_and_families_watch_over_signalling_and_whep() {
     let app = TestApp::spawn(Db::Sqlite).await;
     let admin = app.admin().await;
     let class = ClassFixture::new(&app, &admin, "a").await;

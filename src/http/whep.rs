@@ -1,0 +1,405 @@
+//! WHEP playback: any standard player watches a live classroom or open house. The player
+//! offers (receive-only), so the server answers with the room's tracks as they are when it
+//! arrives; it joins the room as a viewer through the same admission as the browser app.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use utoipa::ToSchema;
+use webrtc::peer_connection::{
+    PeerConnectionEventHandler, RTCPeerConnectionState, RTCSessionDescription,
+};
+
+use super::classes::require;
+use super::extract::{CurrentUser, MaybeUser};
+use super::whip::{parse_sdpfrag, require_content_type};
+use super::{Error, Result};
+use crate::access::Action;
+use crate::auth::room_token::RoomClaims;
+use crate::auth::token;
+use crate::sfu::media::Connection;
+use crate::sfu::peer::Output;
+use crate::sfu::room::{Command, NewPeer, RoomHandle, RoomKind};
+use crate::signal::admission::{admit, presentation};
+use crate::signal::protocol::{MediaKind, ServerMessage};
+use crate::signal::{identity_from_token, Identity};
+use crate::state::AppState;
+use crate::store::now_ms;
+
+/// How long a viewer token may be used to start playback.
+const VIEWER_TOKEN_TTL_MS: i64 = 10 * 60 * 1000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/rooms/{room_id}/viewer-token", post(viewer_token))
+        .route("/whep/{room_id}", post(play))
+        .route(
+            "/whep/{room_id}/{resource}",
+            axum::routing::delete(stop).patch(trickle),
+        )
+}
+
+/// Live WHEP viewers by resource id.
+#[derive(Default)]
+pub struct WhepSessions(Mutex<HashMap<String, WhepSession>>);
+
+struct WhepSession {
+    room_id: i64,
+    room: RoomHandle,
+    participant_id: u64,
+    connection: Connection,
+    outputs: Vec<Output>,
+}
+
+impl WhepSessions {
+    fn take(&self, resource: &str) -> Option<WhepSession> {
+        self.0.lock().expect("whep lock").remove(resource)
+    }
+
+    /// The session, if it belongs to this room; left in place otherwise.
+    fn take_in(&self, room_id: i64, resource: &str) -> Option<WhepSession> {
+        let mut sessions = self.0.lock().expect("whep lock");
+        match sessions.get(resource) {
+            Some(session) if session.room_id == room_id => sessions.remove(resource),
+            _ => None,
+        }
+    }
+}
+
+impl WhepSession {
+    async fn close(self) {
+        for output in &self.outputs {
+            output.detach(self.participant_id);
+        }
+        let _ = self
+            .room
+            .send(Command::Leave {
+                participant_id: self.participant_id,
+                reason: "left",
+            })
+            .await;
+        let _ = self.connection.pc.close().await;
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ViewerToken {
+    /// For `Authorization: Bearer …` on the WHEP URL (players cannot send cookies).
+    pub token: String,
+    pub whep_url: String,
+    pub expires_at: i64,
+}
+
+/// The watch action for a broadcast room, or a refusal for tutoring rooms.
+fn watch_action(kind: &str) -> Result<Action> {
+    match RoomKind::parse(kind) {
+        Some(RoomKind::Classroom) => Ok(Action::WatchClassroom),
+        Some(RoomKind::OpenHouse) => Ok(Action::WatchOpenHouse),
+        _ => Err(Error::bad_request(
+            "not_broadcast",
+            "WHEP plays classrooms and open houses",
+        )),
+    }
+}
+
+/// A short-lived token with which a standard WHEP player watches as the caller.
+#[utoipa::path(post, path = "/api/v1/rooms/{room_id}/viewer-token", tag = "whep", params(("room_id" = i64, Path)),
+    responses((status = 201, body = ViewerToken), (status = 404, body = super::error::ErrorBody)))]
+pub async fn viewer_token(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(room_id): Path<i64>,
+) -> Result<(StatusCode, Json<ViewerToken>)> {
+    let room = state.store.room(room_id).await?.ok_or(Error::NotFound)?;
+    require(
+        &state,
+        &current.user,
+        room.class_id,
+        watch_action(&room.kind)?,
+    )
+    .await?;
+    let expires_at = now_ms() + VIEWER_TOKEN_TTL_MS;
+    let claims = RoomClaims {
+        room_id,
+        user_id: Some(current.user.id),
+        class_id: room.class_id,
+        display_name: current.user.display_name.clone(),
+        expires_at,
+    };
+    let whep_url = state
+        .public_url
+        .join(&format!("whep/{room_id}"))
+        .expect("valid path")
+        .to_string();
+    Ok((
+        StatusCode::CREATED,
+        Json(ViewerToken {
+            token: state.room_tokens.issue(&claims),
+            whep_url,
+            expires_at,
+        }),
+    ))
+}
+
+/// The player, by bearer token (viewer or guest token) or by session cookie (with CSRF).
+async fn viewer(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: Option<CurrentUser>,
+) -> Result<Identity> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match (bearer, user) {
+        (Some(token), _) => identity_from_token(state, token.trim()).await,
+        (None, Some(current)) => Ok(Identity::User(current.user)),
+        (None, None) => Err(Error::Unauthorized),
+    }
+}
+
+/// Marks the connection up (so writers start) and leaves the room when it fails.
+struct ViewerEvents {
+    up: Arc<AtomicBool>,
+    room: RoomHandle,
+    participant_id: u64,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for ViewerEvents {
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        match state {
+            RTCPeerConnectionState::Connected => self.up.store(true, Ordering::Relaxed),
+            RTCPeerConnectionState::Failed => {
+                let _ = self
+                    .room
+                    .send(Command::Leave {
+                        participant_id: self.participant_id,
+                        reason: "connection_failed",
+                    })
+                    .await;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Starts playback: the body is the player's SDP offer; the answer carries the room's current
+/// audio and video (the camera before a screen share) and every server candidate.
+#[utoipa::path(post, path = "/whep/{room_id}", tag = "whep", params(("room_id" = i64, Path)),
+    request_body(content = String, content_type = "application/sdp"),
+    responses((status = 201, description = "SDP answer", content_type = "application/sdp"),
+        (status = 401, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+pub async fn play(
+    State(state): State<AppState>,
+    Path(room_id): Path<i64>,
+    MaybeUser(user): MaybeUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let identity = viewer(&state, &headers, user).await?;
+    require_content_type(&headers, "application/sdp")?;
+    let offer = String::from_utf8(body.to_vec())
+        .map_err(|_| Error::bad_request("bad_sdp", "the offer is not text"))?;
+    let room = state.store.room(room_id).await?.ok_or(Error::NotFound)?;
+    watch_action(&room.kind)?;
+    let standing = admit(&state.store, &identity, &room).await?;
+    let handle = state
+        .sfu
+        .live_room(room.id)
+        .ok_or(crate::signal::error::SignalError::NotLive)?;
+    let participant_id = state.sfu.next_participant_id();
+    let (outbox, mut outbox_rx) = mpsc::channel(256);
+    // A WHEP viewer cannot be renegotiated, so the room sends its media side nothing.
+    let (media_tx, _) = mpsc::unbounded_channel();
+    let (name, role) = presentation(&identity, &standing);
+    let user_id = match &identity {
+        Identity::User(user) => Some(user.id),
+        Identity::Guest(_) => None,
+    };
+    handle
+        .join(NewPeer {
+            participant_id,
+            user_id,
+            display_name: name,
+            role,
+            standing,
+            outbox,
+            media: media_tx,
+            receives: false,
+        })
+        .await?;
+    let answer = match answer(&state, &handle, participant_id, offer).await {
+        Ok(answered) => answered,
+        Err(e) => {
+            let _ = handle
+                .send(Command::Leave {
+                    participant_id,
+                    reason: "left",
+                })
+                .await;
+            return Err(e);
+        }
+    };
+    let (sdp, connection, outputs) = answer;
+    let resource = token::new_secret();
+    state.whep.0.lock().expect("whep lock").insert(
+        resource.clone(),
+        WhepSession {
+            room_id,
+            room: handle,
+            participant_id,
+            connection,
+            outputs,
+        },
+    );
+    tokio::spawn({
+        let state = state.clone();
+        let resource = resource.clone();
+        async move {
+            while let Some(message) = outbox_rx.recv().await {
+                if matches!(
+                    message,
+                    ServerMessage::Ended { .. } | ServerMessage::Kicked { .. }
+                ) {
+                    break;
+                }
+            }
+            if let Some(session) = state.whep.take(&resource) {
+                session.close().await;
+            }
+        }
+    });
+    Ok((
+        StatusCode::CREATED,
+        [
+            (header::CONTENT_TYPE, "application/sdp".to_owned()),
+            (header::LOCATION, format!("/whep/{room_id}/{resource}")),
+        ],
+        sdp,
+    )
+        .into_response())
+}
+
+/// Builds the viewer's connection and answers the offer with the room's current tracks.
+async fn answer(
+    state: &AppState,
+    room: &RoomHandle,
+    participant_id: u64,
+    offer: String,
+) -> Result<(String, Connection, Vec<Output>)> {
+    let bad_sdp = |e: webrtc::error::Error| {
+        Error::bad_request("bad_sdp", format!("the offer was refused: {e}"))
+    };
+    let up = Arc::new(AtomicBool::new(false));
+    let events = ViewerEvents {
+        up: up.clone(),
+        room: room.clone(),
+        participant_id,
+    };
+    let connection = state
+        .sfu
+        .media()
+        .connect(Arc::new(events))
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("no media connection: {e}")))?;
+    let pc = connection.pc.clone();
+    let description = RTCSessionDescription::offer(offer).map_err(|e| bad_sdp(e.into()))?;
+    pc.set_remote_description(description)
+        .await
+        .map_err(bad_sdp)?;
+    let mut tracks = room.tracks().await?;
+    // Camera before screen, so a one-video player shows the teacher.
+    tracks.sort_by_key(|t| t.source != crate::signal::protocol::Source::Camera);
+    let mut outputs = Vec::new();
+    for kind in [MediaKind::Audio, MediaKind::Video] {
+        if let Some(track) = tracks.iter().find(|t| t.kind == kind) {
+            let output = Output::attach(
+                &pc,
+                track.clone(),
+                participant_id,
+                Arc::default(),
+                up.clone(),
+            )
+            .await
+            .map_err(bad_sdp)?;
+            outputs.push(output);
+        }
+    }
+    let answer = pc.create_answer(None).await.map_err(bad_sdp)?;
+    pc.set_local_description(answer).await.map_err(bad_sdp)?;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut local = pc
+        .local_description()
+        .await
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("no answer")))?;
+    while !local.sdp.contains("a=end-of-candidates") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        local = pc
+            .local_description()
+            .await
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("no answer")))?;
+    }
+    for output in &outputs {
+        output.resolve_payload_type().await;
+    }
+    Ok((local.sdp, connection, outputs))
+}
+
+/// Trickled candidates from the player.
+#[utoipa::path(patch, path = "/whep/{room_id}/{resource}", tag = "whep", params(("room_id" = i64, Path), ("resource" = String, Path)),
+    request_body(content = String, content_type = "application/trickle-ice-sdpfrag"),
+    responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
+pub async fn trickle(
+    State(state): State<AppState>,
+    Path((room_id, resource)): Path<(i64, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<StatusCode> {
+    require_content_type(&headers, "application/trickle-ice-sdpfrag")?;
+    let pc = {
+        let sessions = state.whep.0.lock().expect("whep lock");
+        let session = sessions
+            .get(&resource)
+            .filter(|s| s.room_id == room_id)
+            .ok_or(Error::NotFound)?;
+        session.connection.pc.clone()
+    };
+    for candidate in parse_sdpfrag(&body) {
+        let init = webrtc::peer_connection::RTCIceCandidateInit {
+            candidate: candidate.candidate,
+            sdp_mid: candidate.sdp_mid,
+            sdp_mline_index: candidate.sdp_mline_index,
+            ..Default::default()
+        };
+        if let Err(e) = pc.add_ice_candidate(init).await {
+            tracing::debug!(error = %e, "WHEP candidate refused");
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Stops playback. The resource id is the secret that names the session.
+#[utoipa::path(delete, path = "/whep/{room_id}/{resource}", tag = "whep", params(("room_id" = i64, Path), ("resource" = String, Path)),
+    responses((status = 200), (status = 404, body = super::error::ErrorBody)))]
+pub async fn stop(
+    State(state): State<AppState>,
+    Path((room_id, resource)): Path<(i64, String)>,
+) -> Result<StatusCode> {
+    let session = state
+        .whep
+        .take_in(room_id, &resource)
+        .ok_or(Error::NotFound)?;
+    session.close().await;
+    Ok(StatusCode::OK)
+}
