@@ -9,22 +9,34 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde::Serialize;
 
+use crate::client::whep::WhepViewer;
+use crate::client::whip::WhipPublisher;
 use crate::client::{Credential, Participant, Received, VideoShape};
 use crate::signal::protocol::ServerMessage;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadTest {
-    /// The server, e.g. https://127.0.0.1:8443
+    /// A Homeroom server, e.g. https://127.0.0.1:8443, for its own signalling.
     #[arg(long)]
-    pub server: String,
+    pub server: Option<String>,
     /// The room to load (a classroom or open house).
     #[arg(long)]
-    pub room: i64,
+    pub room: Option<i64>,
     /// A teacher's login: it starts the session and publishes.
     #[arg(long)]
-    pub login: String,
+    pub login: Option<String>,
     #[arg(long, env = "LOADTEST_PASSWORD")]
-    pub password: String,
+    pub password: Option<String>,
+    /// Publish over WHIP to this URL instead (any WHIP server).
+    #[arg(long)]
+    pub whip: Option<String>,
+    #[arg(long, env = "LOADTEST_WHIP_KEY")]
+    pub whip_key: Option<String>,
+    /// Subscribe over WHEP from this URL instead (any WHEP server).
+    #[arg(long)]
+    pub whep: Option<String>,
+    #[arg(long, env = "LOADTEST_WHEP_TOKEN")]
+    pub whep_token: Option<String>,
     /// Subscribers to connect.
     #[arg(long, default_value_t = 20)]
     pub subscribers: usize,
@@ -74,36 +86,115 @@ pub struct Summary {
 
 /// A subscriber as the load tool tracks it.
 struct Viewer {
-    participant: Participant,
+    client: Client,
     begun: Instant,
     join: Duration,
     first_packet: Option<Duration>,
+}
+
+/// A subscriber, over Homeroom's signalling or WHEP.
+enum Client {
+    Signalling(Participant),
+    Whep(WhepViewer),
+}
+
+impl Client {
+    fn received(&self) -> std::collections::HashMap<String, Received> {
+        match self {
+            Client::Signalling(p) => p.received(),
+            Client::Whep(w) => w.received(),
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            Client::Signalling(p) => p.leave().await,
+            Client::Whep(w) => {
+                let _ = w.stop().await;
+            }
+        }
+    }
+}
+
+/// The publisher, over Homeroom's signalling or WHIP.
+enum Publisher {
+    Signalling(Participant),
+    Whip(WhipPublisher),
+}
+
+impl Publisher {
+    async fn close(self) {
+        match self {
+            Publisher::Signalling(p) => p.leave().await,
+            Publisher::Whip(w) => {
+                let _ = w.stop().await;
+            }
+        }
+    }
+}
+
+/// What the tool needs to speak Homeroom's signalling.
+struct Homeroom {
+    server: String,
+    room: i64,
+    cookie: String,
 }
 
 pub async fn run(args: LoadTest) -> anyhow::Result<Summary> {
     let pem =
         std::fs::read(&args.ca).with_context(|| format!("cannot read {}", args.ca.display()))?;
     let tls = crate::client::tls_trusting(&pem).map_err(anyhow::Error::msg)?;
-    let cookie = sign_in(&args, &pem).await?;
-    let connect = || {
-        Participant::connect(
-            &args.server,
+    let homeroom = match (&args.server, args.room, &args.login, &args.password) {
+        (Some(server), Some(room), Some(login), Some(password)) => Some(Homeroom {
+            server: server.trim_end_matches('/').to_owned(),
+            room,
+            cookie: sign_in(server, login, password, &pem).await?,
+        }),
+        _ => None,
+    };
+    if homeroom.is_none() && (args.whip.is_none() || args.whep.is_none()) {
+        bail!("give --server, --room, --login and a password, or both --whip and --whep");
+    }
+    let connect = || async {
+        let homeroom = homeroom.as_ref().expect("checked above");
+        let mut participant = Participant::connect(
+            &homeroom.server,
             tls.clone(),
-            Credential::Cookie(&cookie),
+            Credential::Cookie(&homeroom.cookie),
             &args.bind,
         )
+        .await
+        .map_err(anyhow::Error::msg)?;
+        expect_joined(participant.join(homeroom.room).await)?;
+        Ok::<_, anyhow::Error>(participant)
     };
-
-    let mut publisher = connect().await.map_err(anyhow::Error::msg)?;
-    expect_joined(publisher.join(args.room).await)?;
     let shape = VideoShape {
         fps: args.fps,
         bitrate_bps: args.bitrate * 1000,
     };
-    match publisher.publish_shaped(shape).await {
-        ServerMessage::Answer { .. } => {}
-        other => bail!("the server refused to publish: {other:?}"),
-    }
+    let publisher = match &args.whip {
+        Some(url) => {
+            let key = args
+                .whip_key
+                .as_deref()
+                .context("--whip needs a key (LOADTEST_WHIP_KEY)")?;
+            let publisher = WhipPublisher::start(url, key, &pem, &args.bind, shape)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            // A WHIP publisher's tracks exist once its media arrives, and WHEP viewers take the
+            // tracks there are when they come: let the media start first.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            Publisher::Whip(publisher)
+        }
+        None => {
+            let mut participant = connect().await?;
+            match participant.publish_shaped(shape).await {
+                ServerMessage::Answer { .. } => {}
+                other => bail!("the server refused to publish: {other:?}"),
+            }
+            Publisher::Signalling(participant)
+        }
+    };
 
     let started = Instant::now();
     let mut cpu = args.server_pid.map(CpuMeter::new);
@@ -120,13 +211,20 @@ pub async fn run(args: LoadTest) -> anyhow::Result<Summary> {
             launched += 1;
             next_start += interval;
             let connecting = connect();
-            let room = args.room;
+            let (whep, pem, bind) = (args.whep.clone(), pem.clone(), args.bind.clone());
+            let token = args.whep_token.clone().unwrap_or_default();
             pending.push(async move {
                 let begun = Instant::now();
-                let mut participant = connecting.await.map_err(anyhow::Error::msg)?;
-                expect_joined(participant.join(room).await)?;
+                let client = match whep {
+                    Some(url) => Client::Whep(
+                        WhepViewer::start(&url, &token, &pem, &bind)
+                            .await
+                            .map_err(anyhow::Error::msg)?,
+                    ),
+                    None => Client::Signalling(connecting.await?),
+                };
                 Ok::<_, anyhow::Error>(Viewer {
-                    participant,
+                    client,
                     begun,
                     join: begun.elapsed(),
                     first_packet: None,
@@ -142,7 +240,7 @@ pub async fn run(args: LoadTest) -> anyhow::Result<Summary> {
         }
         for viewer in viewers.iter_mut().filter(|v| v.first_packet.is_none()) {
             if let Some(first) = viewer
-                .participant
+                .client
                 .received()
                 .values()
                 .filter_map(|r| r.first_at)
@@ -185,7 +283,7 @@ pub async fn run(args: LoadTest) -> anyhow::Result<Summary> {
     let (rate, loss) = totals(&viewers);
     let all: Vec<Received> = viewers
         .iter()
-        .flat_map(|v| v.participant.received().into_values())
+        .flat_map(|v| v.client.received().into_values())
         .collect();
     let jitter = if all.is_empty() {
         0.0
@@ -210,24 +308,21 @@ pub async fn run(args: LoadTest) -> anyhow::Result<Summary> {
         seconds,
     };
     for viewer in viewers {
-        viewer.participant.leave().await;
+        viewer.client.close().await;
     }
-    publisher.leave().await;
+    publisher.close().await;
     Ok(summary)
 }
 
 /// Signs in and returns the session cookie's value.
-async fn sign_in(args: &LoadTest, pem: &[u8]) -> anyhow::Result<String> {
+async fn sign_in(server: &str, login: &str, password: &str, pem: &[u8]) -> anyhow::Result<String> {
     let client = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(pem)?)
         .use_rustls_tls()
         .build()?;
     let response = client
-        .post(format!(
-            "{}/api/v1/session",
-            args.server.trim_end_matches('/')
-        ))
-        .json(&serde_json::json!({"login": args.login, "password": args.password}))
+        .post(format!("{}/api/v1/session", server.trim_end_matches('/')))
+        .json(&serde_json::json!({"login": login, "password": password}))
         .send()
         .await
         .context("cannot reach the server")?;
@@ -276,7 +371,7 @@ fn totals(viewers: &[Viewer]) -> (Rate, f64) {
     let (mut packets, mut expected, mut intact) = (0u64, 0u64, 0u64);
     let mut since: Option<Instant> = None;
     for viewer in viewers {
-        for received in viewer.participant.received().values() {
+        for received in viewer.client.received().values() {
             packets += received.packets;
             since = match (since, received.first_at) {
                 (Some(a), Some(b)) => Some(a.min(b)),
