@@ -107,6 +107,47 @@ async fn an_encoder_publishes_over_whip_and_families_watch_over_signalling_and_w
         "payloads arrive intact"
     );
 
+    // A standard WHEP player watches too, with the family's viewer token.
+    let nobody = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap()
+        .post(app.url(&format!("/whep/{room}")))
+        .header("content-type", "application/sdp")
+        .body("v=0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(nobody).await, (401, "unauthorized".into()));
+    let outsider_token = other
+        .family
+        .post(&format!("/api/v1/rooms/{room}/viewer-token"), json!({}))
+        .await;
+    assert_eq!(error_code(outsider_token).await, (404, "not_found".into()));
+    let token = class
+        .family
+        .post_ok(&format!("/api/v1/rooms/{room}/viewer-token"), json!({}))
+        .await;
+    let player = WhepViewer::start(
+        token["whep_url"].as_str().unwrap(),
+        token["token"].as_str().unwrap(),
+        &pem,
+        "127.0.0.1:0",
+    )
+    .await
+    .expect("WHEP playback");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while player.received().values().filter(|r| r.intact > 30).count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "WHEP player got {:?}",
+            player.received()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(player.received().values().all(|r| r.packets == r.intact));
+    assert_eq!(player.stop().await.unwrap(), 200);
+
     // DELETE ends the encoder's part; the family sees it leave.
     assert_eq!(encoder.stop().await.unwrap(), 200);
     let left = family
