@@ -29,6 +29,7 @@ pub struct Participant {
     publisher: Arc<Mutex<Option<Arc<dyn PeerConnection>>>>,
     pub subscriber: Arc<Mutex<Option<Arc<dyn PeerConnection>>>>,
     pub inbox: Inbox,
+    remotes: Remotes,
     /// When each keyframe request reached this peer's publisher.
     pub plis: Arc<Mutex<Vec<Instant>>>,
     /// Packets sent per kind by this peer's publisher.
@@ -44,7 +45,11 @@ struct Events {
     target: Target,
     out: mpsc::UnboundedSender<String>,
     inbox: Inbox,
+    remotes: Remotes,
 }
+
+/// Received tracks by track id, to send feedback (keyframe requests) on them.
+type Remotes = Arc<Mutex<HashMap<String, Arc<dyn TrackRemote>>>>;
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Events {
@@ -65,6 +70,11 @@ impl PeerConnectionEventHandler for Events {
     }
 
     async fn on_track(&self, remote: Arc<dyn TrackRemote>) {
+        let track_id = remote.track_id().await.to_string();
+        self.remotes
+            .lock()
+            .unwrap()
+            .insert(track_id, remote.clone());
         tokio::spawn(receive(remote, self.inbox.clone()));
     }
 }
@@ -107,6 +117,7 @@ impl Participant {
         let subscriber: Arc<Mutex<Option<Arc<dyn PeerConnection>>>> = Arc::default();
         let publisher: Arc<Mutex<Option<Arc<dyn PeerConnection>>>> = Arc::default();
         let inbox: Inbox = Arc::default();
+        let remotes: Remotes = Arc::default();
         tokio::spawn(async move {
             while let Some(text) = out_rx.recv().await {
                 if sink.send(Message::Text(text.into())).await.is_err() {
@@ -120,6 +131,7 @@ impl Participant {
         let bind = bind.to_owned();
         let negotiator = tokio::spawn({
             let subscriber = subscriber.clone();
+            let remotes = remotes.clone();
             let bind = bind.clone();
             let out = out.clone();
             let inbox = inbox.clone();
@@ -133,6 +145,7 @@ impl Participant {
                                 target: Target::Subscriber,
                                 out: out.clone(),
                                 inbox: inbox.clone(),
+                                remotes: remotes.clone(),
                             });
                             let pc = new_pc(handler, &bind).await;
                             *subscriber.lock().unwrap() = Some(pc.clone());
@@ -215,6 +228,7 @@ impl Participant {
             publisher,
             subscriber,
             inbox,
+            remotes,
             plis: Arc::default(),
             sent: Arc::new([AtomicU64::new(0), AtomicU64::new(0)]),
             tasks: vec![negotiator],
@@ -267,6 +281,7 @@ impl Participant {
             target: Target::Publisher,
             out: self.out.clone(),
             inbox: Arc::default(),
+            remotes: Arc::default(),
         });
         let pc = new_pc(handler, &self.bind).await;
         let (video, audio) = publisher_tracks();
@@ -340,6 +355,30 @@ impl Participant {
                 _ => return None,
             }
         }
+    }
+
+    /// Sends a keyframe request (PLI) for a received track, as a browser does after a loss.
+    pub async fn request_keyframe(&self, track_id: &str) -> Result<(), String> {
+        let remote = self
+            .remotes
+            .lock()
+            .unwrap()
+            .get(track_id)
+            .cloned()
+            .ok_or("no such received track")?;
+        let media_ssrc = *remote
+            .ssrcs()
+            .await
+            .first()
+            .ok_or("the track has no SSRC")?;
+        let pli = rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc,
+        };
+        remote
+            .write_rtcp(vec![Box::new(pli)])
+            .await
+            .map_err(|e| e.to_string())
     }
 
     pub fn received(&self) -> HashMap<String, Received> {

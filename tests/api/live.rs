@@ -601,3 +601,33 @@ async fn room_and_node_limits_are_clear_errors() {
         "{idle:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribers_keyframe_request_reaches_the_publisher() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let admin = app.admin().await;
+    let class = ClassFixture::new(&app, &admin, "a").await;
+    let room_id = room(&class.teacher, class.class_id, "classroom", None).await;
+    let mut teacher = joined(&app, &class.teacher, room_id).await;
+    teacher.publish().await;
+    let family = joined(&app, &class.family, room_id).await;
+    wait_for_tracks(&family, 2, Duration::from_secs(10)).await;
+    // Let the keyframe requests of the join itself pass.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let video = family
+        .received()
+        .into_iter()
+        .find(|(_, r)| r.kind == "video")
+        .map(|(id, _)| id)
+        .unwrap();
+    let asked_at = Instant::now();
+    family.request_keyframe(&video).await.expect("PLI sent");
+    let deadline = asked_at + Duration::from_millis(500);
+    while !teacher.plis.lock().unwrap().iter().any(|t| *t >= asked_at) {
+        assert!(
+            Instant::now() < deadline,
+            "the subscriber's PLI did not reach the publisher within 500 ms"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
