@@ -8,6 +8,7 @@ mod health;
 mod invites;
 mod openapi;
 mod rooms;
+mod session_logs;
 mod web;
 pub mod whep;
 pub mod whip;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .merge(classes::router())
         .merge(invites::router())
         .merge(rooms::router())
+        .merge(session_logs::router())
         .merge(crate::signal::router())
         .merge(openapi::router())
         .merge(web::router())

@@ -10,6 +10,7 @@ pub mod invites;
 pub mod live_sessions;
 pub mod password_resets;
 pub mod rooms;
+pub mod session_logs;
 pub mod sessions;
 pub mod setup;
 pub mod stream_keys;

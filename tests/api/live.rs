@@ -631,3 +631,162 @@ async fn a_subscribers_keyframe_request_reaches_the_publisher() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+async fn a_finished_session_shows_in_the_class_log_with_attendance(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let admin = app.admin().await;
+    let class = ClassFixture::new(&app, &admin, "a").await;
+    let other = ClassFixture::new(&app, &admin, "b").await;
+    let room_id = room(&class.teacher, class.class_id, "classroom", None).await;
+    let mut teacher = joined(&app, &class.teacher, room_id).await;
+    teacher.publish().await;
+    // The family comes, goes, and comes back; the student stays.
+    let family = joined(&app, &class.family, room_id).await;
+    wait_for_tracks(&family, 2, Duration::from_secs(10)).await;
+    family.leave().await;
+    let mut family = joined(&app, &class.family, room_id).await;
+    let student = joined(&app, &class.student, room_id).await;
+    assert!(matches!(
+        family
+            .request(|id| ClientMessage::Chat {
+                id,
+                text: "Thank you!".into()
+            })
+            .await,
+        ServerMessage::Ok { .. }
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(matches!(
+        teacher.request(|id| ClientMessage::End { id }).await,
+        ServerMessage::Ok { .. }
+    ));
+    for peer in [family, student] {
+        peer.vanish().await;
+    }
+
+    let sessions_path = format!("/api/v1/classes/{}/sessions", class.class_id);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let sessions = loop {
+        let sessions: serde_json::Value = class
+            .teacher
+            .get(&sessions_path)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if sessions[0]["ended_at"].is_i64() || Instant::now() > deadline {
+            break sessions;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(sessions.as_array().unwrap().len(), 1, "{sessions}");
+    assert_eq!(sessions[0]["room_name"], "classroom room");
+    assert_eq!(sessions[0]["end_reason"], "ended_by_host");
+    assert_eq!(sessions[0]["attendees"], 3);
+    assert!(sessions[0]["peak_participants"].as_i64().unwrap() >= 3);
+    let session_id = sessions[0]["id"].as_i64().unwrap();
+    let log_path = format!("/api/v1/sessions/{session_id}");
+
+    // The teacher sees everyone, with the family's two stays, and the chat.
+    let log: serde_json::Value = class.teacher.get(&log_path).await.json().await.unwrap();
+    assert_eq!(log["attendance_visible"], "all");
+    let names: Vec<&str> = log["attendance"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["teacher-a", "family-a", "student-a"], "{log}");
+    let family_row = &log["attendance"][1];
+    assert_eq!(
+        family_row["intervals"].as_array().unwrap().len(),
+        2,
+        "{family_row}"
+    );
+    let total: i64 = family_row["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i[1].as_i64().unwrap() - i[0].as_i64().unwrap())
+        .sum();
+    assert_eq!(family_row["total_ms"].as_i64().unwrap(), total);
+    assert_eq!(log["chat"][0]["text"], "Thank you!");
+    assert_eq!(log["chat"][0]["name"], "family-a");
+
+    // The family sees only its own attendance; the student none; another class nothing.
+    let log: serde_json::Value = class.family.get(&log_path).await.json().await.unwrap();
+    assert_eq!(log["attendance_visible"], "own");
+    assert_eq!(log["attendance"].as_array().unwrap().len(), 1);
+    assert_eq!(log["attendance"][0]["name"], "family-a");
+    let log: serde_json::Value = class.student.get(&log_path).await.json().await.unwrap();
+    assert_eq!(log["attendance"].as_array().unwrap().len(), 0);
+    assert_eq!(log["chat"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        error_code(other.family.get(&log_path).await).await,
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        error_code(other.teacher.get(&sessions_path).await).await,
+        (404, "not_found".into())
+    );
+
+    // CSV: the teacher exports everyone, per session and per date range; the family its own
+    // rows; the student nothing.
+    let csv = class
+        .teacher
+        .get(&format!("{log_path}/attendance.csv"))
+        .await;
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = csv.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "session_id,room,session_started,participant,joined,left,minutes"
+    );
+    assert_eq!(lines.len(), 1 + 4, "{csv}");
+    assert!(lines.iter().filter(|l| l.contains(",family-a,")).count() == 2);
+    let today = csv.lines().nth(1).unwrap().split(',').nth(2).unwrap()[..10].to_owned();
+    let ranged = class
+        .teacher
+        .get(&format!(
+            "/api/v1/classes/{}/attendance.csv?from={today}&to={today}",
+            class.class_id
+        ))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(ranged, csv);
+    let empty = class
+        .teacher
+        .get(&format!(
+            "/api/v1/classes/{}/attendance.csv?to=2000-01-01",
+            class.class_id
+        ))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(empty.lines().count(), 1);
+    let own = class
+        .family
+        .get(&format!("{log_path}/attendance.csv"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(own.lines().count(), 1 + 2, "{own}");
+    assert!(own.lines().skip(1).all(|l| l.contains(",family-a,")));
+    assert_eq!(
+        error_code(
+            class
+                .student
+                .get(&format!("{log_path}/attendance.csv"))
+                .await
+        )
+        .await,
+        (403, "not_allowed".into())
+    );
+}
+
+crate::both_backends!(a_finished_session_shows_in_the_class_log_with_attendance);

@@ -1,0 +1,401 @@
+//! Session logs: every live session of a class with its attendance and chat, and attendance
+//! exports as CSV. What a caller sees follows the role table: teachers everything, families
+//! their own attendance, students the log without attendance, tutors the rooms they host.
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::classes::who_in;
+use super::extract::CurrentUser;
+use super::{Error, Result};
+use crate::access::{decide, Action, Facts, Grant, Who};
+use crate::state::AppState;
+use crate::store::now_ms;
+use crate::store::session_logs::{attendance, Attendance, SessionRow};
+use crate::store::users::User;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/classes/{class_id}/sessions", get(list_sessions))
+        .route("/api/v1/classes/{class_id}/attendance.csv", get(class_csv))
+        .route("/api/v1/sessions/{session_id}", get(session_log))
+        .route(
+            "/api/v1/sessions/{session_id}/attendance.csv",
+            get(session_csv),
+        )
+}
+
+/// How much of a session's attendance the caller sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Visible {
+    All,
+    Own,
+    None,
+}
+
+/// What the caller may see of one session, or `None` if nothing.
+fn visibility(
+    who: Who,
+    user: &User,
+    session: &SessionRow,
+    action: Action,
+) -> Option<(Visible, bool)> {
+    let hosts = session.host_user_id == Some(user.id);
+    let reads = decide(who, Action::ReadTimeline, Facts::default()).allowed();
+    let attendance = match decide(
+        who,
+        action,
+        Facts {
+            assigned_host: hosts,
+            ..Facts::default()
+        },
+    ) {
+        Grant::Allowed => Visible::All,
+        // A tutor's "own rooms": everything of a room they host.
+        Grant::OwnOnly if hosts => Visible::All,
+        Grant::OwnOnly => Visible::Own,
+        Grant::Denied | Grant::DraftOnly => Visible::None,
+    };
+    let sees_log = reads || (attendance == Visible::All);
+    sees_log.then_some((attendance, reads || hosts))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionSummary {
+    #[serde(flatten)]
+    pub session: SessionRow,
+    pub duration_ms: i64,
+    pub attendees: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChatLine {
+    pub at: i64,
+    pub name: String,
+    pub text: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionLog {
+    #[serde(flatten)]
+    pub session: SessionRow,
+    pub duration_ms: i64,
+    pub attendance_visible: Visible,
+    pub attendance: Vec<Attendance>,
+    pub chat: Vec<ChatLine>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct Range {
+    /// From this day (YYYY-MM-DD, UTC) or unix millisecond, inclusive.
+    pub from: Option<String>,
+    /// Until this day (inclusive) or unix millisecond (exclusive).
+    pub to: Option<String>,
+}
+
+impl Range {
+    fn bounds(&self) -> Result<(i64, i64)> {
+        let parse = |text: &Option<String>, end: bool| -> Result<Option<i64>> {
+            let Some(text) = text.as_deref().map(str::trim).filter(|t| !t.is_empty()) else {
+                return Ok(None);
+            };
+            if let Ok(ms) = text.parse::<i64>() {
+                return Ok(Some(ms));
+            }
+            let day = parse_day(text)
+                .ok_or_else(|| Error::bad_request("invalid_range", "dates are YYYY-MM-DD"))?;
+            Ok(Some((day + end as i64) * 86_400_000))
+        };
+        Ok((
+            parse(&self.from, false)?.unwrap_or(0),
+            parse(&self.to, true)?.unwrap_or(i64::MAX),
+        ))
+    }
+}
+
+fn until(session: &SessionRow) -> i64 {
+    session.ended_at.unwrap_or_else(now_ms)
+}
+
+fn only_own(mut people: Vec<Attendance>, visible: Visible, user: &User) -> Vec<Attendance> {
+    match visible {
+        Visible::All => people,
+        Visible::Own => {
+            people.retain(|p| p.user_id == Some(user.id));
+            people
+        }
+        Visible::None => Vec::new(),
+    }
+}
+
+/// The class's sessions the caller may see, newest first.
+#[utoipa::path(get, path = "/api/v1/classes/{class_id}/sessions", tag = "session logs", params(("class_id" = i64, Path), Range),
+    responses((status = 200, body = [SessionSummary]), (status = 404, body = super::error::ErrorBody)))]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(class_id): Path<i64>,
+    Query(range): Query<Range>,
+) -> Result<Json<Vec<SessionSummary>>> {
+    let who = who_in(&state, &current.user, class_id).await?;
+    if who == Who::Outsider {
+        return Err(Error::NotFound);
+    }
+    let (from, to) = range.bounds()?;
+    let mut summaries = Vec::new();
+    for session in state.store.class_sessions(class_id, from, to).await? {
+        let Some((visible, _)) = visibility(who, &current.user, &session, Action::SeeAttendance)
+        else {
+            continue;
+        };
+        let events = state.store.session_events(session.id).await?;
+        let people = only_own(attendance(&events, until(&session)), visible, &current.user);
+        summaries.push(SessionSummary {
+            duration_ms: until(&session) - session.started_at,
+            attendees: people.len(),
+            session,
+        });
+    }
+    Ok(Json(summaries))
+}
+
+async fn visible_session(
+    state: &AppState,
+    user: &User,
+    session_id: i64,
+    action: Action,
+) -> Result<(SessionRow, Visible, bool)> {
+    let session = state
+        .store
+        .session_log(session_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let who = who_in(state, user, session.class_id).await?;
+    if who == Who::Outsider {
+        return Err(Error::NotFound);
+    }
+    let (visible, chat) = visibility(who, user, &session, action).ok_or_else(|| {
+        Error::forbidden(
+            "not_allowed",
+            "your role in this class does not show session logs",
+        )
+    })?;
+    Ok((session, visible, chat))
+}
+
+/// One session: attendance as far as the caller may see it, and the chat transcript.
+#[utoipa::path(get, path = "/api/v1/sessions/{session_id}", tag = "session logs", params(("session_id" = i64, Path)),
+    responses((status = 200, body = SessionLog), (status = 404, body = super::error::ErrorBody)))]
+pub async fn session_log(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(session_id): Path<i64>,
+) -> Result<Json<SessionLog>> {
+    let (session, visible, sees_chat) =
+        visible_session(&state, &current.user, session_id, Action::SeeAttendance).await?;
+    let events = state.store.session_events(session.id).await?;
+    let chat = match sees_chat {
+        true => events
+            .iter()
+            .filter(|e| e.kind == "chat")
+            .map(|e| ChatLine {
+                at: e.at,
+                name: e.actor_name.clone(),
+                text: serde_json::from_str::<serde_json::Value>(&e.detail)
+                    .ok()
+                    .and_then(|d| d["text"].as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+            })
+            .collect(),
+        false => Vec::new(),
+    };
+    let people = only_own(attendance(&events, until(&session)), visible, &current.user);
+    Ok(Json(SessionLog {
+        duration_ms: until(&session) - session.started_at,
+        attendance_visible: visible,
+        attendance: people,
+        chat,
+        session,
+    }))
+}
+
+const CSV_HEADER: &str = "session_id,room,session_started,participant,joined,left,minutes\r\n";
+
+fn csv_rows(out: &mut String, session: &SessionRow, people: &[Attendance]) {
+    for person in people {
+        for [joined, left] in &person.intervals {
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{:.1}\r\n",
+                session.id,
+                csv_field(&session.room_name),
+                iso8601(session.started_at),
+                csv_field(&person.name),
+                iso8601(*joined),
+                iso8601(*left),
+                (left - joined) as f64 / 60_000.0
+            ));
+        }
+    }
+}
+
+fn csv_response(body: String, name: &str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+}
+
+/// Attendance of one session as CSV (one row per stay).
+#[utoipa::path(get, path = "/api/v1/sessions/{session_id}/attendance.csv", tag = "session logs", params(("session_id" = i64, Path)),
+    responses((status = 200, content_type = "text/csv"), (status = 404, body = super::error::ErrorBody)))]
+pub async fn session_csv(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(session_id): Path<i64>,
+) -> Result<impl IntoResponse> {
+    let (session, visible, _) =
+        visible_session(&state, &current.user, session_id, Action::ExportLogs).await?;
+    if visible == Visible::None {
+        return Err(Error::forbidden(
+            "not_allowed",
+            "your role in this class does not export attendance",
+        ));
+    }
+    let events = state.store.session_events(session.id).await?;
+    let mut body = CSV_HEADER.to_owned();
+    csv_rows(
+        &mut body,
+        &session,
+        &only_own(attendance(&events, until(&session)), visible, &current.user),
+    );
+    Ok(csv_response(
+        body,
+        &format!("attendance-session-{session_id}.csv"),
+    ))
+}
+
+/// Attendance of every session of the class in a date range, as CSV.
+#[utoipa::path(get, path = "/api/v1/classes/{class_id}/attendance.csv", tag = "session logs", params(("class_id" = i64, Path), Range),
+    responses((status = 200, content_type = "text/csv"), (status = 404, body = super::error::ErrorBody)))]
+pub async fn class_csv(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(class_id): Path<i64>,
+    Query(range): Query<Range>,
+) -> Result<impl IntoResponse> {
+    let who = who_in(&state, &current.user, class_id).await?;
+    if who == Who::Outsider {
+        return Err(Error::NotFound);
+    }
+    if !decide(who, Action::ExportLogs, Facts::default()).allowed() {
+        return Err(Error::forbidden(
+            "not_allowed",
+            "your role in this class does not export attendance",
+        ));
+    }
+    let (from, to) = range.bounds()?;
+    let mut body = CSV_HEADER.to_owned();
+    let mut sessions = state.store.class_sessions(class_id, from, to).await?;
+    sessions.reverse();
+    for session in sessions {
+        let Some((visible, _)) = visibility(who, &current.user, &session, Action::ExportLogs)
+        else {
+            continue;
+        };
+        let events = state.store.session_events(session.id).await?;
+        csv_rows(
+            &mut body,
+            &session,
+            &only_own(attendance(&events, until(&session)), visible, &current.user),
+        );
+    }
+    Ok(csv_response(
+        body,
+        &format!("attendance-class-{class_id}.csv"),
+    ))
+}
+
+/// Quotes a CSV field when needed, and defuses spreadsheet formulas (a name starting with `=`).
+fn csv_field(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    };
+    if text.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
+}
+
+/// Days since 1970-01-01 of a YYYY-MM-DD date.
+fn parse_day(text: &str) -> Option<i64> {
+    let mut parts = text.splitn(3, '-');
+    let (y, m, d): (i64, i64, i64) = (
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+    );
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+/// Unix milliseconds as an ISO 8601 UTC time, e.g. 2026-11-24T09:30:00Z.
+fn iso8601(ms: i64) -> String {
+    let (days, rest) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000) / 1000);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_csv_fields() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1_795_000_000_000), "2026-11-18T11:06:40Z");
+        assert_eq!(
+            parse_day("2026-11-18"),
+            Some(1_795_000_000_000 / 86_400_000)
+        );
+        assert_eq!(parse_day("2026-13-01"), None);
+        assert_eq!(csv_field("Ana, Leo's mum"), "\"Ana, Leo's mum\"");
+        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+    }
+}
