@@ -2,7 +2,6 @@
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::peer_connection::{PeerConnection, PeerConnectionEventHandler, RTCSessionDescription};
@@ -33,11 +32,7 @@ impl WhipPublisher {
         bind: &str,
         shape: VideoShape,
     ) -> Result<WhipPublisher, String> {
-        let client = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(pem).map_err(|e| e.to_string())?)
-            .use_rustls_tls()
-            .build()
-            .map_err(|e| e.to_string())?;
+        let client = https_client(pem)?;
         let pc = new_pc(Arc::new(NoTrickle), bind).await;
         let (video, audio) = publisher_tracks();
         let video_sender = pc
@@ -48,43 +43,7 @@ impl WhipPublisher {
             .add_track(audio.clone() as Arc<dyn TrackLocal>)
             .await
             .map_err(|e| e.to_string())?;
-        let offer = pc.create_offer(None).await.map_err(|e| e.to_string())?;
-        pc.set_local_description(offer)
-            .await
-            .map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let mut local = pc.local_description().await.ok_or("no offer")?;
-        while !local.sdp.contains("a=end-of-candidates") && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            local = pc.local_description().await.ok_or("no offer")?;
-        }
-        let response = client
-            .post(url)
-            .bearer_auth(key)
-            .header("content-type", "application/sdp")
-            .body(local.sdp)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        let location = response
-            .headers()
-            .get("location")
-            .and_then(|l| l.to_str().ok())
-            .map(str::to_owned);
-        let body = response.text().await.map_err(|e| e.to_string())?;
-        if status != reqwest::StatusCode::CREATED {
-            return Err(format!("{status}: {body}"));
-        }
-        let location = location.ok_or("no Location in the answer")?;
-        let resource = url::Url::parse(url)
-            .and_then(|u| u.join(&location))
-            .map_err(|e| e.to_string())?
-            .to_string();
-        let answer = RTCSessionDescription::answer(body).map_err(|e| e.to_string())?;
-        pc.set_remote_description(answer)
-            .await
-            .map_err(|e| e.to_string())?;
+        let resource = exchange(&client, url, key, &pc).await?;
         let video_params = video_sender
             .get_parameters()
             .await
@@ -133,4 +92,57 @@ impl WhipPublisher {
         let _ = self.pc.close().await;
         Ok(status.as_u16())
     }
+}
+
+/// Sends a WHIP or WHEP offer (with all candidates) and applies the answer; returns the
+/// session resource URL from `Location`.
+pub(crate) async fn exchange(
+    client: &reqwest::Client,
+    url: &str,
+    bearer: &str,
+    pc: &Arc<dyn PeerConnection>,
+) -> Result<String, String> {
+    let offer = pc.create_offer(None).await.map_err(|e| e.to_string())?;
+    pc.set_local_description(offer)
+        .await
+        .map_err(|e| e.to_string())?;
+    let local = crate::sfu::media::gathered_description(pc)
+        .await
+        .ok_or("no offer")?;
+    let response = client
+        .post(url)
+        .bearer_auth(bearer)
+        .header("content-type", "application/sdp")
+        .body(local.sdp)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .map(str::to_owned);
+    let body = response.text().await.map_err(|e| e.to_string())?;
+    if status != reqwest::StatusCode::CREATED {
+        return Err(format!("{status}: {body}"));
+    }
+    let location = location.ok_or("no Location in the answer")?;
+    let resource = url::Url::parse(url)
+        .and_then(|u| u.join(&location))
+        .map_err(|e| e.to_string())?;
+    let answer = RTCSessionDescription::answer(body).map_err(|e| e.to_string())?;
+    pc.set_remote_description(answer)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(resource.to_string())
+}
+
+/// An HTTPS client that trusts the given PEM certificates.
+pub(crate) fn https_client(pem: &[u8]) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pem).map_err(|e| e.to_string())?)
+        .use_rustls_tls()
+        .build()
+        .map_err(|e| e.to_string())
 }

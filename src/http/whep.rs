@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -27,7 +26,7 @@ use super::{Error, Result};
 use crate::access::Action;
 use crate::auth::room_token::RoomClaims;
 use crate::auth::token;
-use crate::sfu::media::Connection;
+use crate::sfu::media::{gathered_description, Connection};
 use crate::sfu::peer::Output;
 use crate::sfu::room::{Command, NewPeer, RoomHandle, RoomKind};
 use crate::signal::admission::{admit, presentation};
@@ -338,18 +337,9 @@ async fn answer(
     }
     let answer = pc.create_answer(None).await.map_err(bad_sdp)?;
     pc.set_local_description(answer).await.map_err(bad_sdp)?;
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let mut local = pc
-        .local_description()
+    let local = gathered_description(&pc)
         .await
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("no answer")))?;
-    while !local.sdp.contains("a=end-of-candidates") && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        local = pc
-            .local_description()
-            .await
-            .ok_or_else(|| Error::Internal(anyhow::anyhow!("no answer")))?;
-    }
     for output in &outputs {
         output.resolve_payload_type().await;
     }

@@ -111,3 +111,17 @@ impl MediaSettings {
         Ok(Connection { pc, _port: lease })
     }
 }
+
+/// The local description once ICE gathering has finished (at most 2 s): for WHIP and WHEP,
+/// where candidates cannot trickle from the server and travel in the SDP instead.
+pub async fn gathered_description(
+    pc: &Arc<dyn PeerConnection>,
+) -> Option<webrtc::peer_connection::RTCSessionDescription> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let mut local = pc.local_description().await?;
+    while !local.sdp.contains("a=end-of-candidates") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        local = pc.local_description().await?;
+    }
+    Some(local)
+}

@@ -315,17 +315,13 @@ impl PeerMedia {
         }
         let answer = pc.create_answer(None).await?;
         pc.set_local_description(answer).await?;
-        let no_description =
-            || MediaError::WebRtc(webrtc::error::Error::Other("no local description".into()));
-        let mut local = pc.local_description().await.ok_or_else(no_description)?;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        while all_candidates
-            && !local.sdp.contains("a=end-of-candidates")
-            && std::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            local = pc.local_description().await.ok_or_else(no_description)?;
-        }
+        let local = match all_candidates {
+            true => super::media::gathered_description(pc).await,
+            false => pc.local_description().await,
+        };
+        let local = local.ok_or(MediaError::WebRtc(webrtc::error::Error::Other(
+            "no local description".into(),
+        )))?;
         Ok(local.sdp)
     }
 
