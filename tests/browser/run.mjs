@@ -125,6 +125,15 @@ await scenario('classroom', async () => {
   await state(teacher, 'joined');
   log('teacher is live');
 
+  // The studio makes a stream key for OBS: the WHIP server address and the key appear.
+  await teacher.locator('details.encoder summary').click();
+  await teacher.locator('button.create-stream-key').click();
+  await teacher.locator('input.whip-url').waitFor();
+  const whipUrl = await teacher.locator('input.whip-url').inputValue();
+  if (!whipUrl.endsWith(`/whip/${cfg.classroom}`)) throw new Error(`stream key server is ${whipUrl}`);
+  if ((await teacher.locator('input.stream-key').inputValue()).length < 20) throw new Error('no stream key shown');
+  log('the studio made a stream key for OBS');
+
   const family1 = await person('family1', cfg.family1);
   // The second family reads Spanish on a phone.
   const family2 = await person('family2', cfg.family2, { locale: 'es-ES', viewport: { width: 390, height: 844 } });

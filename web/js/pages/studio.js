@@ -7,6 +7,38 @@ import { setText } from '../i18n.js';
 import { LiveSession } from '../live.js';
 import { AudioOut, chatPanel, expose, followState, smallButton, openCamera, roleKey, showTrack, videoElement } from '../components.js';
 import { requireMe } from './account.js';
+import { api } from '../api.js';
+
+/** OBS (or any WHIP encoder) publishes here with a stream key made on the spot. */
+function encoderPanel(roomId) {
+  const keys = h('ul', { class: 'stream-keys' });
+  const made = h('div', { class: 'stream-key-made', hidden: true });
+  const readOnly = (value, cls) => h('input', { class: cls, value, readonly: true, on: { focus: (e) => e.target.select() } });
+  async function refresh() {
+    const list = await api('GET', `/api/v1/rooms/${roomId}/stream-keys`);
+    keys.replaceChildren(...list.map((key) => h('li', {},
+      h('span', { text: 'encoder_key_made', vars: { date: new Date(key.created_at).toLocaleString() } }), ' ',
+      key.revoked_at ? h('span', { class: 'badge', text: 'encoder_revoked' })
+        : smallButton('encoder_revoke', 'encoder_revoke', async () => {
+          await api('DELETE', `/api/v1/rooms/${roomId}/stream-keys/${key.id}`);
+          made.hidden = true;
+          await refresh();
+        }))));
+  }
+  const create = h('button', { type: 'button', class: 'create-stream-key', text: 'encoder_create',
+    on: { click: async () => {
+      const key = await api('POST', `/api/v1/rooms/${roomId}/stream-keys`, {});
+      made.replaceChildren(
+        h('label', { class: 'field' }, h('span', { text: 'encoder_server' }), readOnly(key.whip_url, 'whip-url')),
+        h('label', { class: 'field' }, h('span', { text: 'encoder_key' }), readOnly(key.stream_key, 'stream-key')));
+      made.hidden = false;
+      await refresh();
+    } } });
+  refresh().catch(() => {});
+  return h('details', { class: 'encoder' },
+    h('summary', { text: 'encoder_title' }),
+    h('p', { class: 'hint', text: 'encoder_help' }), create, made, keys);
+}
 
 export async function studio(roomId) {
   await requireMe();
@@ -180,7 +212,8 @@ export async function studio(roomId) {
       h('aside', { class: 'side' },
         h('section', { class: 'audience', 'aria-labelledby': 'viewers-title' },
           h('h2', { id: 'viewers-title', text: 'viewers' }), viewerCount, viewers),
-        chatBox)));
+        chatBox,
+        encoderPanel(roomId))));
   setText(viewerCount, 'viewer_count', { count: 0 });
   await openDevices().catch(showDeviceError);
 }
