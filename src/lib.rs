@@ -16,6 +16,7 @@ pub mod client;
 pub mod config;
 pub mod http;
 pub mod loadtest;
+pub mod markdown;
 pub mod metrics;
 pub mod names;
 pub mod server;

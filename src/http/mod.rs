@@ -7,6 +7,7 @@ pub mod extract;
 mod health;
 mod invites;
 mod openapi;
+mod posts;
 mod rooms;
 mod session_logs;
 mod web;
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .merge(classes::router())
         .merge(invites::router())
         .merge(rooms::router())
+        .merge(posts::router())
         .merge(session_logs::router())
         .merge(crate::signal::router())
         .merge(openapi::router())

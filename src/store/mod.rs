@@ -9,6 +9,7 @@ pub mod classes;
 pub mod invites;
 pub mod live_sessions;
 pub mod password_resets;
+pub mod posts;
 pub mod rooms;
 pub mod session_logs;
 pub mod sessions;

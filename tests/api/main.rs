@@ -4,6 +4,7 @@ mod helpers;
 mod live;
 mod loadtest;
 mod peer;
+mod posts;
 mod whip;
 
 mod accounts;

@@ -1,0 +1,403 @@
+//! Class updates: teachers post about student work and learning targets; students write drafts
+//! that a teacher approves or returns with a note; families read and comment, and teachers see
+//! how many families have seen each post. A post that is not the caller's to see answers 404,
+//! exactly as one that does not exist.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::classes::{require, who_in};
+use super::extract::{ApiJson, CurrentUser};
+use super::{Error, Result};
+use crate::access::{decide, Action, Facts, Grant, Role, Who};
+use crate::markdown::to_safe_html;
+use crate::state::AppState;
+use crate::store::posts::{Comment, NewPost, Post};
+use crate::store::users::User;
+
+/// Longest post body and comment, in characters.
+const MAX_BODY: usize = 20_000;
+const MAX_COMMENT: usize = 2_000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/classes/{class_id}/posts",
+            get(list_posts).post(create_post),
+        )
+        .route("/api/v1/posts/{post_id}", get(get_post).delete(delete_post))
+        .route("/api/v1/posts/{post_id}/submit", post(submit))
+        .route("/api/v1/posts/{post_id}/approve", post(approve))
+        .route("/api/v1/posts/{post_id}/return", post(return_post))
+        .route("/api/v1/posts/{post_id}/comments", post(comment))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreatePost {
+    /// Markdown.
+    pub body: String,
+    /// `class` (every family of the class) or `students` (only the featured students' families).
+    #[serde(default = "class_visibility")]
+    pub visibility: String,
+    #[serde(default)]
+    pub student_ids: Vec<i64>,
+    /// Learning targets, e.g. "Adds fractions with unlike denominators"; kept per class.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Teachers may keep a draft instead of publishing.
+    #[serde(default)]
+    pub draft: bool,
+}
+
+fn class_visibility() -> String {
+    "class".into()
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ReturnRequest {
+    pub note: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CommentRequest {
+    pub body: String,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct PostFilter {
+    /// `published` (default) or `pending` (the approval queue, for teachers).
+    pub state: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StudentRef {
+    pub id: i64,
+    pub name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PostView {
+    #[serde(flatten)]
+    pub post: Post,
+    /// The body rendered and sanitized.
+    pub html: String,
+    pub students: Vec<StudentRef>,
+    pub targets: Vec<String>,
+    pub comments: Vec<Comment>,
+    /// Families of the class who have seen the post; teachers only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family_views: Option<i64>,
+}
+
+/// The caller's standing in the post's class, if the post is theirs to see.
+async fn visible(state: &AppState, user: &User, post: &Post) -> Result<Who> {
+    let who = who_in(state, user, post.class_id).await?;
+    let manages = decide(who, Action::ManageClass, Facts::default()).allowed();
+    let own = post.author_id == Some(user.id);
+    let sees = if manages || own {
+        true
+    } else if post.state != "published"
+        || !decide(who, Action::ReadTimeline, Facts::default()).allowed()
+    {
+        false
+    } else {
+        post.visibility == "class" || state.store.featured_for(post.id, user.id).await?
+    };
+    if sees {
+        Ok(who)
+    } else {
+        Err(Error::NotFound)
+    }
+}
+
+async fn view(state: &AppState, who: Who, user: &User, post: Post) -> Result<PostView> {
+    let manages = decide(who, Action::ManageClass, Facts::default()).allowed();
+    if who == Who::Member(Role::Family) && post.state == "published" {
+        state.store.record_view(post.id, user.id).await?;
+    }
+    let students = state
+        .store
+        .post_students(post.id)
+        .await?
+        .into_iter()
+        .map(|(id, name)| StudentRef { id, name })
+        .collect();
+    Ok(PostView {
+        html: to_safe_html(&post.body),
+        students,
+        targets: state.store.post_targets(post.id).await?,
+        comments: state.store.comments(post.id).await?,
+        family_views: match manages {
+            true => Some(state.store.family_views(post.id, post.class_id).await?),
+            false => None,
+        },
+        post,
+    })
+}
+
+async fn load(state: &AppState, user: &User, post_id: i64) -> Result<(Post, Who)> {
+    let post = state.store.post(post_id).await?.ok_or(Error::NotFound)?;
+    let who = visible(state, user, &post).await?;
+    Ok((post, who))
+}
+
+fn manages(who: Who) -> bool {
+    decide(who, Action::ManageClass, Facts::default()).allowed()
+}
+
+/// Writes a post: published for teachers (or a draft if asked), a draft for students.
+#[utoipa::path(post, path = "/api/v1/classes/{class_id}/posts", tag = "posts", params(("class_id" = i64, Path)),
+    request_body = CreatePost, responses((status = 201, body = PostView), (status = 404, body = super::error::ErrorBody)))]
+pub async fn create_post(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(class_id): Path<i64>,
+    ApiJson(request): ApiJson<CreatePost>,
+) -> Result<(StatusCode, Json<PostView>)> {
+    let (who, grant) = require(&state, &current.user, class_id, Action::PublishPost).await?;
+    let body = request.body.trim();
+    if body.is_empty() || body.chars().count() > MAX_BODY {
+        return Err(Error::bad_request(
+            "invalid_body",
+            format!("a post is 1 to {MAX_BODY} characters"),
+        ));
+    }
+    if !["class", "students"].contains(&request.visibility.as_str()) {
+        return Err(Error::bad_request(
+            "invalid_visibility",
+            "visibility is class or students",
+        ));
+    }
+    if request.visibility == "students" && request.student_ids.is_empty() {
+        return Err(Error::bad_request(
+            "students_required",
+            "a post for the featured students' families names them",
+        ));
+    }
+    for id in &request.student_ids {
+        state.store.student(class_id, *id).await?.ok_or_else(|| {
+            Error::bad_request("unknown_student", "no student with that id in this class")
+        })?;
+    }
+    let targets: Vec<String> = request
+        .targets
+        .iter()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if targets.iter().any(|t| t.chars().count() > 120) || targets.len() > 10 {
+        return Err(Error::bad_request(
+            "invalid_targets",
+            "at most 10 learning targets of at most 120 characters",
+        ));
+    }
+    let post_state = match (grant, request.draft) {
+        (Grant::Allowed, false) => "published",
+        _ => "draft",
+    };
+    let id = state
+        .store
+        .create_post(NewPost {
+            class_id,
+            author_id: current.user.id,
+            body,
+            visibility: &request.visibility,
+            state: post_state,
+            student_ids: &request.student_ids,
+            targets: &targets,
+        })
+        .await?;
+    let post = state.store.post(id).await?.ok_or(Error::NotFound)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&state, who, &current.user, post).await?),
+    ))
+}
+
+/// The class's published posts the caller may see, or (teachers) the approval queue.
+#[utoipa::path(get, path = "/api/v1/classes/{class_id}/posts", tag = "posts", params(("class_id" = i64, Path), PostFilter),
+    responses((status = 200, body = [PostView]), (status = 404, body = super::error::ErrorBody)))]
+pub async fn list_posts(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(class_id): Path<i64>,
+    Query(filter): Query<PostFilter>,
+) -> Result<Json<Vec<PostView>>> {
+    let wanted = filter.state.as_deref().unwrap_or("published");
+    let action = match wanted {
+        "published" => Action::ReadTimeline,
+        "pending" => Action::ManageClass,
+        _ => {
+            return Err(Error::bad_request(
+                "invalid_state",
+                "state is published or pending",
+            ))
+        }
+    };
+    let (who, _) = require(&state, &current.user, class_id, action).await?;
+    let mut views = Vec::new();
+    for post in state.store.class_posts(class_id, wanted).await? {
+        if visible(&state, &current.user, &post).await.is_ok() {
+            views.push(view(&state, who, &current.user, post).await?);
+        }
+    }
+    Ok(Json(views))
+}
+
+/// One post with its comments.
+#[utoipa::path(get, path = "/api/v1/posts/{post_id}", tag = "posts", params(("post_id" = i64, Path)),
+    responses((status = 200, body = PostView), (status = 404, body = super::error::ErrorBody)))]
+pub async fn get_post(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(post_id): Path<i64>,
+) -> Result<Json<PostView>> {
+    let (post, who) = load(&state, &current.user, post_id).await?;
+    Ok(Json(view(&state, who, &current.user, post).await?))
+}
+
+/// Deletes a post: its author or a teacher.
+#[utoipa::path(delete, path = "/api/v1/posts/{post_id}", tag = "posts", params(("post_id" = i64, Path)),
+    responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
+pub async fn delete_post(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(post_id): Path<i64>,
+) -> Result<StatusCode> {
+    let (post, who) = load(&state, &current.user, post_id).await?;
+    if !(manages(who) || post.author_id == Some(current.user.id)) {
+        return Err(Error::forbidden(
+            "not_allowed",
+            "only the author or a teacher deletes a post",
+        ));
+    }
+    state.store.delete_post(post.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A student hands in a draft (or a returned post) for the teacher to review.
+#[utoipa::path(post, path = "/api/v1/posts/{post_id}/submit", tag = "posts", params(("post_id" = i64, Path)),
+    responses((status = 204), (status = 409, body = super::error::ErrorBody)))]
+pub async fn submit(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(post_id): Path<i64>,
+) -> Result<StatusCode> {
+    let (post, _) = load(&state, &current.user, post_id).await?;
+    if post.author_id != Some(current.user.id) {
+        return Err(Error::forbidden(
+            "not_allowed",
+            "only the author hands in a draft",
+        ));
+    }
+    match state
+        .store
+        .set_post_state(post.id, &["draft", "returned"], "pending", None)
+        .await?
+    {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(Error::conflict(
+            "wrong_state",
+            "only drafts and returned posts are handed in",
+        )),
+    }
+}
+
+/// A teacher publishes a handed-in draft.
+#[utoipa::path(post, path = "/api/v1/posts/{post_id}/approve", tag = "posts", params(("post_id" = i64, Path)),
+    responses((status = 204), (status = 409, body = super::error::ErrorBody)))]
+pub async fn approve(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(post_id): Path<i64>,
+) -> Result<StatusCode> {
+    let (post, who) = load(&state, &current.user, post_id).await?;
+    if !manages(who) {
+        return Err(Error::forbidden("not_allowed", "teachers approve posts"));
+    }
+    match state
+        .store
+        .set_post_state(post.id, &["pending"], "published", None)
+        .await?
+    {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(Error::conflict(
+            "wrong_state",
+            "only handed-in posts are approved",
+        )),
+    }
+}
+
+/// A teacher returns a handed-in draft with a note.
+#[utoipa::path(post, path = "/api/v1/posts/{post_id}/return", tag = "posts", params(("post_id" = i64, Path)),
+    request_body = ReturnRequest, responses((status = 204), (status = 409, body = super::error::ErrorBody)))]
+pub async fn return_post(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(post_id): Path<i64>,
+    ApiJson(request): ApiJson<ReturnRequest>,
+) -> Result<StatusCode> {
+    let (post, who) = load(&state, &current.user, post_id).await?;
+    if !manages(who) {
+        return Err(Error::forbidden("not_allowed", "teachers return posts"));
+    }
+    let note = request.note.trim();
+    if note.is_empty() || note.chars().count() > MAX_COMMENT {
+        return Err(Error::bad_request(
+            "invalid_note",
+            format!("a note is 1 to {MAX_COMMENT} characters"),
+        ));
+    }
+    match state
+        .store
+        .set_post_state(post.id, &["pending"], "returned", Some(note))
+        .await?
+    {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(Error::conflict(
+            "wrong_state",
+            "only handed-in posts are returned",
+        )),
+    }
+}
+
+/// Families comment, teachers reply.
+#[utoipa::path(post, path = "/api/v1/posts/{post_id}/comments", tag = "posts", params(("post_id" = i64, Path)),
+    request_body = CommentRequest, responses((status = 201, body = Comment), (status = 404, body = super::error::ErrorBody)))]
+pub async fn comment(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(post_id): Path<i64>,
+    ApiJson(request): ApiJson<CommentRequest>,
+) -> Result<(StatusCode, Json<Comment>)> {
+    let (post, who) = load(&state, &current.user, post_id).await?;
+    if post.state != "published" || !decide(who, Action::Comment, Facts::default()).allowed() {
+        return Err(Error::forbidden(
+            "not_allowed",
+            "your role in this class does not comment",
+        ));
+    }
+    let body = request.body.trim();
+    if body.is_empty() || body.chars().count() > MAX_COMMENT {
+        return Err(Error::bad_request(
+            "invalid_body",
+            format!("a comment is 1 to {MAX_COMMENT} characters"),
+        ));
+    }
+    let id = state
+        .store
+        .add_comment(post.id, current.user.id, body)
+        .await?;
+    let comment = state
+        .store
+        .comments(post.id)
+        .await?
+        .into_iter()
+        .find(|c| c.id == id)
+        .ok_or(Error::NotFound)?;
+    Ok((StatusCode::CREATED, Json(comment)))
+}

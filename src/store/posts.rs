@@ -1,0 +1,233 @@
+//! Class updates (posts): Markdown bodies about student work, the students they feature, the
+//! learning targets they address, their review state, comments and who has seen them.
+
+use serde::Serialize;
+use sqlx::FromRow;
+
+use super::{now_ms, Store};
+
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
+pub struct Post {
+    pub id: i64,
+    pub class_id: i64,
+    pub author_id: Option<i64>,
+    pub author_name: Option<String>,
+    /// The Markdown as written.
+    pub body: String,
+    /// `class` or `students`.
+    pub visibility: String,
+    /// `draft`, `pending`, `returned` or `published`.
+    pub state: String,
+    /// The teacher's note when a student's draft was returned.
+    pub review_note: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub published_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
+pub struct Comment {
+    pub id: i64,
+    pub post_id: i64,
+    pub author_id: Option<i64>,
+    pub author_name: Option<String>,
+    pub body: String,
+    pub created_at: i64,
+}
+
+/// A post as written, before it is stored.
+pub struct NewPost<'a> {
+    pub class_id: i64,
+    pub author_id: i64,
+    pub body: &'a str,
+    pub visibility: &'a str,
+    pub state: &'a str,
+    pub student_ids: &'a [i64],
+    pub targets: &'a [String],
+}
+
+const COLUMNS: &str =
+    "p.id, p.class_id, p.author_id, u.display_name AS author_name, p.body, p.visibility, p.state,
+     p.review_note, p.created_at, p.updated_at, p.published_at";
+
+impl Store {
+    /// Stores the post with its students and learning targets (made on first use) at once.
+    pub async fn create_post(&self, new: NewPost<'_>) -> Result<i64, sqlx::Error> {
+        let now = now_ms();
+        let published_at = (new.state == "published").then_some(now);
+        let mut tx = self.pool().begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO posts (class_id, author_id, body, visibility, state, created_at, updated_at, published_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING id",
+        )
+        .bind(new.class_id)
+        .bind(new.author_id)
+        .bind(new.body)
+        .bind(new.visibility)
+        .bind(new.state)
+        .bind(now)
+        .bind(published_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        for student in new.student_ids {
+            sqlx::query("INSERT INTO post_students (post_id, student_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(id)
+                .bind(student)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for target in new.targets {
+            sqlx::query("INSERT INTO learning_targets (class_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(new.class_id)
+                .bind(target)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO post_targets (post_id, target_id)
+                 SELECT $1, id FROM learning_targets WHERE class_id = $2 AND name = $3 ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(new.class_id)
+            .bind(target)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn post(&self, id: i64) -> Result<Option<Post>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM posts p LEFT JOIN users u ON u.id = p.author_id WHERE p.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// A class's posts in one state, newest first.
+    pub async fn class_posts(&self, class_id: i64, state: &str) -> Result<Vec<Post>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM posts p LEFT JOIN users u ON u.id = p.author_id
+             WHERE p.class_id = $1 AND p.state = $2 ORDER BY COALESCE(p.published_at, p.updated_at) DESC, p.id DESC"
+        ))
+        .bind(class_id)
+        .bind(state)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    pub async fn post_students(&self, post_id: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT s.id, s.name FROM post_students ps JOIN students s ON s.id = ps.student_id WHERE ps.post_id = $1 ORDER BY s.name",
+        )
+        .bind(post_id)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    pub async fn post_targets(&self, post_id: i64) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT t.name FROM post_targets pt JOIN learning_targets t ON t.id = pt.target_id WHERE pt.post_id = $1 ORDER BY t.name",
+        )
+        .bind(post_id)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// Whether the user is family of, or is, a student the post features.
+    pub async fn featured_for(&self, post_id: i64, user_id: i64) -> Result<bool, sqlx::Error> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM post_students ps JOIN students s ON s.id = ps.student_id
+             WHERE ps.post_id = $1 AND (s.user_id = $2
+                OR EXISTS (SELECT 1 FROM family_students f WHERE f.student_id = s.id AND f.user_id = $2))",
+        )
+        .bind(post_id)
+        .bind(user_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(count > 0)
+    }
+
+    /// Moves a post between review states; false when it was not in one of `from`.
+    pub async fn set_post_state(
+        &self,
+        id: i64,
+        from: &[&str],
+        to: &str,
+        note: Option<&str>,
+    ) -> Result<bool, sqlx::Error> {
+        let now = now_ms();
+        let done = sqlx::query(&format!(
+            "UPDATE posts SET state = $1, review_note = $2, updated_at = $3,
+                 published_at = CASE WHEN $1 = 'published' THEN $3 ELSE published_at END
+             WHERE id = $4 AND state IN ({})",
+            from.iter()
+                .map(|s| format!("'{s}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .bind(to)
+        .bind(note)
+        .bind(now)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn delete_post(&self, id: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM posts WHERE id = $1")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn add_comment(
+        &self,
+        post_id: i64,
+        author_id: i64,
+        body: &str,
+    ) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("INSERT INTO comments (post_id, author_id, body, created_at) VALUES ($1, $2, $3, $4) RETURNING id")
+            .bind(post_id)
+            .bind(author_id)
+            .bind(body)
+            .bind(now_ms())
+            .fetch_one(self.pool())
+            .await
+    }
+
+    pub async fn comments(&self, post_id: i64) -> Result<Vec<Comment>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT c.id, c.post_id, c.author_id, u.display_name AS author_name, c.body, c.created_at
+             FROM comments c LEFT JOIN users u ON u.id = c.author_id WHERE c.post_id = $1 ORDER BY c.created_at, c.id",
+        )
+        .bind(post_id)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    pub async fn record_view(&self, post_id: i64, user_id: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO post_views (post_id, user_id, first_seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(post_id)
+            .bind(user_id)
+            .bind(now_ms())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// How many of the class's families have seen the post.
+    pub async fn family_views(&self, post_id: i64, class_id: i64) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM post_views v JOIN memberships m ON m.user_id = v.user_id
+             WHERE v.post_id = $1 AND m.class_id = $2 AND m.role = 'family'",
+        )
+        .bind(post_id)
+        .bind(class_id)
+        .fetch_one(self.pool())
+        .await
+    }
+}

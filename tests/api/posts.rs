@@ -1,0 +1,194 @@
+//! Class updates: safe Markdown, who sees a post, the student draft → review flow, comments.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::both_backends;
+use crate::helpers::{error_code, ClassFixture, Db, TestApp};
+
+both_backends!(posts_are_safe_private_and_reviewed);
+
+async fn posts_are_safe_private_and_reviewed(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let admin = app.admin().await;
+    let a = ClassFixture::new(&app, &admin, "a").await;
+    let b = ClassFixture::new(&app, &admin, "b").await;
+    let posts = format!("/api/v1/classes/{}/posts", a.class_id);
+    // A second family in class A, of another child.
+    let other_kid = a
+        .teacher
+        .post_ok(
+            &format!("/api/v1/classes/{}/students", a.class_id),
+            json!({"name": "Mia"}),
+        )
+        .await;
+    let code = a
+        .teacher
+        .post_ok(
+            &format!("/api/v1/classes/{}/invites", a.class_id),
+            json!({"role": "family", "student_id": other_kid["id"]}),
+        )
+        .await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mia_family = app.join(&code, "mia-family").await;
+
+    // Markdown is rendered without scripts, event handlers or javascript: links.
+    let public = a
+        .teacher
+        .post_ok(&posts, json!({"body": "**Fractions!**\n\n<script>alert(1)</script>\n\n<img src=x onerror=\"alert(2)\">\n\n[see this](javascript:alert(3))", "targets": ["Adds fractions"]}))
+        .await;
+    let html = public["html"].as_str().unwrap();
+    assert!(html.contains("<strong>Fractions!</strong>"), "{html}");
+    for bad in ["<script", "onerror", "javascript:", "alert("] {
+        assert!(!html.contains(bad), "{bad} in {html}");
+    }
+    assert!(html.contains("see this"), "the link text stays: {html}");
+    assert_eq!(public["targets"], json!(["Adds fractions"]));
+
+    // A post for one child's family: invisible to the others, exactly like a missing post.
+    let private = a
+        .teacher
+        .post_ok(&posts, json!({"body": "Kid a read a whole chapter.", "visibility": "students", "student_ids": [a.student_id]}))
+        .await;
+    let private_path = format!("/api/v1/posts/{}", private["id"]);
+    assert_eq!(a.family.get(&private_path).await.status(), 200);
+    assert_eq!(
+        a.student.get(&private_path).await.status(),
+        200,
+        "the featured student sees it"
+    );
+    let missing = error_code(mia_family.get("/api/v1/posts/999999").await).await;
+    assert_eq!(missing, (404, "not_found".into()));
+    assert_eq!(
+        error_code(mia_family.get(&private_path).await).await,
+        missing
+    );
+    assert_eq!(error_code(b.family.get(&private_path).await).await, missing);
+    let listed: serde_json::Value = mia_family.get(&posts).await.json().await.unwrap();
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        1,
+        "only the class-wide post: {listed}"
+    );
+    assert_eq!(error_code(b.family.get(&posts).await).await, missing);
+
+    // A student's draft waits for review, comes back with a note, and is published.
+    let draft = a
+        .student
+        .post_ok(&posts, json!({"body": "I built a volcano."}))
+        .await;
+    assert_eq!(draft["state"], "draft");
+    let draft_path = format!("/api/v1/posts/{}", draft["id"]);
+    assert_eq!(
+        error_code(a.family.get(&draft_path).await).await,
+        missing,
+        "families do not see drafts"
+    );
+    assert_eq!(
+        a.student
+            .post(&format!("{draft_path}/submit"), json!({}))
+            .await
+            .status(),
+        204
+    );
+    let queue: serde_json::Value = a
+        .teacher
+        .get(&format!("{posts}?state=pending"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(queue[0]["id"], draft["id"]);
+    assert_eq!(
+        error_code(a.family.get(&format!("{posts}?state=pending")).await)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        a.teacher
+            .post(
+                &format!("{draft_path}/return"),
+                json!({"note": "Add a photo of it"})
+            )
+            .await
+            .status(),
+        204
+    );
+    let returned: serde_json::Value = a.student.get(&draft_path).await.json().await.unwrap();
+    assert_eq!(returned["state"], "returned");
+    assert_eq!(returned["review_note"], "Add a photo of it");
+    assert_eq!(
+        error_code(
+            a.teacher
+                .post(&format!("{draft_path}/approve"), json!({}))
+                .await
+        )
+        .await
+        .1,
+        "wrong_state"
+    );
+    assert_eq!(
+        a.student
+            .post(&format!("{draft_path}/submit"), json!({}))
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        a.teacher
+            .post(&format!("{draft_path}/approve"), json!({}))
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(a.family.get(&draft_path).await.status(), 200);
+
+    // Families comment, teachers reply, students only read; teachers see how many families
+    // have seen a post.
+    let comments = format!("{private_path}/comments");
+    assert_eq!(
+        a.family
+            .post(&comments, json!({"body": "So proud!"}))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        a.teacher
+            .post(
+                &comments,
+                json!({"body": "Thank you for reading with them."})
+            )
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        error_code(a.student.post(&comments, json!({"body": "hi"})).await).await,
+        (403, "not_allowed".into())
+    );
+    let seen: serde_json::Value = a.teacher.get(&private_path).await.json().await.unwrap();
+    assert_eq!(seen["comments"].as_array().unwrap().len(), 2);
+    assert_eq!(seen["family_views"], 1);
+    let family_view: serde_json::Value = a.family.get(&private_path).await.json().await.unwrap();
+    assert!(family_view.get("family_views").is_none());
+
+    // Only the author or a teacher deletes.
+    assert_eq!(
+        error_code(a.family.send(Method::DELETE, &private_path, None).await)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        a.teacher
+            .send(Method::DELETE, &private_path, None)
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(a.family.get(&private_path).await.status(), 404);
+}
