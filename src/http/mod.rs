@@ -10,6 +10,7 @@ mod openapi;
 mod posts;
 mod rooms;
 mod session_logs;
+mod timeline;
 mod web;
 pub mod whep;
 pub mod whip;
@@ -52,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .merge(invites::router())
         .merge(rooms::router())
         .merge(posts::router())
+        .merge(timeline::router())
         .merge(session_logs::router())
         .merge(crate::signal::router())
         .merge(openapi::router())

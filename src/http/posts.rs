@@ -94,7 +94,7 @@ pub struct PostView {
 }
 
 /// The caller's standing in the post's class, if the post is theirs to see.
-async fn visible(state: &AppState, user: &User, post: &Post) -> Result<Who> {
+pub(super) async fn visible(state: &AppState, user: &User, post: &Post) -> Result<Who> {
     let who = who_in(state, user, post.class_id).await?;
     let manages = decide(who, Action::ManageClass, Facts::default()).allowed();
     let own = post.author_id == Some(user.id);
@@ -114,7 +114,7 @@ async fn visible(state: &AppState, user: &User, post: &Post) -> Result<Who> {
     }
 }
 
-async fn view(state: &AppState, who: Who, user: &User, post: Post) -> Result<PostView> {
+pub(super) async fn view(state: &AppState, who: Who, user: &User, post: Post) -> Result<PostView> {
     let manages = decide(who, Action::ManageClass, Facts::default()).allowed();
     if who == Who::Member(Role::Family) && post.state == "published" {
         state.store.record_view(post.id, user.id).await?;

@@ -40,7 +40,7 @@ pub enum Visible {
 }
 
 /// What the caller may see of one session, or `None` if nothing.
-fn visibility(
+pub(super) fn visibility(
     who: Who,
     user: &User,
     session: &SessionRow,
@@ -119,11 +119,15 @@ impl Range {
     }
 }
 
-fn until(session: &SessionRow) -> i64 {
+pub(super) fn until(session: &SessionRow) -> i64 {
     session.ended_at.unwrap_or_else(now_ms)
 }
 
-fn only_own(mut people: Vec<Attendance>, visible: Visible, user: &User) -> Vec<Attendance> {
+pub(super) fn only_own(
+    mut people: Vec<Attendance>,
+    visible: Visible,
+    user: &User,
+) -> Vec<Attendance> {
     match visible {
         Visible::All => people,
         Visible::Own => {

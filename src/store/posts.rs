@@ -231,3 +231,44 @@ impl Store {
         .await
     }
 }
+
+/// A position in the timeline: items strictly older than (time, rank, id) come next. Posts
+/// rank 1 and sessions 0, so items at the same millisecond still have one order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub at: i64,
+    pub rank: i64,
+    pub id: i64,
+}
+
+impl Position {
+    pub const START: Position = Position {
+        at: i64::MAX,
+        rank: 1,
+        id: i64::MAX,
+    };
+}
+
+impl Store {
+    /// Published posts older than `before`, newest first.
+    pub async fn posts_before(
+        &self,
+        class_id: i64,
+        before: Position,
+        limit: i64,
+    ) -> Result<Vec<Post>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM posts p LEFT JOIN users u ON u.id = p.author_id
+             WHERE p.class_id = $1 AND p.state = 'published'
+               AND (p.published_at < $2 OR (p.published_at = $2 AND $3 = 1 AND p.id < $4))
+             ORDER BY p.published_at DESC, p.id DESC LIMIT $5"
+        ))
+        .bind(class_id)
+        .bind(before.at)
+        .bind(before.rank)
+        .bind(before.id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
+    }
+}

@@ -192,3 +192,89 @@ async fn posts_are_safe_private_and_reviewed(db: Db) {
     );
     assert_eq!(a.family.get(&private_path).await.status(), 404);
 }
+
+both_backends!(the_timeline_pages_every_item_once_while_posts_arrive);
+
+async fn the_timeline_pages_every_item_once_while_posts_arrive(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let admin = app.admin().await;
+    let a = ClassFixture::new(&app, &admin, "a").await;
+    let posts = format!("/api/v1/classes/{}/posts", a.class_id);
+    let mut expected = Vec::new();
+    for i in 0..7 {
+        let post = a
+            .teacher
+            .post_ok(&posts, json!({"body": format!("Update {i}")}))
+            .await;
+        expected.push(format!("post:{}", post["id"]));
+    }
+    // A finished session among the posts, written as the SFU writes it.
+    let room = a
+        .teacher
+        .post_ok(
+            &format!("/api/v1/classes/{}/rooms", a.class_id),
+            json!({"kind": "classroom", "name": "Morning"}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let db = app.workspace.database().await;
+    let middle: i64 = sqlx::query_scalar("SELECT published_at FROM posts WHERE body = 'Update 3'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    let session: i64 = sqlx::query_scalar(
+        "INSERT INTO live_sessions (room_id, started_at, ended_at, peak_participants) VALUES ($1, $2, $3, 2) RETURNING id",
+    )
+    .bind(room)
+    .bind(middle)
+    .bind(middle + 60_000)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    expected.push(format!("session:{session}"));
+
+    let timeline = format!("/api/v1/classes/{}/timeline", a.class_id);
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for page_number in 0.. {
+        let path = match &cursor {
+            Some(c) => format!("{timeline}?limit=3&cursor={c}"),
+            None => format!("{timeline}?limit=3"),
+        };
+        let page: serde_json::Value = a.family.get(&path).await.json().await.unwrap();
+        for item in page["items"].as_array().unwrap() {
+            let id = match item["kind"].as_str().unwrap() {
+                "post" => format!("post:{}", item["post"]["id"]),
+                _ => format!("session:{}", item["session"]["id"]),
+            };
+            seen.push(id);
+        }
+        // New posts keep arriving while the family scrolls.
+        a.teacher
+            .post_ok(&posts, json!({"body": format!("Late news {page_number}")}))
+            .await;
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "an item came twice: {seen:?}");
+    expected.sort();
+    assert_eq!(unique, expected, "every item that existed, exactly once");
+    // The session sits where it happened: right after the post published at the same moment.
+    let position = |id: &str| seen.iter().position(|s| s == id).unwrap();
+    let session_at = position(&format!("session:{session}"));
+    assert!(session_at > 0 && seen[session_at - 1].starts_with("post:"));
+
+    let bad = a.family.get(&format!("{timeline}?cursor=nonsense")).await;
+    assert_eq!(error_code(bad).await, (400, "invalid_cursor".into()));
+    assert_eq!(
+        error_code(a.tutor.get(&timeline).await).await.0,
+        403,
+        "tutors do not read the timeline"
+    );
+}
