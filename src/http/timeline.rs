@@ -16,9 +16,11 @@ use super::posts::{view, visible, PostView};
 use super::session_logs::{only_own, until, visibility, SessionSummary};
 use super::{Error, Result};
 use crate::access::Action;
+use crate::access::Who;
 use crate::state::AppState;
 use crate::store::posts::Position;
 use crate::store::session_logs::attendance;
+use crate::store::users::User;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/classes/{class_id}/timeline", get(timeline))
@@ -87,6 +89,27 @@ pub async fn timeline(
         })?,
         None => Position::START,
     };
+    let (items, more) = page_of(&state, &current.user, who, class_id, start, limit).await?;
+    let next_cursor = match more {
+        true => items.last().map(|(p, _)| encode(*p)),
+        false => None,
+    };
+    Ok(Json(TimelinePage {
+        items: items.into_iter().map(|(_, item)| item).collect(),
+        next_cursor,
+    }))
+}
+
+/// Up to `limit` items older than `start` that `user` may see, newest first, and whether
+/// there are more.
+pub(super) async fn page_of(
+    state: &AppState,
+    user: &User,
+    who: Who,
+    class_id: i64,
+    start: Position,
+    limit: i64,
+) -> Result<(Vec<(Position, Item)>, bool)> {
     // Candidates older than the cursor, each list in order; what the caller may not see is
     // skipped, and batches continue until a page is full or the list ends.
     let mut items: Vec<(Position, Item)> = Vec::new();
@@ -100,12 +123,12 @@ pub async fn timeline(
                 rank: 1,
                 id: post.id,
             };
-            if visible(&state, &current.user, &post).await.is_ok() {
+            if visible(state, user, &post).await.is_ok() {
                 items.push((
                     from,
                     Item::Post {
                         at: from.at,
-                        post: Box::new(view(&state, who, &current.user, post).await?),
+                        post: Box::new(view(state, who, user, post).await?),
                     },
                 ));
             }
@@ -128,12 +151,11 @@ pub async fn timeline(
                 rank: 0,
                 id: session.id,
             };
-            let Some((seen, _)) = visibility(who, &current.user, &session, Action::SeeAttendance)
-            else {
+            let Some((seen, _)) = visibility(who, user, &session, Action::SeeAttendance) else {
                 continue;
             };
             let events = state.store.session_events(session.id).await?;
-            let people = only_own(attendance(&events, until(&session)), seen, &current.user);
+            let people = only_own(attendance(&events, until(&session)), seen, user);
             let summary = SessionSummary {
                 duration_ms: until(&session) - session.started_at,
                 attendees: people.len(),
@@ -155,14 +177,7 @@ pub async fn timeline(
     items.sort_by_key(|(p, _)| std::cmp::Reverse((p.at, p.rank, p.id)));
     let more = items.len() as i64 > limit;
     items.truncate(limit as usize);
-    let next_cursor = match more {
-        true => items.last().map(|(p, _)| encode(*p)),
-        false => None,
-    };
-    Ok(Json(TimelinePage {
-        items: items.into_iter().map(|(_, item)| item).collect(),
-        next_cursor,
-    }))
+    Ok((items, more))
 }
 
 #[cfg(test)]
