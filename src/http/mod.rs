@@ -4,6 +4,7 @@ mod accounts;
 mod classes;
 pub mod error;
 pub mod extract;
+mod feeds;
 mod health;
 mod invites;
 mod openapi;
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .merge(rooms::router())
         .merge(posts::router())
         .merge(timeline::router())
+        .merge(feeds::router())
         .merge(session_logs::router())
         .merge(crate::signal::router())
         .merge(openapi::router())

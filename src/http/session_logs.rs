@@ -366,7 +366,7 @@ fn parse_day(text: &str) -> Option<i64> {
 }
 
 /// Unix milliseconds as an ISO 8601 UTC time, e.g. 2026-11-24T09:30:00Z.
-fn iso8601(ms: i64) -> String {
+pub(super) fn iso8601(ms: i64) -> String {
     let (days, rest) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000) / 1000);
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;

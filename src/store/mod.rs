@@ -6,6 +6,7 @@
 //! One file per concept holds that concept's queries.
 
 pub mod classes;
+pub mod feed_tokens;
 pub mod invites;
 pub mod live_sessions;
 pub mod password_resets;

@@ -278,3 +278,133 @@ async fn the_timeline_pages_every_item_once_while_posts_arrive(db: Db) {
         "tutors do not read the timeline"
     );
 }
+
+both_backends!(a_private_feed_follows_the_class_until_revoked);
+
+async fn a_private_feed_follows_the_class_until_revoked(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let admin = app.admin().await;
+    let a = ClassFixture::new(&app, &admin, "a").await;
+    let posts = format!("/api/v1/classes/{}/posts", a.class_id);
+    a.teacher
+        .post_ok(
+            &posts,
+            json!({"body": "## Our **fractions** week\n\nPhotos <b>soon</b> & more"}),
+        )
+        .await;
+    a.teacher
+        .post_ok(&posts, json!({"body": "Only for Kid a's family", "visibility": "students", "student_ids": [a.student_id]}))
+        .await;
+    let link = a
+        .family
+        .post_ok(
+            &format!("/api/v1/classes/{}/feed-token", a.class_id),
+            json!({}),
+        )
+        .await;
+    let url = link["feed_url"].as_str().unwrap().to_owned();
+    assert!(url.contains("/feeds/") && url.ends_with(".atom"));
+    let reader = app.anonymous();
+    let response = reader.get(&url).send().await.unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/atom+xml; charset=utf-8"
+    );
+    let atom = response.text().await.unwrap();
+    assert!(atom.contains("<title>Our fractions week</title>"), "{atom}");
+    assert!(
+        atom.contains("&lt;strong&gt;fractions&lt;/strong&gt;"),
+        "content is escaped HTML: {atom}"
+    );
+    assert!(
+        atom.contains("Only for Kid a"),
+        "the family's own child's post is in its feed"
+    );
+    // Another family of the class reads only what it may see.
+    let other_kid = a
+        .teacher
+        .post_ok(
+            &format!("/api/v1/classes/{}/students", a.class_id),
+            json!({"name": "Mia"}),
+        )
+        .await;
+    let code = a
+        .teacher
+        .post_ok(
+            &format!("/api/v1/classes/{}/invites", a.class_id),
+            json!({"role": "family", "student_id": other_kid["id"]}),
+        )
+        .await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mia_family = app.join(&code, "mia-family").await;
+    let mia_url = mia_family
+        .post_ok(
+            &format!("/api/v1/classes/{}/feed-token", a.class_id),
+            json!({}),
+        )
+        .await["feed_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mia_atom = reader
+        .get(&mia_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        mia_atom.contains("fractions") && !mia_atom.contains("Only for Kid a"),
+        "{mia_atom}"
+    );
+
+    // A new link replaces the old; revoking ends it; a tutor cannot make one.
+    let replaced = a
+        .family
+        .post_ok(
+            &format!("/api/v1/classes/{}/feed-token", a.class_id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(reader.get(&url).send().await.unwrap().status(), 404);
+    let new_url = replaced["feed_url"].as_str().unwrap();
+    assert_eq!(reader.get(new_url).send().await.unwrap().status(), 200);
+    assert_eq!(
+        a.family
+            .send(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/classes/{}/feed-token", a.class_id),
+                None
+            )
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(reader.get(new_url).send().await.unwrap().status(), 404);
+    assert_eq!(
+        error_code(
+            a.tutor
+                .post(
+                    &format!("/api/v1/classes/{}/feed-token", a.class_id),
+                    json!({})
+                )
+                .await
+        )
+        .await
+        .0,
+        403
+    );
+    assert!(
+        !app.logs().contains(
+            new_url
+                .split("/feeds/")
+                .nth(1)
+                .unwrap()
+                .trim_end_matches(".atom")
+        ),
+        "the secret stays out of the log"
+    );
+}
