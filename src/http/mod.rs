@@ -1,6 +1,7 @@
 //! HTTP: one router per resource, merged here, with the layers every request passes through.
 
 mod accounts;
+mod attachments;
 mod classes;
 pub mod error;
 pub mod extract;
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .merge(invites::router())
         .merge(rooms::router())
         .merge(posts::router())
+        .merge(attachments::router())
         .merge(timeline::router())
         .merge(feeds::router())
         .merge(session_logs::router())

@@ -7,7 +7,8 @@ use utoipa::OpenApi;
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    accounts, classes, feeds, health, invites, posts, rooms, session_logs, timeline, whep, whip,
+    accounts, attachments, classes, feeds, health, invites, posts, rooms, session_logs, timeline,
+    whep, whip,
 };
 use crate::state::AppState;
 
@@ -29,7 +30,7 @@ use crate::state::AppState;
         whip::create_key, whip::list_keys, whip::revoke_key, whip::publish, whip::trickle, whip::stop,
         whep::viewer_token, whep::play, whep::trickle, whep::stop,
         posts::create_post, posts::list_posts, posts::get_post, posts::delete_post, posts::submit, posts::approve,
-        posts::return_post, posts::comment, timeline::timeline, feeds::create_token, feeds::revoke_token,
+        posts::return_post, posts::comment, timeline::timeline, attachments::upload, attachments::download, feeds::create_token, feeds::revoke_token,
         session_logs::list_sessions, session_logs::session_log, session_logs::session_csv, session_logs::class_csv,
     ),
     components(schemas(ErrorBody, ErrorDetail)),

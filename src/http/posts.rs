@@ -16,6 +16,7 @@ use super::{Error, Result};
 use crate::access::{decide, Action, Facts, Grant, Role, Who};
 use crate::markdown::to_safe_html;
 use crate::state::AppState;
+use crate::store::attachments::Attachment;
 use crate::store::posts::{Comment, NewPost, Post};
 use crate::store::users::User;
 
@@ -51,6 +52,9 @@ pub struct CreatePost {
     /// Teachers may keep a draft instead of publishing.
     #[serde(default)]
     pub draft: bool,
+    /// Files uploaded first with POST /api/v1/classes/{class_id}/attachments.
+    #[serde(default)]
+    pub attachment_ids: Vec<i64>,
 }
 
 fn class_visibility() -> String {
@@ -87,6 +91,8 @@ pub struct PostView {
     pub html: String,
     pub students: Vec<StudentRef>,
     pub targets: Vec<String>,
+    /// Download each at /api/v1/attachments/{id}.
+    pub attachments: Vec<Attachment>,
     pub comments: Vec<Comment>,
     /// Families of the class who have seen the post; teachers only.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,6 +136,7 @@ pub(super) async fn view(state: &AppState, who: Who, user: &User, post: Post) ->
         html: to_safe_html(&post.body),
         students,
         targets: state.store.post_targets(post.id).await?,
+        attachments: state.store.post_attachments(post.id).await?,
         comments: state.store.comments(post.id).await?,
         family_views: match manages {
             true => Some(state.store.family_views(post.id, post.class_id).await?),
@@ -211,6 +218,17 @@ pub async fn create_post(
             targets: &targets,
         })
         .await?;
+    if !state
+        .store
+        .attach_to_post(id, class_id, current.user.id, &request.attachment_ids)
+        .await?
+    {
+        state.store.delete_post(id).await?;
+        return Err(Error::bad_request(
+            "unknown_attachment",
+            "attach only your own new uploads to this class",
+        ));
+    }
     let post = state.store.post(id).await?.ok_or(Error::NotFound)?;
     Ok((
         StatusCode::CREATED,

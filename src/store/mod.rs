@@ -5,6 +5,7 @@
 //! Only the DDL differs, so each backend has its own migration folder, both embedded.
 //! One file per concept holds that concept's queries.
 
+pub mod attachments;
 pub mod classes;
 pub mod feed_tokens;
 pub mod invites;

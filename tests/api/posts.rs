@@ -408,3 +408,124 @@ async fn a_private_feed_follows_the_class_until_revoked(db: Db) {
         "the secret stays out of the log"
     );
 }
+
+both_backends!(student_work_uploads_are_checked_and_private);
+
+fn png(len: usize) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    bytes.resize(len, 7);
+    bytes
+}
+
+async fn upload(
+    actor: &crate::helpers::Actor,
+    class_id: i64,
+    name: &str,
+    bytes: Vec<u8>,
+) -> reqwest::Response {
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()),
+    );
+    actor
+        .client
+        .post(format!(
+            "{}/api/v1/classes/{class_id}/attachments",
+            actor.base
+        ))
+        .header("x-csrf-token", &actor.csrf)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn student_work_uploads_are_checked_and_private(db: Db) {
+    let app = TestApp::spawn_with(db, "[limits]\nmax_upload_mb = 1").await;
+    let admin = app.admin().await;
+    let a = ClassFixture::new(&app, &admin, "a").await;
+    let b = ClassFixture::new(&app, &admin, "b").await;
+    let files = app.workspace.path().join("data/files");
+    let stored = || std::fs::read_dir(&files).map(|d| d.count()).unwrap_or(0);
+
+    // Refused: a name that lies about the content, a type not allowed, anything too large.
+    let lying = upload(
+        &a.teacher,
+        a.class_id,
+        "drawing.png",
+        b"%PDF-1.4\n%fake pdf".to_vec(),
+    )
+    .await;
+    assert_eq!(error_code(lying).await, (400, "type_mismatch".into()));
+    let html = upload(
+        &a.teacher,
+        a.class_id,
+        "notes.pdf",
+        b"<html><script>alert(1)</script></html>".to_vec(),
+    )
+    .await;
+    assert_eq!(error_code(html).await, (400, "type_not_allowed".into()));
+    let huge = upload(&a.teacher, a.class_id, "poster.png", png(2 * 1024 * 1024)).await;
+    assert_eq!(error_code(huge).await, (413, "too_large".into()));
+    assert_eq!(stored(), 0, "nothing refused is on disk");
+
+    // Accepted, then shown only to those who see the post.
+    let drawing = upload(&a.teacher, a.class_id, "drawing.png", png(4000)).await;
+    assert_eq!(drawing.status(), 201);
+    let drawing: serde_json::Value = drawing.json().await.unwrap();
+    assert_eq!(drawing["content_type"], "image/png");
+    let post = a
+        .teacher
+        .post_ok(
+            &format!("/api/v1/classes/{}/posts", a.class_id),
+            json!({"body": "Kid a's drawing", "visibility": "students", "student_ids": [a.student_id], "attachment_ids": [drawing["id"]]}),
+        )
+        .await;
+    assert_eq!(post["attachments"][0]["id"], drawing["id"]);
+    let file = format!("/api/v1/attachments/{}", drawing["id"]);
+    let got = a.family.get(&file).await;
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.headers()["content-type"], "image/png");
+    assert_eq!(got.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(got.bytes().await.unwrap().to_vec(), png(4000));
+    let missing = error_code(b.family.get("/api/v1/attachments/999999").await).await;
+    assert_eq!(missing, (404, "not_found".into()));
+    assert_eq!(
+        error_code(b.family.get(&file).await).await,
+        missing,
+        "another class's family"
+    );
+    let other_kid = a
+        .teacher
+        .post_ok(
+            &format!("/api/v1/classes/{}/students", a.class_id),
+            json!({"name": "Mia"}),
+        )
+        .await;
+    let code = a
+        .teacher
+        .post_ok(
+            &format!("/api/v1/classes/{}/invites", a.class_id),
+            json!({"role": "family", "student_id": other_kid["id"]}),
+        )
+        .await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mia_family = app.join(&code, "mia-family").await;
+    assert_eq!(
+        error_code(mia_family.get(&file).await).await,
+        missing,
+        "a family of another child"
+    );
+    // Someone else's upload cannot be attached.
+    let again = a
+        .teacher
+        .post(
+            &format!("/api/v1/classes/{}/posts", a.class_id),
+            json!({"body": "x", "attachment_ids": [drawing["id"]]}),
+        )
+        .await;
+    assert_eq!(error_code(again).await, (400, "unknown_attachment".into()));
+    assert_eq!(stored(), 1);
+}

@@ -1,0 +1,95 @@
+//! Attachments: files of student work, stored once by content hash in the data directory and
+//! linked to the post that shows them.
+
+use serde::Serialize;
+use sqlx::FromRow;
+
+use super::{now_ms, Store};
+
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
+pub struct Attachment {
+    pub id: i64,
+    pub class_id: i64,
+    pub post_id: Option<i64>,
+    pub uploader_id: Option<i64>,
+    #[serde(skip)]
+    pub sha256: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub file_name: String,
+    pub created_at: i64,
+}
+
+pub struct NewAttachment<'a> {
+    pub class_id: i64,
+    pub uploader_id: i64,
+    pub sha256: &'a str,
+    pub content_type: &'a str,
+    pub size_bytes: i64,
+    pub file_name: &'a str,
+}
+
+const COLUMNS: &str =
+    "id, class_id, post_id, uploader_id, sha256, content_type, size_bytes, file_name, created_at";
+
+impl Store {
+    pub async fn create_attachment(
+        &self,
+        new: NewAttachment<'_>,
+    ) -> Result<Attachment, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "INSERT INTO attachments (class_id, uploader_id, sha256, content_type, size_bytes, file_name, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+        ))
+        .bind(new.class_id)
+        .bind(new.uploader_id)
+        .bind(new.sha256)
+        .bind(new.content_type)
+        .bind(new.size_bytes)
+        .bind(new.file_name)
+        .bind(now_ms())
+        .fetch_one(self.pool())
+        .await
+    }
+
+    pub async fn attachment(&self, id: i64) -> Result<Option<Attachment>, sqlx::Error> {
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM attachments WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+    }
+
+    pub async fn post_attachments(&self, post_id: i64) -> Result<Vec<Attachment>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM attachments WHERE post_id = $1 ORDER BY id"
+        ))
+        .bind(post_id)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// Links the uploader's unattached files of this class to a post; true if all were.
+    pub async fn attach_to_post(
+        &self,
+        post_id: i64,
+        class_id: i64,
+        uploader_id: i64,
+        ids: &[i64],
+    ) -> Result<bool, sqlx::Error> {
+        let mut all = true;
+        for id in ids {
+            let done = sqlx::query(
+                "UPDATE attachments SET post_id = $1
+                 WHERE id = $2 AND class_id = $3 AND uploader_id = $4 AND post_id IS NULL",
+            )
+            .bind(post_id)
+            .bind(id)
+            .bind(class_id)
+            .bind(uploader_id)
+            .execute(self.pool())
+            .await?;
+            all &= done.rows_affected() == 1;
+        }
+        Ok(all)
+    }
+}
