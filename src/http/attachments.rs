@@ -88,6 +88,7 @@ pub async fn upload(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit + 64 * 1024) {
+        discard(&mut multipart, limit).await;
         return Err(too_large());
     }
     let mut field = loop {
@@ -130,7 +131,7 @@ pub async fn upload(
         {
             size += chunk.len() as u64;
             if size > limit {
-                return Err(too_large());
+                break;
             }
             if head.len() < 8192 {
                 head.extend_from_slice(&chunk[..chunk.len().min(8192 - head.len())]);
@@ -141,6 +142,9 @@ pub async fn upload(
                 .map_err(|e| Error::Internal(e.into()))?;
         }
         file.flush().await.map_err(|e| Error::Internal(e.into()))?;
+        if size > limit {
+            return Err(too_large());
+        }
         let content_type = check_type(infer::get(&head).map(|t| t.mime_type()), &file_name)?;
         Ok((size, hex::encode(hasher.finalize()), content_type))
     }
@@ -149,6 +153,7 @@ pub async fn upload(
         Ok(done) => done,
         Err(e) => {
             let _ = tokio::fs::remove_file(&temporary).await;
+            discard(&mut multipart, limit).await;
             return Err(e);
         }
     };
@@ -172,6 +177,20 @@ pub async fn upload(
         })
         .await?;
     Ok((StatusCode::CREATED, Json(attachment)))
+}
+
+/// Reads the rest of a refused upload (up to a cap) without keeping it: an HTTP/1.1 client
+/// still sending would otherwise hit a closed connection and never see the refusal.
+async fn discard(multipart: &mut Multipart, limit: u64) {
+    let mut budget = limit.saturating_mul(4).max(64 * 1024 * 1024);
+    while let Ok(Some(mut field)) = multipart.next_field().await {
+        while let Ok(Some(chunk)) = field.chunk().await {
+            budget = budget.saturating_sub(chunk.len() as u64);
+            if budget == 0 {
+                return;
+            }
+        }
+    }
 }
 
 /// The file, for those who may see the post it belongs to (or, before it is posted, for its
