@@ -34,6 +34,7 @@ const PAGES: &[&str] = &[
     "/watch/{id}",
     "/studio/{id}",
     "/tutor/{id}",
+    "/session/{id}",
 ];
 
 pub fn router() -> Router<AppState> {

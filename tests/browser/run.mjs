@@ -308,6 +308,33 @@ await scenario('open house', async () => {
   log('the guest watches and asks in the chat');
 });
 
+await scenario('timeline', async () => {
+  // The teacher posts a class update; a family reads it, comments, and opens the log of the
+  // classroom session it attended earlier in this run.
+  const teacher = await person('teacher-timeline', cfg.teacher);
+  await teacher.goto(`${cfg.base}/class/${cfg.class_id}`);
+  await teacher.getByLabel('What happened in class (Markdown works)').fill('**Volcano day**: everyone built a volcano.');
+  await teacher.getByLabel('Learning targets').fill('Explains eruptions');
+  await teacher.locator('form.composer button[type=submit]').click();
+  await teacher.locator('article.post', { hasText: 'Volcano day' }).waitFor();
+  const family = await person('family-timeline', cfg.family1);
+  await family.goto(`${cfg.base}/class/${cfg.class_id}`);
+  const post = family.locator('article.post', { hasText: 'Volcano day' });
+  await post.locator('strong', { hasText: 'Volcano day' }).waitFor();
+  await post.locator('.badge.target', { hasText: 'Explains eruptions' }).waitFor();
+  await post.locator('.comment-form input').fill('Wonderful!');
+  await post.locator('.comment-form button').click();
+  await family.locator('article.post .comments li', { hasText: 'Wonderful!' }).waitFor();
+  await family.locator('article.session-item', { hasText: 'classroom room' }).locator('a').first().click();
+  await family.locator('section.attendance td', { hasText: cfg.family1 }).waitFor();
+  if ((await family.locator('section.attendance tr').count()) !== 1) throw new Error('a family sees only its own attendance');
+  await shoot(family, 'session-log.png');
+  await family.goto(`${cfg.base}/class/${cfg.class_id}`);
+  await family.locator('article.post', { hasText: 'Volcano day' }).waitFor();
+  await shoot(family, 'timeline.png');
+  log('a class update reaches a family, who comments and reads its own attendance');
+});
+
 await finish();
 
 async function finish() {

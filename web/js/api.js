@@ -12,13 +12,16 @@ export class ApiError extends Error {
 
 export async function api(method, path, body) {
   const headers = { accept: 'application/json' };
-  if (body !== undefined) headers['content-type'] = 'application/json';
+  // 'UPLOAD' posts a FormData (multipart) body as it is.
+  const upload = method === 'UPLOAD';
+  if (upload) method = 'POST';
+  if (body !== undefined && !upload) headers['content-type'] = 'application/json';
   if (method !== 'GET' && csrf) headers['x-csrf-token'] = csrf;
   const response = await fetch(path, {
     method,
     headers,
     credentials: 'same-origin',
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: body === undefined ? undefined : upload ? body : JSON.stringify(body),
   });
   let data = null;
   if (response.status !== 204) {

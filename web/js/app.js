@@ -8,6 +8,7 @@ import { home, join, reset, setup, signin } from './pages/account.js';
 import { classHome } from './pages/class.js';
 import { guest, watch } from './pages/watch.js';
 import { studio } from './pages/studio.js';
+import { sessionPage } from './pages/timeline.js';
 import { tutor } from './pages/tutor.js';
 
 const ROUTES = [
@@ -20,6 +21,7 @@ const ROUTES = [
   [/^\/class\/(\d+)$/, classHome],
   [/^\/watch\/(\d+)$/, watch],
   [/^\/studio\/(\d+)$/, studio],
+  [/^\/session\/(\d+)$/, sessionPage],
   [/^\/tutor\/(\d+)$/, tutor],
 ];
 

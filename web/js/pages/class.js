@@ -1,10 +1,11 @@
 // A class's home: what is live now, its rooms, and (for those who manage it) new rooms and
-// open-house guest links. The class timeline will appear in its section.
+// open-house guest links, and the class timeline (timeline.js).
 
 import { api } from '../api.js';
 import { field, h, mount, showError } from '../dom.js';
 import { roleKey } from '../components.js';
 import { requireMe } from './account.js';
+import { timelineSection } from './timeline.js';
 
 const allowed = (klass, action) => ['allowed', 'draft_only', 'own_only'].includes(klass.permissions?.[action]);
 
@@ -90,9 +91,7 @@ export async function classHome(classId) {
         },
       }, field('room_kind', kind), field('room_name', name), h('button', { type: 'submit', class: 'primary', text: 'add_room' }), error)));
   }
-  const timeline = h('section', { id: 'timeline', class: 'timeline', 'aria-labelledby': 'timeline-title' },
-    h('h2', { id: 'timeline-title', text: 'timeline' }), h('p', { class: 'hint', text: 'timeline_soon' }));
-  children.push(timeline);
+  children.push(timelineSection(klass));
   mount('class_home', ...children);
   document.body.dataset.titleKey = '';
   document.title = `${klass.name} · Homeroom`;

@@ -1,0 +1,173 @@
+// The class timeline on the class page: a composer (teachers post, students hand in drafts),
+// the approval queue for teachers, class updates and session logs newest first with comments,
+// and a private feed link. Also the page of one session's log.
+
+import { api } from '../api.js';
+import { field, h, mount, showError } from '../dom.js';
+import { requireMe } from './account.js';
+
+const allowed = (klass, action) => ['allowed', 'draft_only', 'own_only'].includes(klass.permissions?.[action]);
+const when = (ms) => new Date(ms).toLocaleString();
+
+/** Sanitized HTML from the server (see src/markdown.rs) into a fresh element. */
+function rendered(html) {
+  const div = h('div', { class: 'post-body' });
+  div.innerHTML = html;
+  return div;
+}
+
+function attachmentView(a) {
+  const url = `/api/v1/attachments/${a.id}`;
+  if (a.content_type.startsWith('image/')) return h('img', { src: url, alt: a.file_name, class: 'attachment' });
+  if (a.content_type.startsWith('video/')) return h('video', { src: url, controls: true, class: 'attachment' });
+  if (a.content_type.startsWith('audio/')) return h('audio', { src: url, controls: true });
+  return h('a', { href: url }, a.file_name);
+}
+
+function postCard(klass, post, onChange) {
+  const comments = h('ul', { class: 'comments' }, post.comments.map((c) =>
+    h('li', {}, h('strong', {}, c.author_name || ''), ' ', c.body)));
+  const card = h('article', { class: 'card post' },
+    h('p', { class: 'meta' }, h('strong', {}, post.author_name || ''), ' · ', when(post.published_at || post.updated_at),
+      post.family_views !== undefined ? h('span', { class: 'badge', text: 'post_seen_by', vars: { count: post.family_views } }) : null),
+    rendered(post.html),
+    post.attachments.length ? h('div', { class: 'attachments' }, post.attachments.map(attachmentView)) : null,
+    post.targets.length ? h('p', { class: 'targets' }, post.targets.map((t) => h('span', { class: 'badge target' }, t))) : null,
+    post.students.length ? h('p', { class: 'hint', text: 'post_about', vars: { names: post.students.map((s) => s.name).join(', ') } }) : null,
+    comments);
+  if (allowed(klass, 'comment') && post.state === 'published') {
+    const input = h('input', { name: 'comment', required: true, maxLength: 2000, label: 'comment_write', placeholder: 'comment_write' });
+    card.append(h('form', {
+      class: 'comment-form inline',
+      on: { submit: async (e) => { e.preventDefault(); await api('POST', `/api/v1/posts/${post.id}/comments`, { body: input.value }); input.value = ''; await onChange(); } },
+    }, input, h('button', { type: 'submit', text: 'comment_send' })));
+  }
+  return card;
+}
+
+function sessionCard(item) {
+  const s = item.session;
+  return h('article', { class: 'card session-item' },
+    h('p', { class: 'meta' }, when(s.started_at)),
+    h('p', {}, h('strong', { text: 'session_item', vars: { room: s.room_name } })),
+    h('p', { class: 'hint', text: 'session_summary', vars: { minutes: Math.round(s.duration_ms / 60000), count: s.attendees } }),
+    h('a', { href: `/session/${s.id}`, class: 'button', text: 'session_open' }));
+}
+
+function composer(klass, onDone) {
+  const student = klass.permissions?.publish_post === 'draft_only';
+  const error = h('p', { class: 'error', role: 'alert', hidden: true });
+  const body = h('textarea', { name: 'body', required: true, rows: 4, maxLength: 20000 });
+  const targets = h('input', { name: 'targets', placeholder: 'post_targets_hint' });
+  const files = h('input', { type: 'file', name: 'files', multiple: true, accept: 'image/*,video/*,audio/*,application/pdf' });
+  const visibility = h('select', { name: 'visibility' },
+    h('option', { value: 'class', text: 'visibility_class' }), h('option', { value: 'students', text: 'visibility_students' }));
+  const students = h('fieldset', { class: 'students-pick' });
+  api('GET', `/api/v1/classes/${klass.id}/students`).then((list) => students.replaceChildren(
+    h('legend', { text: 'post_students' }),
+    ...list.map((s) => h('label', {}, h('input', { type: 'checkbox', value: String(s.id) }), ' ', s.name)))).catch(() => {});
+  return h('form', {
+    class: 'card form composer',
+    on: {
+      submit: async (event) => {
+        event.preventDefault();
+        error.hidden = true;
+        try {
+          const attachment_ids = [];
+          for (const file of files.files) {
+            const form = new FormData();
+            form.append('file', file);
+            const made = await api('UPLOAD', `/api/v1/classes/${klass.id}/attachments`, form);
+            attachment_ids.push(made.id);
+          }
+          const student_ids = [...students.querySelectorAll('input:checked')].map((i) => Number(i.value));
+          const post = await api('POST', `/api/v1/classes/${klass.id}/posts`, {
+            body: body.value, visibility: visibility.value, student_ids, attachment_ids,
+            targets: targets.value.split(',').map((t) => t.trim()).filter(Boolean),
+          });
+          if (student) await api('POST', `/api/v1/posts/${post.id}/submit`, {});
+          body.value = '';
+          targets.value = '';
+          files.value = '';
+          await onDone(student ? 'post_handed_in' : 'post_published');
+        } catch (e) {
+          showError(error, e);
+        }
+      },
+    },
+  },
+  field('post_body', body), field('post_visibility', visibility), students, field('post_targets', targets),
+  field('post_files', files), h('button', { type: 'submit', class: 'primary', text: student ? 'post_hand_in' : 'post_publish' }), error);
+}
+
+async function approvalQueue(klass, onChange) {
+  const pending = await api('GET', `/api/v1/classes/${klass.id}/posts?state=pending`);
+  if (!pending.length) return h('p', { class: 'hint', text: 'no_pending' });
+  return h('ul', { class: 'queue' }, pending.map((post) => {
+    const note = h('input', { name: 'note', label: 'return_note', placeholder: 'return_note' });
+    return h('li', { class: 'card' }, h('p', { class: 'meta' }, h('strong', {}, post.author_name || '')), rendered(post.html),
+      h('div', { class: 'actions' },
+        h('button', { type: 'button', class: 'primary approve', text: 'approve', on: { click: async () => { await api('POST', `/api/v1/posts/${post.id}/approve`, {}); await onChange(); } } }),
+        note,
+        h('button', { type: 'button', text: 'return_post', on: { click: async () => { if (note.value.trim()) { await api('POST', `/api/v1/posts/${post.id}/return`, { note: note.value }); await onChange(); } } } })));
+  }));
+}
+
+/** The timeline section of the class page. */
+export function timelineSection(klass) {
+  const list = h('div', { class: 'timeline-items' });
+  const more = h('button', { type: 'button', class: 'older', text: 'older', hidden: true });
+  const queue = h('div', { class: 'approval-queue' });
+  const notice = h('p', { class: 'ok', role: 'status', hidden: true });
+  const feed = h('div', { class: 'feed' });
+  let cursor = null;
+
+  async function load(reset) {
+    if (reset) {
+      cursor = null;
+      list.replaceChildren();
+    }
+    const page = await api('GET', `/api/v1/classes/${klass.id}/timeline?limit=10${cursor ? `&cursor=${cursor}` : ''}`);
+    list.append(...page.items.map((item) => (item.kind === 'post' ? postCard(klass, item.post, () => load(true)) : sessionCard(item))));
+    if (reset && !page.items.length) list.append(h('p', { class: 'hint', text: 'timeline_empty' }));
+    cursor = page.next_cursor || null;
+    more.hidden = !cursor;
+    if (allowed(klass, 'manage_class')) queue.replaceChildren(h('h3', { text: 'approval_queue' }), await approvalQueue(klass, () => load(true)));
+  }
+  more.addEventListener('click', () => load(false));
+  feed.append(h('button', {
+    type: 'button', class: 'feed-link', text: 'feed_get',
+    on: { click: async () => {
+      const link = await api('POST', `/api/v1/classes/${klass.id}/feed-token`, {});
+      feed.replaceChildren(field('feed_link', h('input', { readOnly: true, value: link.feed_url, class: 'feed-url' })));
+    } },
+  }));
+  const section = h('section', { id: 'timeline', class: 'timeline', 'aria-labelledby': 'timeline-title' },
+    h('h2', { id: 'timeline-title', text: 'timeline' }),
+    allowed(klass, 'publish_post') ? composer(klass, async (key) => { notice.hidden = false; notice.dataset.i18n = key; notice.textContent = ''; await load(true); notice.replaceChildren(h('span', { text: key })); }) : null,
+    notice, queue, list, more, feed);
+  if (allowed(klass, 'read_timeline')) load(true).catch(() => {});
+  else section.hidden = true;
+  return section;
+}
+
+/** One session's log: attendance (as far as the caller may see it) and the chat. */
+export async function sessionPage(sessionId) {
+  await requireMe();
+  const log = await api('GET', `/api/v1/sessions/${sessionId}`);
+  const rows = log.attendance.map((a) => h('tr', {},
+    h('td', {}, a.name),
+    h('td', {}, a.intervals.map(([from, to]) => `${when(from)} – ${new Date(to).toLocaleTimeString()}`).join('; ')),
+    h('td', { text: 'minutes', vars: { count: Math.round(a.total_ms / 60000) } })));
+  mount('session_title',
+    h('h1', { text: 'session_item', vars: { room: log.room_name } }),
+    h('p', { class: 'meta' }, when(log.started_at), ' · ', h('span', { text: 'session_summary', vars: { minutes: Math.round(log.duration_ms / 60000), count: log.attendance.length } })),
+    log.attendance_visible !== 'none' ? h('section', { class: 'attendance' },
+      h('h2', { text: 'attendance' }),
+      h('table', {}, h('tbody', {}, rows)),
+      h('a', { href: `/api/v1/sessions/${sessionId}/attendance.csv`, class: 'button', text: 'attendance_csv' })) : null,
+    log.chat.length ? h('section', { class: 'transcript' },
+      h('h2', { text: 'chat_transcript' }),
+      h('ul', {}, log.chat.map((c) => h('li', {}, h('strong', {}, c.name), ' ', c.text)))) : null,
+    h('a', { href: `/class/${log.class_id}`, text: 'back_to_class' }));
+}
