@@ -30,15 +30,19 @@ pub fn router() -> Router<AppState> {
             "/api/v1/classes/{class_id}/posts",
             get(list_posts).post(create_post),
         )
-        .route("/api/v1/posts/{post_id}", get(get_post).delete(delete_post))
+        .route(
+            "/api/v1/posts/{post_id}",
+            get(get_post).put(edit_post).delete(delete_post),
+        )
         .route("/api/v1/posts/{post_id}/submit", post(submit))
         .route("/api/v1/posts/{post_id}/approve", post(approve))
         .route("/api/v1/posts/{post_id}/return", post(return_post))
         .route("/api/v1/posts/{post_id}/comments", post(comment))
 }
 
+/// What a post says and whom it is for; sent whole when creating or editing.
 #[derive(Deserialize, ToSchema)]
-pub struct CreatePost {
+pub struct PostContent {
     /// Markdown.
     pub body: String,
     /// `class` (every family of the class) or `students` (only the featured students' families).
@@ -49,6 +53,12 @@ pub struct CreatePost {
     /// Learning targets, e.g. "Adds fractions with unlike denominators"; kept per class.
     #[serde(default)]
     pub targets: Vec<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreatePost {
+    #[serde(flatten)]
+    pub content: PostContent,
     /// Teachers may keep a draft instead of publishing.
     #[serde(default)]
     pub draft: bool,
@@ -166,42 +176,7 @@ pub async fn create_post(
     ApiJson(request): ApiJson<CreatePost>,
 ) -> Result<(StatusCode, Json<PostView>)> {
     let (who, grant) = require(&state, &current.user, class_id, Action::PublishPost).await?;
-    let body = request.body.trim();
-    if body.is_empty() || body.chars().count() > MAX_BODY {
-        return Err(Error::bad_request(
-            "invalid_body",
-            format!("a post is 1 to {MAX_BODY} characters"),
-        ));
-    }
-    if !["class", "students"].contains(&request.visibility.as_str()) {
-        return Err(Error::bad_request(
-            "invalid_visibility",
-            "visibility is class or students",
-        ));
-    }
-    if request.visibility == "students" && request.student_ids.is_empty() {
-        return Err(Error::bad_request(
-            "students_required",
-            "a post for the featured students' families names them",
-        ));
-    }
-    for id in &request.student_ids {
-        state.store.student(class_id, *id).await?.ok_or_else(|| {
-            Error::bad_request("unknown_student", "no student with that id in this class")
-        })?;
-    }
-    let targets: Vec<String> = request
-        .targets
-        .iter()
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty())
-        .collect();
-    if targets.iter().any(|t| t.chars().count() > 120) || targets.len() > 10 {
-        return Err(Error::bad_request(
-            "invalid_targets",
-            "at most 10 learning targets of at most 120 characters",
-        ));
-    }
+    let (body, targets) = checked(&state, class_id, &request.content).await?;
     let post_state = match (grant, request.draft) {
         (Grant::Allowed, false) => "published",
         _ => "draft",
@@ -211,10 +186,10 @@ pub async fn create_post(
         .create_post(NewPost {
             class_id,
             author_id: current.user.id,
-            body,
-            visibility: &request.visibility,
+            body: &body,
+            visibility: &request.content.visibility,
             state: post_state,
-            student_ids: &request.student_ids,
+            student_ids: &request.content.student_ids,
             targets: &targets,
         })
         .await?;
@@ -264,6 +239,85 @@ pub async fn list_posts(
         }
     }
     Ok(Json(views))
+}
+
+/// Checks a post's content against the class; returns the trimmed body and targets.
+async fn checked(
+    state: &AppState,
+    class_id: i64,
+    content: &PostContent,
+) -> Result<(String, Vec<String>)> {
+    let body = content.body.trim();
+    if body.is_empty() || body.chars().count() > MAX_BODY {
+        return Err(Error::bad_request(
+            "invalid_body",
+            format!("a post is 1 to {MAX_BODY} characters"),
+        ));
+    }
+    if !["class", "students"].contains(&content.visibility.as_str()) {
+        return Err(Error::bad_request(
+            "invalid_visibility",
+            "visibility is class or students",
+        ));
+    }
+    if content.visibility == "students" && content.student_ids.is_empty() {
+        return Err(Error::bad_request(
+            "students_required",
+            "a post for the featured students' families names them",
+        ));
+    }
+    for id in &content.student_ids {
+        state.store.student(class_id, *id).await?.ok_or_else(|| {
+            Error::bad_request("unknown_student", "no student with that id in this class")
+        })?;
+    }
+    let targets: Vec<String> = content
+        .targets
+        .iter()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if targets.iter().any(|t| t.chars().count() > 120) || targets.len() > 10 {
+        return Err(Error::bad_request(
+            "invalid_targets",
+            "at most 10 learning targets of at most 120 characters",
+        ));
+    }
+    Ok((body.to_owned(), targets))
+}
+
+/// Edits a post (sent whole): its author while it is not published, or a teacher.
+#[utoipa::path(put, path = "/api/v1/posts/{post_id}", tag = "posts", params(("post_id" = i64, Path)),
+    request_body = PostContent, responses((status = 200, body = PostView), (status = 404, body = super::error::ErrorBody)))]
+pub async fn edit_post(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(post_id): Path<i64>,
+    ApiJson(content): ApiJson<PostContent>,
+) -> Result<Json<PostView>> {
+    let (post, who) = load(&state, &current.user, post_id).await?;
+    let author_may =
+        post.author_id == Some(current.user.id) && (post.state != "published" || manages(who));
+    if !(manages(who) || author_may) {
+        return Err(Error::forbidden(
+            "not_allowed",
+            "only the author (before publication) or a teacher edits a post",
+        ));
+    }
+    let (body, targets) = checked(&state, post.class_id, &content).await?;
+    state
+        .store
+        .update_post(
+            post.id,
+            post.class_id,
+            &body,
+            &content.visibility,
+            &content.student_ids,
+            &targets,
+        )
+        .await?;
+    let post = state.store.post(post.id).await?.ok_or(Error::NotFound)?;
+    Ok(Json(view(&state, who, &current.user, post).await?))
 }
 
 /// One post with its comments.

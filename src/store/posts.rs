@@ -46,6 +46,42 @@ pub struct NewPost<'a> {
     pub targets: &'a [String],
 }
 
+/// Links a post to its students and learning targets (made on first use).
+async fn link(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: i64,
+    class_id: i64,
+    student_ids: &[i64],
+    targets: &[String],
+) -> Result<(), sqlx::Error> {
+    for student in student_ids {
+        sqlx::query("INSERT INTO post_students (post_id, student_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(id)
+            .bind(student)
+            .execute(&mut **tx)
+            .await?;
+    }
+    for target in targets {
+        sqlx::query(
+            "INSERT INTO learning_targets (class_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(class_id)
+        .bind(target)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO post_targets (post_id, target_id)
+             SELECT $1, id FROM learning_targets WHERE class_id = $2 AND name = $3 ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(class_id)
+        .bind(target)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 const COLUMNS: &str =
     "p.id, p.class_id, p.author_id, u.display_name AS author_name, p.body, p.visibility, p.state,
      p.review_note, p.created_at, p.updated_at, p.published_at";
@@ -69,31 +105,39 @@ impl Store {
         .bind(published_at)
         .fetch_one(&mut *tx)
         .await?;
-        for student in new.student_ids {
-            sqlx::query("INSERT INTO post_students (post_id, student_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(id)
-                .bind(student)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for target in new.targets {
-            sqlx::query("INSERT INTO learning_targets (class_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(new.class_id)
-                .bind(target)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO post_targets (post_id, target_id)
-                 SELECT $1, id FROM learning_targets WHERE class_id = $2 AND name = $3 ON CONFLICT DO NOTHING",
-            )
-            .bind(id)
-            .bind(new.class_id)
-            .bind(target)
-            .execute(&mut *tx)
-            .await?;
-        }
+        link(&mut tx, id, new.class_id, new.student_ids, new.targets).await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// Replaces a post's body, audience, students and learning targets.
+    pub async fn update_post(
+        &self,
+        id: i64,
+        class_id: i64,
+        body: &str,
+        visibility: &str,
+        student_ids: &[i64],
+        targets: &[String],
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("UPDATE posts SET body = $1, visibility = $2, updated_at = $3 WHERE id = $4")
+            .bind(body)
+            .bind(visibility)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM post_students WHERE post_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM post_targets WHERE post_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        link(&mut tx, id, class_id, student_ids, targets).await?;
+        tx.commit().await
     }
 
     pub async fn post(&self, id: i64) -> Result<Option<Post>, sqlx::Error> {

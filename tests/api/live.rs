@@ -685,6 +685,33 @@ async fn a_finished_session_shows_in_the_class_log_with_attendance(db: Db) {
     assert_eq!(sessions[0]["attendees"], 3);
     assert!(sessions[0]["peak_participants"].as_i64().unwrap() >= 3);
     let session_id = sessions[0]["id"].as_i64().unwrap();
+    // It is in the class timeline too, with its attendance count.
+    let timeline: serde_json::Value = class
+        .family
+        .get(&format!("/api/v1/classes/{}/timeline", class.class_id))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let item = timeline["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["kind"] == "session")
+        .expect("the session is in the timeline");
+    assert_eq!(item["session"]["id"], session_id);
+    assert_eq!(
+        item["session"]["attendees"], 1,
+        "a family counts only itself"
+    );
+    let teacher_view: serde_json::Value = class
+        .teacher
+        .get(&format!("/api/v1/classes/{}/timeline", class.class_id))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(teacher_view["items"][0]["session"]["attendees"], 3);
     let log_path = format!("/api/v1/sessions/{session_id}");
 
     // The teacher sees everyone, with the family's two stays, and the chat.

@@ -53,6 +53,23 @@ async fn posts_are_safe_private_and_reviewed(db: Db) {
         .post_ok(&posts, json!({"body": "Kid a read a whole chapter.", "visibility": "students", "student_ids": [a.student_id]}))
         .await;
     let private_path = format!("/api/v1/posts/{}", private["id"]);
+    // Teachers edit; families cannot.
+    let edit = json!({"body": "Kid a read **two** chapters.", "visibility": "students", "student_ids": [a.student_id], "targets": ["Reads fluently"]});
+    let edited = a
+        .teacher
+        .send(Method::PUT, &private_path, Some(edit.clone()))
+        .await;
+    assert_eq!(edited.status(), 200);
+    let edited: serde_json::Value = edited.json().await.unwrap();
+    assert!(edited["html"]
+        .as_str()
+        .unwrap()
+        .contains("<strong>two</strong>"));
+    assert_eq!(edited["targets"], json!(["Reads fluently"]));
+    assert_eq!(
+        error_code(a.family.send(Method::PUT, &private_path, Some(edit)).await).await,
+        (403, "not_allowed".into())
+    );
     assert_eq!(a.family.get(&private_path).await.status(), 200);
     assert_eq!(
         a.student.get(&private_path).await.status(),
@@ -81,6 +98,15 @@ async fn posts_are_safe_private_and_reviewed(db: Db) {
         .await;
     assert_eq!(draft["state"], "draft");
     let draft_path = format!("/api/v1/posts/{}", draft["id"]);
+    let fixed = a
+        .student
+        .send(
+            Method::PUT,
+            &draft_path,
+            Some(json!({"body": "I built a volcano that erupts."})),
+        )
+        .await;
+    assert_eq!(fixed.status(), 200, "a student edits their own draft");
     assert_eq!(
         error_code(a.family.get(&draft_path).await).await,
         missing,
@@ -145,6 +171,19 @@ async fn posts_are_safe_private_and_reviewed(db: Db) {
         204
     );
     assert_eq!(a.family.get(&draft_path).await.status(), 200);
+    let late = a
+        .student
+        .send(
+            Method::PUT,
+            &draft_path,
+            Some(json!({"body": "changed after publication"})),
+        )
+        .await;
+    assert_eq!(
+        error_code(late).await,
+        (403, "not_allowed".into()),
+        "published posts are the teacher's to edit"
+    );
 
     // Families comment, teachers reply, students only read; teachers see how many families
     // have seen a post.
