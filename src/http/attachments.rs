@@ -44,6 +44,10 @@ pub fn router() -> Router<AppState> {
             post(upload).layer(DefaultBodyLimit::disable()),
         )
         .route("/api/v1/attachments/{attachment_id}", get(download))
+        .route(
+            "/api/v1/attachments/{attachment_id}/thumbnail",
+            get(thumbnail),
+        )
 }
 
 /// Whether the content type is accepted for a file of this name.
@@ -165,6 +169,10 @@ pub async fn upload(
     tokio::fs::rename(&temporary, files.join(&sha256))
         .await
         .map_err(|e| Error::Internal(e.into()))?;
+    let thumbnail = match content_type.starts_with("image/") {
+        true => make_thumbnail(files.join(&sha256), files.clone()).await,
+        false => None,
+    };
     let attachment = state
         .store
         .create_attachment(NewAttachment {
@@ -174,9 +182,86 @@ pub async fn upload(
             content_type,
             size_bytes: size as i64,
             file_name: &file_name,
+            thumbnail_sha256: thumbnail.as_deref(),
         })
         .await?;
     Ok((StatusCode::CREATED, Json(attachment)))
+}
+
+/// The attachment, if the user may see it (as `download` says); 404 otherwise.
+async fn readable(
+    state: &AppState,
+    user: &crate::store::users::User,
+    attachment_id: i64,
+) -> Result<Attachment> {
+    let attachment = state
+        .store
+        .attachment(attachment_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    match attachment.post_id {
+        Some(post_id) => {
+            let post = state.store.post(post_id).await?.ok_or(Error::NotFound)?;
+            visible(state, user, &post).await?;
+        }
+        None => {
+            let who = super::classes::who_in(state, user, attachment.class_id).await?;
+            let manages = decide(who, Action::ManageClass, Facts::default()).allowed();
+            if !(manages || attachment.uploader_id == Some(user.id)) {
+                return Err(Error::NotFound);
+            }
+        }
+    }
+    Ok(attachment)
+}
+
+/// A small PNG of an image attachment, for timelines on phones.
+#[utoipa::path(get, path = "/api/v1/attachments/{attachment_id}/thumbnail", tag = "posts", params(("attachment_id" = i64, Path)),
+    responses((status = 200, description = "a PNG", content_type = "image/png"), (status = 404, body = super::error::ErrorBody)))]
+pub async fn thumbnail(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(attachment_id): Path<i64>,
+) -> Result<Response> {
+    let attachment = readable(&state, &current.user, attachment_id).await?;
+    let name = attachment.thumbnail_sha256.ok_or(Error::NotFound)?;
+    let bytes = tokio::fs::read(state.config.data_dir.join("files").join(name))
+        .await
+        .map_err(|e| Error::Internal(e.into()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// Longest side of a thumbnail, in pixels.
+const THUMBNAIL: u32 = 480;
+
+/// Decodes the image off the async workers and stores a PNG thumbnail by its hash; `None`
+/// when the file does not decode (the upload itself is still kept).
+async fn make_thumbnail(path: std::path::PathBuf, files: std::path::PathBuf) -> Option<String> {
+    tokio::task::spawn_blocking(move || {
+        let image = image::ImageReader::open(&path)
+            .ok()?
+            .with_guessed_format()
+            .ok()?
+            .decode()
+            .ok()?;
+        let small = image.thumbnail(THUMBNAIL, THUMBNAIL);
+        let mut png = std::io::Cursor::new(Vec::new());
+        small.write_to(&mut png, image::ImageFormat::Png).ok()?;
+        let png = png.into_inner();
+        let sha = hex::encode(Sha256::digest(&png));
+        std::fs::write(files.join(&sha), &png).ok()?;
+        Some(sha)
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// Reads the rest of a refused upload (up to a cap) without keeping it: an HTTP/1.1 client
@@ -202,24 +287,7 @@ pub async fn download(
     current: CurrentUser,
     Path(attachment_id): Path<i64>,
 ) -> Result<Response> {
-    let attachment = state
-        .store
-        .attachment(attachment_id)
-        .await?
-        .ok_or(Error::NotFound)?;
-    match attachment.post_id {
-        Some(post_id) => {
-            let post = state.store.post(post_id).await?.ok_or(Error::NotFound)?;
-            visible(&state, &current.user, &post).await?;
-        }
-        None => {
-            let who = super::classes::who_in(&state, &current.user, attachment.class_id).await?;
-            let manages = decide(who, Action::ManageClass, Facts::default()).allowed();
-            if !(manages || attachment.uploader_id == Some(current.user.id)) {
-                return Err(Error::NotFound);
-            }
-        }
-    }
+    let attachment = readable(&state, &current.user, attachment_id).await?;
     let path = state.config.data_dir.join("files").join(&attachment.sha256);
     let file = tokio::fs::File::open(&path)
         .await

@@ -30,7 +30,7 @@ use crate::state::AppState;
         whip::create_key, whip::list_keys, whip::revoke_key, whip::publish, whip::trickle, whip::stop,
         whep::viewer_token, whep::play, whep::trickle, whep::stop,
         posts::create_post, posts::list_posts, posts::get_post, posts::edit_post, posts::delete_post, posts::submit, posts::approve,
-        posts::return_post, posts::comment, timeline::timeline, attachments::upload, attachments::download, feeds::create_token, feeds::revoke_token,
+        posts::return_post, posts::comment, timeline::timeline, attachments::upload, attachments::download, attachments::thumbnail, feeds::create_token, feeds::revoke_token,
         session_logs::list_sessions, session_logs::session_log, session_logs::session_csv, session_logs::class_csv,
     ),
     components(schemas(ErrorBody, ErrorDetail)),

@@ -17,7 +17,16 @@ pub struct Attachment {
     pub content_type: String,
     pub size_bytes: i64,
     pub file_name: String,
+    /// A small PNG of an image, at /api/v1/attachments/{id}/thumbnail; only whether there is one
+    /// is sent.
+    #[serde(rename = "has_thumbnail", serialize_with = "present")]
+    #[schema(value_type = bool)]
+    pub thumbnail_sha256: Option<String>,
     pub created_at: i64,
+}
+
+fn present<S: serde::Serializer>(value: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_bool(value.is_some())
 }
 
 pub struct NewAttachment<'a> {
@@ -27,10 +36,11 @@ pub struct NewAttachment<'a> {
     pub content_type: &'a str,
     pub size_bytes: i64,
     pub file_name: &'a str,
+    pub thumbnail_sha256: Option<&'a str>,
 }
 
 const COLUMNS: &str =
-    "id, class_id, post_id, uploader_id, sha256, content_type, size_bytes, file_name, created_at";
+    "id, class_id, post_id, uploader_id, sha256, content_type, size_bytes, file_name, thumbnail_sha256, created_at";
 
 impl Store {
     pub async fn create_attachment(
@@ -38,8 +48,8 @@ impl Store {
         new: NewAttachment<'_>,
     ) -> Result<Attachment, sqlx::Error> {
         sqlx::query_as(&format!(
-            "INSERT INTO attachments (class_id, uploader_id, sha256, content_type, size_bytes, file_name, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+            "INSERT INTO attachments (class_id, uploader_id, sha256, content_type, size_bytes, file_name, thumbnail_sha256, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
         ))
         .bind(new.class_id)
         .bind(new.uploader_id)
@@ -47,6 +57,7 @@ impl Store {
         .bind(new.content_type)
         .bind(new.size_bytes)
         .bind(new.file_name)
+        .bind(new.thumbnail_sha256)
         .bind(now_ms())
         .fetch_one(self.pool())
         .await

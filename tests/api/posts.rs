@@ -557,6 +557,48 @@ async fn student_work_uploads_are_checked_and_private(db: Db) {
         missing,
         "a family of another child"
     );
+    // A real photo gets a thumbnail for phones.
+    let mut photo = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut photo, 1000, 600);
+        encoder.set_color(png::ColorType::Rgb);
+        let mut writer = encoder.write_header().unwrap();
+        writer
+            .write_image_data(&vec![200u8; 1000 * 600 * 3])
+            .unwrap();
+    }
+    let photo: serde_json::Value = upload(&a.teacher, a.class_id, "class-photo.png", photo)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(photo["has_thumbnail"], true);
+    assert_eq!(
+        drawing["has_thumbnail"], false,
+        "the fake PNG does not decode; it is kept without one"
+    );
+    let small = a
+        .teacher
+        .get(&format!("/api/v1/attachments/{}/thumbnail", photo["id"]))
+        .await;
+    assert_eq!(small.headers()["content-type"], "image/png");
+    let small = small.bytes().await.unwrap().to_vec();
+    let info = png::Decoder::new(std::io::Cursor::new(small))
+        .read_info()
+        .unwrap()
+        .info()
+        .clone();
+    assert_eq!((info.width, info.height), (480, 288));
+    assert_eq!(
+        error_code(
+            mia_family
+                .get(&format!("/api/v1/attachments/{}/thumbnail", photo["id"]))
+                .await
+        )
+        .await,
+        missing
+    );
+
     // Someone else's upload cannot be attached.
     let again = a
         .teacher
@@ -566,5 +608,5 @@ async fn student_work_uploads_are_checked_and_private(db: Db) {
         )
         .await;
     assert_eq!(error_code(again).await, (400, "unknown_attachment".into()));
-    assert_eq!(stored(), 1);
+    assert_eq!(stored(), 3, "the drawing, the photo and its thumbnail");
 }

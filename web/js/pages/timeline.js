@@ -18,7 +18,11 @@ function rendered(html) {
 
 function attachmentView(a) {
   const url = `/api/v1/attachments/${a.id}`;
-  if (a.content_type.startsWith('image/')) return h('img', { src: url, alt: a.file_name, class: 'attachment' });
+  if (a.content_type.startsWith('image/')) {
+    // Phones load the small version; a tap opens the full image.
+    const src = a.has_thumbnail ? `${url}/thumbnail` : url;
+    return h('a', { href: url }, h('img', { src, alt: a.file_name, class: 'attachment', loading: 'lazy' }));
+  }
   if (a.content_type.startsWith('video/')) return h('video', { src: url, controls: true, class: 'attachment' });
   if (a.content_type.startsWith('audio/')) return h('audio', { src: url, controls: true });
   return h('a', { href: url }, a.file_name);
