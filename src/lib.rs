@@ -3,10 +3,17 @@
 //! # Layout
 //! - `config`: the TOML file and `HOMEROOM_*` overrides.
 //! - `server`: opens the store and serves HTTPS until shutdown; `main` is a thin wrapper.
-//! - `http`: one router per resource, the error type, the OpenAPI document, the security
-//!   headers, and the browser app from `web/` (`http::web`; `build.rs` builds it in).
-//! - `auth`: passwords and the random tokens behind sessions, invites and links.
+//! - `access`: the one permission function (the role table of ARCHITECTURE.md).
+//! - `http`: one router per resource (accounts, classes, invites, rooms, posts, attachments,
+//!   timeline, session logs, feeds, WHIP, WHEP), the error type, the OpenAPI document, the
+//!   security headers, and the browser app from `web/` (`http::web`; `build.rs` builds it in).
+//! - `signal`: the WebSocket signalling protocol and who may enter which room.
+//! - `sfu`: rooms, participants' peer connections, published tracks and their fan-out.
+//! - `auth`: passwords and the random tokens behind sessions, invites, links and rooms.
 //! - `store`: the database (SQLite or PostgreSQL), one file of queries per concept.
+//! - `client`: a WebRTC participant, WHIP publisher and WHEP player for tests and `loadtest`.
+//! - `loadtest`: the load-test command and its figures.
+//! - `markdown`, `names`: safe HTML from Markdown; names checked at the edge.
 //! - `tls`: the configured or self-signed certificate.
 //! - `metrics`, `telemetry`: Prometheus counters and logging.
 
