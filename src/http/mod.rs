@@ -8,6 +8,7 @@ pub mod extract;
 mod feeds;
 mod health;
 mod invites;
+pub mod media_sessions;
 mod openapi;
 mod posts;
 mod rooms;

@@ -2,9 +2,8 @@
 //! offers (receive-only), so the server answers with the room's tracks as they are when it
 //! arrives; it joins the room as a viewer through the same admission as the browser app.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -21,16 +20,16 @@ use webrtc::peer_connection::{
 
 use super::classes::require;
 use super::extract::{CurrentUser, MaybeUser};
+use super::media_sessions::{until_removed, InRoom, Sessions};
 use super::whip::{parse_sdpfrag, require_content_type};
 use super::{Error, Result};
 use crate::access::Action;
 use crate::auth::room_token::RoomClaims;
-use crate::auth::token;
 use crate::sfu::media::{gathered_description, Connection};
 use crate::sfu::peer::Output;
 use crate::sfu::room::{Command, NewPeer, RoomHandle, RoomKind};
 use crate::signal::admission::{admit, presentation};
-use crate::signal::protocol::{MediaKind, ServerMessage};
+use crate::signal::protocol::MediaKind;
 use crate::signal::{identity_from_token, Identity};
 use crate::state::AppState;
 use crate::store::now_ms;
@@ -49,10 +48,9 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Live WHEP viewers by resource id.
-#[derive(Default)]
-pub struct WhepSessions(Mutex<HashMap<String, WhepSession>>);
+pub type WhepSessions = Sessions<WhepSession>;
 
-struct WhepSession {
+pub struct WhepSession {
     room_id: i64,
     room: RoomHandle,
     participant_id: u64,
@@ -60,18 +58,9 @@ struct WhepSession {
     outputs: Vec<Output>,
 }
 
-impl WhepSessions {
-    fn take(&self, resource: &str) -> Option<WhepSession> {
-        self.0.lock().expect("whep lock").remove(resource)
-    }
-
-    /// The session, if it belongs to this room; left in place otherwise.
-    fn take_in(&self, room_id: i64, resource: &str) -> Option<WhepSession> {
-        let mut sessions = self.0.lock().expect("whep lock");
-        match sessions.get(resource) {
-            Some(session) if session.room_id == room_id => sessions.remove(resource),
-            _ => None,
-        }
+impl InRoom for WhepSession {
+    fn room_id(&self) -> i64 {
+        self.room_id
     }
 }
 
@@ -218,7 +207,7 @@ pub async fn play(
         .live_room(room.id)
         .ok_or(crate::signal::error::SignalError::NotLive)?;
     let participant_id = state.sfu.next_participant_id();
-    let (outbox, mut outbox_rx) = mpsc::channel(256);
+    let (outbox, outbox_rx) = mpsc::channel(256);
     // A WHEP viewer cannot be renegotiated, so the room sends its media side nothing.
     let (media_tx, _) = mpsc::unbounded_channel();
     let (name, role) = presentation(&identity, &standing);
@@ -251,29 +240,18 @@ pub async fn play(
         }
     };
     let (sdp, connection, outputs) = answer;
-    let resource = token::new_secret();
-    state.whep.0.lock().expect("whep lock").insert(
-        resource.clone(),
-        WhepSession {
-            room_id,
-            room: handle,
-            participant_id,
-            connection,
-            outputs,
-        },
-    );
+    let resource = state.whep.insert(WhepSession {
+        room_id,
+        room: handle,
+        participant_id,
+        connection,
+        outputs,
+    });
     tokio::spawn({
         let state = state.clone();
         let resource = resource.clone();
         async move {
-            while let Some(message) = outbox_rx.recv().await {
-                if matches!(
-                    message,
-                    ServerMessage::Ended { .. } | ServerMessage::Kicked { .. }
-                ) {
-                    break;
-                }
-            }
+            until_removed(outbox_rx).await;
             if let Some(session) = state.whep.take(&resource) {
                 session.close().await;
             }
@@ -357,14 +335,10 @@ pub async fn trickle(
     body: String,
 ) -> Result<StatusCode> {
     require_content_type(&headers, "application/trickle-ice-sdpfrag")?;
-    let pc = {
-        let sessions = state.whep.0.lock().expect("whep lock");
-        let session = sessions
-            .get(&resource)
-            .filter(|s| s.room_id == room_id)
-            .ok_or(Error::NotFound)?;
-        session.connection.pc.clone()
-    };
+    let pc = state
+        .whep
+        .read_in(room_id, &resource, |s| s.connection.pc.clone())
+        .ok_or(Error::NotFound)?;
     for candidate in parse_sdpfrag(&body) {
         let init = webrtc::peer_connection::RTCIceCandidateInit {
             candidate: candidate.candidate,

@@ -3,9 +3,6 @@
 //! participant in the teacher's name, through the same admission, room and media code as a
 //! browser; it only lacks the WebSocket.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -18,13 +15,14 @@ use utoipa::ToSchema;
 
 use super::classes::require;
 use super::extract::CurrentUser;
+use super::media_sessions::{until_removed, InRoom, Sessions};
 use super::{Error, Result};
 use crate::access::Action;
 use crate::auth::token;
 use crate::sfu::peer::PeerMedia;
 use crate::sfu::room::{Command, NewPeer, RoomHandle, RoomKind};
 use crate::signal::admission::{admit, presentation};
-use crate::signal::protocol::{Candidate, ServerMessage, Target};
+use crate::signal::protocol::{Candidate, Target};
 use crate::signal::Identity;
 use crate::state::AppState;
 use crate::store::rooms::Room;
@@ -45,28 +43,18 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Live WHIP publishers by resource id.
-#[derive(Default)]
-pub struct WhipSessions(Mutex<HashMap<String, WhipSession>>);
+pub type WhipSessions = Sessions<WhipSession>;
 
-struct WhipSession {
+pub struct WhipSession {
     room_id: i64,
     room: RoomHandle,
     participant_id: u64,
     media: PeerMedia,
 }
 
-impl WhipSessions {
-    fn take(&self, resource: &str) -> Option<WhipSession> {
-        self.0.lock().expect("whip lock").remove(resource)
-    }
-
-    /// The session, if it belongs to this room; left in place otherwise.
-    fn take_in(&self, room_id: i64, resource: &str) -> Option<WhipSession> {
-        let mut sessions = self.0.lock().expect("whip lock");
-        match sessions.get(resource) {
-            Some(session) if session.room_id == room_id => sessions.remove(resource),
-            _ => None,
-        }
+impl InRoom for WhipSession {
+    fn room_id(&self) -> i64 {
+        self.room_id
     }
 }
 
@@ -225,7 +213,7 @@ pub async fn publish(
         .room_for(room.id, Some(owner.id), standing.host())
         .await?;
     let participant_id = state.sfu.next_participant_id();
-    let (outbox, mut outbox_rx) = mpsc::channel(256);
+    let (outbox, outbox_rx) = mpsc::channel(256);
     let (mut media, media_tx) = PeerMedia::new(
         participant_id,
         state.sfu.media(),
@@ -263,30 +251,19 @@ pub async fn publish(
             ));
         }
     };
-    let resource = token::new_secret();
-    state.whip.0.lock().expect("whip lock").insert(
-        resource.clone(),
-        WhipSession {
-            room_id,
-            room: handle,
-            participant_id,
-            media,
-        },
-    );
+    let resource = state.whip.insert(WhipSession {
+        room_id,
+        room: handle,
+        participant_id,
+        media,
+    });
     // The encoder has no socket: the room's messages are read here, and the end of the
     // session or removal by the host ends the WHIP session too.
     tokio::spawn({
         let state = state.clone();
         let resource = resource.clone();
         async move {
-            while let Some(message) = outbox_rx.recv().await {
-                if matches!(
-                    message,
-                    ServerMessage::Ended { .. } | ServerMessage::Kicked { .. }
-                ) {
-                    break;
-                }
-            }
+            until_removed(outbox_rx).await;
             if let Some(session) = state.whip.take(&resource) {
                 session.media.close().await;
             }
@@ -332,12 +309,7 @@ pub async fn trickle(
             tracing::debug!(error = %e, "WHIP candidate refused");
         }
     }
-    state
-        .whip
-        .0
-        .lock()
-        .expect("whip lock")
-        .insert(resource, session);
+    state.whip.put_back(resource, session);
     Ok(StatusCode::NO_CONTENT)
 }
 
