@@ -529,6 +529,32 @@ impl ClassFixture {
     }
 }
 
+impl ClassFixture {
+    /// A family joining through an invite for a new student of the class (not `student`).
+    pub async fn family_of_new_student(&self, app: &TestApp, name: &str) -> Actor {
+        let class = self.class_id;
+        let kid = self
+            .teacher
+            .post_ok(
+                &format!("/api/v1/classes/{class}/students"),
+                serde_json::json!({"name": name}),
+            )
+            .await;
+        let invite = self
+            .teacher
+            .post_ok(
+                &format!("/api/v1/classes/{class}/invites"),
+                serde_json::json!({"role": "family", "student_id": kid["id"]}),
+            )
+            .await;
+        app.join(
+            invite["code"].as_str().unwrap(),
+            &format!("{}-family", name.to_lowercase()),
+        )
+        .await
+    }
+}
+
 impl Workspace {
     /// A direct connection to the test's database, to set up states a test cannot wait for
     /// (an invite that expired).

@@ -15,24 +15,7 @@ async fn posts_are_safe_private_and_reviewed(db: Db) {
     let b = ClassFixture::new(&app, &admin, "b").await;
     let posts = format!("/api/v1/classes/{}/posts", a.class_id);
     // A second family in class A, of another child.
-    let other_kid = a
-        .teacher
-        .post_ok(
-            &format!("/api/v1/classes/{}/students", a.class_id),
-            json!({"name": "Mia"}),
-        )
-        .await;
-    let code = a
-        .teacher
-        .post_ok(
-            &format!("/api/v1/classes/{}/invites", a.class_id),
-            json!({"role": "family", "student_id": other_kid["id"]}),
-        )
-        .await["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mia_family = app.join(&code, "mia-family").await;
+    let mia_family = a.family_of_new_student(&app, "Mia").await;
 
     // Markdown is rendered without scripts, event handlers or javascript: links.
     let public = a
@@ -360,24 +343,7 @@ async fn a_private_feed_follows_the_class_until_revoked(db: Db) {
         "the family's own child's post is in its feed"
     );
     // Another family of the class reads only what it may see.
-    let other_kid = a
-        .teacher
-        .post_ok(
-            &format!("/api/v1/classes/{}/students", a.class_id),
-            json!({"name": "Mia"}),
-        )
-        .await;
-    let code = a
-        .teacher
-        .post_ok(
-            &format!("/api/v1/classes/{}/invites", a.class_id),
-            json!({"role": "family", "student_id": other_kid["id"]}),
-        )
-        .await["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mia_family = app.join(&code, "mia-family").await;
+    let mia_family = a.family_of_new_student(&app, "Mia").await;
     let mia_url = mia_family
         .post_ok(
             &format!("/api/v1/classes/{}/feed-token", a.class_id),
@@ -534,24 +500,7 @@ async fn student_work_uploads_are_checked_and_private(db: Db) {
         missing,
         "another class's family"
     );
-    let other_kid = a
-        .teacher
-        .post_ok(
-            &format!("/api/v1/classes/{}/students", a.class_id),
-            json!({"name": "Mia"}),
-        )
-        .await;
-    let code = a
-        .teacher
-        .post_ok(
-            &format!("/api/v1/classes/{}/invites", a.class_id),
-            json!({"role": "family", "student_id": other_kid["id"]}),
-        )
-        .await["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mia_family = app.join(&code, "mia-family").await;
+    let mia_family = a.family_of_new_student(&app, "Mia").await;
     assert_eq!(
         error_code(mia_family.get(&file).await).await,
         missing,
