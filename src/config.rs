@@ -46,6 +46,9 @@ pub struct Config {
     /// Serve the browser app from this folder instead of the copy built into the binary, so
     /// edits to `web/` show on reload during development.
     pub web_dir: Option<PathBuf>,
+    /// Bearer token a monitoring system sends to read `/metrics`. Without one, `/metrics`
+    /// answers only clients on this machine (loopback), and nobody when behind a proxy.
+    pub metrics_token: Option<String>,
     pub tls: TlsConfig,
     pub media: MediaConfig,
     pub limits: LimitsConfig,
@@ -145,6 +148,7 @@ impl Default for Config {
             database_url: None,
             log_format: LogFormat::Text,
             web_dir: None,
+            metrics_token: None,
             tls: TlsConfig::default(),
             media: MediaConfig::default(),
             limits: LimitsConfig::default(),

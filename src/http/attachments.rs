@@ -51,7 +51,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Whether the content type is accepted for a file of this name.
-fn check_type(content_type: Option<&str>, file_name: &str) -> Result<&'static str> {
+pub(super) fn check_type(content_type: Option<&str>, file_name: &str) -> Result<&'static str> {
     let Some((accepted, extensions)) =
         content_type.and_then(|t| ALLOWED.iter().find(|(a, _)| *a == t))
     else {
@@ -72,9 +72,18 @@ fn check_type(content_type: Option<&str>, file_name: &str) -> Result<&'static st
     }
 }
 
+/// The multipart form of an upload, for the API document.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The file's bytes; its type is read from its content, not from its name.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
 /// Uploads one file (multipart field `file`); attach it to a post with `attachment_ids`.
 #[utoipa::path(post, path = "/api/v1/classes/{class_id}/attachments", tag = "posts", params(("class_id" = i64, Path)),
-    request_body(content = String, content_type = "multipart/form-data"),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses((status = 201, body = Attachment), (status = 400, body = super::error::ErrorBody), (status = 413, body = super::error::ErrorBody)))]
 pub async fn upload(
     State(state): State<AppState>,

@@ -175,3 +175,53 @@ impl From<axum::extract::rejection::JsonRejection> for Error {
         Error::bad_request("bad_json", rejection.body_text())
     }
 }
+
+/// Axum answers some refusals itself, before any handler runs: an unknown route, a method the
+/// route does not have, a path parameter that does not parse, a body over the size limit. On
+/// the API (and WHIP/WHEP) those get the same JSON body as every other error, so a client
+/// needs one way to read a refusal; status and headers (`Allow`) stay as axum set them.
+pub async fn json_refusals(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let path = request.uri().path();
+    let api = ["/api/", "/whip/", "/whep/"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix));
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !api || !status.is_client_error() || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // The extractors' own texts say what was wrong ("Cannot parse `x` to a `i64`"); keep them.
+    let text = axum::body::to_bytes(body, 2048).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        _ => "bad_request",
+    };
+    let message = match text.is_empty() {
+        true => status.canonical_reason().unwrap_or("refused").to_lowercase(),
+        false => text,
+    };
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: code.to_owned(),
+            message,
+        },
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(serde_json::to_vec(&body).expect("serializes")))
+}

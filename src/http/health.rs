@@ -1,11 +1,15 @@
 //! Probes for the process supervisor and the monitoring system.
 
+use std::net::IpAddr;
+
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
+use super::extract::{constant_time_eq, ClientIp};
+use super::{Error, Result};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -32,9 +36,20 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Prometheus text format.
-#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, body = String)))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// Prometheus text format, for the school's monitoring only: with the configured bearer token,
+/// or, without one, from this machine itself. Anyone else gets 404, as for a page that is not
+/// there: the figures tell how many families are live, which is nobody else's business.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, body = String), (status = 404, body = super::error::ErrorBody)),
+    security((), ("metrics_token" = [])))]
+pub async fn metrics(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse> {
+    if !may_read_metrics(&state, ip, &headers) {
+        return Err(Error::NotFound);
+    }
     let open = crate::sfu::peer::OPEN_CONNECTIONS.load(std::sync::atomic::Ordering::Relaxed);
     state.metrics.set_gauge(
         "homeroom_peer_connections",
@@ -49,11 +64,23 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "Tasks alive in the async runtime.",
         tasks as i64,
     );
-    (
+    Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         state.metrics.render(),
-    )
+    ))
+}
+
+fn may_read_metrics(state: &AppState, ip: IpAddr, headers: &HeaderMap) -> bool {
+    match &state.config.metrics_token {
+        Some(token) => headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes())),
+        // Behind a proxy every request comes from loopback: only a token will do.
+        None => !state.config.tls.behind_proxy && ip.is_loopback(),
+    }
 }

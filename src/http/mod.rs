@@ -6,6 +6,8 @@ mod classes;
 pub mod error;
 pub mod extract;
 mod feeds;
+#[cfg(test)]
+mod fuzz;
 mod health;
 mod invites;
 pub mod media_sessions;
@@ -65,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(web::router())
         .merge(whip::router())
         .merge(whep::router())
+        .layer(middleware::from_fn(error::json_refusals))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,

@@ -38,6 +38,135 @@ use crate::state::AppState;
 )]
 pub struct ApiDoc;
 
+/// Operations anyone may call without a session: probes, signing in, links that carry their
+/// own secret (set-up, reset, invite codes, guest links, stream keys, WHIP/WHEP resources).
+/// Every other operation needs the session cookie; a test keeps this list true to the code.
+const PUBLIC_OPERATIONS: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/api/v1/openapi.json"),
+    ("post", "/api/v1/setup"),
+    ("post", "/api/v1/session"),
+    ("post", "/api/v1/password-reset"),
+    ("post", "/api/v1/invites/lookup"),
+    ("post", "/api/v1/invites/accept"),
+    ("post", "/api/v1/guest-token"),
+    ("post", "/whip/{room_id}"),
+    ("patch", "/whip/{room_id}/{resource}"),
+    ("delete", "/whip/{room_id}/{resource}"),
+    ("post", "/whep/{room_id}"),
+    ("patch", "/whep/{room_id}/{resource}"),
+    ("delete", "/whep/{room_id}/{resource}"),
+    ("get", "/feeds/{file}"),
+];
+
+/// The served document: what the handlers declare, plus the conventions every operation
+/// shares (docs/api.md, "Conventions"), added here once instead of on sixty handlers:
+/// - signed-in operations name the `session` scheme and may answer 401; changes may answer 403
+///   (CSRF token missing or wrong);
+/// - a path parameter that does not parse answers 400, an unknown id 404;
+/// - a JSON body that does not parse answers 400, a wrong content type 415, an oversized one 413;
+/// - operation ids are unique (the WHIP and WHEP handlers share function names).
+pub fn document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
+    doc.pointer_mut("/paths")
+        .and_then(|p| p.as_object_mut())
+        .expect("paths")
+        .extend(unrouted_by_handlers());
+    let error = serde_json::json!({
+        "description": "error",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    });
+    let mut seen_ids = std::collections::BTreeSet::new();
+    let paths = doc["paths"].as_object_mut().expect("paths");
+    for (path, item) in paths.iter_mut() {
+        for (method, op) in item.as_object_mut().expect("path item").iter_mut() {
+            let Some(op) = op.as_object_mut() else { continue };
+            let public = PUBLIC_OPERATIONS.contains(&(method.as_str(), path.as_str()));
+            let mut extra: Vec<&str> = Vec::new();
+            if !public {
+                op.insert("security".into(), serde_json::json!([{"session": []}]));
+                extra.push("401");
+                if method != "get" {
+                    extra.push("403");
+                }
+            }
+            if path.contains('{') {
+                extra.extend(["400", "404"]);
+            }
+            let json_body = op
+                .get("requestBody")
+                .and_then(|b| b.pointer("/content/application~1json"))
+                .is_some();
+            if json_body {
+                extra.extend(["400", "413", "415"]);
+            }
+            let responses = op
+                .entry("responses")
+                .or_insert_with(|| serde_json::json!({}))
+                .as_object_mut()
+                .expect("responses");
+            for status in extra {
+                responses.entry(status).or_insert_with(|| error.clone());
+            }
+            let id = op
+                .get("operationId")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            if !seen_ids.insert(id.clone()) {
+                let tag = op
+                    .get("tags")
+                    .and_then(|t| t[0].as_str())
+                    .unwrap_or("op")
+                    .to_owned();
+                let unique = format!("{tag}_{id}");
+                seen_ids.insert(unique.clone());
+                op.insert("operationId".into(), unique.into());
+            }
+        }
+    }
+    doc
+}
+
+/// Routes whose answers are not JSON documents: the Atom feeds and the signalling socket.
+fn unrouted_by_handlers() -> serde_json::Map<String, serde_json::Value> {
+    let error = serde_json::json!({
+        "description": "error",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    });
+    let json = serde_json::json!({
+        "/feeds/{file}": {"get": {
+            "tags": ["timeline"],
+            "operationId": "feed",
+            "summary": "A person's private Atom feed of one class (the link from the feed-token operation).",
+            "parameters": [{"name": "file", "in": "path", "required": true,
+                "description": "the feed secret followed by .atom", "schema": {"type": "string"}}],
+            "responses": {
+                "200": {"description": "an Atom document",
+                    "content": {"application/atom+xml": {"schema": {"type": "string"}}}},
+                "404": error
+            }
+        }},
+        "/api/v1/ws": {"get": {
+            "tags": ["signalling"],
+            "operationId": "signalling_socket",
+            "summary": "The signalling WebSocket; it speaks the protocol of docs/signalling.md.",
+            "parameters": [{"name": "token", "in": "query", "required": false,
+                "description": "a guest's room token, for people without an account",
+                "schema": {"type": "string"}}],
+            "responses": {
+                "101": {"description": "switched to the WebSocket protocol"},
+                "400": error,
+                "401": error,
+                "403": error
+            }
+        }}
+    });
+    json.as_object().expect("object").clone()
+}
+
 /// Documents the cookie session and the CSRF header that every change must carry.
 struct CsrfHeader;
 
@@ -62,8 +191,9 @@ pub fn router() -> Router<AppState> {
 
 /// This document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", responses((status = 200)))]
-pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn openapi_json() -> Json<serde_json::Value> {
+    static DOCUMENT: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLock::new(document);
+    Json(DOCUMENT.clone())
 }
 
 #[cfg(test)]
@@ -88,16 +218,37 @@ mod tests {
                 }
             }
         }
-        // The WebSocket speaks the protocol of docs/signalling.md, not HTTP request/response;
-        // pages and static files of the web app are not part of the API.
-        routed.remove("/api/v1/ws");
+        // Pages and static files of the web app are not part of the API.
         routed.retain(|p| {
             p.starts_with("/api/")
                 || p.starts_with("/whip/")
                 || p.starts_with("/whep/")
+                || p.starts_with("/feeds/")
                 || ["/healthz", "/readyz", "/metrics"].contains(&p.as_str())
         });
-        let documented: BTreeSet<String> = ApiDoc::openapi().paths.paths.keys().cloned().collect();
+        let document = document();
+        let documented: BTreeSet<String> =
+            document["paths"].as_object().unwrap().keys().cloned().collect();
         assert_eq!(routed, documented);
+    }
+
+    /// Operations listed as public are those whose handlers take no session, and every
+    /// operation id is unique.
+    #[test]
+    fn public_operations_exist_and_ids_are_unique() {
+        let document = document();
+        for (method, path) in PUBLIC_OPERATIONS {
+            assert!(
+                document["paths"][path][method].is_object(),
+                "{method} {path} is listed as public but not documented"
+            );
+        }
+        let mut ids = BTreeSet::new();
+        for item in document["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                let id = op["operationId"].as_str().unwrap().to_owned();
+                assert!(ids.insert(id.clone()), "duplicate operationId {id}");
+            }
+        }
     }
 }

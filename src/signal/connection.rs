@@ -106,7 +106,7 @@ pub async fn run(socket: WebSocket, state: AppState, identity: Identity) {
 }
 
 /// Reads one message: malformed JSON, an unknown type and bad fields are told apart.
-fn parse(text: &str) -> Result<ClientMessage, (Option<u64>, SignalError)> {
+pub(super) fn parse(text: &str) -> Result<ClientMessage, (Option<u64>, SignalError)> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
         (
             None,

@@ -7,6 +7,9 @@ pub mod connection;
 pub mod error;
 pub mod protocol;
 
+#[cfg(test)]
+mod fuzz;
+
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
