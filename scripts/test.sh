@@ -34,4 +34,17 @@ if ! (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit -
   exit 1
 fi
 
+# The API document is checked by schemathesis (tests/api/schemathesis.rs), pinned in a venv.
+need python3 "install Python 3 (the API tests run schemathesis from PyPI)"
+venv=tests/schemathesis/.venv
+if ! cmp -s tests/schemathesis/requirements.txt "$venv/requirements.txt" 2>/dev/null; then
+  echo "test.sh: installing schemathesis into $venv" >&2
+  rm -rf "$venv"
+  if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q -r tests/schemathesis/requirements.txt >&2; }; then
+    echo "test.sh: could not install schemathesis (python3 -m venv, pip install -r tests/schemathesis/requirements.txt)." >&2
+    exit 1
+  fi
+  cp tests/schemathesis/requirements.txt "$venv/requirements.txt"
+fi
+
 cargo test --locked --all-targets "$@"

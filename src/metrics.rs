@@ -77,6 +77,11 @@ mod tests {
         metrics.count_request("GET", "/healthz", 200);
         let text = metrics.render();
         assert!(text.contains("method=\"other\",route=\"unmatched\",status=\"405\"} 1000"));
-        assert_eq!(text.lines().filter(|l| l.starts_with("homeroom_http")).count(), 2);
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("homeroom_http"))
+                .count(),
+            2
+        );
     }
 }

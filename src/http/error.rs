@@ -180,7 +180,10 @@ impl From<axum::extract::rejection::JsonRejection> for Error {
 /// route does not have, a path parameter that does not parse, a body over the size limit. On
 /// the API (and WHIP/WHEP) those get the same JSON body as every other error, so a client
 /// needs one way to read a refusal; status and headers (`Allow`) stay as axum set them.
-pub async fn json_refusals(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+pub async fn json_refusals(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let path = request.uri().path();
     let api = ["/api/", "/whip/", "/whep/"]
         .iter()
@@ -209,7 +212,10 @@ pub async fn json_refusals(request: axum::extract::Request, next: axum::middlewa
         _ => "bad_request",
     };
     let message = match text.is_empty() {
-        true => status.canonical_reason().unwrap_or("refused").to_lowercase(),
+        true => status
+            .canonical_reason()
+            .unwrap_or("refused")
+            .to_lowercase(),
         false => text,
     };
     let body = ErrorBody {
@@ -223,5 +229,8 @@ pub async fn json_refusals(request: axum::extract::Request, next: axum::middlewa
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    Response::from_parts(parts, axum::body::Body::from(serde_json::to_vec(&body).expect("serializes")))
+    Response::from_parts(
+        parts,
+        axum::body::Body::from(serde_json::to_vec(&body).expect("serializes")),
+    )
 }

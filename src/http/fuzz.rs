@@ -30,7 +30,11 @@ fn upload_head() -> impl Strategy<Value = Vec<u8>> {
         any::<bool>(),
     )
         .prop_map(|(magic, rest, with_magic)| {
-            let mut head = if with_magic { magic.to_vec() } else { Vec::new() };
+            let mut head = if with_magic {
+                magic.to_vec()
+            } else {
+                Vec::new()
+            };
             head.extend(rest);
             head
         })

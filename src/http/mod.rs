@@ -25,7 +25,7 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -67,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(web::router())
         .merge(whip::router())
         .merge(whep::router())
+        .layer(middleware::from_fn(read_whole_body))
         .layer(middleware::from_fn(error::json_refusals))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -95,6 +96,32 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(tower::util::option_layer(hsts))
         .with_state(state)
+}
+
+/// The largest request body read before routing; only uploads (multipart) may be larger, and
+/// they read their own bodies with their own limit.
+const BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// Reads the request body before any handler runs, so a request refused without looking at
+/// its body (401 before parsing, 404 for an unknown room) still has its body consumed. Left
+/// unread, the connection closes with bytes in the kernel's buffer, the kernel resets it, and
+/// the client loses the answer ("EOF in violation of protocol") instead of reading the refusal.
+async fn read_whole_body(request: Request, next: Next) -> Response {
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"multipart/"));
+    if multipart {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, bytes.into())).await,
+        Err(_) => Error::TooLarge {
+            limit_mb: (BODY_LIMIT / (1024 * 1024)) as u64,
+        }
+        .into_response(),
+    }
 }
 
 /// Counts and logs each request by its route template. The raw URI is never logged: links

@@ -82,10 +82,22 @@ pub fn document() -> serde_json::Value {
     let paths = doc["paths"].as_object_mut().expect("paths");
     for (path, item) in paths.iter_mut() {
         for (method, op) in item.as_object_mut().expect("path item").iter_mut() {
-            let Some(op) = op.as_object_mut() else { continue };
+            let Some(op) = op.as_object_mut() else {
+                continue;
+            };
             let public = PUBLIC_OPERATIONS.contains(&(method.as_str(), path.as_str()));
             let mut extra: Vec<&str> = Vec::new();
-            if !public {
+            if path.starts_with("/whip/") {
+                // Encoders present their stream key on every WHIP request.
+                op.insert("security".into(), serde_json::json!([{"stream_key": []}]));
+                extra.push("401");
+            } else if path == "/whep/{room_id}" {
+                op.insert(
+                    "security".into(),
+                    serde_json::json!([{"viewer_token": []}, {"session": []}]),
+                );
+                extra.extend(["401", "410"]);
+            } else if !public {
                 op.insert("security".into(), serde_json::json!([{"session": []}]));
                 extra.push("401");
                 if method != "get" {
@@ -160,7 +172,8 @@ fn unrouted_by_handlers() -> serde_json::Map<String, serde_json::Value> {
                 "101": {"description": "switched to the WebSocket protocol"},
                 "400": error,
                 "401": error,
-                "403": error
+                "403": error,
+                "410": error
             }
         }}
     });
@@ -172,8 +185,26 @@ struct CsrfHeader;
 
 impl utoipa::Modify for CsrfHeader {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
         let components = doc.components.get_or_insert_with(Default::default);
+        let bearer = |description: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(description))
+                    .build(),
+            )
+        };
+        components.add_security_scheme(
+            "stream_key",
+            bearer("A stream key made in the studio, sent by the encoder (WHIP, RFC 9725)."),
+        );
+        components.add_security_scheme(
+            "viewer_token",
+            bearer("A viewer token from POST /api/v1/rooms/{room_id}/viewer-token (WHEP)."),
+        );
         components.add_security_scheme(
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
@@ -227,8 +258,12 @@ mod tests {
                 || ["/healthz", "/readyz", "/metrics"].contains(&p.as_str())
         });
         let document = document();
-        let documented: BTreeSet<String> =
-            document["paths"].as_object().unwrap().keys().cloned().collect();
+        let documented: BTreeSet<String> = document["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
         assert_eq!(routed, documented);
     }
 

@@ -9,13 +9,41 @@ use super::connection::parse;
 use super::protocol::ClientMessage;
 
 const TYPES: &[&str] = &[
-    "join", "offer", "answer", "candidate", "chat", "hand", "audio_only", "keyframe", "admit",
-    "promote", "mute", "kick", "end", "leave", "ping", "bogus", "",
+    "join",
+    "offer",
+    "answer",
+    "candidate",
+    "chat",
+    "hand",
+    "audio_only",
+    "keyframe",
+    "admit",
+    "promote",
+    "mute",
+    "kick",
+    "end",
+    "leave",
+    "ping",
+    "bogus",
+    "",
 ];
 
 const FIELDS: &[&str] = &[
-    "id", "room_id", "sdp", "candidate", "text", "raised", "on", "participant_id",
-    "track_id", "sdpMid", "sdpMLineIndex", "kind", "source", "target", "reason",
+    "id",
+    "room_id",
+    "sdp",
+    "candidate",
+    "text",
+    "raised",
+    "on",
+    "participant_id",
+    "track_id",
+    "sdpMid",
+    "sdpMLineIndex",
+    "kind",
+    "source",
+    "target",
+    "reason",
 ];
 
 /// Any JSON value, nested a few levels, with the extremes a fuzzer likes.

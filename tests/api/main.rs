@@ -5,6 +5,8 @@ mod live;
 mod loadtest;
 mod peer;
 mod posts;
+mod schemathesis;
+mod security_edge;
 mod whip;
 
 mod accounts;

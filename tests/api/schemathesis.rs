@@ -1,0 +1,106 @@
+//! The API document against the running server, checked by schemathesis (an independent
+//! property-based API tester from PyPI, installed by scripts/test.sh): the document validates,
+//! and generated requests, signed out and signed in as an admin, get no 5xx, no status code the
+//! document does not list, and no answer that breaks its schema or content type.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use crate::helpers::{ClassFixture, Db, TestApp};
+
+/// How many cases schemathesis makes per operation and phase: enough to reach every
+/// operation's error paths, small enough for the suite's time budget.
+const MAX_EXAMPLES: &str = "8";
+
+fn venv() -> PathBuf {
+    let dir = std::env::var("HOMEROOM_TEST_SCHEMATHESIS_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis/.venv")
+        });
+    assert!(
+        dir.join("bin/schemathesis").exists(),
+        "schemathesis is missing in {}: run ./scripts/test.sh (it installs it from \
+         tests/schemathesis/requirements.txt)",
+        dir.display()
+    );
+    dir
+}
+
+async fn run(app: &TestApp, label: &str, headers: &[String]) {
+    let venv = venv();
+    let hooks_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis");
+    let report = app
+        .workspace
+        .path()
+        .join(format!("schemathesis-{label}.txt"));
+    let mut command = tokio::process::Command::new(venv.join("bin/schemathesis"));
+    command
+        .arg("run")
+        .arg(app.url("/api/v1/openapi.json"))
+        .args(["--tls-verify", "false", "--workers", "1", "--no-color"])
+        .args(["--max-examples", MAX_EXAMPLES])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        ])
+        .args(["--seed", "20261125"])
+        .env("SCHEMATHESIS_HOOKS", "hooks")
+        .env("PYTHONPATH", &hooks_dir)
+        .stdout(std::fs::File::create(&report).unwrap())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    for header in headers {
+        command.args(["-H", header]);
+    }
+    let status = tokio::time::timeout(std::time::Duration::from_secs(600), command.status())
+        .await
+        .expect("schemathesis finished within 10 minutes")
+        .expect("schemathesis runs");
+    let output = std::fs::read_to_string(&report).unwrap_or_default();
+    assert!(
+        status.success(),
+        "schemathesis ({label}) found problems:\n{output}"
+    );
+    assert!(
+        output.contains("Tested:"),
+        "schemathesis ({label}) tested nothing:\n{output}"
+    );
+    let summary = output.split("SUMMARY").nth(1).unwrap_or_default();
+    eprintln!("schemathesis ({label}):{summary}");
+}
+
+async fn api_document_survives_schemathesis(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let admin = app.admin().await;
+    // Something to find: a class with a teacher, a student, a family and rooms.
+    ClassFixture::new(&app, &admin, "st").await;
+
+    let document = app.workspace.path().join("openapi.json");
+    let text = app.get("/api/v1/openapi.json").await.text().await.unwrap();
+    std::fs::write(&document, text).unwrap();
+    let validated = tokio::process::Command::new(venv().join("bin/openapi-spec-validator"))
+        .arg(&document)
+        .output()
+        .await
+        .expect("openapi-spec-validator runs");
+    assert!(
+        validated.status.success(),
+        "the OpenAPI document does not validate:\n{}{}",
+        String::from_utf8_lossy(&validated.stdout),
+        String::from_utf8_lossy(&validated.stderr)
+    );
+
+    run(&app, "signed-out", &[]).await;
+    run(
+        &app,
+        "admin",
+        &[
+            format!("Cookie: homeroom_session={}", admin.cookie),
+            format!("X-CSRF-Token: {}", admin.csrf),
+        ],
+    )
+    .await;
+}
+
+crate::both_backends!(api_document_survives_schemathesis);
