@@ -46,6 +46,8 @@ struct Events {
     published: Arc<Mutex<BTreeMap<String, String>>>,
     /// Subscriber side: told when the connection is up, to ask for fresh keyframes.
     connected: Option<mpsc::UnboundedSender<()>>,
+    /// Set once the connection has come up (read by `drop_if_never_connected`).
+    ever_connected: Arc<AtomicBool>,
 }
 
 #[async_trait::async_trait]
@@ -68,6 +70,7 @@ impl PeerConnectionEventHandler for Events {
         tracing::debug!(participant_id = self.participant_id, target = ?self.target, %state, "connection state");
         match state {
             RTCPeerConnectionState::Connected => {
+                self.ever_connected.store(true, Ordering::Relaxed);
                 if let Some(connected) = &self.connected {
                     let _ = connected.send(());
                 }
@@ -174,6 +177,35 @@ fn sending_track_ids(sdp: &str) -> std::collections::BTreeSet<String> {
     ids
 }
 
+/// Drops the participant when its new connection has not come up within the media connect
+/// timeout: a client that joins and never completes ICE/DTLS must not hold a port. The
+/// participant is told `kicked` (`media_timeout`), which closes its socket (or ends its WHIP
+/// session), and the room lets it go, which closes its connections.
+fn drop_if_never_connected(
+    timeout: std::time::Duration,
+    ever_connected: Arc<AtomicBool>,
+    participant_id: u64,
+    outbox: mpsc::Sender<ServerMessage>,
+    room: RoomHandle,
+) {
+    tokio::spawn(async move {
+        tokio::time::sleep(timeout).await;
+        if ever_connected.load(Ordering::Relaxed) || outbox.is_closed() {
+            return;
+        }
+        tracing::info!(participant_id, "media connection never came up; dropping");
+        let _ = outbox.try_send(ServerMessage::Kicked {
+            reason: "media_timeout".into(),
+        });
+        let _ = room
+            .send(Command::Leave {
+                participant_id,
+                reason: "media_timeout",
+            })
+            .await;
+    });
+}
+
 fn short_id() -> String {
     format!("{:08x}", rand::random::<u32>())
 }
@@ -275,6 +307,7 @@ impl PeerMedia {
     ) -> Result<String, MediaError> {
         self.sources.lock().expect("sources lock").extend(sources);
         if self.publisher.is_none() {
+            let ever_connected = Arc::new(AtomicBool::new(false));
             let events = Events {
                 target: Target::Publisher,
                 participant_id: self.participant_id,
@@ -283,9 +316,17 @@ impl PeerMedia {
                 sources: self.sources.clone(),
                 published: self.published.clone(),
                 connected: None,
+                ever_connected: ever_connected.clone(),
             };
             self.publisher = Some(self.settings.connect(Arc::new(events)).await?);
             OPEN_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+            drop_if_never_connected(
+                self.settings.connect_timeout,
+                ever_connected,
+                self.participant_id,
+                self.outbox.clone(),
+                self.room.clone(),
+            );
         }
         let pc = &self.publisher.as_ref().expect("just made").pc;
         let sending = sending_track_ids(&sdp);
@@ -538,6 +579,7 @@ impl Subscriber {
         connected: &mpsc::UnboundedSender<()>,
     ) -> Result<&Connection, MediaError> {
         if self.connection.is_none() {
+            let ever_connected = Arc::new(AtomicBool::new(false));
             let events = Events {
                 target: Target::Subscriber,
                 participant_id: self.participant_id,
@@ -546,9 +588,17 @@ impl Subscriber {
                 sources: Arc::default(),
                 published: Arc::default(),
                 connected: Some(connected.clone()),
+                ever_connected: ever_connected.clone(),
             };
             self.connection = Some(self.settings.connect(Arc::new(events)).await?);
             OPEN_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+            drop_if_never_connected(
+                self.settings.connect_timeout,
+                ever_connected,
+                self.participant_id,
+                self.outbox.clone(),
+                self.room.clone(),
+            );
         }
         Ok(self.connection.as_ref().expect("just made"))
     }
