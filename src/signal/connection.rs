@@ -163,13 +163,14 @@ pub async fn run(socket: WebSocket, state: AppState, caller: Caller) {
     }
 }
 
-/// Whether a read failed because the message was over the socket's cap.
+/// Whether a read failed because the message was over the socket's cap. axum's WebSocket runs
+/// on another major version of tungstenite than the one this crate can name, so its
+/// `CapacityError::MessageTooLong` is recognised by its message ("Message too long: …").
 fn too_big(error: &axum::Error) -> bool {
-    use tokio_tungstenite::tungstenite::Error as WsError;
     let source: &(dyn std::error::Error + 'static) = error;
     let mut next = Some(source);
     while let Some(e) = next {
-        if matches!(e.downcast_ref::<WsError>(), Some(WsError::Capacity(_))) {
+        if e.to_string().contains("Message too long") {
             return true;
         }
         next = e.source();
