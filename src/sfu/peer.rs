@@ -46,8 +46,8 @@ struct Events {
     published: Arc<Mutex<BTreeMap<String, String>>>,
     /// Subscriber side: told when the connection is up, to ask for fresh keyframes.
     connected: Option<mpsc::UnboundedSender<()>>,
-    /// Set once the connection has come up (read by `drop_if_never_connected`).
-    ever_connected: Arc<AtomicBool>,
+    /// Told the first time the connection comes up (awaited by `drop_if_never_connected`).
+    first_up: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
 #[async_trait::async_trait]
@@ -70,7 +70,9 @@ impl PeerConnectionEventHandler for Events {
         tracing::debug!(participant_id = self.participant_id, target = ?self.target, %state, "connection state");
         match state {
             RTCPeerConnectionState::Connected => {
-                self.ever_connected.store(true, Ordering::Relaxed);
+                if let Some(first_up) = self.first_up.lock().expect("first_up lock").take() {
+                    let _ = first_up.send(());
+                }
                 if let Some(connected) = &self.connected {
                     let _ = connected.send(());
                 }
@@ -183,15 +185,17 @@ fn sending_track_ids(sdp: &str) -> std::collections::BTreeSet<String> {
 /// session), and the room lets it go, which closes its connections.
 fn drop_if_never_connected(
     timeout: std::time::Duration,
-    ever_connected: Arc<AtomicBool>,
+    up: tokio::sync::oneshot::Receiver<()>,
     participant_id: u64,
     outbox: mpsc::Sender<ServerMessage>,
     room: RoomHandle,
 ) {
     tokio::spawn(async move {
-        tokio::time::sleep(timeout).await;
-        if ever_connected.load(Ordering::Relaxed) || outbox.is_closed() {
-            return;
+        // Ends as soon as the connection is up, or closed, or the participant gone.
+        tokio::select! {
+            _ = up => return,
+            _ = outbox.closed() => return,
+            _ = tokio::time::sleep(timeout) => {}
         }
         tracing::info!(participant_id, "media connection never came up; dropping");
         let _ = outbox.try_send(ServerMessage::Kicked {
@@ -307,7 +311,7 @@ impl PeerMedia {
     ) -> Result<String, MediaError> {
         self.sources.lock().expect("sources lock").extend(sources);
         if self.publisher.is_none() {
-            let ever_connected = Arc::new(AtomicBool::new(false));
+            let (first_up, up) = tokio::sync::oneshot::channel();
             let events = Events {
                 target: Target::Publisher,
                 participant_id: self.participant_id,
@@ -316,13 +320,13 @@ impl PeerMedia {
                 sources: self.sources.clone(),
                 published: self.published.clone(),
                 connected: None,
-                ever_connected: ever_connected.clone(),
+                first_up: Mutex::new(Some(first_up)),
             };
             self.publisher = Some(self.settings.connect(Arc::new(events)).await?);
             OPEN_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
             drop_if_never_connected(
                 self.settings.connect_timeout,
-                ever_connected,
+                up,
                 self.participant_id,
                 self.outbox.clone(),
                 self.room.clone(),
@@ -579,7 +583,7 @@ impl Subscriber {
         connected: &mpsc::UnboundedSender<()>,
     ) -> Result<&Connection, MediaError> {
         if self.connection.is_none() {
-            let ever_connected = Arc::new(AtomicBool::new(false));
+            let (first_up, up) = tokio::sync::oneshot::channel();
             let events = Events {
                 target: Target::Subscriber,
                 participant_id: self.participant_id,
@@ -588,13 +592,13 @@ impl Subscriber {
                 sources: Arc::default(),
                 published: Arc::default(),
                 connected: Some(connected.clone()),
-                ever_connected: ever_connected.clone(),
+                first_up: Mutex::new(Some(first_up)),
             };
             self.connection = Some(self.settings.connect(Arc::new(events)).await?);
             OPEN_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
             drop_if_never_connected(
                 self.settings.connect_timeout,
-                ever_connected,
+                up,
                 self.participant_id,
                 self.outbox.clone(),
                 self.room.clone(),

@@ -148,9 +148,7 @@ impl RawSocket {
                 Ok(Some(Ok(Message::Text(text)))) => {
                     return Ok(serde_json::from_str(&text).expect("protocol"))
                 }
-                Ok(Some(Ok(Message::Close(frame)))) => {
-                    return Err(frame.map(|f| u16::from(f.code)))
-                }
+                Ok(Some(Ok(Message::Close(frame)))) => return Err(frame.map(|f| u16::from(f.code))),
                 Ok(Some(Ok(_))) => continue,
                 Ok(Some(Err(_)) | None) => return Err(None),
             }
@@ -219,12 +217,19 @@ async fn a_removed_member_is_dropped_from_the_live_room_at_once() {
         ))
         .await
         .is_some());
-    assert_eq!(participants(&class.teacher, class.class_id, room_id).await, 1);
+    assert_eq!(
+        participants(&class.teacher, class.class_id, room_id).await,
+        1
+    );
     // Its media stopped: nothing more arrives.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = packets(&family);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(packets(&family), before, "media still flows to a removed member");
+    assert_eq!(
+        packets(&family),
+        before,
+        "media still flows to a removed member"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,7 +270,10 @@ async fn signing_out_ends_that_sessions_participation_and_a_reset_ends_all() {
     let play = app
         .anonymous()
         .post(app.url(&format!("/whep/{room_id}")))
-        .header("authorization", format!("Bearer {}", viewer["token"].as_str().unwrap()))
+        .header(
+            "authorization",
+            format!("Bearer {}", viewer["token"].as_str().unwrap()),
+        )
         .header("content-type", "application/sdp")
         .body("v=0\r\n")
         .send()
@@ -281,7 +289,12 @@ async fn signing_out_ends_that_sessions_participation_and_a_reset_ends_all() {
             json!({}),
         )
         .await;
-    let token = link["reset_url"].as_str().unwrap().split('#').nth(1).unwrap();
+    let token = link["reset_url"]
+        .as_str()
+        .unwrap()
+        .split('#')
+        .nth(1)
+        .unwrap();
     let reset = app
         .anonymous()
         .post(app.url("/api/v1/password-reset"))
@@ -297,7 +310,10 @@ async fn signing_out_ends_that_sessions_participation_and_a_reset_ends_all() {
         ))
         .await
         .is_some());
-    assert_eq!(participants(&class.teacher, class.class_id, room_id).await, 1);
+    assert_eq!(
+        participants(&class.teacher, class.class_id, room_id).await,
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -358,7 +374,10 @@ async fn a_waiting_participant_gets_nothing_and_may_do_nothing() {
         panic!("refused")
     };
     assert!(waiting);
-    assert!(participants.is_empty() && tracks.is_empty(), "{participants:?}");
+    assert!(
+        participants.is_empty() && tracks.is_empty(),
+        "{participants:?}"
+    );
 
     assert!(matches!(
         chat(&mut tutor, "only for those let in").await,
@@ -402,7 +421,10 @@ async fn a_waiting_participant_gets_nothing_and_may_do_nothing() {
         .await;
     assert!(heard.is_none(), "the waiting family heard {heard:?}");
     assert!(tutor
-        .wait_for(Duration::from_millis(500), |m| matches!(m, ServerMessage::Chat { text, .. } if text == "let me in"))
+        .wait_for(
+            Duration::from_millis(500),
+            |m| matches!(m, ServerMessage::Chat { text, .. } if text == "let me in")
+        )
         .await
         .is_none());
 
@@ -447,7 +469,10 @@ async fn room_tokens_serve_one_purpose_in_one_room() {
     // A family's viewer token for the classroom does not open the signalling socket.
     let viewer = class
         .family
-        .post_ok(&format!("/api/v1/rooms/{classroom}/viewer-token"), json!({}))
+        .post_ok(
+            &format!("/api/v1/rooms/{classroom}/viewer-token"),
+            json!({}),
+        )
         .await;
     let viewer_token = viewer["token"].as_str().unwrap();
     let socket = app
@@ -582,12 +607,13 @@ async fn a_flood_of_hands_is_refused_and_neither_logged_nor_broadcast() {
     assert_eq!(broadcast, ok, "only accepted hands reach others");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let db = app.workspace.database().await;
-    let logged: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM session_events WHERE session_id = $1 AND kind = 'hand'")
-            .bind(session_id)
-            .fetch_one(&db)
-            .await
-            .unwrap();
+    let logged: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM session_events WHERE session_id = $1 AND kind = 'hand'",
+    )
+    .bind(session_id)
+    .fetch_one(&db)
+    .await
+    .unwrap();
     assert_eq!(logged as u64, ok, "only accepted hands are logged");
     // The family is still a working participant.
     assert!(matches!(
@@ -628,7 +654,9 @@ async fn guests_are_bounded_per_room_and_address_and_silent_ones_are_dropped() {
         .send(json!({"type": "join", "id": 1, "room_id": open_house}).to_string())
         .await;
     let reply = silent
-        .until(Duration::from_secs(5), |m| matches!(m, ServerMessage::Joined { .. }))
+        .until(Duration::from_secs(5), |m| {
+            matches!(m, ServerMessage::Joined { .. })
+        })
         .await;
     assert!(reply.is_ok(), "{reply:?}");
     let mut watching = peer::connect(&app, Credential::Token(&tokens[1])).await;
@@ -653,7 +681,9 @@ async fn guests_are_bounded_per_room_and_address_and_silent_ones_are_dropped() {
 
     // The silent guest is dropped once the media connect timeout passes, and frees its place.
     let kicked = silent
-        .until(Duration::from_secs(8), |m| matches!(m, ServerMessage::Kicked { .. }))
+        .until(Duration::from_secs(8), |m| {
+            matches!(m, ServerMessage::Kicked { .. })
+        })
         .await;
     assert!(
         matches!(&kicked, Ok(ServerMessage::Kicked { reason }) if reason == "media_timeout"),
@@ -665,7 +695,10 @@ async fn guests_are_bounded_per_room_and_address_and_silent_ones_are_dropped() {
     ));
     drop(silent);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(participants(&class.teacher, class.class_id, open_house).await, 2);
+    assert_eq!(
+        participants(&class.teacher, class.class_id, open_house).await,
+        2
+    );
     let mut freed = (0, String::new());
     for _ in 0..30 {
         freed = error_code(fourth().await.unwrap()).await;
@@ -696,12 +729,7 @@ async fn oversized_messages_get_too_large_and_far_oversized_ones_close_with_1009
     let class = ClassFixture::new(&app, &admin, "a").await;
     let mut socket = RawSocket::open(&app, Credential::Cookie(&class.family.cookie)).await;
     let limit = 64 * 1024;
-    let chat = |len: usize| {
-        format!(
-            r#"{{"type":"chat","id":5,"text":"{}"}}"#,
-            "x".repeat(len)
-        )
-    };
+    let chat = |len: usize| format!(r#"{{"type":"chat","id":5,"text":"{}"}}"#, "x".repeat(len));
     // Over the limit but within the margin: an error, and the socket stays.
     socket.send(chat(limit + 1000)).await;
     let reply = socket.next(Duration::from_secs(5)).await;
@@ -709,7 +737,9 @@ async fn oversized_messages_get_too_large_and_far_oversized_ones_close_with_1009
         matches!(&reply, Ok(m) if is_error(m, "too_large")),
         "{reply:?}"
     );
-    socket.send(json!({"type": "ping", "id": 6}).to_string()).await;
+    socket
+        .send(json!({"type": "ping", "id": 6}).to_string())
+        .await;
     assert_eq!(
         socket.next(Duration::from_secs(5)).await,
         Ok(ServerMessage::Pong { id: 6 })
@@ -766,9 +796,10 @@ async fn acknowledged_chat_survives_kill_9(db: Db) {
         ));
     }
     while let Some(ServerMessage::Ok { id }) = late
-        .wait_for(Duration::from_secs(2), |m| {
-            matches!(m, ServerMessage::Ok { id } if *id >= 2000)
-        })
+        .wait_for(
+            Duration::from_secs(2),
+            |m| matches!(m, ServerMessage::Ok { id } if *id >= 2000),
+        )
         .await
     {
         acknowledged.push(format!("late {}", id - 2000));
@@ -781,7 +812,10 @@ async fn acknowledged_chat_survives_kill_9(db: Db) {
     let get = |path: String| {
         app.client
             .get(app.url(&path))
-            .header("cookie", format!("homeroom_session={}", class.teacher.cookie))
+            .header(
+                "cookie",
+                format!("homeroom_session={}", class.teacher.cookie),
+            )
             .send()
     };
     let log: serde_json::Value = get(format!("/api/v1/sessions/{session_id}"))
