@@ -203,7 +203,9 @@ impl PeerConnectionEventHandler for ViewerEvents {
 #[utoipa::path(post, path = "/whep/{room_id}", tag = "whep", params(("room_id" = i64, Path)),
     request_body(content = String, content_type = "application/sdp"),
     responses((status = 201, description = "SDP answer", content_type = "application/sdp"),
-        (status = 401, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+        (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody), (status = 410, body = super::error::ErrorBody)))]
 pub async fn play(
     State(state): State<AppState>,
     Path(room_id): Path<i64>,

@@ -52,7 +52,7 @@ async fn wait_for_tracks(peer: &TestPeer, count: usize) {
 }
 
 fn packets(peer: &TestPeer) -> u64 {
-    peer.received().values().map(|r| r.packets as u64).sum()
+    peer.received().values().map(|r| r.packets).sum()
 }
 
 /// How many are in the room now, as the class's room list says.
