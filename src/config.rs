@@ -102,6 +102,14 @@ pub struct LimitsConfig {
     pub max_rooms_per_node: usize,
     /// Largest upload accepted, in megabytes.
     pub max_upload_mb: u64,
+    /// Guests (open-house link holders) in one open-house room at once; a guest link is
+    /// shared freely, so without a bound its holders could take every media port.
+    pub max_guests_per_room: usize,
+    /// Guest signalling sockets open at once from one IP address.
+    pub max_guests_per_ip: usize,
+    /// Seconds a participant's peer connection may take to connect after the server made it;
+    /// a participant that never completes it is dropped and its connection freed.
+    pub media_connect_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -190,6 +198,9 @@ impl Default for LimitsConfig {
             max_participants_per_room: 500,
             max_rooms_per_node: 100,
             max_upload_mb: 50,
+            max_guests_per_room: 100,
+            max_guests_per_ip: 8,
+            media_connect_timeout_secs: 30,
         }
     }
 }
@@ -258,6 +269,12 @@ impl Config {
             return Err(key_error(
                 "limits.max_message_bytes",
                 "must be at least 1024",
+            ));
+        }
+        if self.limits.media_connect_timeout_secs == 0 {
+            return Err(key_error(
+                "limits.media_connect_timeout_secs",
+                "must be at least 1",
             ));
         }
         Ok(())

@@ -55,6 +55,9 @@ pub async fn run(
         sfu: sfu.clone(),
         whip: Arc::default(),
         whep: Arc::default(),
+        guest_slots: Arc::new(crate::signal::guests::GuestSlots::new(
+            config.limits.max_guests_per_ip,
+        )),
         public_url: public_url.clone(),
     };
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();

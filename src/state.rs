@@ -21,6 +21,8 @@ pub struct AppState {
     pub whip: Arc<crate::http::whip::WhipSessions>,
     /// Players watching over WHEP.
     pub whep: Arc<crate::http::whep::WhepSessions>,
+    /// Guest signalling sockets open per IP address.
+    pub guest_slots: Arc<crate::signal::guests::GuestSlots>,
     /// The base of every link we hand out (invites, set-up, feeds).
     pub public_url: url::Url,
 }

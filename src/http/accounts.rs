@@ -14,6 +14,7 @@ use super::{Error, Result};
 use crate::access::{decide, Action, Facts, Role, Who};
 use crate::auth::{password, token};
 use crate::names::{DisplayName, Login};
+use crate::sfu::revocation::{Reach, Revocation};
 use crate::state::AppState;
 use crate::store::classes::MyClass;
 use crate::store::users::{NewUser, User};
@@ -227,6 +228,13 @@ static DUMMY_HASH: std::sync::LazyLock<String> =
 #[utoipa::path(delete, path = "/api/v1/session", tag = "accounts", responses((status = 204)))]
 pub async fn sign_out(State(state): State<AppState>, current: CurrentUser) -> Result<Response> {
     state.store.delete_session(&current.session_hash).await?;
+    state
+        .sfu
+        .revoke(Revocation::sessions(
+            current.user.id,
+            Reach::Session(current.session_hash.clone()),
+        ))
+        .await;
     Ok((
         StatusCode::NO_CONTENT,
         [(header::SET_COOKIE, clear_cookie_header())],
@@ -274,6 +282,13 @@ pub async fn change_password(
         .store
         .delete_other_sessions(current.user.id, &current.session_hash)
         .await?;
+    state
+        .sfu
+        .revoke(Revocation::sessions(
+            current.user.id,
+            Reach::SessionsExcept(current.session_hash.clone()),
+        ))
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -387,6 +402,10 @@ pub async fn use_reset(
     };
     state.store.set_password_hash(user_id, &hash).await?;
     state.store.delete_sessions_of(user_id).await?;
+    state
+        .sfu
+        .revoke(Revocation::sessions(user_id, Reach::AnySession))
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 

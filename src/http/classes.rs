@@ -17,6 +17,7 @@ use super::accounts::parse_name;
 use super::extract::{ApiJson, CurrentUser};
 use super::{Error, Result};
 use crate::access::{decide, Action, Facts, Grant, Role, Who};
+use crate::sfu::revocation::Revocation;
 use crate::state::AppState;
 use crate::store::classes::{Class, Member, MyClass, Student};
 use crate::store::users::User;
@@ -272,7 +273,14 @@ pub async fn remove_member(
 ) -> Result<StatusCode> {
     require(&state, &current.user, class_id, Action::ManageClass).await?;
     match state.store.remove_membership(user_id, class_id).await? {
-        true => Ok(StatusCode::NO_CONTENT),
+        true => {
+            // Out of the class means out of its live rooms, now.
+            state
+                .sfu
+                .revoke(Revocation::membership(user_id, class_id))
+                .await;
+            Ok(StatusCode::NO_CONTENT)
+        }
         false => Err(Error::NotFound),
     }
 }

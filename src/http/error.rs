@@ -32,6 +32,9 @@ pub enum Error {
     Csrf,
     #[error("too many attempts; try again in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// A bound on how much one client may hold at once (429 with its own code).
+    #[error("{message}")]
+    TooMany { code: &'static str, message: String },
     #[error("the upload is larger than {limit_mb} MB")]
     TooLarge { limit_mb: u64 },
     #[error("database error")]
@@ -81,7 +84,7 @@ impl Error {
             Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::Gone { .. } => StatusCode::GONE,
-            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::RateLimited { .. } | Error::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -96,7 +99,8 @@ impl Error {
             | Error::Unauthenticated { code, .. }
             | Error::BadRequest { code, .. }
             | Error::Conflict { code, .. }
-            | Error::Gone { code, .. } => code,
+            | Error::Gone { code, .. }
+            | Error::TooMany { code, .. } => code,
             Error::Csrf => "csrf",
             Error::RateLimited { .. } => "rate_limited",
             Error::TooLarge { .. } => "too_large",

@@ -12,7 +12,7 @@ use super::classes::{require, who_in};
 use super::extract::{ApiJson, ClientIp, CurrentUser};
 use super::{Error, Result};
 use crate::access::{decide, Action, Facts, Who};
-use crate::auth::room_token::RoomClaims;
+use crate::auth::room_token::{Purpose, RoomClaims};
 use crate::auth::token;
 use crate::sfu::room::RoomKind;
 use crate::state::AppState;
@@ -199,12 +199,15 @@ pub async fn guest_token(
         return Err(Error::NotFound);
     }
     let expires_at = now_ms() + GUEST_TOKEN_TTL_MS;
+    // Good for this open house's signalling only.
     let claims = RoomClaims {
+        purpose: Purpose::Guest,
         user_id: None,
         room_id: room.id,
         class_id: room.class_id,
         display_name: format!("{} (guest)", name.as_str()),
         expires_at,
+        session: None,
     };
     let token = state.room_tokens.issue(&claims);
     Ok((

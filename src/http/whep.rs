@@ -18,19 +18,19 @@ use webrtc::peer_connection::{
     PeerConnectionEventHandler, RTCPeerConnectionState, RTCSessionDescription,
 };
 
-use super::classes::require;
+use super::classes::{require, who_in};
 use super::extract::{CurrentUser, MaybeUser};
 use super::media_sessions::{until_removed, InRoom, Sessions};
 use super::whip::{parse_sdpfrag, require_content_type};
 use super::{Error, Result};
-use crate::access::Action;
-use crate::auth::room_token::RoomClaims;
+use crate::access::{Action, Who};
+use crate::auth::room_token::{Purpose, RoomClaims};
 use crate::sfu::media::{gathered_description, Connection};
 use crate::sfu::peer::Output;
 use crate::sfu::room::{Command, NewPeer, RoomHandle, RoomKind};
 use crate::signal::admission::{admit, presentation};
 use crate::signal::protocol::MediaKind;
-use crate::signal::{identity_from_token, Identity};
+use crate::signal::{caller_from_token, Caller, Identity};
 use crate::state::AppState;
 use crate::store::now_ms;
 
@@ -100,15 +100,23 @@ fn watch_action(kind: &str) -> Result<Action> {
     }
 }
 
-/// A short-lived token with which a standard WHEP player watches as the caller.
+/// A short-lived token with which a standard WHEP player watches this one room as the caller.
+/// It is good for nothing else (not the signalling socket, not another room), and it dies with
+/// the session that made it.
 #[utoipa::path(post, path = "/api/v1/rooms/{room_id}/viewer-token", tag = "whep", params(("room_id" = i64, Path)),
-    responses((status = 201, body = ViewerToken), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 201, body = ViewerToken), (status = 400, body = super::error::ErrorBody),
+        (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody)))]
 pub async fn viewer_token(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(room_id): Path<i64>,
 ) -> Result<(StatusCode, Json<ViewerToken>)> {
     let room = state.store.room(room_id).await?.ok_or(Error::NotFound)?;
+    // Whether the room exists for the caller is settled before what kind of room it is.
+    if who_in(&state, &current.user, room.class_id).await? == Who::Outsider {
+        return Err(Error::NotFound);
+    }
     require(
         &state,
         &current.user,
@@ -118,11 +126,13 @@ pub async fn viewer_token(
     .await?;
     let expires_at = now_ms() + VIEWER_TOKEN_TTL_MS;
     let claims = RoomClaims {
+        purpose: Purpose::Viewer,
         room_id,
         user_id: Some(current.user.id),
         class_id: room.class_id,
         display_name: current.user.display_name.clone(),
         expires_at,
+        session: Some(current.session_hash.clone()),
     };
     let whep_url = state
         .public_url
@@ -139,19 +149,25 @@ pub async fn viewer_token(
     ))
 }
 
-/// The player, by bearer token (viewer or guest token) or by session cookie (with CSRF).
+/// The player, by a viewer token made for this room or by session cookie (with CSRF).
 async fn viewer(
     state: &AppState,
     headers: &HeaderMap,
     user: Option<CurrentUser>,
-) -> Result<Identity> {
+    room_id: i64,
+) -> Result<Caller> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match (bearer, user) {
-        (Some(token), _) => identity_from_token(state, token.trim()).await,
-        (None, Some(current)) => Ok(Identity::User(current.user)),
+        (Some(token), _) => {
+            caller_from_token(state, token.trim(), Purpose::Viewer, Some(room_id)).await
+        }
+        (None, Some(current)) => Ok(Caller {
+            identity: Identity::User(current.user),
+            session: Some(current.session_hash),
+        }),
         (None, None) => Err(Error::Unauthorized),
     }
 }
@@ -187,7 +203,9 @@ impl PeerConnectionEventHandler for ViewerEvents {
 #[utoipa::path(post, path = "/whep/{room_id}", tag = "whep", params(("room_id" = i64, Path)),
     request_body(content = String, content_type = "application/sdp"),
     responses((status = 201, description = "SDP answer", content_type = "application/sdp"),
-        (status = 401, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+        (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody), (status = 410, body = super::error::ErrorBody)))]
 pub async fn play(
     State(state): State<AppState>,
     Path(room_id): Path<i64>,
@@ -195,13 +213,14 @@ pub async fn play(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
-    let identity = viewer(&state, &headers, user).await?;
+    let Caller { identity, session } = viewer(&state, &headers, user, room_id).await?;
     require_content_type(&headers, "application/sdp")?;
     let offer = String::from_utf8(body.to_vec())
         .map_err(|_| Error::bad_request("bad_sdp", "the offer is not text"))?;
     let room = state.store.room(room_id).await?.ok_or(Error::NotFound)?;
-    watch_action(&room.kind)?;
+    // Outsiders learn nothing of the room, not even its kind: admission (404) comes first.
     let standing = admit(&state.store, &identity, &room).await?;
+    watch_action(&room.kind)?;
     let handle = state
         .sfu
         .live_room(room.id)
@@ -219,6 +238,7 @@ pub async fn play(
         .join(NewPeer {
             participant_id,
             user_id,
+            session,
             display_name: name,
             role,
             standing,
@@ -239,7 +259,7 @@ pub async fn play(
             return Err(e);
         }
     };
-    let (sdp, connection, outputs) = answer;
+    let (sdp, connection, outputs, up) = answer;
     let resource = state.whep.insert(WhepSession {
         room_id,
         room: handle,
@@ -254,6 +274,21 @@ pub async fn play(
             until_removed(outbox_rx).await;
             if let Some(session) = state.whep.take(&resource) {
                 session.close().await;
+            }
+        }
+    });
+    // A player that never completes its connection must not hold a port.
+    tokio::spawn({
+        let state = state.clone();
+        let resource = resource.clone();
+        let timeout = state.sfu.media().connect_timeout;
+        async move {
+            tokio::time::sleep(timeout).await;
+            if !up.load(Ordering::Relaxed) {
+                if let Some(session) = state.whep.take(&resource) {
+                    tracing::info!(room_id, "WHEP player never connected; dropping");
+                    session.close().await;
+                }
             }
         }
     });
@@ -274,7 +309,7 @@ async fn answer(
     room: &RoomHandle,
     participant_id: u64,
     offer: String,
-) -> Result<(String, Connection, Vec<Output>)> {
+) -> Result<(String, Connection, Vec<Output>, Arc<AtomicBool>)> {
     let bad_sdp = |e: webrtc::error::Error| {
         Error::bad_request("bad_sdp", format!("the offer was refused: {e}"))
     };
@@ -321,7 +356,7 @@ async fn answer(
     for output in &outputs {
         output.resolve_payload_type().await;
     }
-    Ok((local.sdp, connection, outputs))
+    Ok((local.sdp, connection, outputs, up))
 }
 
 /// Trickled candidates from the player.

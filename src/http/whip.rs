@@ -210,7 +210,7 @@ pub async fn publish(
     }
     let handle = state
         .sfu
-        .room_for(room.id, Some(owner.id), standing.host())
+        .room_for(room.id, room.class_id, Some(owner.id), standing.host())
         .await?;
     let participant_id = state.sfu.next_participant_id();
     let (outbox, outbox_rx) = mpsc::channel(256);
@@ -224,6 +224,9 @@ pub async fn publish(
     let peer = NewPeer {
         participant_id,
         user_id: Some(owner.id),
+        // A stream key is no sign-in session: only a removal from the class (or the
+        // account's end) stops the encoder, not its owner signing out.
+        session: None,
         display_name: format!("{name} (encoder)"),
         role,
         standing,

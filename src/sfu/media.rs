@@ -22,6 +22,9 @@ pub struct MediaSettings {
     public_ip: Option<IpAddr>,
     ice_tcp: bool,
     pub ice_servers: Vec<IceServer>,
+    /// How long a connection may take to come up before its participant is dropped
+    /// (`limits.media_connect_timeout_secs`): one that never answers must not hold a port.
+    pub connect_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +42,7 @@ pub struct Connection {
 }
 
 impl MediaSettings {
-    pub fn new(config: &MediaConfig) -> MediaSettings {
+    pub fn new(config: &MediaConfig, connect_timeout: Duration) -> MediaSettings {
         MediaSettings {
             ports: PortPool::new(config.udp_ports),
             bind_ip: config
@@ -50,6 +53,7 @@ impl MediaSettings {
             public_ip: config.public_ip,
             ice_tcp: config.ice_tcp,
             ice_servers: config.ice_servers.clone(),
+            connect_timeout,
         }
     }
 

@@ -11,6 +11,7 @@ pub mod keyframe_requests;
 pub mod media;
 pub mod peer;
 pub mod ports;
+pub mod revocation;
 pub mod room;
 pub mod track;
 
@@ -20,6 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use event_log::EventLog;
 use media::MediaSettings;
+use revocation::Revocation;
 use room::{Command, Room, RoomHandle, RoomSpec};
 
 use crate::config::Config;
@@ -42,6 +44,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     max_rooms: usize,
     max_participants: usize,
+    max_guests: usize,
     next_participant: AtomicU64,
 }
 
@@ -51,12 +54,16 @@ impl Sfu {
             inner: Arc::new(Inner {
                 rooms: Mutex::default(),
                 occupancy: Mutex::default(),
-                media: Arc::new(MediaSettings::new(&config.media)),
+                media: Arc::new(MediaSettings::new(
+                    &config.media,
+                    std::time::Duration::from_secs(config.limits.media_connect_timeout_secs),
+                )),
                 log: EventLog::start(store.clone()),
                 store,
                 metrics,
                 max_rooms: config.limits.max_rooms_per_node,
                 max_participants: config.limits.max_participants_per_room,
+                max_guests: config.limits.max_guests_per_room,
                 next_participant: AtomicU64::new(1),
             }),
         }
@@ -80,6 +87,7 @@ impl Sfu {
     pub async fn room_for(
         &self,
         room_id: i64,
+        class_id: i64,
         host_user: Option<i64>,
         is_host: bool,
     ) -> Result<RoomHandle, SignalError> {
@@ -123,13 +131,33 @@ impl Sfu {
         });
         let spec = RoomSpec {
             room_id,
+            class_id,
             session_id,
             max_participants: self.inner.max_participants,
+            max_guests: self.inner.max_guests,
         };
         let handle = Room::start(spec, self.inner.log.clone(), on_change);
         rooms.insert(room_id, handle.clone());
         tracing::info!(room_id, session_id, "live session started");
         Ok(handle)
+    }
+
+    /// Ends, in every live room it concerns, the participations the revocation reaches; the
+    /// rooms drop them at once (see `revocation.rs`).
+    pub async fn revoke(&self, revocation: Revocation) {
+        let handles: Vec<RoomHandle> = self
+            .inner
+            .rooms
+            .lock()
+            .expect("rooms lock")
+            .values()
+            .filter(|h| !h.is_closed())
+            .filter(|h| revocation.class_id.is_none_or(|c| c == h.class_id))
+            .cloned()
+            .collect();
+        for handle in handles {
+            let _ = handle.send(Command::Revoke(revocation.clone())).await;
+        }
     }
 
     /// Participants in each live room.

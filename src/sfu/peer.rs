@@ -46,6 +46,8 @@ struct Events {
     published: Arc<Mutex<BTreeMap<String, String>>>,
     /// Subscriber side: told when the connection is up, to ask for fresh keyframes.
     connected: Option<mpsc::UnboundedSender<()>>,
+    /// Told the first time the connection comes up (awaited by `drop_if_never_connected`).
+    first_up: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
 #[async_trait::async_trait]
@@ -68,6 +70,9 @@ impl PeerConnectionEventHandler for Events {
         tracing::debug!(participant_id = self.participant_id, target = ?self.target, %state, "connection state");
         match state {
             RTCPeerConnectionState::Connected => {
+                if let Some(first_up) = self.first_up.lock().expect("first_up lock").take() {
+                    let _ = first_up.send(());
+                }
                 if let Some(connected) = &self.connected {
                     let _ = connected.send(());
                 }
@@ -174,6 +179,37 @@ fn sending_track_ids(sdp: &str) -> std::collections::BTreeSet<String> {
     ids
 }
 
+/// Drops the participant when its new connection has not come up within the media connect
+/// timeout: a client that joins and never completes ICE/DTLS must not hold a port. The
+/// participant is told `kicked` (`media_timeout`), which closes its socket (or ends its WHIP
+/// session), and the room lets it go, which closes its connections.
+fn drop_if_never_connected(
+    timeout: std::time::Duration,
+    up: tokio::sync::oneshot::Receiver<()>,
+    participant_id: u64,
+    outbox: mpsc::Sender<ServerMessage>,
+    room: RoomHandle,
+) {
+    tokio::spawn(async move {
+        // Ends as soon as the connection is up, or closed, or the participant gone.
+        tokio::select! {
+            _ = up => return,
+            _ = outbox.closed() => return,
+            _ = tokio::time::sleep(timeout) => {}
+        }
+        tracing::info!(participant_id, "media connection never came up; dropping");
+        let _ = outbox.try_send(ServerMessage::Kicked {
+            reason: "media_timeout".into(),
+        });
+        let _ = room
+            .send(Command::Leave {
+                participant_id,
+                reason: "media_timeout",
+            })
+            .await;
+    });
+}
+
 fn short_id() -> String {
     format!("{:08x}", rand::random::<u32>())
 }
@@ -275,6 +311,7 @@ impl PeerMedia {
     ) -> Result<String, MediaError> {
         self.sources.lock().expect("sources lock").extend(sources);
         if self.publisher.is_none() {
+            let (first_up, up) = tokio::sync::oneshot::channel();
             let events = Events {
                 target: Target::Publisher,
                 participant_id: self.participant_id,
@@ -283,9 +320,17 @@ impl PeerMedia {
                 sources: self.sources.clone(),
                 published: self.published.clone(),
                 connected: None,
+                first_up: Mutex::new(Some(first_up)),
             };
             self.publisher = Some(self.settings.connect(Arc::new(events)).await?);
             OPEN_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+            drop_if_never_connected(
+                self.settings.connect_timeout,
+                up,
+                self.participant_id,
+                self.outbox.clone(),
+                self.room.clone(),
+            );
         }
         let pc = &self.publisher.as_ref().expect("just made").pc;
         let sending = sending_track_ids(&sdp);
@@ -538,6 +583,7 @@ impl Subscriber {
         connected: &mpsc::UnboundedSender<()>,
     ) -> Result<&Connection, MediaError> {
         if self.connection.is_none() {
+            let (first_up, up) = tokio::sync::oneshot::channel();
             let events = Events {
                 target: Target::Subscriber,
                 participant_id: self.participant_id,
@@ -546,9 +592,17 @@ impl Subscriber {
                 sources: Arc::default(),
                 published: Arc::default(),
                 connected: Some(connected.clone()),
+                first_up: Mutex::new(Some(first_up)),
             };
             self.connection = Some(self.settings.connect(Arc::new(events)).await?);
             OPEN_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+            drop_if_never_connected(
+                self.settings.connect_timeout,
+                up,
+                self.participant_id,
+                self.outbox.clone(),
+                self.room.clone(),
+            );
         }
         Ok(self.connection.as_ref().expect("just made"))
     }

@@ -1,15 +1,19 @@
 //! A live room as an actor: one task owns the participants, the published tracks and the
 //! session log's order, and takes commands over a channel. Nothing else touches that state,
 //! so joins, leaves and moderation never race each other.
+//!
+//! A participant waiting to be admitted (tutoring rooms) is told nothing of the room and may
+//! do nothing in it: no events, no chat, no media, every request refused with `not_admitted`,
+//! until the host admits them and they receive the room as it is.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::event_log::{EventLog, LogEntry};
+use super::event_log::{EventLog, LogEntry, Written};
+use super::revocation::Revocation;
 use super::track::Published;
 use crate::access::{decide, Action, Facts, Who};
 use crate::signal::error::SignalError;
@@ -17,11 +21,9 @@ use crate::signal::protocol::{Abilities, MediaKind, ParticipantInfo, ServerMessa
 use crate::store::live_sessions::SessionEvent;
 use crate::store::now_ms;
 
-/// Longest chat message, in characters.
+/// Longest chat message, in characters. (How often one may chat is limited per socket, in
+/// `signal::throttle`.)
 pub const CHAT_MAX_CHARS: usize = 1000;
-/// Chat messages one participant may send per `CHAT_WINDOW`.
-const CHAT_BURST: usize = 5;
-const CHAT_WINDOW: Duration = Duration::from_secs(10);
 
 /// The three kinds of room of ARCHITECTURE.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +108,9 @@ pub enum PeerCommand {
 pub struct NewPeer {
     pub participant_id: u64,
     pub user_id: Option<i64>,
+    /// The sign-in session (stored hash) it was opened with; none for guests and stream keys.
+    /// Signing out of that session ends this participation.
+    pub session: Option<String>,
     pub display_name: String,
     pub role: String,
     pub standing: Standing,
@@ -136,6 +141,9 @@ pub enum Request {
     Kick(u64),
     End,
     Keyframe(String),
+    /// Nothing but the checks every request passes (still in the room, admitted): for
+    /// messages handled outside the room (answers, candidates, audio-only).
+    Check,
 }
 
 pub enum Command {
@@ -157,8 +165,10 @@ pub enum Command {
     Request {
         participant_id: u64,
         request: Request,
-        reply: oneshot::Sender<Result<(), SignalError>>,
+        reply: oneshot::Sender<Result<Option<Written>, SignalError>>,
     },
+    /// Some participants lost their right to be here (see `revocation.rs`).
+    Revoke(Revocation),
     /// The tracks published now (for WHEP viewers, who take what is there when they arrive).
     Tracks {
         reply: oneshot::Sender<Vec<Arc<Published>>>,
@@ -169,6 +179,8 @@ pub enum Command {
 
 #[derive(Clone)]
 pub struct RoomHandle {
+    /// The class the room belongs to, so a revocation reaches only its class's rooms.
+    pub class_id: i64,
     tx: mpsc::Sender<Command>,
     /// Set when the room's task has ended; a new one must be started for the next session.
     closed: Arc<AtomicBool>,
@@ -198,7 +210,13 @@ impl RoomHandle {
         answer.await.map_err(|_| SignalError::NotLive)
     }
 
-    pub async fn request(&self, participant_id: u64, request: Request) -> Result<(), SignalError> {
+    /// Asks the room; a chat answers with the pending write of its session event, which the
+    /// caller awaits before acknowledging.
+    pub async fn request(
+        &self,
+        participant_id: u64,
+        request: Request,
+    ) -> Result<Option<Written>, SignalError> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Request {
             participant_id,
@@ -212,6 +230,7 @@ impl RoomHandle {
 
 struct Peer {
     user_id: Option<i64>,
+    session: Option<String>,
     display_name: String,
     role: String,
     standing: Standing,
@@ -219,7 +238,6 @@ struct Peer {
     outbox: mpsc::Sender<ServerMessage>,
     media: mpsc::UnboundedSender<PeerCommand>,
     receives: bool,
-    chat_times: VecDeque<Instant>,
 }
 
 impl Peer {
@@ -252,8 +270,11 @@ impl Peer {
 /// The room's settings fixed at start.
 pub struct RoomSpec {
     pub room_id: i64,
+    pub class_id: i64,
     pub session_id: i64,
     pub max_participants: usize,
+    /// Open-house guests at once (`limits.max_guests_per_room`).
+    pub max_guests: usize,
 }
 
 pub struct Room {
@@ -279,6 +300,7 @@ impl Room {
         let (tx, rx) = mpsc::channel(1024);
         let closed = Arc::new(AtomicBool::new(false));
         let handle = RoomHandle {
+            class_id: spec.class_id,
             tx,
             closed: closed.clone(),
         };
@@ -330,6 +352,7 @@ impl Room {
                 Command::Tracks { reply } => {
                     let _ = reply.send(self.tracks.values().cloned().collect());
                 }
+                Command::Revoke(revocation) => self.revoke(&revocation),
                 Command::Close => {
                     end_reason = "server_shutdown";
                     break;
@@ -343,12 +366,33 @@ impl Room {
     }
 
     fn log(&mut self, participant_id: Option<u64>, kind: &'static str, detail: serde_json::Value) {
+        let event = self.event(participant_id, kind, detail);
+        self.log.send(LogEntry::Event(event));
+    }
+
+    /// Logs an event whose writing someone waits for (an acknowledged chat message).
+    fn log_durable(
+        &mut self,
+        participant_id: Option<u64>,
+        kind: &'static str,
+        detail: serde_json::Value,
+    ) -> Written {
+        let event = self.event(participant_id, kind, detail);
+        self.log.send_durable(event)
+    }
+
+    fn event(
+        &mut self,
+        participant_id: Option<u64>,
+        kind: &'static str,
+        detail: serde_json::Value,
+    ) -> SessionEvent {
         let (user_id, actor_name) = match participant_id.and_then(|id| self.peers.get(&id)) {
             Some(peer) => (peer.user_id, peer.display_name.clone()),
             None => (None, String::new()),
         };
         self.seq += 1;
-        self.log.send(LogEntry::Event(SessionEvent {
+        SessionEvent {
             session_id: self.spec.session_id,
             seq: self.seq,
             at: now_ms(),
@@ -356,12 +400,13 @@ impl Room {
             actor_name,
             kind,
             detail: detail.to_string(),
-        }));
+        }
     }
 
+    /// Tells every admitted participant; those still waiting hear nothing of the room.
     fn broadcast(&self, message: ServerMessage, except: Option<u64>) {
         for (id, peer) in &self.peers {
-            if Some(*id) != except {
+            if Some(*id) != except && !peer.standing.waiting {
                 peer.tell(message.clone());
             }
         }
@@ -371,9 +416,20 @@ impl Room {
         if self.peers.len() >= self.spec.max_participants {
             return Err(SignalError::RoomFull);
         }
+        if new.standing.who == Who::Guest {
+            let guests = self
+                .peers
+                .values()
+                .filter(|p| p.standing.who == Who::Guest)
+                .count();
+            if guests >= self.spec.max_guests {
+                return Err(SignalError::GuestsFull);
+            }
+        }
         let id = new.participant_id;
         let peer = Peer {
             user_id: new.user_id,
+            session: new.session,
             display_name: new.display_name,
             role: new.role,
             standing: new.standing,
@@ -381,7 +437,6 @@ impl Room {
             outbox: new.outbox,
             media: new.media,
             receives: new.receives,
-            chat_times: VecDeque::new(),
         };
         let info = peer.info(id);
         let waiting = peer.standing.waiting;
@@ -390,12 +445,19 @@ impl Room {
             host: peer.standing.host(),
             chat: true,
         };
+        // Someone waiting sees the room only once admitted.
         let snapshot = Snapshot {
             session_id: self.spec.session_id,
             abilities,
             waiting,
-            participants: self.peers.iter().map(|(pid, p)| p.info(*pid)).collect(),
-            tracks: self.tracks.values().map(|t| t.info()).collect(),
+            participants: match waiting {
+                true => Vec::new(),
+                false => self.peers.iter().map(|(pid, p)| p.info(*pid)).collect(),
+            },
+            tracks: match waiting {
+                true => Vec::new(),
+                false => self.tracks.values().map(|t| t.info()).collect(),
+            },
         };
         if peer.subscribes() {
             for track in self.tracks.values() {
@@ -449,6 +511,31 @@ impl Room {
         );
     }
 
+    /// Drops the participants a revocation reaches: each is told why (its socket closes, a
+    /// WHIP or WHEP session ends) and its tracks and subscriptions stop now.
+    fn revoke(&mut self, revocation: &Revocation) {
+        let class_id = self.spec.class_id;
+        let reached: Vec<u64> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| revocation.reaches(class_id, p.user_id, p.session.as_deref()))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in reached {
+            if let Some(peer) = self.peers.get(&id) {
+                peer.tell(ServerMessage::Kicked {
+                    reason: revocation.reason.to_owned(),
+                });
+            }
+            self.log(
+                Some(id),
+                "kick",
+                serde_json::json!({"participant_id": id, "reason": revocation.reason}),
+            );
+            self.leave(id, "removed");
+        }
+    }
+
     fn published(&mut self, track: Arc<Published>) {
         let Some(peer) = self.peers.get(&track.participant_id) else {
             return;
@@ -498,11 +585,18 @@ impl Room {
         );
     }
 
-    fn request(&mut self, participant_id: u64, request: Request) -> Result<(), SignalError> {
+    fn request(
+        &mut self,
+        participant_id: u64,
+        request: Request,
+    ) -> Result<Option<Written>, SignalError> {
         let peer = self
             .peers
             .get_mut(&participant_id)
             .ok_or(SignalError::NotJoined)?;
+        if peer.standing.waiting {
+            return Err(SignalError::NotAdmitted);
+        }
         let host = peer.standing.host();
         let not_host = || SignalError::NotAllowed("only the host may do this".into());
         match request {
@@ -517,20 +611,8 @@ impl Room {
                         format!("at most {CHAT_MAX_CHARS} characters"),
                     ));
                 }
-                let now = Instant::now();
-                while peer
-                    .chat_times
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) > CHAT_WINDOW)
-                {
-                    peer.chat_times.pop_front();
-                }
-                if peer.chat_times.len() >= CHAT_BURST {
-                    return Err(SignalError::RateLimited);
-                }
-                peer.chat_times.push_back(now);
                 let display_name = peer.display_name.clone();
-                self.log(
+                let written = self.log_durable(
                     Some(participant_id),
                     "chat",
                     serde_json::json!({"text": text}),
@@ -544,6 +626,7 @@ impl Room {
                     },
                     None,
                 );
+                return Ok(Some(written));
             }
             Request::Hand(raised) => {
                 peer.hand_raised = raised;
@@ -578,23 +661,36 @@ impl Room {
                     .peers
                     .get_mut(&target)
                     .ok_or(SignalError::NoSuchParticipant)?;
-                if peer.standing.waiting {
-                    peer.standing.waiting = false;
-                    peer.tell(ServerMessage::Admitted);
-                    for track in self.tracks.values().filter(|_| peer.receives) {
+                if !peer.standing.waiting {
+                    return Ok(None);
+                }
+                peer.standing.waiting = false;
+                let peer = &self.peers[&target];
+                // Now the room as it is: who is here and what they publish.
+                peer.tell(ServerMessage::Admitted);
+                for (id, other) in self.peers.iter().filter(|(id, _)| **id != target) {
+                    peer.tell(ServerMessage::ParticipantJoined {
+                        participant: other.info(*id),
+                    });
+                }
+                for track in self.tracks.values() {
+                    peer.tell(ServerMessage::TrackPublished {
+                        track: track.info(),
+                    });
+                    if peer.receives {
                         let _ = peer.media.send(PeerCommand::Subscribe(track.clone()));
                     }
-                    let info = peer.info(target);
-                    self.log(
-                        Some(participant_id),
-                        "admit",
-                        serde_json::json!({"participant_id": target}),
-                    );
-                    self.broadcast(
-                        ServerMessage::ParticipantUpdated { participant: info },
-                        None,
-                    );
                 }
+                let info = peer.info(target);
+                self.log(
+                    Some(participant_id),
+                    "admit",
+                    serde_json::json!({"participant_id": target}),
+                );
+                self.broadcast(
+                    ServerMessage::ParticipantUpdated { participant: info },
+                    None,
+                );
             }
             Request::Promote(target, presenter) => {
                 if !host
@@ -686,8 +782,9 @@ impl Room {
                 }
                 self.log(Some(participant_id), "end", serde_json::json!({}));
             }
+            Request::Check => {}
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Ends the session: everyone is told, tracks stop, the session row is closed.

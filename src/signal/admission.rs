@@ -28,11 +28,19 @@ pub async fn admit(
         }
         Identity::Guest(_) => (Who::Guest, None),
     };
-    // Outside the class, the room does not exist.
+    // Outside the class, the room does not exist. A guest's token names one open house;
+    // every other room of its class is out of bounds too.
     let outside = match identity {
         Identity::Guest(claims) => claims.class_id != room.class_id,
         Identity::User(_) => who == Who::Outsider,
     };
+    if let Identity::Guest(claims) = identity {
+        if !outside && claims.room_id != room.id {
+            return Err(SignalError::NotAllowed(
+                "your guest link is for another room".into(),
+            ));
+        }
+    }
     if outside {
         return Err(SignalError::RoomNotFound);
     }

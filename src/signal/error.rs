@@ -14,6 +14,11 @@ pub enum SignalError {
     NotLive,
     #[error("join a room first")]
     NotJoined,
+    /// Waiting to be admitted: nothing but `leave` and `ping` until the host lets you in.
+    #[error("wait until the host admits you")]
+    NotAdmitted,
+    #[error("this open house has as many guests as it may take; try again later")]
+    GuestsFull,
     #[error("already in a room")]
     AlreadyJoined,
     #[error("the room is full")]
@@ -44,6 +49,8 @@ impl SignalError {
             SignalError::NotAllowed(_) => "not_allowed",
             SignalError::NotLive => "not_live",
             SignalError::NotJoined => "not_joined",
+            SignalError::NotAdmitted => "not_admitted",
+            SignalError::GuestsFull => "guests_full",
             SignalError::AlreadyJoined => "already_joined",
             SignalError::RoomFull => "room_full",
             SignalError::NodeFull => "node_full",

@@ -1,11 +1,14 @@
 //! Signalling: typed JSON messages over one WebSocket per participant at `/api/v1/ws`,
-//! authenticated by the session cookie or a guest's room token, and authorized message by
-//! message (`connection.rs`). The protocol is in `protocol.rs` and `docs/signalling.md`.
+//! authenticated by the session cookie or a guest's room token (never another kind of room
+//! token), and authorized message by message (`connection.rs`), each type at a bounded rate
+//! (`throttle.rs`). The protocol is in `protocol.rs` and `docs/signalling.md`.
 
 pub mod admission;
 pub mod connection;
 pub mod error;
+pub mod guests;
 pub mod protocol;
+pub mod throttle;
 
 #[cfg(test)]
 mod fuzz;
@@ -19,8 +22,8 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
-use crate::auth::room_token::RoomClaims;
-use crate::http::extract::MaybeUser;
+use crate::auth::room_token::{Purpose, RoomClaims};
+use crate::http::extract::{ClientIp, MaybeUser};
 use crate::http::Error;
 use crate::state::AppState;
 use crate::store::users::User;
@@ -32,23 +35,50 @@ pub enum Identity {
     Guest(RoomClaims),
 }
 
-/// Who a room token stands for: the member it was issued to, or a guest.
-pub async fn identity_from_token(state: &AppState, token: &str) -> Result<Identity, Error> {
+/// Who is on the other end, and the sign-in session they came with (none for guests): a
+/// participation ends when that session does.
+pub struct Caller {
+    pub identity: Identity,
+    pub session: Option<String>,
+}
+
+/// Who a room token made for `purpose` (and, when given, for `room_id`) stands for: the member
+/// whose still-open session it was issued from, or a guest. A token made for anything else is
+/// refused as if it did not exist.
+pub async fn caller_from_token(
+    state: &AppState,
+    token: &str,
+    purpose: Purpose,
+    room_id: Option<i64>,
+) -> Result<Caller, Error> {
     let invalid = || {
         Error::gone(
             "token_invalid",
-            "the room token is unknown or expired; open the link again",
+            "the room token is unknown, expired or not for this; open the link again",
         )
     };
     let claims = state
         .room_tokens
-        .verify(token, crate::store::now_ms())
+        .verify(token, purpose, room_id, crate::store::now_ms())
         .ok_or_else(invalid)?;
-    match claims.user_id {
-        Some(id) => Ok(Identity::User(
-            state.store.user_by_id(id).await?.ok_or_else(invalid)?,
-        )),
-        None => Ok(Identity::Guest(claims)),
+    match (claims.user_id, claims.session.clone()) {
+        (Some(id), Some(session)) => {
+            let (user, _) = state
+                .store
+                .session_user(&session)
+                .await?
+                .filter(|(user, _)| user.id == id)
+                .ok_or_else(invalid)?;
+            Ok(Caller {
+                identity: Identity::User(user),
+                session: Some(session),
+            })
+        }
+        (None, None) => Ok(Caller {
+            identity: Identity::Guest(claims),
+            session: None,
+        }),
+        _ => Err(invalid()),
     }
 }
 
@@ -65,6 +95,7 @@ struct WsQuery {
 async fn upgrade(
     State(state): State<AppState>,
     MaybeUser(user): MaybeUser,
+    ClientIp(ip): ClientIp,
     Query(query): Query<WsQuery>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -90,17 +121,37 @@ async fn upgrade(
             ));
         }
     }
-    let identity = match (user, query.token) {
-        (_, Some(token)) => identity_from_token(&state, &token).await?,
-        (Some(current), None) => Identity::User(current.user),
+    // Only a guest token opens a socket: a viewer token is for its WHEP player alone.
+    let caller = match (user, query.token) {
+        (_, Some(token)) => caller_from_token(&state, &token, Purpose::Guest, None).await?,
+        (Some(current), None) => Caller {
+            identity: Identity::User(current.user),
+            session: Some(current.session_hash),
+        },
         (None, None) => return Err(Error::Unauthorized),
+    };
+    let guest_slot = match caller.identity {
+        Identity::Guest(_) => Some(state.guest_slots.take(ip).ok_or(Error::TooMany {
+            code: "too_many_guests",
+            message: "too many guest connections from this address".into(),
+        })?),
+        Identity::User(_) => None,
     };
     // Who is asking is settled before whether they asked properly.
     let ws = ws.map_err(|r| Error::bad_request("not_websocket", r.body_text()))?;
-    let limit = state.config.limits.max_message_bytes;
-    // The socket takes somewhat more than the limit so that an oversized message can be
-    // answered with a clear error instead of a dropped connection.
+    let limit = socket_limit(state.config.limits.max_message_bytes);
     Ok(ws
-        .max_message_size(limit * 16)
-        .on_upgrade(move |socket| connection::run(socket, state, identity)))
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| async move {
+            connection::run(socket, state, caller).await;
+            drop(guest_slot);
+        }))
+}
+
+/// The most the socket reads of one message: the message limit and a margin of an eighth, so
+/// that a message somewhat over the limit is answered `too_large` and the socket stays open.
+/// Past this, the WebSocket layer refuses to buffer it and the socket closes with 1009.
+pub fn socket_limit(max_message_bytes: usize) -> usize {
+    max_message_bytes + max_message_bytes / 8
 }

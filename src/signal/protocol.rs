@@ -130,6 +130,28 @@ pub enum ClientMessage {
 }
 
 impl ClientMessage {
+    /// The `type` on the wire (rates are kept per type).
+    pub fn kind(&self) -> &'static str {
+        use ClientMessage::*;
+        match self {
+            Join { .. } => "join",
+            Offer { .. } => "offer",
+            Answer { .. } => "answer",
+            Candidate { .. } => "candidate",
+            Chat { .. } => "chat",
+            Hand { .. } => "hand",
+            AudioOnly { .. } => "audio_only",
+            Keyframe { .. } => "keyframe",
+            Admit { .. } => "admit",
+            Promote { .. } => "promote",
+            Mute { .. } => "mute",
+            Kick { .. } => "kick",
+            End { .. } => "end",
+            Leave { .. } => "leave",
+            Ping { .. } => "ping",
+        }
+    }
+
     pub fn id(&self) -> u64 {
         use ClientMessage::*;
         match self {

@@ -260,6 +260,17 @@ impl TestApp {
             .unwrap();
         (status, started.elapsed(), self.workspace)
     }
+
+    /// Kills the server outright (SIGKILL: no shutdown, no flushing) and hands back its
+    /// workspace, to restart on it with `TestApp::start`.
+    pub async fn kill(mut self) -> Workspace {
+        signal(self.pid(), "KILL");
+        tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("homeroom did not die within 10 s of SIGKILL")
+            .unwrap();
+        self.workspace
+    }
 }
 
 pub fn signal(pid: u32, name: &str) {

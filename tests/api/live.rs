@@ -187,7 +187,7 @@ async fn a_tutoring_room_of_four_sees_and_hears_each_other() {
         assert!(!abilities.publish, "nobody publishes from the waiting room");
         let refused = peer.publish().await;
         assert!(
-            matches!(refused, ServerMessage::Error { ref code, .. } if code == "not_allowed"),
+            matches!(refused, ServerMessage::Error { ref code, .. } if code == "not_admitted"),
             "{refused:?}"
         );
     }

@@ -7,6 +7,7 @@ mod peer;
 mod posts;
 mod schemathesis;
 mod security_edge;
+mod security_live;
 mod whip;
 
 mod accounts;
