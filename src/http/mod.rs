@@ -28,6 +28,7 @@ use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use error::{Error, Result};
+pub use attachments::remove_crash_leftovers;
 
 /// No inline scripts or styles, nothing from elsewhere; the socket is `wss:` on this host and
 /// media elements play `MediaStream`s.
