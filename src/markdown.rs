@@ -73,8 +73,9 @@ pub fn to_safe_html(markdown: &str, own_attachments: &HashSet<i64>) -> String {
     });
     let mut html = String::new();
     pulldown_cmark::html::push_html(&mut html, events);
-    // Images written as HTML: ammonia drops a `src` that is not the class's own.
-    ammonia::Builder::default()
+    // Images written as HTML: ammonia drops a `src` that is not the class's own, then the
+    // `img` left without one goes too.
+    let clean = ammonia::Builder::default()
         .url_schemes(HashSet::from(["http", "https", "mailto"]))
         .link_rel(Some("noopener noreferrer nofollow"))
         .attribute_filter(move |element, attribute, value| {
@@ -85,7 +86,58 @@ pub fn to_safe_html(markdown: &str, own_attachments: &HashSet<i64>) -> String {
             Some(value.into())
         })
         .clean(&html)
-        .to_string()
+        .to_string();
+    drop_images_without_src(&clean)
+}
+
+/// Removes `img` tags without a `src` from ammonia's output. That output is html5ever's
+/// serialization: text has `<` escaped, so outside a tag a `<` always opens one; attribute
+/// values are double-quoted with `"` escaped, so a `>` inside quotes never closes one.
+fn drop_images_without_src(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&rest[..start]);
+        let tag = &rest[start..start + tag_length(&rest[start..])];
+        if !(is_img(tag) && !has_attribute(tag, "src")) {
+            out.push_str(tag);
+        }
+        rest = &rest[start + tag.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The length of the tag at the start of `text`, up to its closing `>` outside quotes.
+fn tag_length(text: &str) -> usize {
+    let mut quoted = false;
+    for (at, c) in text.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '>' if !quoted => return at + 1,
+            _ => {}
+        }
+    }
+    text.len()
+}
+
+fn is_img(tag: &str) -> bool {
+    tag.strip_prefix("<img")
+        .is_some_and(|rest| rest.starts_with([' ', '>', '/']))
+}
+
+/// Whether the tag has the attribute (looked for outside attribute values).
+fn has_attribute(tag: &str, name: &str) -> bool {
+    let wanted = format!(" {name}=");
+    let mut quoted = false;
+    for (at, c) in tag.char_indices() {
+        if c == '"' {
+            quoted = !quoted;
+        } else if !quoted && tag[at..].starts_with(&wanted) {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -118,11 +170,38 @@ mod tests {
             html.contains("<img src=\"/api/v1/attachments/7/thumbnail\" alt=\"ours\">"),
             "{html}"
         );
-        assert!(html.contains("<img src=\"/api/v1/attachments/7\">"), "{html}");
+        assert!(
+            html.contains("<img src=\"/api/v1/attachments/7\">"),
+            "{html}"
+        );
+        assert_eq!(
+            html.matches("<img").count(),
+            2,
+            "no image without its source: {html}"
+        );
         assert!(!html.contains("evil.example"), "{html}");
         assert!(!html.contains("attachments/8"), "{html}");
-        assert!(html.contains("theirs") && html.contains("other class"), "{html}");
+        assert!(
+            html.contains("theirs") && html.contains("other class"),
+            "{html}"
+        );
         assert!(html.contains("href=\"https://example.org/page\""), "{html}");
+    }
+
+    #[test]
+    fn images_without_a_source_go_and_nothing_else_does() {
+        assert_eq!(
+            drop_images_without_src(
+                "<p title=\"<img>\">a<img alt=\"x > src=y\">b<img src=\"/s\" alt=\"\"><imgx></p>"
+            ),
+            "<p title=\"<img>\">ab<img src=\"/s\" alt=\"\"><imgx></p>"
+        );
+        let html = to_safe_html(
+            "<p title=\"<img src=x>\">hi</p><img alt='a\"b' src=\"https://evil.example/x\">",
+            &HashSet::new(),
+        );
+        assert!(!html.contains("<img"), "{html}");
+        assert!(html.contains("hi"), "{html}");
     }
 
     #[test]

@@ -28,9 +28,9 @@ use super::extract::CurrentUser;
 use super::posts::visible;
 use super::{Error, Result};
 use crate::access::{decide, Action, Facts};
-use crate::store::users::User;
 use crate::state::AppState;
 use crate::store::attachments::{Attachment, NewAttachment};
+use crate::store::users::User;
 
 /// Content types accepted, with the file-name extensions that may go with each.
 const ALLOWED: &[(&str, &[&str])] = &[
@@ -511,13 +511,19 @@ mod tests {
         std::fs::write(dir.path().join("files/.upload-y"), b"partial").unwrap();
         std::fs::write(dir.path().join("files/abc123"), b"kept").unwrap();
         assert_eq!(remove_crash_leftovers(dir.path()).unwrap(), 3);
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
         let kept: Vec<_> = std::fs::read_dir(dir.path().join("files"))
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(kept, vec![std::ffi::OsString::from("abc123")]);
-        assert_eq!(remove_crash_leftovers(&dir.path().join("absent")).unwrap(), 0);
+        assert_eq!(
+            remove_crash_leftovers(&dir.path().join("absent")).unwrap(),
+            0
+        );
     }
 
     #[test]

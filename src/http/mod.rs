@@ -27,8 +27,8 @@ use axum::response::Response;
 use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-pub use error::{Error, Result};
 pub use attachments::remove_crash_leftovers;
+pub use error::{Error, Result};
 
 /// No inline scripts or styles, nothing from elsewhere; the socket is `wss:` on this host and
 /// media elements play `MediaStream`s.

@@ -127,10 +127,9 @@ impl From<PostError> for Error {
                 "unknown_attachment",
                 "attach only your own new uploads to this class",
             ),
-            PostError::WrongState => Error::conflict(
-                "wrong_state",
-                "the post is not in a state that allows this",
-            ),
+            PostError::WrongState => {
+                Error::conflict("wrong_state", "the post is not in a state that allows this")
+            }
             PostError::Changed => Error::conflict(
                 "post_changed",
                 "the post changed since you read it; read it again",
@@ -327,7 +326,10 @@ async fn checked(
 /// newline (they would break the class's feed for every reader, and no one types them).
 fn plain_text(text: &str) -> Result<String> {
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
-    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(Error::bad_request(
             "invalid_characters",
             "text may not hold control characters",

@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use super::classes::who_in;
 use super::extract::CurrentUser;
 use super::{Error, Result};
-use crate::access::{decide, Action, Facts, Grant, Who};
+use crate::access::{decide, Action, Facts, Grant, Role, Who};
 use crate::sfu::room::RoomKind;
 use crate::state::AppState;
 use crate::store::now_ms;
@@ -99,7 +99,12 @@ pub(super) async fn session_visibility(
     let took_part = asks
         && state
             .store
-            .took_part(session.id, session.class_id, user.id)
+            .took_part(
+                session.id,
+                session.class_id,
+                user.id,
+                who == Who::Member(Role::Family),
+            )
             .await?;
     Ok(visibility(who, user, session, action, took_part))
 }

@@ -206,7 +206,10 @@ async fn removed_members_lose_posts_comments_uploads_and_drafts(db: Db) {
     assert_eq!(
         error_code(
             a.student
-                .post(&posts, json!({"body": "Still here?", "attachment_ids": [spare["id"]]}))
+                .post(
+                    &posts,
+                    json!({"body": "Still here?", "attachment_ids": [spare["id"]]})
+                )
                 .await
         )
         .await,
@@ -480,9 +483,23 @@ async fn tutoring_logs_belong_to_the_people_in_the_session(db: Db) {
             "chat",
             r#"{"text":"Kid a, your fractions are improving"}"#,
         ),
-        (tutored, 4, Some(a.student.user_id), "student-a", "leave", ""),
+        (
+            tutored,
+            4,
+            Some(a.student.user_id),
+            "student-a",
+            "leave",
+            "",
+        ),
         (tutored, 5, Some(a.tutor.user_id), "tutor-a", "leave", ""),
-        (class_session, 1, Some(a.teacher.user_id), "teacher-a", "join", ""),
+        (
+            class_session,
+            1,
+            Some(a.teacher.user_id),
+            "teacher-a",
+            "join",
+            "",
+        ),
         (
             class_session,
             2,
@@ -491,7 +508,14 @@ async fn tutoring_logs_belong_to_the_people_in_the_session(db: Db) {
             "chat",
             r#"{"text":"Welcome, everyone"}"#,
         ),
-        (class_session, 3, Some(a.teacher.user_id), "teacher-a", "leave", ""),
+        (
+            class_session,
+            3,
+            Some(a.teacher.user_id),
+            "teacher-a",
+            "leave",
+            "",
+        ),
     ];
     for (session, seq, user, name, kind, detail) in events {
         sqlx::query(
@@ -539,7 +563,10 @@ async fn tutoring_logs_belong_to_the_people_in_the_session(db: Db) {
     // Everyone else: the answer a missing session gets.
     let missing = error_code(mia_family.get("/api/v1/sessions/999999").await).await;
     assert_eq!(missing, (404, "not_found".into()));
-    for (who, actor) in [("another family", &mia_family), ("another tutor", &other_tutor)] {
+    for (who, actor) in [
+        ("another family", &mia_family),
+        ("another tutor", &other_tutor),
+    ] {
         assert_eq!(error_code(actor.get(&log).await).await, missing, "{who}");
         assert_eq!(
             error_code(actor.get(&format!("{log}/attendance.csv")).await).await,
@@ -591,7 +618,12 @@ async fn tutoring_logs_belong_to_the_people_in_the_session(db: Db) {
 
     // Classroom logs keep today's rules: every family of the class reads the chat; a tutor
     // who does not host reads nothing.
-    let class_log = json_of(mia_family.get(&format!("/api/v1/sessions/{class_session}")).await).await;
+    let class_log = json_of(
+        mia_family
+            .get(&format!("/api/v1/sessions/{class_session}"))
+            .await,
+    )
+    .await;
     assert_eq!(chat_of(&class_log), vec!["Welcome, everyone"]);
     assert_eq!(
         error_code(
@@ -652,7 +684,9 @@ async fn image_bombs_are_refused_before_they_decode(db: Db) {
     let answers = futures_util::future::join_all((0..4).map(|i| {
         let bomb = bomb.clone();
         let student = &a.student;
-        async move { error_code(upload(student, a.class_id, &format!("bomb-{i}.png"), bomb).await).await }
+        async move {
+            error_code(upload(student, a.class_id, &format!("bomb-{i}.png"), bomb).await).await
+        }
     }))
     .await;
     let after = peak_rss_kb(app.pid());
@@ -674,10 +708,22 @@ async fn image_bombs_are_refused_before_they_decode(db: Db) {
     // A small image keeps its size in its thumbnail; a large one is scaled down.
     let icon = upload_ok(&a.student, a.class_id, "icon.png", grey_png(100, 50)).await;
     let thumbnail = |id: &Value| format!("/api/v1/attachments/{id}/thumbnail");
-    let small = a.student.get(&thumbnail(&icon["id"])).await.bytes().await.unwrap();
+    let small = a
+        .student
+        .get(&thumbnail(&icon["id"]))
+        .await
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(png_size(&small), (100, 50), "never enlarged");
     let wide = upload_ok(&a.student, a.class_id, "wide.png", grey_png(1200, 300)).await;
-    let small = a.student.get(&thumbnail(&wide["id"])).await.bytes().await.unwrap();
+    let small = a
+        .student
+        .get(&thumbnail(&wide["id"]))
+        .await
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(png_size(&small), (480, 120));
 }
 
@@ -685,7 +731,10 @@ async fn image_bombs_are_refused_before_they_decode(db: Db) {
 fn img_tags(html: &str) -> Vec<String> {
     html.match_indices("<img")
         .map(|(at, _)| {
-            let end = html[at..].find('>').map(|e| at + e + 1).unwrap_or(html.len());
+            let end = html[at..]
+                .find('>')
+                .map(|e| at + e + 1)
+                .unwrap_or(html.len());
             html[at..end].to_owned()
         })
         .collect()
@@ -766,7 +815,12 @@ async fn feeds_stay_well_formed_and_images_stay_home(db: Db) {
         );
     };
     check(post["html"].as_str().unwrap(), "the post");
-    let page = json_of(a.family.get(&format!("/api/v1/classes/{class}/timeline")).await).await;
+    let page = json_of(
+        a.family
+            .get(&format!("/api/v1/classes/{class}/timeline"))
+            .await,
+    )
+    .await;
     let shown = page["items"]
         .as_array()
         .unwrap()
@@ -798,7 +852,9 @@ async fn feeds_stay_well_formed_and_images_stay_home(db: Db) {
         .map(|n| n.text().unwrap_or_default().to_owned())
         .collect();
     assert!(
-        contents.iter().any(|c| c.contains("Old news from last year")),
+        contents
+            .iter()
+            .any(|c| c.contains("Old news from last year")),
         "{contents:?}"
     );
     let ours = contents
@@ -806,9 +862,9 @@ async fn feeds_stay_well_formed_and_images_stay_home(db: Db) {
         .find(|c| c.contains("Our week"))
         .expect("the post is in the feed");
     check(ours, "the feed");
-    assert!(!contents.iter().any(|c| img_tags(c)
+    assert!(!contents
         .iter()
-        .any(|i| i.contains("evil.example"))));
+        .any(|c| img_tags(c).iter().any(|i| i.contains("evil.example"))));
 }
 
 both_backends!(a_refused_post_keeps_the_authors_uploads);
@@ -832,7 +888,10 @@ async fn a_refused_post_keeps_the_authors_uploads(db: Db) {
             .student
             .post(&posts, json!({"body": "My work", "attachment_ids": ids}))
             .await;
-        assert_eq!(error_code(refused).await, (400, "unknown_attachment".into()));
+        assert_eq!(
+            error_code(refused).await,
+            (400, "unknown_attachment".into())
+        );
     }
     let db = app.workspace.database().await;
     let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM posts")
@@ -907,9 +966,10 @@ fn start_chunked_upload(app: &TestApp, actor: &Actor, class_id: i64) -> impl Dro
         actor.cookie, actor.csrf
     )
     .unwrap();
-    let mut chunk = b"--cut-short\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.png\"\r\n\
+    let mut chunk =
+        b"--cut-short\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.png\"\r\n\
                       Content-Type: image/png\r\n\r\n\x89PNG\r\n\x1a\n"
-        .to_vec();
+            .to_vec();
     chunk.resize(chunk.len() + 256 * 1024, 7);
     for _ in 0..2 {
         write!(tls, "{:x}\r\n", chunk.len()).unwrap();
@@ -966,7 +1026,10 @@ async fn partial_uploads_never_stay(db: Db) {
     .await;
     assert!(entries(&files).is_empty(), "{:?}", entries(&files));
     drop(open);
-    eventually("the partial upload being deleted", || entries(&tmp).is_empty()).await;
+    eventually("the partial upload being deleted", || {
+        entries(&tmp).is_empty()
+    })
+    .await;
     assert!(entries(&files).is_empty(), "{:?}", entries(&files));
 
     // A complete upload ends in files/ with nothing left in tmp/.
