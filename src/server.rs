@@ -40,6 +40,12 @@ pub async fn run(
     let public_url = config.public_url(bound);
     announce_setup_link(&store, &public_url).await?;
 
+    // Files a crash left half-written are never finished: delete them before serving.
+    let leftovers = http::remove_crash_leftovers(&config.data_dir)
+        .context("cannot clean the data directory's tmp folder")?;
+    if leftovers > 0 {
+        tracing::warn!(leftovers, "deleted partial files left by an earlier crash");
+    }
     let closed = store.close_orphaned_sessions().await?;
     if closed > 0 {
         tracing::warn!(closed, "closed live sessions left open by an earlier crash");

@@ -2,6 +2,16 @@
 //! from the content, never trusted from the name, and a name that claims another type is
 //! refused. An upload over the size limit is refused before anything is written when its
 //! length is declared, and its partial file removed when it is not.
+//!
+//! A file is written under a temporary name in `data_dir/tmp` and renamed into
+//! `data_dir/files` only when complete, so `files` never holds a partial file; what a crash
+//! leaves in `tmp` is deleted at the next start ([`remove_crash_leftovers`]), and an upload
+//! whose connection drops is deleted when its handler goes.
+//!
+//! Images are decompressed to make thumbnails, so a small file can claim a huge picture: an
+//! image's dimensions are read from its header first and an image over [`MAX_PIXELS`] is
+//! refused (`image_too_large`) before it is stored; decoding runs with the `image` crate's
+//! limits, and at most [`DECODES`] images decode at once.
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
@@ -11,6 +21,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
 
 use super::classes::require;
 use super::extract::CurrentUser;
@@ -19,6 +30,7 @@ use super::{Error, Result};
 use crate::access::{decide, Action, Facts};
 use crate::state::AppState;
 use crate::store::attachments::{Attachment, NewAttachment};
+use crate::store::users::User;
 
 /// Content types accepted, with the file-name extensions that may go with each.
 const ALLOWED: &[(&str, &[&str])] = &[
@@ -81,10 +93,70 @@ pub struct UploadForm {
     file: Vec<u8>,
 }
 
+/// A file being written under a temporary name; deleted when dropped unless it was moved
+/// into place. Dropping happens on every early return and also when the client's connection
+/// ends mid-body and the handler is dropped with it.
+struct Partial {
+    path: std::path::PathBuf,
+    kept: bool,
+}
+
+impl Partial {
+    /// Moves the complete file to `to` (replacing a file of the same content).
+    async fn keep(mut self, to: &std::path::Path) -> std::io::Result<()> {
+        tokio::fs::rename(&self.path, to).await?;
+        self.kept = true;
+        Ok(())
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The data directory's folder for files being written.
+fn tmp_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("tmp")
+}
+
+/// Deletes what a crash left: everything in `data_dir/tmp`, and the partial `.upload-*` files
+/// earlier versions wrote straight into `data_dir/files`. Returns how many were deleted.
+pub fn remove_crash_leftovers(data_dir: &std::path::Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    let tmp = tmp_dir(data_dir);
+    if let Ok(entries) = std::fs::read_dir(&tmp) {
+        for entry in entries {
+            let path = entry?.path();
+            match path.is_dir() {
+                true => std::fs::remove_dir_all(&path)?,
+                false => std::fs::remove_file(&path)?,
+            }
+            removed += 1;
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(data_dir.join("files")) {
+        for entry in entries {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().starts_with(".upload-") {
+                std::fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// Uploads one file (multipart field `file`); attach it to a post with `attachment_ids`.
+/// Images over 40 megapixels are refused (`image_too_large`).
 #[utoipa::path(post, path = "/api/v1/classes/{class_id}/attachments", tag = "posts", params(("class_id" = i64, Path)),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
-    responses((status = 201, body = Attachment), (status = 400, body = super::error::ErrorBody), (status = 413, body = super::error::ErrorBody)))]
+    responses((status = 201, body = Attachment), (status = 400, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+        (status = 413, body = super::error::ErrorBody)))]
 pub async fn upload(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -128,12 +200,18 @@ pub async fn upload(
         .take(200)
         .collect::<String>();
     let files = state.config.data_dir.join("files");
-    tokio::fs::create_dir_all(&files)
-        .await
-        .map_err(|e| Error::Internal(e.into()))?;
-    let temporary = files.join(format!(".upload-{}", crate::auth::token::new_secret()));
+    let tmp = tmp_dir(&state.config.data_dir);
+    for dir in [&files, &tmp] {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| Error::Internal(e.into()))?;
+    }
+    let temporary = Partial {
+        path: tmp.join(format!("upload-{}", crate::auth::token::new_secret())),
+        kept: false,
+    };
     let written = async {
-        let mut file = tokio::fs::File::create(&temporary)
+        let mut file = tokio::fs::File::create(&temporary.path)
             .await
             .map_err(|e| Error::Internal(e.into()))?;
         let (mut size, mut hasher, mut head) = (0u64, Sha256::new(), Vec::new());
@@ -165,21 +243,25 @@ pub async fn upload(
     let (size, sha256, content_type) = match written {
         Ok(done) => done,
         Err(e) => {
-            let _ = tokio::fs::remove_file(&temporary).await;
+            drop(temporary);
             discard(&mut multipart, limit).await;
             return Err(e);
         }
     };
     if size == 0 {
-        let _ = tokio::fs::remove_file(&temporary).await;
         return Err(Error::bad_request("empty_upload", "the file is empty"));
     }
+    let image = content_type.starts_with("image/");
+    if image {
+        check_dimensions(temporary.path.clone()).await?;
+    }
     // Stored once by content: the same photo uploaded twice is one file.
-    tokio::fs::rename(&temporary, files.join(&sha256))
+    temporary
+        .keep(&files.join(&sha256))
         .await
         .map_err(|e| Error::Internal(e.into()))?;
-    let thumbnail = match content_type.starts_with("image/") {
-        true => make_thumbnail(files.join(&sha256), files.clone()).await,
+    let thumbnail = match image {
+        true => make_thumbnail(files.join(&sha256), files.clone(), tmp).await,
         false => None,
     };
     let attachment = state
@@ -197,12 +279,9 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(attachment)))
 }
 
-/// The attachment, if the user may see it (as `download` says); 404 otherwise.
-async fn readable(
-    state: &AppState,
-    user: &crate::store::users::User,
-    attachment_id: i64,
-) -> Result<Attachment> {
+/// The attachment, if the user may see it (as `download` says); 404 otherwise. Membership
+/// decides first: an uploader removed from the class no longer reads their uploads.
+async fn readable(state: &AppState, user: &User, attachment_id: i64) -> Result<Attachment> {
     let attachment = state
         .store
         .attachment(attachment_id)
@@ -216,7 +295,8 @@ async fn readable(
         None => {
             let who = super::classes::who_in(state, user, attachment.class_id).await?;
             let manages = decide(who, Action::ManageClass, Facts::default()).allowed();
-            if !(manages || attachment.uploader_id == Some(user.id)) {
+            let uploads = decide(who, Action::PublishPost, Facts::default()).allowed();
+            if !(manages || (uploads && attachment.uploader_id == Some(user.id))) {
                 return Err(Error::NotFound);
             }
         }
@@ -250,22 +330,90 @@ pub async fn thumbnail(
 /// Longest side of a thumbnail, in pixels.
 const THUMBNAIL: u32 = 480;
 
-/// Decodes the image off the async workers and stores a PNG thumbnail by its hash; `None`
-/// when the file does not decode (the upload itself is still kept).
-async fn make_thumbnail(path: std::path::PathBuf, files: std::path::PathBuf) -> Option<String> {
+/// The largest image accepted, in pixels (a 40-megapixel photo decodes to 160 MB of RGBA).
+pub const MAX_PIXELS: u64 = 40_000_000;
+
+/// The most memory one decode may allocate; an image that needs more gets no thumbnail.
+const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// How many images decode at once, whatever the number of uploads: with
+/// [`MAX_DECODE_BYTES`] each, decoding never holds more than 512 MB.
+pub const DECODES: usize = 2;
+static DECODING: Semaphore = Semaphore::const_new(DECODES);
+
+/// The image's width and height from its header alone; `None` if it has no header we read.
+fn dimensions(path: &std::path::Path) -> Option<(u32, u32)> {
+    image::ImageReader::open(path)
+        .ok()?
+        .with_guessed_format()
+        .ok()?
+        .into_dimensions()
+        .ok()
+}
+
+/// Refuses an image whose header claims more than [`MAX_PIXELS`], before anything decodes
+/// it. A file whose header does not read is kept (without a thumbnail), as before.
+async fn check_dimensions(path: std::path::PathBuf) -> Result<()> {
+    let size = tokio::task::spawn_blocking(move || dimensions(&path))
+        .await
+        .map_err(|e| Error::Internal(e.into()))?;
+    match size {
+        Some((w, h)) if u64::from(w) * u64::from(h) > MAX_PIXELS => Err(Error::bad_request(
+            "image_too_large",
+            format!(
+                "images are at most {} megapixels; this one is {w}x{h}",
+                MAX_PIXELS / 1_000_000
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The image decoded within [`MAX_PIXELS`] and [`MAX_DECODE_BYTES`], scaled down to fit
+/// [`THUMBNAIL`] (never up: a small image stays its size), as PNG.
+fn thumbnail_png(path: &std::path::Path) -> Option<Vec<u8>> {
+    let (w, h) = dimensions(path)?;
+    if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return None;
+    }
+    let mut reader = image::ImageReader::open(path)
+        .ok()?
+        .with_guessed_format()
+        .ok()?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(w);
+    limits.max_image_height = Some(h);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let image = reader.decode().ok()?;
+    let small = match image.width() > THUMBNAIL || image.height() > THUMBNAIL {
+        true => image.thumbnail(THUMBNAIL, THUMBNAIL),
+        false => image,
+    };
+    let mut png = std::io::Cursor::new(Vec::new());
+    small.write_to(&mut png, image::ImageFormat::Png).ok()?;
+    Some(png.into_inner())
+}
+
+/// Decodes the image off the async workers (at most [`DECODES`] at once) and stores a PNG
+/// thumbnail by its hash, written in `tmp` and moved into place; `None` when the file does
+/// not decode within the limits (the upload itself is still kept).
+async fn make_thumbnail(
+    path: std::path::PathBuf,
+    files: std::path::PathBuf,
+    tmp: std::path::PathBuf,
+) -> Option<String> {
+    let _permit = DECODING.acquire().await.ok()?;
     tokio::task::spawn_blocking(move || {
-        let image = image::ImageReader::open(&path)
-            .ok()?
-            .with_guessed_format()
-            .ok()?
-            .decode()
-            .ok()?;
-        let small = image.thumbnail(THUMBNAIL, THUMBNAIL);
-        let mut png = std::io::Cursor::new(Vec::new());
-        small.write_to(&mut png, image::ImageFormat::Png).ok()?;
-        let png = png.into_inner();
+        let png = thumbnail_png(&path)?;
         let sha = hex::encode(Sha256::digest(&png));
-        std::fs::write(files.join(&sha), &png).ok()?;
+        let partial = tmp.join(format!("thumbnail-{}", crate::auth::token::new_secret()));
+        let stored = std::fs::write(&partial, &png)
+            .and_then(|()| std::fs::rename(&partial, files.join(&sha)));
+        if stored.is_err() {
+            let _ = std::fs::remove_file(&partial);
+            return None;
+        }
         Some(sha)
     })
     .await
@@ -333,6 +481,59 @@ pub async fn download(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn png_file(dir: &std::path::Path, width: u32, height: u32) -> std::path::PathBuf {
+        let path = dir.join(format!("{width}x{height}.png"));
+        let mut encoder = png::Encoder::new(std::fs::File::create(&path).unwrap(), width, height);
+        encoder.set_color(png::ColorType::Grayscale);
+        let mut writer = encoder.write_header().unwrap();
+        writer
+            .write_image_data(&vec![128u8; (width * height) as usize])
+            .unwrap();
+        path
+    }
+
+    fn png_size(bytes: Vec<u8>) -> (u32, u32) {
+        let info = png::Decoder::new(std::io::Cursor::new(bytes))
+            .read_info()
+            .unwrap()
+            .info()
+            .clone();
+        (info.width, info.height)
+    }
+
+    #[test]
+    fn thumbnails_shrink_but_never_enlarge() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = thumbnail_png(&png_file(dir.path(), 40, 30)).unwrap();
+        assert_eq!(png_size(small), (40, 30));
+        let large = thumbnail_png(&png_file(dir.path(), 960, 240)).unwrap();
+        assert_eq!(png_size(large), (480, 120));
+    }
+
+    #[test]
+    fn leftovers_of_a_crash_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tmp/nested")).unwrap();
+        std::fs::create_dir_all(dir.path().join("files")).unwrap();
+        std::fs::write(dir.path().join("tmp/upload-x"), b"partial").unwrap();
+        std::fs::write(dir.path().join("files/.upload-y"), b"partial").unwrap();
+        std::fs::write(dir.path().join("files/abc123"), b"kept").unwrap();
+        assert_eq!(remove_crash_leftovers(dir.path()).unwrap(), 3);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+        let kept: Vec<_> = std::fs::read_dir(dir.path().join("files"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(kept, vec![std::ffi::OsString::from("abc123")]);
+        assert_eq!(
+            remove_crash_leftovers(&dir.path().join("absent")).unwrap(),
+            0
+        );
+    }
 
     #[test]
     fn types_come_from_content_and_names_must_agree() {

@@ -164,11 +164,28 @@ fn headline(body: &str) -> String {
     }
 }
 
+/// Text as XML character data or an attribute value: markup characters escaped, and the
+/// characters XML 1.0 does not allow at all (most control characters, U+FFFE, U+FFFF) left
+/// out, so one odd character in a post written before they were refused cannot make the
+/// whole feed unreadable.
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c if xml_char(c) => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// XML 1.0's `Char` production (Rust's `char` already excludes surrogates).
+fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
 }
 
 #[cfg(test)]
@@ -182,6 +199,10 @@ mod tests {
         assert_eq!(
             escape("<a href=\"x\">&</a>"),
             "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;"
+        );
+        assert_eq!(
+            escape("a\u{1}b\u{b}c\u{1b}\td\ne\u{fffe}f\u{85}"),
+            "abc\td\nef\u{85}"
         );
     }
 }

@@ -29,6 +29,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+pub use attachments::remove_crash_leftovers;
 pub use error::{Error, Result};
 
 /// No inline scripts or styles, nothing from elsewhere; the socket is `wss:` on this host and

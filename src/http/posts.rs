@@ -2,6 +2,11 @@
 //! that a teacher approves or returns with a note; families read and comment, and teachers see
 //! how many families have seen each post. A post that is not the caller's to see answers 404,
 //! exactly as one that does not exist.
+//!
+//! Every route decides through the caller's membership of the post's class first: being a
+//! post's author never stands in for it, so someone removed from the class loses their posts,
+//! drafts and uploads with everything else. A handed-in post is frozen for its author until it
+//! is returned or approved, and approval names the revision the teacher read.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -14,10 +19,10 @@ use super::classes::{require, who_in};
 use super::extract::{ApiJson, CurrentUser};
 use super::{Error, Result};
 use crate::access::{decide, Action, Facts, Grant, Role, Who};
-use crate::markdown::to_safe_html;
+use crate::markdown::{attachment_refs, to_safe_html};
 use crate::state::AppState;
 use crate::store::attachments::Attachment;
-use crate::store::posts::{Comment, NewPost, Post};
+use crate::store::posts::{Comment, NewPost, Post, PostError};
 use crate::store::users::User;
 
 /// Longest post body and comment, in characters.
@@ -72,6 +77,12 @@ fn class_visibility() -> String {
 }
 
 #[derive(Deserialize, ToSchema)]
+pub struct ApproveRequest {
+    /// The `revision` of the post as the teacher read it.
+    pub revision: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
 pub struct ReturnRequest {
     pub note: String,
 }
@@ -109,12 +120,36 @@ pub struct PostView {
     pub family_views: Option<i64>,
 }
 
+impl From<PostError> for Error {
+    fn from(e: PostError) -> Error {
+        match e {
+            PostError::UnknownAttachment => Error::bad_request(
+                "unknown_attachment",
+                "attach only your own new uploads to this class",
+            ),
+            PostError::WrongState => {
+                Error::conflict("wrong_state", "the post is not in a state that allows this")
+            }
+            PostError::Changed => Error::conflict(
+                "post_changed",
+                "the post changed since you read it; read it again",
+            ),
+            PostError::Database(e) => Error::Database(e),
+        }
+    }
+}
+
+/// Whether the caller wrote the post and may still write posts in its class (their role is
+/// asked, not just their name on the post).
+fn writes(who: Who, user: &User, post: &Post) -> bool {
+    post.author_id == Some(user.id) && decide(who, Action::PublishPost, Facts::default()).allowed()
+}
+
 /// The caller's standing in the post's class, if the post is theirs to see.
 pub(super) async fn visible(state: &AppState, user: &User, post: &Post) -> Result<Who> {
+    // Membership decides first: an outsider (someone removed, too) is denied every action.
     let who = who_in(state, user, post.class_id).await?;
-    let manages = decide(who, Action::ManageClass, Facts::default()).allowed();
-    let own = post.author_id == Some(user.id);
-    let sees = if manages || own {
+    let sees = if manages(who) || writes(who, user, post) {
         true
     } else if post.state != "published"
         || !decide(who, Action::ReadTimeline, Facts::default()).allowed()
@@ -131,7 +166,14 @@ pub(super) async fn visible(state: &AppState, user: &User, post: &Post) -> Resul
 }
 
 pub(super) async fn view(state: &AppState, who: Who, user: &User, post: Post) -> Result<PostView> {
-    let manages = decide(who, Action::ManageClass, Facts::default()).allowed();
+    let teaches = manages(who);
+    // Images may show only the class's own attachments (see `markdown`).
+    let own_images = state
+        .store
+        .class_attachment_ids(post.class_id, &attachment_refs(&post.body))
+        .await?
+        .into_iter()
+        .collect();
     if who == Who::Member(Role::Family) && post.state == "published" {
         state.store.record_view(post.id, user.id).await?;
     }
@@ -143,12 +185,12 @@ pub(super) async fn view(state: &AppState, who: Who, user: &User, post: Post) ->
         .map(|(id, name)| StudentRef { id, name })
         .collect();
     Ok(PostView {
-        html: to_safe_html(&post.body),
+        html: to_safe_html(&post.body, &own_images),
         students,
         targets: state.store.post_targets(post.id).await?,
         attachments: state.store.post_attachments(post.id).await?,
         comments: state.store.comments(post.id).await?,
-        family_views: match manages {
+        family_views: match teaches {
             true => Some(state.store.family_views(post.id, post.class_id).await?),
             false => None,
         },
@@ -166,9 +208,11 @@ fn manages(who: Who) -> bool {
     decide(who, Action::ManageClass, Facts::default()).allowed()
 }
 
-/// Writes a post: published for teachers (or a draft if asked), a draft for students.
+/// Writes a post: published for teachers (or a draft if asked), a draft for students. When
+/// an attachment id is refused, nothing is stored and the uploads stay free to attach.
 #[utoipa::path(post, path = "/api/v1/classes/{class_id}/posts", tag = "posts", params(("class_id" = i64, Path)),
-    request_body = CreatePost, responses((status = 201, body = PostView), (status = 404, body = super::error::ErrorBody)))]
+    request_body = CreatePost, responses((status = 201, body = PostView), (status = 400, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
 pub async fn create_post(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -191,19 +235,9 @@ pub async fn create_post(
             state: post_state,
             student_ids: &request.content.student_ids,
             targets: &targets,
+            attachment_ids: &request.attachment_ids,
         })
         .await?;
-    if !state
-        .store
-        .attach_to_post(id, class_id, current.user.id, &request.attachment_ids)
-        .await?
-    {
-        state.store.delete_post(id).await?;
-        return Err(Error::bad_request(
-            "unknown_attachment",
-            "attach only your own new uploads to this class",
-        ));
-    }
     let post = state.store.post(id).await?.ok_or(Error::NotFound)?;
     Ok((
         StatusCode::CREATED,
@@ -247,7 +281,8 @@ async fn checked(
     class_id: i64,
     content: &PostContent,
 ) -> Result<(String, Vec<String>)> {
-    let body = content.body.trim();
+    let body = plain_text(&content.body)?;
+    let body = body.trim();
     if body.is_empty() || body.chars().count() > MAX_BODY {
         return Err(Error::bad_request(
             "invalid_body",
@@ -271,12 +306,13 @@ async fn checked(
             Error::bad_request("unknown_student", "no student with that id in this class")
         })?;
     }
-    let targets: Vec<String> = content
-        .targets
-        .iter()
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty())
-        .collect();
+    let mut targets = Vec::new();
+    for target in &content.targets {
+        let target = plain_text(target)?.trim().to_owned();
+        if !target.is_empty() {
+            targets.push(target);
+        }
+    }
     if targets.iter().any(|t| t.chars().count() > 120) || targets.len() > 10 {
         return Err(Error::bad_request(
             "invalid_targets",
@@ -286,9 +322,34 @@ async fn checked(
     Ok((body.to_owned(), targets))
 }
 
-/// Edits a post (sent whole): its author while it is not published, or a teacher.
+/// Text as people type it: line ends made `\n`, and no other control character than tab and
+/// newline (they would break the class's feed for every reader, and no one types them).
+fn plain_text(text: &str) -> Result<String> {
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(Error::bad_request(
+            "invalid_characters",
+            "text may not hold control characters",
+        ));
+    }
+    Ok(text)
+}
+
+/// Every state a post can be in.
+const ALL_STATES: &[&str] = &["draft", "pending", "returned", "published"];
+/// The states in which a student author may still change their post; once handed in, it is
+/// frozen until the teacher returns it.
+const AUTHOR_EDITS: &[&str] = &["draft", "returned"];
+
+/// Edits a post (sent whole): a teacher, or its author while it is a draft or returned.
+/// Every edit bumps the post's `revision`.
 #[utoipa::path(put, path = "/api/v1/posts/{post_id}", tag = "posts", params(("post_id" = i64, Path)),
-    request_body = PostContent, responses((status = 200, body = PostView), (status = 404, body = super::error::ErrorBody)))]
+    request_body = PostContent, responses((status = 200, body = PostView), (status = 400, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody)))]
 pub async fn edit_post(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -296,12 +357,20 @@ pub async fn edit_post(
     ApiJson(content): ApiJson<PostContent>,
 ) -> Result<Json<PostView>> {
     let (post, who) = load(&state, &current.user, post_id).await?;
-    let author_may =
-        post.author_id == Some(current.user.id) && (post.state != "published" || manages(who));
-    if !(manages(who) || author_may) {
+    let editable_in = if manages(who) {
+        ALL_STATES
+    } else if writes(who, &current.user, &post) && post.state != "published" {
+        AUTHOR_EDITS
+    } else {
         return Err(Error::forbidden(
             "not_allowed",
             "only the author (before publication) or a teacher edits a post",
+        ));
+    };
+    if !editable_in.contains(&post.state.as_str()) {
+        return Err(Error::conflict(
+            "wrong_state",
+            "a handed-in post is frozen until the teacher returns it",
         ));
     }
     let (body, targets) = checked(&state, post.class_id, &content).await?;
@@ -310,6 +379,7 @@ pub async fn edit_post(
         .update_post(
             post.id,
             post.class_id,
+            editable_in,
             &body,
             &content.visibility,
             &content.student_ids,
@@ -332,16 +402,16 @@ pub async fn get_post(
     Ok(Json(view(&state, who, &current.user, post).await?))
 }
 
-/// Deletes a post: its author or a teacher.
+/// Deletes a post: its author (while a member who writes posts) or a teacher.
 #[utoipa::path(delete, path = "/api/v1/posts/{post_id}", tag = "posts", params(("post_id" = i64, Path)),
-    responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 204), (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
 pub async fn delete_post(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(post_id): Path<i64>,
 ) -> Result<StatusCode> {
     let (post, who) = load(&state, &current.user, post_id).await?;
-    if !(manages(who) || post.author_id == Some(current.user.id)) {
+    if !(manages(who) || writes(who, &current.user, &post)) {
         return Err(Error::forbidden(
             "not_allowed",
             "only the author or a teacher deletes a post",
@@ -353,14 +423,15 @@ pub async fn delete_post(
 
 /// A student hands in a draft (or a returned post) for the teacher to review.
 #[utoipa::path(post, path = "/api/v1/posts/{post_id}/submit", tag = "posts", params(("post_id" = i64, Path)),
-    responses((status = 204), (status = 409, body = super::error::ErrorBody)))]
+    responses((status = 204), (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody)))]
 pub async fn submit(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(post_id): Path<i64>,
 ) -> Result<StatusCode> {
-    let (post, _) = load(&state, &current.user, post_id).await?;
-    if post.author_id != Some(current.user.id) {
+    let (post, who) = load(&state, &current.user, post_id).await?;
+    if !writes(who, &current.user, &post) {
         return Err(Error::forbidden(
             "not_allowed",
             "only the author hands in a draft",
@@ -379,34 +450,31 @@ pub async fn submit(
     }
 }
 
-/// A teacher publishes a handed-in draft.
+/// A teacher publishes a handed-in draft, exactly as read: `revision` is the one the teacher
+/// saw, and if the post changed since, nothing is published (`409 post_changed`).
 #[utoipa::path(post, path = "/api/v1/posts/{post_id}/approve", tag = "posts", params(("post_id" = i64, Path)),
-    responses((status = 204), (status = 409, body = super::error::ErrorBody)))]
+    request_body = ApproveRequest,
+    responses((status = 204), (status = 400, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
 pub async fn approve(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(post_id): Path<i64>,
+    ApiJson(request): ApiJson<ApproveRequest>,
 ) -> Result<StatusCode> {
     let (post, who) = load(&state, &current.user, post_id).await?;
     if !manages(who) {
         return Err(Error::forbidden("not_allowed", "teachers approve posts"));
     }
-    match state
-        .store
-        .set_post_state(post.id, &["pending"], "published", None)
-        .await?
-    {
-        true => Ok(StatusCode::NO_CONTENT),
-        false => Err(Error::conflict(
-            "wrong_state",
-            "only handed-in posts are approved",
-        )),
-    }
+    state.store.approve_post(post.id, request.revision).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A teacher returns a handed-in draft with a note.
 #[utoipa::path(post, path = "/api/v1/posts/{post_id}/return", tag = "posts", params(("post_id" = i64, Path)),
-    request_body = ReturnRequest, responses((status = 204), (status = 409, body = super::error::ErrorBody)))]
+    request_body = ReturnRequest, responses((status = 204), (status = 400, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody)))]
 pub async fn return_post(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -417,7 +485,8 @@ pub async fn return_post(
     if !manages(who) {
         return Err(Error::forbidden("not_allowed", "teachers return posts"));
     }
-    let note = request.note.trim();
+    let note = plain_text(&request.note)?;
+    let note = note.trim();
     if note.is_empty() || note.chars().count() > MAX_COMMENT {
         return Err(Error::bad_request(
             "invalid_note",
@@ -439,7 +508,8 @@ pub async fn return_post(
 
 /// Families comment, teachers reply.
 #[utoipa::path(post, path = "/api/v1/posts/{post_id}/comments", tag = "posts", params(("post_id" = i64, Path)),
-    request_body = CommentRequest, responses((status = 201, body = Comment), (status = 404, body = super::error::ErrorBody)))]
+    request_body = CommentRequest, responses((status = 201, body = Comment), (status = 400, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
 pub async fn comment(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -453,7 +523,8 @@ pub async fn comment(
             "your role in this class does not comment",
         ));
     }
-    let body = request.body.trim();
+    let body = plain_text(&request.body)?;
+    let body = body.trim();
     if body.is_empty() || body.chars().count() > MAX_COMMENT {
         return Err(Error::bad_request(
             "invalid_body",

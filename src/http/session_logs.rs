@@ -1,6 +1,10 @@
 //! Session logs: every live session of a class with its attendance and chat, and attendance
 //! exports as CSV. What a caller sees follows the role table: teachers everything, families
 //! their own attendance, students the log without attendance, tutors the rooms they host.
+//!
+//! A tutoring session is a small private room, so its log and chat belong to the people in it:
+//! its participants, the families of the students who took part, its host, and the class's
+//! teachers (and admins). Everyone else gets the answer a missing session gets.
 
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -13,7 +17,8 @@ use utoipa::ToSchema;
 use super::classes::who_in;
 use super::extract::CurrentUser;
 use super::{Error, Result};
-use crate::access::{decide, Action, Facts, Grant, Who};
+use crate::access::{decide, Action, Facts, Grant, Role, Who};
+use crate::sfu::room::RoomKind;
 use crate::state::AppState;
 use crate::store::now_ms;
 use crate::store::session_logs::{attendance, Attendance, SessionRow};
@@ -39,15 +44,26 @@ pub enum Visible {
     None,
 }
 
-/// What the caller may see of one session, or `None` if nothing.
+/// What the caller may see of one session (how much attendance, and whether the chat), or
+/// `None` if nothing. `took_part`: the caller joined the session, or is family of a student
+/// who did; it opens tutoring sessions, which are closed to everyone else outside the host
+/// and the class's teachers.
 pub(super) fn visibility(
     who: Who,
     user: &User,
     session: &SessionRow,
     action: Action,
+    took_part: bool,
 ) -> Option<(Visible, bool)> {
     let hosts = session.host_user_id == Some(user.id);
-    let reads = decide(who, Action::ReadTimeline, Facts::default()).allowed();
+    let private = session.room_kind == RoomKind::Tutoring.as_str();
+    let manages = decide(who, Action::ManageClass, Facts::default()).allowed();
+    if private && !(manages || hosts || took_part) {
+        return None;
+    }
+    // In a tutoring session the people in it read the log and chat; elsewhere, the readers
+    // of the timeline.
+    let reads = decide(who, Action::ReadTimeline, Facts::default()).allowed() || private;
     let attendance = match decide(
         who,
         action,
@@ -64,6 +80,33 @@ pub(super) fn visibility(
     };
     let sees_log = reads || (attendance == Visible::All);
     sees_log.then_some((attendance, reads || hosts))
+}
+
+/// [`visibility`], with the facts looked up: whether the caller took part in a tutoring
+/// session is only asked of tutoring sessions, and only of people who are neither its host
+/// nor a teacher.
+pub(super) async fn session_visibility(
+    state: &AppState,
+    who: Who,
+    user: &User,
+    session: &SessionRow,
+    action: Action,
+) -> Result<Option<(Visible, bool)>> {
+    let asks = session.room_kind == RoomKind::Tutoring.as_str()
+        && session.host_user_id != Some(user.id)
+        && !decide(who, Action::ManageClass, Facts::default()).allowed()
+        && who != Who::Outsider;
+    let took_part = asks
+        && state
+            .store
+            .took_part(
+                session.id,
+                session.class_id,
+                user.id,
+                who == Who::Member(Role::Family),
+            )
+            .await?;
+    Ok(visibility(who, user, session, action, took_part))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -154,7 +197,8 @@ pub async fn list_sessions(
     let (from, to) = range.bounds()?;
     let mut summaries = Vec::new();
     for session in state.store.class_sessions(class_id, from, to).await? {
-        let Some((visible, _)) = visibility(who, &current.user, &session, Action::SeeAttendance)
+        let Some((visible, _)) =
+            session_visibility(&state, who, &current.user, &session, Action::SeeAttendance).await?
         else {
             continue;
         };
@@ -184,13 +228,15 @@ async fn visible_session(
     if who == Who::Outsider {
         return Err(Error::NotFound);
     }
-    let (visible, chat) = visibility(who, user, &session, action).ok_or_else(|| {
-        Error::forbidden(
+    match session_visibility(state, who, user, &session, action).await? {
+        Some((visible, chat)) => Ok((session, visible, chat)),
+        // Someone outside a tutoring session does not learn that it exists.
+        None if session.room_kind == RoomKind::Tutoring.as_str() => Err(Error::NotFound),
+        None => Err(Error::forbidden(
             "not_allowed",
             "your role in this class does not show session logs",
-        )
-    })?;
-    Ok((session, visible, chat))
+        )),
+    }
 }
 
 /// One session: attendance as far as the caller may see it, and the chat transcript.
@@ -314,7 +360,8 @@ pub async fn class_csv(
     let mut sessions = state.store.class_sessions(class_id, from, to).await?;
     sessions.reverse();
     for session in sessions {
-        let Some((visible, _)) = visibility(who, &current.user, &session, Action::ExportLogs)
+        let Some((visible, _)) =
+            session_visibility(&state, who, &current.user, &session, Action::ExportLogs).await?
         else {
             continue;
         };

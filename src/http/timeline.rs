@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::classes::require;
 use super::extract::CurrentUser;
 use super::posts::{view, visible, PostView};
-use super::session_logs::{only_own, until, visibility, SessionSummary};
+use super::session_logs::{only_own, session_visibility, until, SessionSummary};
 use super::{Error, Result};
 use crate::access::Action;
 use crate::access::Who;
@@ -151,7 +151,9 @@ pub(super) async fn page_of(
                 rank: 0,
                 id: session.id,
             };
-            let Some((seen, _)) = visibility(who, user, &session, Action::SeeAttendance) else {
+            let Some((seen, _)) =
+                session_visibility(state, who, user, &session, Action::SeeAttendance).await?
+            else {
                 continue;
             };
             let events = state.store.session_events(session.id).await?;

@@ -1,5 +1,6 @@
 //! Attachments: files of student work, stored once by content hash in the data directory and
-//! linked to the post that shows them.
+//! linked to the post that shows them (in the same transaction as the post, see
+//! `Store::create_post`).
 
 use serde::Serialize;
 use sqlx::FromRow;
@@ -79,28 +80,22 @@ impl Store {
         .await
     }
 
-    /// Links the uploader's unattached files of this class to a post; true if all were.
-    pub async fn attach_to_post(
+    /// Which of `ids` are attachments of this class (for images a post may show inline).
+    pub async fn class_attachment_ids(
         &self,
-        post_id: i64,
         class_id: i64,
-        uploader_id: i64,
         ids: &[i64],
-    ) -> Result<bool, sqlx::Error> {
-        let mut all = true;
+    ) -> Result<Vec<i64>, sqlx::Error> {
+        let mut found = Vec::new();
         for id in ids {
-            let done = sqlx::query(
-                "UPDATE attachments SET post_id = $1
-                 WHERE id = $2 AND class_id = $3 AND uploader_id = $4 AND post_id IS NULL",
-            )
-            .bind(post_id)
-            .bind(id)
-            .bind(class_id)
-            .bind(uploader_id)
-            .execute(self.pool())
-            .await?;
-            all &= done.rows_affected() == 1;
+            let here: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM attachments WHERE id = $1 AND class_id = $2")
+                    .bind(id)
+                    .bind(class_id)
+                    .fetch_optional(self.pool())
+                    .await?;
+            found.extend(here);
         }
-        Ok(all)
+        Ok(found)
     }
 }

@@ -1,5 +1,8 @@
 //! Class updates (posts): Markdown bodies about student work, the students they feature, the
 //! learning targets they address, their review state, comments and who has seen them.
+//!
+//! Every content edit bumps the post's `revision`; approval names the revision the teacher
+//! read, so an edit made after that reading is never published by it.
 
 use serde::Serialize;
 use sqlx::FromRow;
@@ -23,6 +26,8 @@ pub struct Post {
     pub created_at: i64,
     pub updated_at: i64,
     pub published_at: Option<i64>,
+    /// Counts content edits; approving names the revision the teacher read.
+    pub revision: i64,
 }
 
 #[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
@@ -44,6 +49,25 @@ pub struct NewPost<'a> {
     pub state: &'a str,
     pub student_ids: &'a [i64],
     pub targets: &'a [String],
+    /// The author's own unused uploads in this class, linked in the same transaction.
+    pub attachment_ids: &'a [i64],
+}
+
+/// Why a post could not be written or moved on.
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    /// An attachment id that is not the author's unused upload in this class; nothing was
+    /// stored or linked.
+    #[error("an attachment is not the author's unused upload in this class")]
+    UnknownAttachment,
+    /// The post is not in a state that allows the change.
+    #[error("the post is not in a state that allows this")]
+    WrongState,
+    /// The post was edited after the revision the caller named.
+    #[error("the post changed since that revision")]
+    Changed,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
 }
 
 /// Links a post to its students and learning targets (made on first use).
@@ -84,11 +108,25 @@ async fn link(
 
 const COLUMNS: &str =
     "p.id, p.class_id, p.author_id, u.display_name AS author_name, p.body, p.visibility, p.state,
-     p.review_note, p.created_at, p.updated_at, p.published_at";
+     p.review_note, p.created_at, p.updated_at, p.published_at, p.revision";
+
+/// A SQL list of post states, e.g. `'draft', 'returned'` (the states are constants of the code).
+fn state_list(states: &[&str]) -> String {
+    debug_assert!(states
+        .iter()
+        .all(|s| s.chars().all(|c| c.is_ascii_lowercase())));
+    states
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 impl Store {
-    /// Stores the post with its students and learning targets (made on first use) at once.
-    pub async fn create_post(&self, new: NewPost<'_>) -> Result<i64, sqlx::Error> {
+    /// Stores the post with its students, learning targets (made on first use) and attachments
+    /// in one transaction: when one attachment is not the author's unused upload in this class,
+    /// nothing is stored and every upload stays free to attach to a corrected post.
+    pub async fn create_post(&self, new: NewPost<'_>) -> Result<i64, PostError> {
         let now = now_ms();
         let published_at = (new.state == "published").then_some(now);
         let mut tx = self.pool().begin().await?;
@@ -106,28 +144,61 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         link(&mut tx, id, new.class_id, new.student_ids, new.targets).await?;
+        let mut ids = new.attachment_ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        for attachment in ids {
+            // The row lock taken here makes a second post claiming the same upload wait, then
+            // find it used.
+            let done = sqlx::query(
+                "UPDATE attachments SET post_id = $1
+                 WHERE id = $2 AND class_id = $3 AND uploader_id = $4 AND post_id IS NULL",
+            )
+            .bind(id)
+            .bind(attachment)
+            .bind(new.class_id)
+            .bind(new.author_id)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Err(PostError::UnknownAttachment);
+            }
+        }
         tx.commit().await?;
         Ok(id)
     }
 
-    /// Replaces a post's body, audience, students and learning targets.
+    /// Replaces a post's body, audience, students and learning targets and bumps its
+    /// revision, if the post is in one of `editable_in` (checked in the same statement, so a
+    /// hand-in racing the edit cannot slip between check and write).
+    #[allow(clippy::too_many_arguments)]
     pub async fn update_post(
         &self,
         id: i64,
         class_id: i64,
+        editable_in: &[&str],
         body: &str,
         visibility: &str,
         student_ids: &[i64],
         targets: &[String],
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), PostError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("UPDATE posts SET body = $1, visibility = $2, updated_at = $3 WHERE id = $4")
-            .bind(body)
-            .bind(visibility)
-            .bind(now_ms())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query(&format!(
+            "UPDATE posts SET body = $1, visibility = $2, updated_at = $3, revision = revision + 1
+             WHERE id = $4 AND state IN ({})",
+            state_list(editable_in)
+        ))
+        .bind(body)
+        .bind(visibility)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Err(PostError::WrongState);
+        }
         sqlx::query("DELETE FROM post_students WHERE post_id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -137,7 +208,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         link(&mut tx, id, class_id, student_ids, targets).await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn post(&self, id: i64) -> Result<Option<Post>, sqlx::Error> {
@@ -206,10 +278,7 @@ impl Store {
             "UPDATE posts SET state = $1, review_note = $2, updated_at = $3,
                  published_at = CASE WHEN $1 = 'published' THEN $3 ELSE published_at END
              WHERE id = $4 AND state IN ({})",
-            from.iter()
-                .map(|s| format!("'{s}'"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            state_list(from)
         ))
         .bind(to)
         .bind(note)
@@ -218,6 +287,31 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Publishes a handed-in post if it is still at the revision the teacher read.
+    pub async fn approve_post(&self, id: i64, revision: i64) -> Result<(), PostError> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE posts SET state = 'published', review_note = NULL, updated_at = $1, published_at = $1
+             WHERE id = $2 AND state = 'pending' AND revision = $3",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(revision)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM posts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        match state.as_deref() {
+            Some("pending") => Err(PostError::Changed),
+            _ => Err(PostError::WrongState),
+        }
     }
 
     pub async fn delete_post(&self, id: i64) -> Result<(), sqlx::Error> {

@@ -63,6 +63,32 @@ impl Store {
             .await
     }
 
+    /// Whether the user joined the session, or (when `as_family`: the caller is a family
+    /// member of the class) is family of a student of the class who did. Only a family's link
+    /// counts: an invite may link a tutor to a student as well.
+    pub async fn took_part(
+        &self,
+        session_id: i64,
+        class_id: i64,
+        user_id: i64,
+        as_family: bool,
+    ) -> Result<bool, sqlx::Error> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM session_events e
+             WHERE e.session_id = $1 AND e.kind = 'join' AND e.user_id IS NOT NULL AND (
+                 e.user_id = $2 OR (EXISTS (
+                     SELECT 1 FROM students s JOIN family_students f ON f.student_id = s.id
+                     WHERE s.user_id = e.user_id AND s.class_id = $3 AND f.user_id = $2) AND $4 = 1))",
+        )
+        .bind(session_id)
+        .bind(user_id)
+        .bind(class_id)
+        .bind(as_family as i64)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(count > 0)
+    }
+
     pub async fn session_events(&self, session_id: i64) -> Result<Vec<EventRow>, sqlx::Error> {
         sqlx::query_as(
             "SELECT seq, at, user_id, actor_name, kind, detail FROM session_events WHERE session_id = $1 ORDER BY seq",

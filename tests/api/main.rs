@@ -8,6 +8,7 @@ mod posts;
 mod schemathesis;
 mod security_edge;
 mod security_live;
+mod security_content;
 mod whip;
 
 mod accounts;

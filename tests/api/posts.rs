@@ -132,7 +132,10 @@ async fn posts_are_safe_private_and_reviewed(db: Db) {
     assert_eq!(
         error_code(
             a.teacher
-                .post(&format!("{draft_path}/approve"), json!({}))
+                .post(
+                    &format!("{draft_path}/approve"),
+                    json!({"revision": returned["revision"]})
+                )
                 .await
         )
         .await
@@ -148,7 +151,10 @@ async fn posts_are_safe_private_and_reviewed(db: Db) {
     );
     assert_eq!(
         a.teacher
-            .post(&format!("{draft_path}/approve"), json!({}))
+            .post(
+                &format!("{draft_path}/approve"),
+                json!({"revision": returned["revision"]})
+            )
             .await
             .status(),
         204

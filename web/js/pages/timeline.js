@@ -109,11 +109,32 @@ async function approvalQueue(klass, onChange) {
   if (!pending.length) return h('p', { class: 'hint', text: 'no_pending' });
   return h('ul', { class: 'queue' }, pending.map((post) => {
     const note = h('input', { name: 'note', label: 'return_note', placeholder: 'return_note' });
-    return h('li', { class: 'card' }, h('p', { class: 'meta' }, h('strong', {}, post.author_name || '')), rendered(post.html),
+    const error = h('p', { class: 'error', role: 'alert', hidden: true });
+    let body = rendered(post.html);
+    // Approval names the revision shown here: if the post changed since, nothing is
+    // published, and the new text is shown for the teacher to read first.
+    let revision = post.revision;
+    async function approve() {
+      try {
+        await api('POST', `/api/v1/posts/${post.id}/approve`, { revision });
+        await onChange();
+      } catch (e) {
+        showError(error, e);
+        if (e.code === 'post_changed') {
+          const fresh = await api('GET', `/api/v1/posts/${post.id}`);
+          const shown = rendered(fresh.html);
+          body.replaceWith(shown);
+          body = shown;
+          revision = fresh.revision;
+        }
+      }
+    }
+    return h('li', { class: 'card' }, h('p', { class: 'meta' }, h('strong', {}, post.author_name || '')), body,
       h('div', { class: 'actions' },
-        h('button', { type: 'button', class: 'primary approve', text: 'approve', on: { click: async () => { await api('POST', `/api/v1/posts/${post.id}/approve`, {}); await onChange(); } } }),
+        h('button', { type: 'button', class: 'primary approve', text: 'approve', on: { click: approve } }),
         note,
-        h('button', { type: 'button', text: 'return_post', on: { click: async () => { if (note.value.trim()) { await api('POST', `/api/v1/posts/${post.id}/return`, { note: note.value }); await onChange(); } } } })));
+        h('button', { type: 'button', text: 'return_post', on: { click: async () => { if (note.value.trim()) { await api('POST', `/api/v1/posts/${post.id}/return`, { note: note.value }); await onChange(); } } } })),
+      error);
   }));
 }
 
