@@ -7,8 +7,10 @@
 //! - `http`: one router per resource (accounts, classes, invites, rooms, posts, attachments,
 //!   timeline, session logs, feeds, WHIP, WHEP), the error type, the OpenAPI document, the
 //!   security headers, and the browser app from `web/` (`http::web`; `build.rs` builds it in).
-//! - `signal`: the WebSocket signalling protocol and who may enter which room.
-//! - `sfu`: rooms, participants' peer connections, published tracks and their fan-out.
+//! - `signal`: the WebSocket signalling protocol, who may enter which room, and how often each
+//!   message type may be sent.
+//! - `sfu`: rooms, participants' peer connections, published tracks and their fan-out, and
+//!   ending a participation when its right ends (`sfu::revocation`).
 //! - `auth`: passwords and the random tokens behind sessions, invites, links and rooms.
 //! - `store`: the database (SQLite or PostgreSQL), one file of queries per concept.
 //! - `client`: a WebRTC participant, WHIP publisher and WHEP player for tests and `loadtest`.

@@ -3,7 +3,8 @@
 //!
 //! `Sfu` is the node's registry of live rooms. A room's task starts when its host starts a
 //! live session and ends when the session does; see `room.rs` for the actor, `peer.rs` for a
-//! participant's two connections, `track.rs` for the fan-out and `forward.rs` for the rules.
+//! participant's two connections, `track.rs` for the fan-out, `forward.rs` for the rules and
+//! `revocation.rs` for ending participations whose right ended.
 
 pub mod event_log;
 pub mod forward;
