@@ -99,7 +99,7 @@ fn drop_images_without_src(html: &str) -> String {
     while let Some(start) = rest.find('<') {
         out.push_str(&rest[..start]);
         let tag = &rest[start..start + tag_length(&rest[start..])];
-        if !(is_img(tag) && !has_attribute(tag, "src")) {
+        if !is_img(tag) || has_attribute(tag, "src") {
             out.push_str(tag);
         }
         rest = &rest[start + tag.len()..];

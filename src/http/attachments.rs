@@ -403,8 +403,10 @@ async fn make_thumbnail(
     files: std::path::PathBuf,
     tmp: std::path::PathBuf,
 ) -> Option<String> {
-    let _permit = DECODING.acquire().await.ok()?;
+    let permit = DECODING.acquire().await.ok()?;
     tokio::task::spawn_blocking(move || {
+        // Held by the decode itself, so a client that hangs up does not free its place early.
+        let _permit = permit;
         let png = thumbnail_png(&path)?;
         let sha = hex::encode(Sha256::digest(&png));
         let partial = tmp.join(format!("thumbnail-{}", crate::auth::token::new_secret()));

@@ -161,6 +161,29 @@ pub fn attendance(events: &[EventRow], until: i64) -> Vec<Attendance> {
         .collect()
 }
 
+impl Store {
+    /// A class's sessions older than `before` (sessions rank below posts at the same time).
+    pub async fn sessions_before(
+        &self,
+        class_id: i64,
+        before: super::posts::Position,
+        limit: i64,
+    ) -> Result<Vec<SessionRow>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM live_sessions s JOIN rooms r ON r.id = s.room_id
+             WHERE r.class_id = $1 AND (s.started_at < $2 OR (s.started_at = $2 AND ($3 = 1 OR s.id < $4)))
+             ORDER BY s.started_at DESC, s.id DESC LIMIT $5"
+        ))
+        .bind(class_id)
+        .bind(before.at)
+        .bind(before.rank)
+        .bind(before.id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,28 +223,5 @@ mod tests {
         assert_eq!(people[1].total_ms, 4_000);
         assert_eq!(people[2].user_id, None);
         assert_eq!(people[2].total_ms, 5_000);
-    }
-}
-
-impl Store {
-    /// A class's sessions older than `before` (sessions rank below posts at the same time).
-    pub async fn sessions_before(
-        &self,
-        class_id: i64,
-        before: super::posts::Position,
-        limit: i64,
-    ) -> Result<Vec<SessionRow>, sqlx::Error> {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM live_sessions s JOIN rooms r ON r.id = s.room_id
-             WHERE r.class_id = $1 AND (s.started_at < $2 OR (s.started_at = $2 AND ($3 = 1 OR s.id < $4)))
-             ORDER BY s.started_at DESC, s.id DESC LIMIT $5"
-        ))
-        .bind(class_id)
-        .bind(before.at)
-        .bind(before.rank)
-        .bind(before.id)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await
     }
 }

@@ -472,7 +472,7 @@ async fn tutoring_logs_belong_to_the_people_in_the_session(db: Db) {
     };
     let tutored = session(tutoring, start).await;
     let class_session = session(classroom, start + 1_000_000).await;
-    let events: [(i64, i64, Option<i64>, &str, &str, &str); 8] = [
+    let events = [
         (tutored, 1, Some(a.tutor.user_id), "tutor-a", "join", ""),
         (tutored, 2, Some(a.student.user_id), "student-a", "join", ""),
         (
