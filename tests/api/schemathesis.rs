@@ -47,6 +47,8 @@ async fn run(app: &TestApp, label: &str, config: &Path, headers: &[String], extr
             "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
         ])
         .args(["--seed", "20261125"])
+        // Its crash cache goes to the test's own folder, not the checkout.
+        .current_dir(app.workspace.path())
         .env("SCHEMATHESIS_HOOKS", "hooks")
         .env("PYTHONPATH", &hooks_dir)
         .stdout(std::fs::File::create(&report).unwrap())
