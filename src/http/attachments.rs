@@ -251,7 +251,7 @@ async fn make_thumbnail(path: std::path::PathBuf, files: std::path::PathBuf) -> 
             .ok()?
             .decode()
             .ok()?;
-        let small = image.thumbnail(THUMBNAIL, THUMBNAIL);
+        let small = shrink(image);
         let mut png = std::io::Cursor::new(Vec::new());
         small.write_to(&mut png, image::ImageFormat::Png).ok()?;
         let png = png.into_inner();
@@ -262,6 +262,16 @@ async fn make_thumbnail(path: std::path::PathBuf, files: std::path::PathBuf) -> 
     .await
     .ok()
     .flatten()
+}
+
+/// The image made to fit in `THUMBNAIL` pixels a side; one that fits already is kept at its
+/// size (a thumbnail never enlarges: a small photo blown up is blurred and heavier).
+fn shrink(image: image::DynamicImage) -> image::DynamicImage {
+    if image.width() <= THUMBNAIL && image.height() <= THUMBNAIL {
+        image
+    } else {
+        image.thumbnail(THUMBNAIL, THUMBNAIL)
+    }
 }
 
 /// Reads the rest of a refused upload (up to a cap) without keeping it: an HTTP/1.1 client
@@ -324,6 +334,17 @@ pub async fn download(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thumbnails_shrink_large_images_and_never_enlarge_small_ones() {
+        let small = image::DynamicImage::new_rgb8(120, 80);
+        let kept = shrink(small);
+        assert_eq!((kept.width(), kept.height()), (120, 80));
+        let large = shrink(image::DynamicImage::new_rgb8(1920, 960));
+        assert_eq!((large.width(), large.height()), (THUMBNAIL, THUMBNAIL / 2));
+        let tall = shrink(image::DynamicImage::new_rgb8(300, 600));
+        assert_eq!((tall.width(), tall.height()), (THUMBNAIL / 2, THUMBNAIL));
+    }
 
     #[test]
     fn types_come_from_content_and_names_must_agree() {

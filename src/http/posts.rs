@@ -14,6 +14,7 @@ use super::classes::{require, who_in};
 use super::extract::{ApiJson, CurrentUser};
 use super::{Error, Result};
 use crate::access::{decide, Action, Facts, Grant, Role, Who};
+use crate::events::ClassEvent;
 use crate::markdown::to_safe_html;
 use crate::state::AppState;
 use crate::store::attachments::Attachment;
@@ -162,6 +163,14 @@ async fn load(state: &AppState, user: &User, post_id: i64) -> Result<(Post, Who)
     Ok((post, who))
 }
 
+/// Tells the class's open pages that the post changed state; answers 204.
+fn changed(state: &AppState, post: &Post) -> StatusCode {
+    state
+        .events
+        .publish(post.class_id, ClassEvent::Post { post_id: post.id });
+    StatusCode::NO_CONTENT
+}
+
 fn manages(who: Who) -> bool {
     decide(who, Action::ManageClass, Facts::default()).allowed()
 }
@@ -205,6 +214,9 @@ pub async fn create_post(
         ));
     }
     let post = state.store.post(id).await?.ok_or(Error::NotFound)?;
+    state
+        .events
+        .publish(class_id, ClassEvent::Post { post_id: post.id });
     Ok((
         StatusCode::CREATED,
         Json(view(&state, who, &current.user, post).await?),
@@ -317,6 +329,9 @@ pub async fn edit_post(
         )
         .await?;
     let post = state.store.post(post.id).await?.ok_or(Error::NotFound)?;
+    state
+        .events
+        .publish(post.class_id, ClassEvent::Post { post_id: post.id });
     Ok(Json(view(&state, who, &current.user, post).await?))
 }
 
@@ -371,7 +386,7 @@ pub async fn submit(
         .set_post_state(post.id, &["draft", "returned"], "pending", None)
         .await?
     {
-        true => Ok(StatusCode::NO_CONTENT),
+        true => Ok(changed(&state, &post)),
         false => Err(Error::conflict(
             "wrong_state",
             "only drafts and returned posts are handed in",
@@ -396,7 +411,7 @@ pub async fn approve(
         .set_post_state(post.id, &["pending"], "published", None)
         .await?
     {
-        true => Ok(StatusCode::NO_CONTENT),
+        true => Ok(changed(&state, &post)),
         false => Err(Error::conflict(
             "wrong_state",
             "only handed-in posts are approved",
@@ -429,7 +444,7 @@ pub async fn return_post(
         .set_post_state(post.id, &["pending"], "returned", Some(note))
         .await?
     {
-        true => Ok(StatusCode::NO_CONTENT),
+        true => Ok(changed(&state, &post)),
         false => Err(Error::conflict(
             "wrong_state",
             "only handed-in posts are returned",
@@ -464,6 +479,13 @@ pub async fn comment(
         .store
         .add_comment(post.id, current.user.id, body)
         .await?;
+    state.events.publish(
+        post.class_id,
+        ClassEvent::Comment {
+            post_id: post.id,
+            comment_id: id,
+        },
+    );
     let comment = state
         .store
         .comments(post.id)

@@ -1,5 +1,6 @@
 //! End-to-end tests of the HTTP server: a real process, real HTTPS, real SQLite and PostgreSQL.
 
+mod class_events;
 mod helpers;
 mod live;
 mod loadtest;
