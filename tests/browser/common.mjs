@@ -29,13 +29,14 @@ export const problems = [];
 
 export const PHONE = { width: 375, height: 812 };
 
+const limit = cfg.limit_s || 160;
 setTimeout(async () => {
-  console.error('browser tests: still running after 160 s; giving up');
+  console.error(`browser tests: still running after ${limit} s; giving up`);
   for (const { name, page } of pages) {
     await page.screenshot({ path: join(cfg.artifacts, `failed-timeout-${name}.png`) }).catch(() => {});
   }
   process.exit(1);
-}, 160000).unref();
+}, limit * 1000).unref();
 
 /**
  * A browser context for `name`. Console errors and page errors count as failures when

@@ -24,7 +24,7 @@ await scenario('class page follows the live session', async () => {
   await teacher.goto(`${cfg.base}/studio/${cfg.classroom}`);
   const heading = await teacher.locator('h1').innerText();
   if (!heading.includes(cfg.classroom_name) || !heading.includes(cfg.class_name)) throw new Error(`studio heading: ${heading}`);
-  await teacher.locator(`a[href="/class/${cfg.class_id}"]`).waitFor();
+  await teacher.locator(`.titles a.back-link[href="/class/${cfg.class_id}"]`).waitFor();
   await teacher.waitForFunction(() => document.querySelector('video.preview')?.readyState >= 2, null, { timeout: 15000 });
   await teacher.locator('button.go-live').click();
   await state(teacher, 'joined');
@@ -43,7 +43,7 @@ await scenario('class page follows the live session', async () => {
   await state(watch, 'joined');
   await flowing('family watch', watch, (a, b) => sum(b, 'framesDecoded') > sum(a, 'framesDecoded') && sum(b, 'framesDecoded') > 10);
   log('the family decodes video');
-  await watch.locator(`a.back-link[href="/class/${cfg.class_id}"]`).waitFor();
+  await watch.locator(`.titles a.back-link[href="/class/${cfg.class_id}"]`).waitFor();
   await shoot(watch, 'live/watch-es-phone.png');
 
   // Ending asks first; "keep going" keeps it live.
