@@ -22,7 +22,13 @@ async function audit(page, name) {
 
 async function fits(page, name) {
   const width = await page.evaluate(() => document.documentElement.scrollWidth);
-  if (width > PHONE.width) problems.push(`${name}: the page is ${width} px wide on a ${PHONE.width} px phone`);
+  if (width > PHONE.width) {
+    // Name the outermost elements that stick out, to say what to fix.
+    const wide = await page.evaluate((limit) => [...document.querySelectorAll('body *')]
+      .filter((el) => el.getBoundingClientRect().right > limit && !(el.parentElement.getBoundingClientRect().right > limit))
+      .slice(0, 5).map((el) => `${el.tagName.toLowerCase()}.${[...el.classList].join('.')} (${Math.round(el.getBoundingClientRect().right)} px)`), PHONE.width);
+    problems.push(`${name}: the page is ${width} px wide on a ${PHONE.width} px phone: ${wide.join(', ')}`);
+  }
 }
 
 async function settle(page) {
@@ -51,7 +57,7 @@ async function check(page, name) {
 await scenario('signed-out pages', async () => {
   for (const locale of ['en-US', 'es-ES']) {
     const page = await context(`signed-out-${locale}`, options({ locale, strictConsole: true }));
-    for (const [name, path] of [['signin', '/signin'], ['join', '/join'], ['reset', '/reset'], ['guest', '/guest'], ['setup', '/setup'], ['not-found', '/no-such-page']]) {
+    for (const [name, path] of [['signin', '/signin'], ['join', '/join'], ['reset', '/reset'], ['guest', '/guest'], ['setup', '/setup']]) {
       await page.goto(`${cfg.base}${path}`);
       await page.locator('main h1').waitFor();
       if (locale === 'en-US') await check(page, name);

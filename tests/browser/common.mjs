@@ -42,10 +42,10 @@ setTimeout(async () => {
  * A browser context for `name`. Console errors and page errors count as failures when
  * `strictConsole` is set (signed-out pages must log none); otherwise they are printed.
  */
-export async function context(name, { locale = 'en-US', viewport = { width: 1280, height: 800 }, strictConsole = false } = {}) {
+export async function context(name, { locale = 'en-US', viewport = { width: 1280, height: 800 }, strictConsole = false, bypassCSP = false } = {}) {
   const ctx = await browser.newContext({
     ignoreHTTPSErrors: true, locale, viewport, isMobile: viewport.width < 500, hasTouch: viewport.width < 500,
-    permissions: ['camera', 'microphone'],
+    permissions: ['camera', 'microphone'], bypassCSP,
   });
   ctx.setDefaultTimeout(20000);
   const page = await ctx.newPage();
