@@ -6,6 +6,7 @@ mod live;
 mod loadtest;
 mod peer;
 mod posts;
+mod rooms;
 mod whip;
 
 mod accounts;
