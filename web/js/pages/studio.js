@@ -81,6 +81,7 @@ export async function studio(roomId) {
   const stageFromOthers = videoElement('guest-video', 'presenter_video');
   stageFromOthers.hidden = true;
   let camera = null;
+  let devicesReady = Promise.resolve();
   let screen = null;
   let session = null;
   let audio = null;
@@ -177,6 +178,8 @@ export async function studio(roomId) {
 
   liveButton.addEventListener('click', async () => {
     liveButton.disabled = true;
+    // A quick click must not go live before the camera is open: it would publish nothing.
+    await devicesReady;
     session = new LiveSession({ roomId });
     expose(session);
     audio = new AudioOut();
@@ -267,5 +270,6 @@ export async function studio(roomId) {
         chatBox,
         encoderPanel(roomId))));
   setText(viewerCount, 'viewer_count', { count: 0 });
-  await openDevices().catch(showDeviceError);
+  devicesReady = openDevices().catch(showDeviceError);
+  await devicesReady;
 }

@@ -142,6 +142,8 @@ export function timelineSection(klass) {
       list.replaceChildren();
     }
     const page = await api('GET', `/api/v1/classes/${klass.id}/timeline?limit=10${cursor ? `&cursor=${cursor}` : ''}`);
+    // A post the event stream showed meanwhile gives way to the page's copy.
+    for (const item of page.items) if (item.kind === 'post') cardOf(item.post.id)?.remove();
     list.append(...page.items.map((item) => (item.kind === 'post' ? postCard(klass, item.post, (id) => section.commentsChanged(id)) : sessionCard(item))));
     if (reset && !page.items.length) list.append(h('p', { class: 'hint', text: 'timeline_empty' }));
     cursor = page.next_cursor || null;
@@ -163,7 +165,9 @@ export function timelineSection(klass) {
   if (allowed(klass, 'read_timeline')) load(true).catch(() => {});
   else section.hidden = true;
 
-  const cardOf = (postId) => list.querySelector(`article.post[data-post-id="${postId}"]`);
+  function cardOf(postId) {
+    return list.querySelector(`article.post[data-post-id="${postId}"]`);
+  }
   /** The post as the reader may see it now, or null (gone, or not theirs to see). */
   async function fetchPost(postId) {
     try {
