@@ -6,7 +6,11 @@ use std::fmt::Write;
 use std::path::Path;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    // Read at run time: `env!` would bake in the directory the build script was first
+    // compiled in, and a target directory shared with another checkout (a git worktree)
+    // would then embed that checkout's pages.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest_dir).join("web");
     println!("cargo:rerun-if-changed=web");
     let mut files = Vec::new();
     collect(&root, &root, &mut files);

@@ -7,6 +7,8 @@
 //! - `http`: one router per resource (accounts, classes, invites, rooms, posts, attachments,
 //!   timeline, session logs, feeds, WHIP, WHEP), the error type, the OpenAPI document, the
 //!   security headers, and the browser app from `web/` (`http::web`; `build.rs` builds it in).
+//! - `events`: the class event hub that pushes sessions starting and ending, posts and
+//!   comments to open class pages (`http::class_events` serves it).
 //! - `signal`: the WebSocket signalling protocol, who may enter which room, and how often each
 //!   message type may be sent.
 //! - `sfu`: rooms, participants' peer connections, published tracks and their fan-out, and
@@ -23,6 +25,7 @@ pub mod access;
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod events;
 pub mod http;
 pub mod loadtest;
 pub mod markdown;

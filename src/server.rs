@@ -13,6 +13,7 @@ use axum_server::Handle;
 
 use crate::auth::token;
 use crate::config::Config;
+use crate::events::ClassEvents;
 use crate::metrics::Metrics;
 use crate::sfu::Sfu;
 use crate::state::AppState;
@@ -51,7 +52,8 @@ pub async fn run(
         tracing::warn!(closed, "closed live sessions left open by an earlier crash");
     }
     let metrics = Arc::new(Metrics::default());
-    let sfu = Sfu::new(&config, store.clone(), metrics.clone());
+    let events = ClassEvents::default();
+    let sfu = Sfu::new(&config, store.clone(), metrics.clone(), events.clone());
     let state = AppState {
         config: Arc::new(config.clone()),
         store: store.clone(),
@@ -59,6 +61,7 @@ pub async fn run(
         rate_limits: Arc::default(),
         room_tokens: Arc::default(),
         sfu: sfu.clone(),
+        events: events.clone(),
         whip: Arc::default(),
         whep: Arc::default(),
         guest_slots: Arc::new(crate::signal::guests::GuestSlots::new(
@@ -78,12 +81,15 @@ pub async fn run(
     tokio::spawn({
         let handle = handle.clone();
         let sfu = sfu.clone();
+        let events = events.clone();
         async move {
             shutdown.await;
             tracing::info!("shutting down");
             // Live sessions end first: their sockets close and their logs are written, so
-            // the HTTP drain below only waits for ordinary requests.
+            // the HTTP drain below only waits for ordinary requests. Class pages' event
+            // streams end too (they would otherwise stay open until the drain timeout).
             sfu.shutdown().await;
+            events.close();
             handle.graceful_shutdown(Some(DRAIN));
         }
     });

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::auth::rate_limit::RateLimits;
 use crate::auth::room_token::RoomTokens;
 use crate::config::Config;
+use crate::events::ClassEvents;
 use crate::metrics::Metrics;
 use crate::sfu::Sfu;
 use crate::store::Store;
@@ -17,6 +18,8 @@ pub struct AppState {
     pub rate_limits: Arc<RateLimits>,
     pub room_tokens: Arc<RoomTokens>,
     pub sfu: Sfu,
+    /// What open class pages are told (sessions starting and ending, posts, comments).
+    pub events: ClassEvents,
     /// Encoders publishing over WHIP.
     pub whip: Arc<crate::http::whip::WhipSessions>,
     /// Players watching over WHEP.

@@ -9,7 +9,9 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{clear_cookie_header, session_cookie_header, ApiJson, ClientIp, CurrentUser};
+use super::extract::{
+    clear_cookie_header, session_cookie_header, ApiJson, ClientIp, CurrentUser, MaybeUser,
+};
 use super::{Error, Result};
 use crate::access::{decide, Action, Facts, Role, Who};
 use crate::auth::{password, token};
@@ -23,7 +25,10 @@ use crate::store::{is_unique_violation, Store};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/setup", post(setup))
-        .route("/api/v1/session", post(sign_in).delete(sign_out))
+        .route(
+            "/api/v1/session",
+            get(session_status).post(sign_in).delete(sign_out),
+        )
         .route("/api/v1/me", get(me))
         .route("/api/v1/me/password", put(change_password))
         .route("/api/v1/users", get(list_users).post(create_user))
@@ -58,6 +63,14 @@ pub struct Me {
     pub user: UserView,
     pub csrf_token: String,
     pub classes: Vec<MyClass>,
+}
+
+/// Whether anyone is signed in, and if so what `/api/v1/me` says.
+#[derive(Serialize, ToSchema)]
+pub struct SessionStatus {
+    pub signed_in: bool,
+    #[serde(flatten)]
+    pub me: Option<Me>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -240,6 +253,27 @@ pub async fn sign_out(State(state): State<AppState>, current: CurrentUser) -> Re
         [(header::SET_COOKIE, clear_cookie_header())],
     )
         .into_response())
+}
+
+/// Whether the browser is signed in: always 200, so that a signed-out page asks without an
+/// error (a 401 would be logged in the browser's console on every signed-out page).
+#[utoipa::path(get, path = "/api/v1/session", tag = "accounts",
+    responses((status = 200, body = SessionStatus)))]
+pub async fn session_status(
+    State(state): State<AppState>,
+    MaybeUser(current): MaybeUser,
+) -> Result<Json<SessionStatus>> {
+    let Some(current) = current else {
+        return Ok(Json(SessionStatus {
+            signed_in: false,
+            me: None,
+        }));
+    };
+    let Json(me) = me(State(state), current).await?;
+    Ok(Json(SessionStatus {
+        signed_in: true,
+        me: Some(me),
+    }))
 }
 
 /// Who is signed in, their CSRF token, and their classes.

@@ -385,11 +385,7 @@ fn thumbnail_png(path: &std::path::Path) -> Option<Vec<u8>> {
     limits.max_image_height = Some(h);
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
-    let image = reader.decode().ok()?;
-    let small = match image.width() > THUMBNAIL || image.height() > THUMBNAIL {
-        true => image.thumbnail(THUMBNAIL, THUMBNAIL),
-        false => image,
-    };
+    let small = shrink(reader.decode().ok()?);
     let mut png = std::io::Cursor::new(Vec::new());
     small.write_to(&mut png, image::ImageFormat::Png).ok()?;
     Some(png.into_inner())
@@ -421,6 +417,16 @@ async fn make_thumbnail(
     .await
     .ok()
     .flatten()
+}
+
+/// The image made to fit in `THUMBNAIL` pixels a side; one that fits already is kept at its
+/// size (a thumbnail never enlarges: a small photo blown up is blurred and heavier).
+fn shrink(image: image::DynamicImage) -> image::DynamicImage {
+    if image.width() <= THUMBNAIL && image.height() <= THUMBNAIL {
+        image
+    } else {
+        image.thumbnail(THUMBNAIL, THUMBNAIL)
+    }
 }
 
 /// Reads the rest of a refused upload (up to a cap) without keeping it: an HTTP/1.1 client
@@ -535,6 +541,17 @@ mod tests {
             remove_crash_leftovers(&dir.path().join("absent")).unwrap(),
             0
         );
+    }
+
+    #[test]
+    fn thumbnails_shrink_large_images_and_never_enlarge_small_ones() {
+        let small = image::DynamicImage::new_rgb8(120, 80);
+        let kept = shrink(small);
+        assert_eq!((kept.width(), kept.height()), (120, 80));
+        let large = shrink(image::DynamicImage::new_rgb8(1920, 960));
+        assert_eq!((large.width(), large.height()), (THUMBNAIL, THUMBNAIL / 2));
+        let tall = shrink(image::DynamicImage::new_rgb8(300, 600));
+        assert_eq!((tall.width(), tall.height()), (THUMBNAIL / 2, THUMBNAIL));
     }
 
     #[test]

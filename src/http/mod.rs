@@ -2,6 +2,7 @@
 
 mod accounts;
 mod attachments;
+mod class_events;
 mod classes;
 pub mod error;
 pub mod extract;
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(posts::router())
         .merge(attachments::router())
         .merge(timeline::router())
+        .merge(class_events::router())
         .merge(feeds::router())
         .merge(session_logs::router())
         .merge(crate::signal::router())

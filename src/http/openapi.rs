@@ -7,8 +7,8 @@ use utoipa::OpenApi;
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    accounts, attachments, classes, feeds, health, invites, posts, rooms, session_logs, timeline,
-    whep, whip,
+    accounts, attachments, class_events, classes, feeds, health, invites, posts, rooms,
+    session_logs, timeline, whep, whip,
 };
 use crate::state::AppState;
 
@@ -20,17 +20,17 @@ use crate::state::AppState;
     ),
     paths(
         health::healthz, health::readyz, health::metrics, openapi_json,
-        accounts::setup, accounts::sign_in, accounts::sign_out, accounts::me, accounts::change_password,
+        accounts::setup, accounts::session_status, accounts::sign_in, accounts::sign_out, accounts::me, accounts::change_password,
         accounts::list_users, accounts::create_user, accounts::create_reset, accounts::use_reset,
         classes::list_classes, classes::create_class, classes::get_class, classes::rename_class,
         classes::list_members, classes::set_member, classes::remove_member,
         classes::list_students, classes::create_student,
         invites::create_invite, invites::list_invites, invites::revoke_invite, invites::lookup, invites::accept,
-        rooms::list_rooms, rooms::create_room, rooms::create_guest_link, rooms::guest_token,
+        rooms::list_rooms, rooms::create_room, rooms::get_room, rooms::create_guest_link, rooms::guest_token,
         whip::create_key, whip::list_keys, whip::revoke_key, whip::publish, whip::trickle, whip::stop,
         whep::viewer_token, whep::play, whep::trickle, whep::stop,
         posts::create_post, posts::list_posts, posts::get_post, posts::edit_post, posts::delete_post, posts::submit, posts::approve,
-        posts::return_post, posts::comment, timeline::timeline, attachments::upload, attachments::download, attachments::thumbnail, feeds::create_token, feeds::revoke_token,
+        posts::return_post, posts::comment, timeline::timeline, class_events::events, attachments::upload, attachments::download, attachments::thumbnail, feeds::create_token, feeds::revoke_token,
         session_logs::list_sessions, session_logs::session_log, session_logs::session_csv, session_logs::class_csv,
     ),
     components(schemas(ErrorBody, ErrorDetail)),

@@ -19,6 +19,7 @@ use super::classes::{require, who_in};
 use super::extract::{ApiJson, CurrentUser};
 use super::{Error, Result};
 use crate::access::{decide, Action, Facts, Grant, Role, Who};
+use crate::events::ClassEvent;
 use crate::markdown::{attachment_refs, to_safe_html};
 use crate::state::AppState;
 use crate::store::attachments::Attachment;
@@ -204,6 +205,14 @@ async fn load(state: &AppState, user: &User, post_id: i64) -> Result<(Post, Who)
     Ok((post, who))
 }
 
+/// Tells the class's open pages that the post changed state; answers 204.
+fn changed(state: &AppState, post: &Post) -> StatusCode {
+    state
+        .events
+        .publish(post.class_id, ClassEvent::Post { post_id: post.id });
+    StatusCode::NO_CONTENT
+}
+
 fn manages(who: Who) -> bool {
     decide(who, Action::ManageClass, Facts::default()).allowed()
 }
@@ -239,6 +248,9 @@ pub async fn create_post(
         })
         .await?;
     let post = state.store.post(id).await?.ok_or(Error::NotFound)?;
+    state
+        .events
+        .publish(class_id, ClassEvent::Post { post_id: post.id });
     Ok((
         StatusCode::CREATED,
         Json(view(&state, who, &current.user, post).await?),
@@ -387,6 +399,9 @@ pub async fn edit_post(
         )
         .await?;
     let post = state.store.post(post.id).await?.ok_or(Error::NotFound)?;
+    state
+        .events
+        .publish(post.class_id, ClassEvent::Post { post_id: post.id });
     Ok(Json(view(&state, who, &current.user, post).await?))
 }
 
@@ -442,7 +457,7 @@ pub async fn submit(
         .set_post_state(post.id, &["draft", "returned"], "pending", None)
         .await?
     {
-        true => Ok(StatusCode::NO_CONTENT),
+        true => Ok(changed(&state, &post)),
         false => Err(Error::conflict(
             "wrong_state",
             "only drafts and returned posts are handed in",
@@ -467,7 +482,7 @@ pub async fn approve(
         return Err(Error::forbidden("not_allowed", "teachers approve posts"));
     }
     state.store.approve_post(post.id, request.revision).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(changed(&state, &post))
 }
 
 /// A teacher returns a handed-in draft with a note.
@@ -498,7 +513,7 @@ pub async fn return_post(
         .set_post_state(post.id, &["pending"], "returned", Some(note))
         .await?
     {
-        true => Ok(StatusCode::NO_CONTENT),
+        true => Ok(changed(&state, &post)),
         false => Err(Error::conflict(
             "wrong_state",
             "only handed-in posts are returned",
@@ -535,6 +550,13 @@ pub async fn comment(
         .store
         .add_comment(post.id, current.user.id, body)
         .await?;
+    state.events.publish(
+        post.class_id,
+        ClassEvent::Comment {
+            post_id: post.id,
+            comment_id: id,
+        },
+    );
     let comment = state
         .store
         .comments(post.id)

@@ -14,7 +14,7 @@ use super::{Error, Result};
 use crate::access::{decide, Action, Facts, Who};
 use crate::auth::room_token::{Purpose, RoomClaims};
 use crate::auth::token;
-use crate::sfu::room::RoomKind;
+use crate::sfu::room::{RoomKind, Standing};
 use crate::state::AppState;
 use crate::store::now_ms;
 use crate::store::rooms::Room;
@@ -32,6 +32,7 @@ pub fn router() -> Router<AppState> {
             "/api/v1/rooms/{room_id}/guest-link",
             post(create_guest_link),
         )
+        .route("/api/v1/rooms/{room_id}", get(get_room))
         .route("/api/v1/guest-token", post(guest_token))
 }
 
@@ -42,6 +43,19 @@ pub struct RoomView {
     /// A live session is on now.
     pub live: bool,
     pub participants: usize,
+    /// The display name of a tutoring room's host, for those waiting for them.
+    pub host_name: Option<String>,
+}
+
+/// One room as its page needs it: the class it belongs to and whether the caller hosts it.
+#[derive(Serialize, ToSchema)]
+pub struct RoomDetail {
+    #[serde(flatten)]
+    pub view: RoomView,
+    pub class_name: String,
+    /// Opening the room starts its live session (the teacher of a broadcast, the host of a
+    /// tutoring room); others wait until it is live.
+    pub you_host: bool,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -49,7 +63,8 @@ pub struct CreateRoomRequest {
     /// `classroom`, `tutoring` or `open_house`.
     pub kind: String,
     pub name: String,
-    /// The tutor (or teacher) who hosts a tutoring room.
+    /// The tutor (or teacher) who hosts a tutoring room; the creator when absent, so that
+    /// every tutoring room has someone whose arrival starts it.
     pub host_user_id: Option<i64>,
 }
 
@@ -87,21 +102,61 @@ pub async fn list_rooms(
     if who == Who::Outsider {
         return Err(Error::NotFound);
     }
-    let occupancy = state.sfu.occupancy();
-    let rooms = state.store.rooms(class_id).await?;
-    Ok(Json(
-        rooms
-            .into_iter()
-            .map(|room| {
-                let participants = occupancy.get(&room.id).copied().unwrap_or(0);
-                RoomView {
-                    live: state.sfu.live_room(room.id).is_some(),
-                    participants,
-                    room,
-                }
-            })
-            .collect(),
-    ))
+    let mut views = Vec::new();
+    for room in state.store.rooms(class_id).await? {
+        views.push(room_view(&state, room).await?);
+    }
+    Ok(Json(views))
+}
+
+async fn room_view(state: &AppState, room: Room) -> Result<RoomView> {
+    let host_name = match room.host_user_id {
+        Some(id) => state.store.user_by_id(id).await?.map(|u| u.display_name),
+        None => None,
+    };
+    Ok(RoomView {
+        live: state.sfu.live_room(room.id).is_some(),
+        participants: state.sfu.occupancy().get(&room.id).copied().unwrap_or(0),
+        host_name,
+        room,
+    })
+}
+
+/// One room of the caller's class: its host, whether it is live, and whether the caller's
+/// arrival starts it.
+#[utoipa::path(get, path = "/api/v1/rooms/{room_id}", tag = "rooms", params(("room_id" = i64, Path)),
+    responses((status = 200, body = RoomDetail), (status = 401, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody)))]
+pub async fn get_room(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(room_id): Path<i64>,
+) -> Result<Json<RoomDetail>> {
+    let room = state.store.room(room_id).await?.ok_or(Error::NotFound)?;
+    let who = who_in(&state, &current.user, room.class_id).await?;
+    if who == Who::Outsider {
+        return Err(Error::NotFound);
+    }
+    let class = state
+        .store
+        .class(room.class_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let kind = RoomKind::parse(&room.kind).ok_or_else(|| {
+        Error::Internal(anyhow::anyhow!("room {} has kind {}", room.id, room.kind))
+    })?;
+    let standing = Standing {
+        who,
+        kind,
+        assigned_host: room.host_user_id == Some(current.user.id),
+        promoted: false,
+        waiting: false,
+    };
+    Ok(Json(RoomDetail {
+        view: room_view(&state, room).await?,
+        class_name: class.name,
+        you_host: standing.host(),
+    }))
 }
 
 /// Adds a room to the class.
@@ -118,23 +173,47 @@ pub async fn create_room(
         Error::bad_request("invalid_kind", "kind is classroom, tutoring or open_house")
     })?;
     let name = parse_name(&request.name)?;
-    if let Some(host) = request.host_user_id {
-        if kind != RoomKind::Tutoring {
+    if request.host_user_id.is_some() && kind != RoomKind::Tutoring {
+        return Err(Error::bad_request(
+            "host_for_tutoring_only",
+            "only tutoring rooms have an assigned host",
+        ));
+    }
+    let host = match kind {
+        RoomKind::Tutoring => Some(request.host_user_id.unwrap_or(current.user.id)),
+        _ => None,
+    };
+    if let Some(host) = host {
+        let may_host = match state.store.role_in(host, class_id).await? {
+            Some(role) => decide(
+                Who::Member(role),
+                Action::HostTutoring,
+                Facts {
+                    assigned_host: true,
+                    ..Facts::default()
+                },
+            )
+            .allowed(),
+            // An admin outside the class may host the rooms they make.
+            None if host == current.user.id && current.user.is_admin() => true,
+            None => {
+                return Err(Error::bad_request(
+                    "host_not_member",
+                    "the host must be a member of the class",
+                ))
+            }
+        };
+        // A family or student as host would leave the room with nobody able to open it.
+        if !may_host {
             return Err(Error::bad_request(
-                "host_for_tutoring_only",
-                "only tutoring rooms have an assigned host",
-            ));
-        }
-        if state.store.role_in(host, class_id).await?.is_none() {
-            return Err(Error::bad_request(
-                "host_not_member",
-                "the host must be a member of the class",
+                "host_cannot_host",
+                "the host of a tutoring room is a tutor or teacher of the class",
             ));
         }
     }
     let room = state
         .store
-        .create_room(class_id, kind.as_str(), name.as_str(), request.host_user_id)
+        .create_room(class_id, kind.as_str(), name.as_str(), host)
         .await?;
     Ok((StatusCode::CREATED, Json(room)))
 }

@@ -210,7 +210,7 @@ pub async fn publish(
     }
     let handle = state
         .sfu
-        .room_for(room.id, room.class_id, Some(owner.id), standing.host())
+        .room_for(&room, Some(owner.id), standing.host())
         .await?;
     let participant_id = state.sfu.next_participant_id();
     let (outbox, outbox_rx) = mpsc::channel(256);

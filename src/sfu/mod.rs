@@ -26,6 +26,7 @@ use revocation::Revocation;
 use room::{Command, Room, RoomHandle, RoomSpec};
 
 use crate::config::Config;
+use crate::events::{ClassEvent, ClassEvents};
 use crate::metrics::Metrics;
 use crate::signal::error::SignalError;
 use crate::store::Store;
@@ -47,10 +48,12 @@ struct Inner {
     max_participants: usize,
     max_guests: usize,
     next_participant: AtomicU64,
+    /// Told when a session starts and ends, for the class pages.
+    events: ClassEvents,
 }
 
 impl Sfu {
-    pub fn new(config: &Config, store: Store, metrics: Arc<Metrics>) -> Sfu {
+    pub fn new(config: &Config, store: Store, metrics: Arc<Metrics>, events: ClassEvents) -> Sfu {
         Sfu {
             inner: Arc::new(Inner {
                 rooms: Mutex::default(),
@@ -66,6 +69,7 @@ impl Sfu {
                 max_participants: config.limits.max_participants_per_room,
                 max_guests: config.limits.max_guests_per_room,
                 next_participant: AtomicU64::new(1),
+                events,
             }),
         }
     }
@@ -84,14 +88,15 @@ impl Sfu {
         rooms.get(&room_id).filter(|h| !h.is_closed()).cloned()
     }
 
-    /// The live room, starting a new session when the host arrives at an idle room.
+    /// The live room, starting a new session when the host arrives at an idle room. The
+    /// room's class is told when the session starts and when it ends.
     pub async fn room_for(
         &self,
-        room_id: i64,
-        class_id: i64,
+        room: &crate::store::rooms::Room,
         host_user: Option<i64>,
         is_host: bool,
     ) -> Result<RoomHandle, SignalError> {
+        let (room_id, class_id) = (room.id, room.class_id);
         if let Some(handle) = self.live_room(room_id) {
             return Ok(handle);
         }
@@ -139,7 +144,27 @@ impl Sfu {
         };
         let handle = Room::start(spec, self.inner.log.clone(), on_change);
         rooms.insert(room_id, handle.clone());
+        drop(rooms);
         tracing::info!(room_id, session_id, "live session started");
+        let events = self.inner.events.clone();
+        events.publish(
+            class_id,
+            ClassEvent::SessionStarted {
+                room_id,
+                session_id,
+            },
+        );
+        let ended = handle.clone();
+        tokio::spawn(async move {
+            ended.ended().await;
+            events.publish(
+                class_id,
+                ClassEvent::SessionEnded {
+                    room_id,
+                    session_id,
+                },
+            );
+        });
         Ok(handle)
     }
 

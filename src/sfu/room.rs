@@ -191,6 +191,12 @@ impl RoomHandle {
         self.closed.load(Ordering::Acquire) || self.tx.is_closed()
     }
 
+    /// Waits until the room's task has stopped taking commands: the session is over (and
+    /// `is_closed` already says so).
+    pub async fn ended(&self) {
+        self.tx.closed().await
+    }
+
     pub async fn send(&self, command: Command) -> Result<(), SignalError> {
         self.tx
             .send(command)

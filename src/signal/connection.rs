@@ -398,10 +398,7 @@ async fn join(
         Identity::User(user) => Some(user.id),
         Identity::Guest(_) => None,
     };
-    let handle = state
-        .sfu
-        .room_for(room.id, room.class_id, user_id, standing.host())
-        .await?;
+    let handle = state.sfu.room_for(&room, user_id, standing.host()).await?;
     let participant_id = state.sfu.next_participant_id();
     let (media, media_tx) = PeerMedia::new(
         participant_id,

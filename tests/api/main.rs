@@ -1,5 +1,6 @@
 //! End-to-end tests of the HTTP server: a real process, real HTTPS, real SQLite and PostgreSQL.
 
+mod class_events;
 mod helpers;
 mod live;
 mod loadtest;
@@ -9,6 +10,7 @@ mod schemathesis;
 mod security_edge;
 mod security_live;
 mod security_content;
+mod rooms;
 mod whip;
 
 mod accounts;

@@ -62,15 +62,22 @@ async fn room(class: &ClassFixture, kind: &str, host: Option<i64>) -> i64 {
 
 /// Runs `run.mjs` with `config`; a run stops itself at 160 s with screenshots.
 async fn run_browser(script: &Path, config: &serde_json::Value) {
+    run_script(script, config, 175).await
+}
+
+/// Runs a browser script, which stops itself 15 s before `limit_s` (`limit_s` in its config).
+async fn run_script(script: &Path, config: &serde_json::Value, limit_s: u64) {
+    let mut config = config.clone();
+    config["limit_s"] = json!(limit_s - 15);
     let mut child = tokio::process::Command::new("node")
         .arg(script)
         .env("HOMEROOM_BROWSER_TEST", config.to_string())
         .kill_on_drop(true)
         .spawn()
         .expect("node runs (install Node.js 20 or newer)");
-    let status = tokio::time::timeout(Duration::from_secs(175), child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(limit_s), child.wait())
         .await
-        .expect("the browser tests took longer than 175 s")
+        .unwrap_or_else(|_| panic!("the browser tests took longer than {limit_s} s"))
         .unwrap();
     assert!(
         status.success(),
@@ -148,4 +155,73 @@ async fn watch_present_and_tutor_in_chromium() {
     for shot in ["watch.png", "studio.png", "tutoring.png"] {
         assert!(artifacts.join(shot).exists(), "{shot} was not written");
     }
+}
+
+/// The server, a class with one person in every role (and a second family), a classroom and a
+/// tutoring room hosted by the tutor, all made over the API; the config the newer scripts read.
+async fn live_class(tag: &str) -> (TestApp, serde_json::Value) {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let admin = app.admin().await;
+    let class = ClassFixture::new(&app, &admin, tag).await;
+    let family2 = format!("family2-{tag}");
+    app.join(&invite(&class, "family").await, &family2).await;
+    let classroom = room(&class, "classroom", None).await;
+    let tutoring = room(&class, "tutoring", Some(class.tutor.user_id)).await;
+    class
+        .teacher
+        .post_ok(
+            &format!("/api/v1/classes/{}/posts", class.class_id),
+            json!({"body": "**Welcome** to the class.", "targets": ["Says hello"]}),
+        )
+        .await;
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts");
+    let config = json!({
+        "base": app.base,
+        "chromium": tools().0,
+        "artifacts": artifacts,
+        "password": PASSWORD,
+        "teacher": format!("teacher-{tag}"),
+        "family": format!("family-{tag}"),
+        "family2": family2,
+        "tutor": format!("tutor-{tag}"),
+        "tutor_name": format!("tutor-{tag}"),
+        "class_id": class.class_id,
+        "class_name": format!("Class {tag}"),
+        "classroom": classroom,
+        "classroom_name": "classroom room",
+        "tutoring": tutoring,
+    });
+    (app, config)
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/browser")
+        .join(name)
+}
+
+/// Class pages learn of sessions and posts within 2 s without a reload; the watch page ends
+/// with a link to the log; a tutoring room is never a dead end for those waiting for its host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_pages_stay_current() {
+    let (_app, config) = live_class("live").await;
+    run_browser(&script("live_pages.mjs"), &config).await;
+}
+
+/// axe-core finds no WCAG A/AA violation on any page in English or Spanish; on a 375 px phone
+/// no page is wider than the screen (screenshots in tests/artifacts/phone/); signed-out pages
+/// log no console errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_are_accessible_on_phones() {
+    let (_app, config) = live_class("a11y").await;
+    let phone = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts/phone");
+    let _ = std::fs::remove_dir_all(&phone);
+    // About a hundred axe runs: more time than the scenarios take.
+    run_script(&script("a11y.mjs"), &config, 300).await;
+    let shots = std::fs::read_dir(&phone).map(|d| d.count()).unwrap_or(0);
+    assert!(
+        shots >= 20,
+        "only {shots} phone screenshots in {}",
+        phone.display()
+    );
 }

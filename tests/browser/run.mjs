@@ -211,6 +211,8 @@ await scenario('classroom', async () => {
   await shoot(teacher, 'studio.png');
 
   await teacher.locator('button.end').click();
+  // Ending asks first.
+  await teacher.locator('button.confirm-end').click();
   for (const page of [family1, family2]) {
     await state(page, 'ended');
     await page.locator('.overlay[data-state="ended"]').waitFor({ state: 'visible', timeout: 5000 });

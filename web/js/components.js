@@ -3,6 +3,7 @@
 
 import { h, status } from './dom.js';
 import { setLabel, setText } from './i18n.js';
+import { api } from './api.js';
 
 /** Shows `track` in `video` (or nothing), reusing the element. */
 export function showTrack(video, track) {
@@ -95,14 +96,16 @@ export function chatPanel(session) {
   }, input, send);
   session.addEventListener('chat', (event) => {
     const m = event.detail;
-    const time = new Date(m.at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
     log.append(h('li', { class: m.participant_id === session.meId ? 'mine' : '' },
-      h('span', { class: 'who' }, m.display_name), h('time', { dateTime: new Date(m.at).toISOString() }, time), h('span', { class: 'text' }, m.text)));
+      h('span', { class: 'who' }, m.display_name),
+      h('time', { dateTime: new Date(m.at).toISOString(), text: 'date_value', vars: { when: { time_ms: m.at } } }),
+      h('span', { class: 'text' }, m.text)));
     log.scrollTop = log.scrollHeight;
   });
   const panel = h('section', { class: 'chat', 'aria-labelledby': 'chat-title' }, h('h2', { id: 'chat-title', text: 'chat' }), log, error, form);
+  // After the end nobody is listening: the input goes, the conversation stays readable.
   const allowed = () => {
-    form.hidden = !session.abilities.chat;
+    form.hidden = !session.abilities.chat || session.over;
   };
   session.addEventListener('state', allowed);
   return panel;
@@ -194,6 +197,38 @@ export async function openCamera({ video = true, audio = true } = {}) {
     video: video === true ? { width: { ideal: 1280 }, height: { ideal: 720 } } : video,
     audio: audio === true ? { echoCancellation: true, noiseSuppression: true } : audio,
   });
+}
+
+/** The room as its page needs it (class, host, whether the caller hosts it), or null. */
+export async function roomDetail(roomId) {
+  try {
+    return await api('GET', `/api/v1/rooms/${roomId}`);
+  } catch {
+    return null;
+  }
+}
+
+/** A link back to the room's class (empty until the class is known). */
+export function backToClass(room) {
+  return room ? h('a', { class: 'back-link', href: `/class/${room.class_id}`, text: 'back_to_class' }) : null;
+}
+
+/**
+ * What a live page shows once its session is over: where the session's log is, and the way
+ * back to the class. Hidden until then.
+ */
+export function overPanel(session, room) {
+  const panel = h('nav', { class: 'over-links card', hidden: true, label: 'session_over_links' },
+    h('p', { text: 'session_over_hint' }));
+  const log = h('a', { class: 'button primary session-log-link', text: 'session_open' });
+  panel.append(log, backToClass(room) || '');
+  session.addEventListener('state', () => {
+    if (!session.over) return;
+    if (session.sessionId !== undefined) log.href = `/session/${session.sessionId}`;
+    log.hidden = session.sessionId === undefined;
+    panel.hidden = false;
+  });
+  return panel;
 }
 
 /** Exposes the live session to the page's tests (and curious developers). */

@@ -40,10 +40,55 @@ export function language() {
   return current;
 }
 
-/** The text for `key` with `{name}` placeholders filled from `vars`. */
+/**
+ * The catalogue key for `key` said of `count`: `key_one`, `key_few`… when the catalogue has
+ * that form for the language's plural rule (Intl.PluralRules), else `key`.
+ */
+function pluralKey(key, count) {
+  if (typeof count !== 'number') return key;
+  const form = `${key}_${new Intl.PluralRules(current).select(count)}`;
+  return form in strings || (current === 'en' && form in english) ? form : key;
+}
+
+/**
+ * A value shown in a text: numbers in the reader's locale; `{duration_ms}` as seconds under a
+ * minute, else minutes (and hours); `{date_ms}` as the reader's date and time without seconds;
+ * `{time_ms}` as the time alone. Kept as data in `data-i18n-vars`, so a language switch
+ * formats them again.
+ */
+function formatted(value) {
+  if (typeof value === 'number') return new Intl.NumberFormat(current).format(value);
+  if (value && typeof value === 'object') {
+    if ('duration_ms' in value) return duration(value.duration_ms);
+    if ('date_ms' in value) return dateText(value.date_ms);
+    if ('time_ms' in value) return timeText(value.time_ms);
+  }
+  return String(value);
+}
+
+/** The text for `key` with `{name}` placeholders filled from `vars` (plural by `vars.count`). */
 export function t(key, vars = {}) {
-  const text = strings[key] ?? english[key] ?? key;
-  return text.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : `{${name}}`));
+  const chosen = pluralKey(key, vars?.count);
+  const text = strings[chosen] ?? english[chosen] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => (vars && name in vars ? formatted(vars[name]) : `{${name}}`));
+}
+
+/** A date and time in the reader's language, without seconds. */
+export function dateText(ms) {
+  return new Date(ms).toLocaleString(current, { dateStyle: 'medium', timeStyle: 'short' });
+}
+
+export function timeText(ms) {
+  return new Date(ms).toLocaleTimeString(current, { hour: '2-digit', minute: '2-digit' });
+}
+
+/** A duration: seconds under a minute, minutes under an hour, else hours and minutes. */
+export function duration(ms) {
+  const seconds = Math.max(0, Math.round(ms / 1000));
+  if (seconds < 60) return t('duration_seconds', { count: seconds });
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 60) return t('duration_minutes', { count: minutes });
+  return t('duration_hours', { hours: Math.floor(minutes / 60), minutes: minutes % 60 });
 }
 
 function varsOf(el) {

@@ -81,6 +81,8 @@ export class LiveSession extends EventTarget {
     this.abilities = joined.abilities;
     this.iceServers = (joined.ice_servers || []).map((s) => ({ urls: s.urls, username: s.username, credential: s.credential }));
     this.meId = joined.participant_id;
+    // The session's log is at /session/{sessionId} once it ends.
+    this.sessionId = joined.session_id;
     // `participants` holds the others; `me` is this participant.
     const mine = joined.participants.find((p) => p.participant_id === this.meId);
     this.participants = new Map(joined.participants.filter((p) => p !== mine).map((p) => [p.participant_id, p]));

@@ -1,5 +1,7 @@
 // A class's home: what is live now, its rooms, and (for those who manage it) new rooms and
-// open-house guest links, and the class timeline (timeline.js).
+// open-house guest links, and the class timeline (timeline.js). The page stays current through
+// the class's event stream (GET /api/v1/classes/{id}/events): events carry ids only, and the
+// page fetches what changed.
 
 import { api } from '../api.js';
 import { field, h, mount, showError } from '../dom.js';
@@ -15,6 +17,30 @@ function roomLinks(klass, room) {
   const links = [h('a', { class: 'button primary', href: `/watch/${room.id}`, text: 'watch' })];
   if (allowed(klass, 'go_live')) links.push(h('a', { class: 'button', href: `/studio/${room.id}`, text: 'open_studio' }));
   return links;
+}
+
+/**
+ * Opens the class's event stream. The browser reconnects a dropped stream by itself; events
+ * missed meanwhile are made up for by `onReconnect`. `body[data-events]` says whether it is open.
+ */
+function listen(classId, handlers) {
+  const source = new EventSource(`/api/v1/classes/${classId}/events`);
+  let dropped = false;
+  const data = (e) => JSON.parse(e.data);
+  for (const name of ['session_started', 'session_ended', 'post', 'comment']) {
+    source.addEventListener(name, (e) => handlers[name]?.(data(e)));
+  }
+  source.addEventListener('open', () => {
+    document.body.dataset.events = 'open';
+    if (dropped) handlers.reconnected?.();
+    dropped = false;
+  });
+  source.addEventListener('error', () => {
+    dropped = true;
+    document.body.dataset.events = source.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting';
+  });
+  window.addEventListener('pagehide', () => source.close());
+  return source;
 }
 
 export async function classHome(classId) {
@@ -51,11 +77,12 @@ export async function classHome(classId) {
           },
         }), out);
       }
-      return h('li', { class: 'card room' },
+      return h('li', { class: 'card room', dataset: { roomId: String(room.id) } },
         h('div', { class: 'room-head' },
           h('strong', {}, room.name), ' ',
           h('span', { class: 'badge', text: `kind_${room.kind}` }),
-          room.live ? h('span', { class: 'badge live', text: 'live_people', vars: { count: room.participants } }) : null),
+          room.live ? h('span', { class: 'badge live', text: 'live_people', vars: { count: room.participants } }) : null,
+          room.kind === 'tutoring' && room.host_name ? h('span', { class: 'hint host-name', text: 'hosted_by', vars: { name: room.host_name } }) : null),
         h('div', { class: 'actions' }, ...roomLinks(klass, room), ...extra));
     }));
     if (!rooms.length) list.replaceChildren(h('li', { text: 'no_rooms' }));
@@ -91,10 +118,30 @@ export async function classHome(classId) {
         },
       }, field('room_kind', kind), field('room_name', name), h('button', { type: 'submit', class: 'primary', text: 'add_room' }), error)));
   }
-  children.push(timelineSection(klass));
+  const timeline = timelineSection(klass);
+  children.push(timeline);
   mount('class_home', ...children);
   document.body.dataset.titleKey = '';
   document.title = `${klass.name} · Homeroom`;
   await refresh();
-  setInterval(() => refresh().catch(() => {}), 10000);
+  const quietly = (work) => () => work().catch(() => {});
+  if (allowed(klass, 'read_timeline')) {
+    listen(classId, {
+      session_started: quietly(refresh),
+      // The session's log joins the timeline as it ends.
+      session_ended: quietly(async () => {
+        await refresh();
+        await timeline.reload();
+      }),
+      post: ({ post_id }) => timeline.postChanged(post_id).catch(() => {}),
+      comment: ({ post_id }) => timeline.commentsChanged(post_id).catch(() => {}),
+      reconnected: quietly(async () => {
+        await refresh();
+        await timeline.reload();
+      }),
+    });
+  } else {
+    // Those who do not read the timeline (tutors) have no stream: look now and then.
+    setInterval(quietly(refresh), 15000);
+  }
 }

@@ -1,11 +1,12 @@
 // The teacher's studio: choose camera and microphone, preview, share the screen as a second
-// video track, go live and end, see who watches (hands raised), chat, and promote a student,
-// mute or remove someone.
+// video track, go live and end (after a confirmation, with the button apart from the others),
+// a running timer while live, see who watches (hands raised), chat, and promote a student,
+// mute or remove someone. After the end: the link to the session's log and back to the class.
 
 import { h, mount, status } from '../dom.js';
 import { setText } from '../i18n.js';
 import { LiveSession } from '../live.js';
-import { AudioOut, chatPanel, expose, followState, smallButton, openCamera, roleKey, showTrack, videoElement } from '../components.js';
+import { AudioOut, backToClass, chatPanel, expose, followState, overPanel, roomDetail, smallButton, openCamera, roleKey, showTrack, videoElement } from '../components.js';
 import { requireMe } from './account.js';
 import { api } from '../api.js';
 
@@ -17,7 +18,7 @@ function encoderPanel(roomId) {
   async function refresh() {
     const list = await api('GET', `/api/v1/rooms/${roomId}/stream-keys`);
     keys.replaceChildren(...list.map((key) => h('li', {},
-      h('span', { text: 'encoder_key_made', vars: { date: new Date(key.created_at).toLocaleString() } }), ' ',
+      h('span', { text: 'encoder_key_made', vars: { date: { date_ms: key.created_at } } }), ' ',
       key.revoked_at ? h('span', { class: 'badge', text: 'encoder_revoked' })
         : smallButton('encoder_revoke', 'encoder_revoke', async () => {
           await api('DELETE', `/api/v1/rooms/${roomId}/stream-keys/${key.id}`);
@@ -40,8 +41,17 @@ function encoderPanel(roomId) {
     h('p', { class: 'hint', text: 'encoder_help' }), create, made, keys);
 }
 
+/** Elapsed time as 4:05 or 1:02:03, the same in every language. */
+function clock(ms) {
+  const total = Math.floor(ms / 1000);
+  const [hours, minutes, seconds] = [Math.floor(total / 3600), Math.floor(total / 60) % 60, total % 60];
+  const two = (n) => String(n).padStart(2, '0');
+  return hours ? `${hours}:${two(minutes)}:${two(seconds)}` : `${minutes}:${two(seconds)}`;
+}
+
 export async function studio(roomId) {
   await requireMe();
+  const room = await roomDetail(roomId);
   const preview = videoElement('preview', 'camera_preview');
   const screenPreview = videoElement('screen-preview', 'screen_preview');
   screenPreview.hidden = true;
@@ -49,15 +59,29 @@ export async function studio(roomId) {
   const micSelect = h('select', { id: 'mic-select' });
   const shareButton = h('button', { type: 'button', class: 'share', text: 'share_screen' });
   const liveButton = h('button', { type: 'button', class: 'primary go-live', text: 'go_live' });
-  const endButton = h('button', { type: 'button', class: 'danger end', text: 'end_session', hidden: true });
+  const endButton = h('button', { type: 'button', class: 'danger end', text: 'end_session', hidden: true, 'aria-expanded': 'false', 'aria-controls': 'end-confirm' });
+  const confirmEnd = h('button', { type: 'button', class: 'danger confirm-end', text: 'end_session_confirm' });
+  const keepGoing = h('button', { type: 'button', class: 'keep-going', text: 'end_session_cancel' });
+  const endConfirm = h('div', { id: 'end-confirm', class: 'end-confirm card', role: 'alertdialog', 'aria-labelledby': 'end-question', hidden: true },
+    h('p', { id: 'end-question', text: 'end_session_question' }), h('div', { class: 'actions' }, confirmEnd, keepGoing));
   const liveBadge = h('span', { class: 'badge live', text: 'on_air', hidden: true });
+  const timer = h('span', { class: 'live-timer', role: 'timer', label: 'live_for', hidden: true }, '0:00');
+  let liveSince = 0;
+  let ticking = null;
+  const tick = () => {
+    timer.textContent = clock(Date.now() - liveSince);
+  };
   const viewerCount = h('p', { class: 'viewer-count', 'aria-live': 'polite' });
   const viewers = h('ul', { class: 'viewers' });
   const chatBox = h('div', { class: 'chat-slot' });
+  const overSlot = h('div', { class: 'over-slot' });
+  const audience = h('section', { class: 'audience', 'aria-labelledby': 'viewers-title' },
+    h('h2', { id: 'viewers-title', text: 'viewers' }), viewerCount, viewers);
   const unmuteSlot = h('div', { class: 'unmute-slot' });
   const stageFromOthers = videoElement('guest-video', 'presenter_video');
   stageFromOthers.hidden = true;
   let camera = null;
+  let devicesReady = Promise.resolve();
   let screen = null;
   let session = null;
   let audio = null;
@@ -154,6 +178,8 @@ export async function studio(roomId) {
 
   liveButton.addEventListener('click', async () => {
     liveButton.disabled = true;
+    // A quick click must not go live before the camera is open: it would publish nothing.
+    await devicesReady;
     session = new LiveSession({ roomId });
     expose(session);
     audio = new AudioOut();
@@ -164,7 +190,12 @@ export async function studio(roomId) {
         liveButton.disabled = false;
         setText(liveButton, 'go_live_again');
         endButton.hidden = true;
+        endConfirm.hidden = true;
         liveBadge.hidden = true;
+        timer.hidden = true;
+        clearInterval(ticking);
+        // Nobody is watching any more: the list of viewers and their hands go.
+        audience.hidden = true;
         audio.close();
       },
     });
@@ -174,24 +205,42 @@ export async function studio(roomId) {
         liveButton.hidden = true;
         endButton.hidden = false;
         liveBadge.hidden = false;
+        audience.hidden = false;
+        if (!e.detail.rejoined) {
+          liveSince = Date.now();
+          clearInterval(ticking);
+          ticking = setInterval(tick, 1000);
+        }
+        tick();
+        timer.hidden = false;
       }
     });
     for (const event of ['participants', 'tracks']) session.addEventListener(event, renderViewers);
     chatBox.replaceChildren(chatPanel(session));
+    overSlot.replaceChildren(overPanel(session, room));
     const entries = camera ? camera.getTracks().map((track) => ({ track, stream: camera, source: track.kind === 'audio' ? 'microphone' : 'camera' })) : [];
     if (screen) entries.push({ track: screen.getVideoTracks()[0], stream: screen, source: 'screen' });
     await session.publish(entries);
     await session.start();
   });
 
-  endButton.addEventListener('click', async () => {
-    endButton.disabled = true;
+  // Ending is for everyone and cannot be undone: it asks first.
+  const askToEnd = (open) => {
+    endConfirm.hidden = !open;
+    endButton.setAttribute('aria-expanded', String(open));
+    (open ? keepGoing : endButton).focus();
+  };
+  endButton.addEventListener('click', () => askToEnd(endConfirm.hidden));
+  keepGoing.addEventListener('click', () => askToEnd(false));
+  confirmEnd.addEventListener('click', async () => {
+    confirmEnd.disabled = true;
     try {
       await session.request({ type: 'end' });
     } catch {
       await session.leave();
     } finally {
-      endButton.disabled = false;
+      confirmEnd.disabled = false;
+      endConfirm.hidden = true;
     }
   });
   window.addEventListener('pagehide', () => session?.leave());
@@ -200,20 +249,27 @@ export async function studio(roomId) {
     status('no_camera', null, 'warning');
   }
 
+  const heading = room
+    ? h('h1', { text: 'studio_heading', vars: { room: room.name, class_name: room.class_name } })
+    : h('h1', { text: 'studio_title' });
   mount('studio_title',
     h('div', { class: 'studio' },
       h('div', { class: 'studio-main' },
-        h('div', { class: 'watch-head' }, h('h1', { text: 'studio_title' }), liveBadge),
+        h('div', { class: 'watch-head' },
+          h('div', { class: 'titles' }, heading, room ? h('p', { class: 'class-name' }, backToClass(room)) : null),
+          h('div', { class: 'on-air' }, liveBadge, timer, endButton)),
+        endConfirm,
         h('div', { class: 'stage' }, preview, screenPreview, stageFromOthers, unmuteSlot),
         h('div', { class: 'controls devices', role: 'toolbar', label: 'controls' },
           h('label', { class: 'field' }, h('span', { text: 'camera' }), cameraSelect),
           h('label', { class: 'field' }, h('span', { text: 'microphone' }), micSelect),
-          shareButton, liveButton, endButton)),
+          shareButton, liveButton),
+        overSlot),
       h('aside', { class: 'side' },
-        h('section', { class: 'audience', 'aria-labelledby': 'viewers-title' },
-          h('h2', { id: 'viewers-title', text: 'viewers' }), viewerCount, viewers),
+        audience,
         chatBox,
         encoderPanel(roomId))));
   setText(viewerCount, 'viewer_count', { count: 0 });
-  await openDevices().catch(showDeviceError);
+  devicesReady = openDevices().catch(showDeviceError);
+  await devicesReady;
 }

@@ -7,7 +7,8 @@ import { field, h, mount, showError } from '../dom.js';
 import { requireMe } from './account.js';
 
 const allowed = (klass, action) => ['allowed', 'draft_only', 'own_only'].includes(klass.permissions?.[action]);
-const when = (ms) => new Date(ms).toLocaleString();
+/** A date and time in the reader's locale, without seconds; follows a language switch. */
+const when = (ms) => h('time', { dateTime: new Date(ms).toISOString(), text: 'date_value', vars: { when: { date_ms: ms } } });
 
 /** Sanitized HTML from the server (see src/markdown.rs) into a fresh element. */
 function rendered(html) {
@@ -28,10 +29,14 @@ function attachmentView(a) {
   return h('a', { href: url }, a.file_name);
 }
 
-function postCard(klass, post, onChange) {
-  const comments = h('ul', { class: 'comments' }, post.comments.map((c) =>
+function commentList(post) {
+  return h('ul', { class: 'comments' }, post.comments.map((c) =>
     h('li', {}, h('strong', {}, c.author_name || ''), ' ', c.body)));
-  const card = h('article', { class: 'card post' },
+}
+
+function postCard(klass, post, onChange) {
+  const comments = commentList(post);
+  const card = h('article', { class: 'card post', dataset: { postId: String(post.id) } },
     h('p', { class: 'meta' }, h('strong', {}, post.author_name || ''), ' · ', when(post.published_at || post.updated_at),
       post.family_views !== undefined ? h('span', { class: 'badge', text: 'post_seen_by', vars: { count: post.family_views } }) : null),
     rendered(post.html),
@@ -43,10 +48,15 @@ function postCard(klass, post, onChange) {
     const input = h('input', { name: 'comment', required: true, maxLength: 2000, label: 'comment_write', placeholder: 'comment_write' });
     card.append(h('form', {
       class: 'comment-form inline',
-      on: { submit: async (e) => { e.preventDefault(); await api('POST', `/api/v1/posts/${post.id}/comments`, { body: input.value }); input.value = ''; await onChange(); } },
+      on: { submit: async (e) => { e.preventDefault(); await api('POST', `/api/v1/posts/${post.id}/comments`, { body: input.value }); input.value = ''; await onChange(post.id); } },
     }, input, h('button', { type: 'submit', text: 'comment_send' })));
   }
   return card;
+}
+
+/** "12 min · 3 attending": the duration in seconds under a minute, the count in the plural it needs. */
+function summary(durationMs, count) {
+  return h('span', { text: 'session_line', vars: { duration: { duration_ms: durationMs }, count } });
 }
 
 function sessionCard(item) {
@@ -54,7 +64,7 @@ function sessionCard(item) {
   return h('article', { class: 'card session-item' },
     h('p', { class: 'meta' }, when(s.started_at)),
     h('p', {}, h('strong', { text: 'session_item', vars: { room: s.room_name } })),
-    h('p', { class: 'hint', text: 'session_summary', vars: { minutes: Math.round(s.duration_ms / 60000), count: s.attendees } }),
+    h('p', { class: 'hint' }, summary(s.duration_ms, s.attendees)),
     h('a', { href: `/session/${s.id}`, class: 'button', text: 'session_open' }));
 }
 
@@ -153,7 +163,9 @@ export function timelineSection(klass) {
       list.replaceChildren();
     }
     const page = await api('GET', `/api/v1/classes/${klass.id}/timeline?limit=10${cursor ? `&cursor=${cursor}` : ''}`);
-    list.append(...page.items.map((item) => (item.kind === 'post' ? postCard(klass, item.post, () => load(true)) : sessionCard(item))));
+    // A post the event stream showed meanwhile gives way to the page's copy.
+    for (const item of page.items) if (item.kind === 'post') cardOf(item.post.id)?.remove();
+    list.append(...page.items.map((item) => (item.kind === 'post' ? postCard(klass, item.post, (id) => section.commentsChanged(id)) : sessionCard(item))));
     if (reset && !page.items.length) list.append(h('p', { class: 'hint', text: 'timeline_empty' }));
     cursor = page.next_cursor || null;
     more.hidden = !cursor;
@@ -173,6 +185,43 @@ export function timelineSection(klass) {
     notice, queue, list, more, feed);
   if (allowed(klass, 'read_timeline')) load(true).catch(() => {});
   else section.hidden = true;
+
+  function cardOf(postId) {
+    return list.querySelector(`article.post[data-post-id="${postId}"]`);
+  }
+  /** The post as the reader may see it now, or null (gone, or not theirs to see). */
+  async function fetchPost(postId) {
+    try {
+      return await api('GET', `/api/v1/posts/${postId}`);
+    } catch (e) {
+      if (e.status === 404) return null;
+      throw e;
+    }
+  }
+  /** A post was written or changed state: show it in place, add it on top, or take it away. */
+  section.postChanged = async (postId) => {
+    const post = await fetchPost(postId);
+    const old = cardOf(postId);
+    if (allowed(klass, 'manage_class')) queue.replaceChildren(h('h3', { text: 'approval_queue' }), await approvalQueue(klass, () => load(true)));
+    if (!post || post.state !== 'published') {
+      old?.remove();
+      return;
+    }
+    const card = postCard(klass, post, section.commentsChanged);
+    if (old) old.replaceWith(card);
+    else {
+      list.querySelector(':scope > p.hint')?.remove();
+      list.prepend(card);
+    }
+  };
+  /** A comment came: only the comment list changes, so a comment being typed stays. */
+  section.commentsChanged = async (postId) => {
+    const old = cardOf(postId);
+    if (!old) return section.postChanged(postId);
+    const post = await fetchPost(postId);
+    if (post) old.querySelector('ul.comments').replaceWith(commentList(post));
+  };
+  section.reload = () => load(true);
   return section;
 }
 
@@ -182,11 +231,11 @@ export async function sessionPage(sessionId) {
   const log = await api('GET', `/api/v1/sessions/${sessionId}`);
   const rows = log.attendance.map((a) => h('tr', {},
     h('td', {}, a.name),
-    h('td', {}, a.intervals.map(([from, to]) => `${when(from)} – ${new Date(to).toLocaleTimeString()}`).join('; ')),
-    h('td', { text: 'minutes', vars: { count: Math.round(a.total_ms / 60000) } })));
+    h('td', {}, a.intervals.map(([from, to]) => h('span', { class: 'interval', text: 'time_range', vars: { from: { date_ms: from }, to: { time_ms: to } } }))),
+    h('td', { text: 'duration_value', vars: { duration: { duration_ms: a.total_ms } } })));
   mount('session_title',
     h('h1', { text: 'session_item', vars: { room: log.room_name } }),
-    h('p', { class: 'meta' }, when(log.started_at), ' · ', h('span', { text: 'session_summary', vars: { minutes: Math.round(log.duration_ms / 60000), count: log.attendance.length } })),
+    h('p', { class: 'meta' }, when(log.started_at), ' · ', summary(log.duration_ms, log.attendance.length)),
     log.attendance_visible !== 'none' ? h('section', { class: 'attendance' },
       h('h2', { text: 'attendance' }),
       h('table', {}, h('tbody', {}, rows)),

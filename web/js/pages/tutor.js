@@ -1,17 +1,19 @@
 // A tutoring room: a grid for 2 to 8 people, microphone and camera toggles, a ring around
 // whoever is speaking (from getStats audio levels), and for the host the people waiting to be
-// let in, and mute or remove.
+// let in, and mute or remove. The host's arrival starts the room; everyone else is told who
+// hosts it and waits (the page joins by itself when it goes live), never a dead end.
 
 import { h, mount, status } from '../dom.js';
 import { setText } from '../i18n.js';
 import { LiveSession } from '../live.js';
-import { AudioOut, chatPanel, expose, followState, smallButton, openCamera, showTrack, toggle, videoElement } from '../components.js';
+import { AudioOut, backToClass, chatPanel, expose, followState, overPanel, roomDetail, smallButton, openCamera, showTrack, toggle, videoElement } from '../components.js';
 import { requireMe } from './account.js';
 
 const SPEAKING = 0.04;
 
 export async function tutor(roomId) {
   const user = await requireMe();
+  const room = await roomDetail(roomId);
   const session = new LiveSession({ roomId });
   expose(session);
   const audio = new AudioOut();
@@ -40,9 +42,11 @@ export async function tutor(roomId) {
     render();
   });
   mic.disabled = cam.disabled = !local;
-  const leave = h('a', { class: 'button', href: '/', text: 'leave' });
+  const leave = h('a', { class: 'button', href: room ? `/class/${room.class_id}` : '/', text: 'leave' });
   leave.addEventListener('click', () => session.leave());
   const endButton = h('button', { type: 'button', class: 'danger', text: 'end_session', hidden: true, on: { click: () => session.request({ type: 'end' }).catch(() => {}) } });
+
+  const controls = h('div', { class: 'controls', role: 'toolbar', label: 'controls' }, mic, cam, endButton, leave);
 
   function tile(id) {
     if (tiles.has(id)) return tiles.get(id);
@@ -107,6 +111,7 @@ export async function tutor(roomId) {
       h('button', { type: 'button', class: 'primary', text: 'admit', vars: { name: p.display_name },
         on: { click: () => session.request({ type: 'admit', participant_id: p.participant_id }).catch(() => {}) } }))));
     endButton.hidden = !session.abilities.host || session.over;
+    controls.hidden = session.over;
     audio.sync(session);
   }
 
@@ -132,9 +137,25 @@ export async function tutor(roomId) {
       render();
     },
   });
+  // Before the host arrives: say who they are and that the page lets you in when they do.
+  const hostName = room?.host_name;
+  const notice = h('p', { class: 'waiting-notice card', role: 'status', hidden: true });
+  session.addEventListener('state', () => {
+    const state = session.state;
+    notice.hidden = !['not_live', 'waiting'].includes(state);
+    if (state === 'not_live') {
+      const key = hostName ? 'waiting_for_host' : 'waiting_for_any_host';
+      setText(notice, key, { name: hostName });
+      status(key, { name: hostName });
+    } else if (state === 'waiting') {
+      const key = hostName ? 'waiting_to_be_let_in' : 'status_waiting';
+      setText(notice, key, { name: hostName });
+      status(key, { name: hostName });
+    }
+  });
   for (const event of ['state', 'tracks', 'participants', 'me']) session.addEventListener(event, render);
   window.addEventListener('pagehide', () => session.leave());
-  const title = h('h1', { class: 'room-title', text: 'tutoring_room' });
+  const title = room ? h('h1', { class: 'room-title' }, room.name) : h('h1', { class: 'room-title', text: 'tutoring_room' });
   session.addEventListener('state', () => {
     if (!session.roomName) return;
     delete title.dataset.i18n;
@@ -144,10 +165,12 @@ export async function tutor(roomId) {
   mount('tutoring_room',
     h('div', { class: 'tutor' },
       h('div', { class: 'tutor-main' },
-        h('div', { class: 'watch-head' }, title),
+        h('div', { class: 'watch-head' }, h('div', { class: 'titles' }, title, room ? h('p', { class: 'class-name' }, backToClass(room)) : null)),
+        notice,
         waitingBox,
         h('div', { class: 'grid-wrap' }, grid, audio.unmuteButton),
-        h('div', { class: 'controls', role: 'toolbar', label: 'controls' }, mic, cam, endButton, leave)),
+        controls,
+        overPanel(session, room)),
       chatPanel(session)));
   render();
   await session.start();

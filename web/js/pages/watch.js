@@ -6,13 +6,14 @@ import { api } from '../api.js';
 import { field, h, mount, showError } from '../dom.js';
 import { setText } from '../i18n.js';
 import { LiveSession } from '../live.js';
-import { AudioOut, chatPanel, expose, followState, openCamera, showTrack, toggle, videoElement } from '../components.js';
+import { AudioOut, backToClass, chatPanel, expose, followState, openCamera, overPanel, roomDetail, showTrack, toggle, videoElement } from '../components.js';
 import { requireMe } from './account.js';
 
 export async function watch(roomId) {
   await requireMe();
+  const room = await roomDetail(roomId);
   const session = new LiveSession({ roomId });
-  watchView(session, { guest: false });
+  watchView(session, { guest: false, room });
   await session.start();
 }
 
@@ -50,7 +51,7 @@ export async function guest() {
   mount('open_house', h('h1', { text: 'open_house' }), h('p', { text: 'guest_intro' }), form);
 }
 
-function watchView(session, { guest }) {
+function watchView(session, { guest, room = null }) {
   expose(session);
   const mainVideo = videoElement('main-video', 'presentation');
   const pip = videoElement('pip-video', 'presenter_camera');
@@ -112,8 +113,10 @@ function watchView(session, { guest }) {
 
   const leave = h('a', { class: 'button', href: guest ? '/guest' + location.hash : '/', text: 'leave' });
   leave.addEventListener('click', () => session.leave());
-  const title = h('h1', { class: 'room-title' });
+  const title = h('h1', { class: 'room-title' }, room?.name || '');
   const count = h('span', { class: 'count', 'aria-live': 'polite' });
+  const controls = h('div', { class: 'controls', role: 'toolbar', label: 'controls' }, fullscreen, audioOnlyButton, hand, present, leave);
+  const over = overPanel(session, room);
 
   function render() {
     if (session.roomName) title.textContent = session.roomName;
@@ -136,8 +139,11 @@ function watchView(session, { guest }) {
     overlay.hidden = !key;
     overlay.dataset.state = session.state;
     if (key) setText(overlayText, key);
-    const over = session.over;
-    for (const el of [hand, audioOnlyButton, present]) el.disabled = over || session.state !== 'joined';
+    // Once it is over there is nothing to raise a hand to: the controls give way to the
+    // links to the log and the class.
+    controls.hidden = session.over;
+    count.hidden = session.over;
+    for (const el of [hand, audioOnlyButton, present]) el.disabled = session.over || session.state !== 'joined';
   }
 
   followState(session, {
@@ -152,9 +158,10 @@ function watchView(session, { guest }) {
   mount('watch_title',
     h('div', { class: 'watch' },
       h('div', { class: 'watch-main' },
-        h('div', { class: 'watch-head' }, title, count),
+        h('div', { class: 'watch-head' }, h('div', { class: 'titles' }, title, room ? h('p', { class: 'class-name' }, backToClass(room)) : null), count),
         player,
-        h('div', { class: 'controls', role: 'toolbar', label: 'controls' }, fullscreen, audioOnlyButton, hand, present, leave)),
+        controls,
+        over),
       chatPanel(session)));
   render();
 }

@@ -1,0 +1,126 @@
+// Live pages that stay current: a family's class page (Spanish, on a phone) learns within 2 s
+// that the class went live and that it ended, without a reload (the class event stream); the
+// watch page decodes video, then shows the end with a link to the session's log; a post
+// appears on another open class page. Then a tutoring room that its host has not opened yet:
+// the family is told whom it waits for, the tutor opens it, lets the family in, and both see
+// each other. Started by main.rs (`live_pages_stay_current`).
+
+import { cfg, finish, flowing, log, person, PHONE, scenario, shoot, state, sum, within } from './common.mjs';
+
+const bannerShown = () => {
+  const banner = document.querySelector('.live-banner');
+  return banner && !banner.hidden && banner.offsetHeight > 0;
+};
+
+await scenario('class page follows the live session', async () => {
+  const family = await person('family-es-phone', cfg.family, { locale: 'es-ES', viewport: PHONE });
+  await family.goto(`${cfg.base}/class/${cfg.class_id}`);
+  await family.waitForSelector('body[data-events="open"]');
+  // A marker that a reload would wipe: everything below must happen in this same document.
+  await family.evaluate(() => { window.notReloaded = true; });
+  if (await family.evaluate(bannerShown)) throw new Error('live banner before the class is live');
+
+  const teacher = await person('teacher', cfg.teacher);
+  await teacher.goto(`${cfg.base}/studio/${cfg.classroom}`);
+  const heading = await teacher.locator('h1').innerText();
+  if (!heading.includes(cfg.classroom_name) || !heading.includes(cfg.class_name)) throw new Error(`studio heading: ${heading}`);
+  await teacher.locator(`.titles a.back-link[href="/class/${cfg.class_id}"]`).waitFor();
+  await teacher.waitForFunction(() => document.querySelector('video.preview')?.readyState >= 2, null, { timeout: 15000 });
+  await teacher.locator('button.go-live').click();
+  await state(teacher, 'joined');
+  await within(2000, 'the class page shows the live banner', family, bannerShown);
+  if (!(await family.evaluate(() => window.notReloaded))) throw new Error('the class page reloaded');
+  const banner = await family.locator('.live-banner').innerText();
+  if (!banner.includes('En vivo')) throw new Error(`banner is not in Spanish: ${banner}`);
+
+  // The studio's timer runs while live.
+  const first = await teacher.locator('.live-timer').innerText();
+  await teacher.waitForFunction((was) => document.querySelector('.live-timer').innerText !== was, first, { timeout: 3000 });
+
+  // The family follows the banner's link (in a second tab, the class page stays open).
+  const watch = await family.context().newPage();
+  await watch.goto(`${cfg.base}/watch/${cfg.classroom}`);
+  await state(watch, 'joined');
+  await flowing('family watch', watch, (a, b) => sum(b, 'framesDecoded') > sum(a, 'framesDecoded') && sum(b, 'framesDecoded') > 10);
+  log('the family decodes video');
+  await watch.locator(`.titles a.back-link[href="/class/${cfg.class_id}"]`).waitFor();
+  await shoot(watch, 'live/watch-es-phone.png');
+
+  // Ending asks first; "keep going" keeps it live.
+  await teacher.locator('button.end').click();
+  await teacher.locator('.end-confirm button.keep-going').click();
+  if (!(await teacher.locator('.end-confirm').isHidden())) throw new Error('the confirmation stays open');
+  await teacher.locator('button.end').click();
+  await shoot(teacher, 'live/studio-confirm-end.png');
+  await teacher.locator('button.confirm-end').click();
+  await within(2000, 'the class page takes the banner away', family, () => !document.querySelector('.live-banner') || document.querySelector('.live-banner').hidden);
+  if (!(await family.evaluate(() => window.notReloaded))) throw new Error('the class page reloaded');
+
+  // The watch page: the end, a link to the log, no hands or chat input any more.
+  await state(watch, 'ended');
+  await watch.locator('.overlay[data-state="ended"]').waitFor({ state: 'visible', timeout: 5000 });
+  const logLink = watch.locator('a.session-log-link');
+  await logLink.waitFor({ state: 'visible' });
+  const href = await logLink.getAttribute('href');
+  if (!/^\/session\/\d+$/.test(href)) throw new Error(`log link is ${href}`);
+  for (const gone of ['button.hand', '.chat-form']) {
+    if (await watch.locator(gone).isVisible()) throw new Error(`${gone} still shown after the end`);
+  }
+  // The studio too: no viewer list or chat input; the log is a click away.
+  await teacher.locator('a.session-log-link').waitFor({ state: 'visible' });
+  for (const gone of ['section.audience', '.chat-form']) {
+    if (await teacher.locator(gone).isVisible()) throw new Error(`studio: ${gone} still shown after the end`);
+  }
+  await shoot(watch, 'live/watch-ended-es-phone.png');
+  await logLink.click();
+  await watch.waitForURL(`${cfg.base}${href}`);
+  await watch.locator('section.attendance').waitFor();
+  log('the end reaches the class page within 2 s; the watch page links to the log');
+});
+
+await scenario('a new post appears on an open class page', async () => {
+  const reader = await person('family2', cfg.family2);
+  await reader.goto(`${cfg.base}/class/${cfg.class_id}`);
+  await reader.waitForSelector('body[data-events="open"]');
+  await reader.evaluate(() => { window.notReloaded = true; });
+  const teacher = await person('teacher-post', cfg.teacher);
+  await teacher.goto(`${cfg.base}/class/${cfg.class_id}`);
+  await teacher.getByLabel('What happened in class (Markdown works)').fill('**Kite day**: we flew kites.');
+  await teacher.locator('form.composer button[type=submit]').click();
+  await within(2000, 'the post reaches the other class page', reader,
+    () => [...document.querySelectorAll('article.post')].some((a) => a.innerText.includes('Kite day')));
+  if (!(await reader.evaluate(() => window.notReloaded))) throw new Error('the class page reloaded');
+  // And a comment the other way.
+  const post = reader.locator('article.post', { hasText: 'Kite day' });
+  await post.locator('.comment-form input').fill('Lovely!');
+  await post.locator('.comment-form button').click();
+  await within(2000, 'the comment reaches the teacher', teacher,
+    () => [...document.querySelectorAll('article.post .comments li')].some((li) => li.innerText.includes('Lovely!')));
+});
+
+await scenario('tutoring room waits for its host', async () => {
+  const family = await person('family-tutoring', cfg.family);
+  await family.goto(`${cfg.base}/tutor/${cfg.tutoring}`);
+  await state(family, 'not_live');
+  const notice = family.locator('.waiting-notice');
+  await notice.waitFor({ state: 'visible' });
+  const said = await notice.innerText();
+  if (!said.includes(cfg.tutor_name)) throw new Error(`the family is not told whom it waits for: ${said}`);
+  await shoot(family, 'live/tutoring-waiting-for-host.png');
+
+  const tutor = await person('tutor', cfg.tutor);
+  await tutor.goto(`${cfg.base}/tutor/${cfg.tutoring}`);
+  await state(tutor, 'joined');
+  // The family's page joins by itself and waits to be let in; the tutor lets it in.
+  await state(family, 'waiting', 10000);
+  await tutor.locator('.waiting-list button').click();
+  await state(family, 'joined');
+  for (const [name, page] of [['tutor', tutor], ['family', family]]) {
+    const others = await page.evaluate(() => [...window.homeroom.session.participants.keys()].map(String));
+    if (others.length !== 1) throw new Error(`${name} sees ${others.length} others`);
+    await flowing(name, page, (a, b) => others.every((id) => (b[id]?.framesDecoded || 0) > (a[id]?.framesDecoded || 0) && b[id].framesDecoded > 10));
+    log(`${name} decodes the other`);
+  }
+});
+
+await finish();
