@@ -1,17 +1,17 @@
-//! Rooms of a class, whether they are live now, and open-house guest links.
+//! Rooms of a class, whether they are live now, who hosts them, and open-house guest links.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::accounts::parse_name;
-use super::classes::{require, who_in};
+use super::classes::{require, require_active, who_in};
 use super::extract::{ApiJson, ClientIp, CurrentUser};
 use super::{Error, Result};
-use crate::access::{decide, Action, Facts, Who};
+use crate::access::{decide, Action, Facts, Role, Who};
 use crate::auth::room_token::RoomClaims;
 use crate::auth::token;
 use crate::sfu::room::RoomKind;
@@ -29,6 +29,10 @@ pub fn router() -> Router<AppState> {
             get(list_rooms).post(create_room),
         )
         .route(
+            "/api/v1/rooms/{room_id}",
+            patch(update_room).delete(delete_room),
+        )
+        .route(
             "/api/v1/rooms/{room_id}/guest-link",
             post(create_guest_link),
         )
@@ -42,6 +46,26 @@ pub struct RoomView {
     /// A live session is on now.
     pub live: bool,
     pub participants: usize,
+    /// The assigned host's name (tutoring rooms), for the room card.
+    pub host_name: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct UpdateRoomRequest {
+    /// A new name.
+    pub name: Option<String>,
+    /// The tutoring room's host (a tutor or teacher of the class); `null` takes the
+    /// assignment away (teachers still host), absent leaves it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub host_user_id: Option<Option<i64>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -89,19 +113,20 @@ pub async fn list_rooms(
     }
     let occupancy = state.sfu.occupancy();
     let rooms = state.store.rooms(class_id).await?;
-    Ok(Json(
-        rooms
-            .into_iter()
-            .map(|room| {
-                let participants = occupancy.get(&room.id).copied().unwrap_or(0);
-                RoomView {
-                    live: state.sfu.live_room(room.id).is_some(),
-                    participants,
-                    room,
-                }
-            })
-            .collect(),
-    ))
+    let mut views = Vec::with_capacity(rooms.len());
+    for room in rooms {
+        let host_name = match room.host_user_id {
+            Some(id) => state.store.user_by_id(id).await?.map(|u| u.display_name),
+            None => None,
+        };
+        views.push(RoomView {
+            live: state.sfu.live_room(room.id).is_some(),
+            participants: occupancy.get(&room.id).copied().unwrap_or(0),
+            host_name,
+            room,
+        });
+    }
+    Ok(Json(views))
 }
 
 /// Adds a room to the class.
@@ -114,29 +139,88 @@ pub async fn create_room(
     ApiJson(request): ApiJson<CreateRoomRequest>,
 ) -> Result<(StatusCode, Json<Room>)> {
     require(&state, &current.user, class_id, Action::ManageClass).await?;
+    require_active(&state, class_id).await?;
     let kind = RoomKind::parse(&request.kind).ok_or_else(|| {
         Error::bad_request("invalid_kind", "kind is classroom, tutoring or open_house")
     })?;
     let name = parse_name(&request.name)?;
     if let Some(host) = request.host_user_id {
-        if kind != RoomKind::Tutoring {
-            return Err(Error::bad_request(
-                "host_for_tutoring_only",
-                "only tutoring rooms have an assigned host",
-            ));
-        }
-        if state.store.role_in(host, class_id).await?.is_none() {
-            return Err(Error::bad_request(
-                "host_not_member",
-                "the host must be a member of the class",
-            ));
-        }
+        check_host(&state, class_id, kind, host).await?;
     }
     let room = state
         .store
         .create_room(class_id, kind.as_str(), name.as_str(), request.host_user_id)
         .await?;
     Ok((StatusCode::CREATED, Json(room)))
+}
+
+/// A tutoring room's assigned host is a tutor or a teacher of its class.
+async fn check_host(state: &AppState, class_id: i64, kind: RoomKind, host: i64) -> Result<()> {
+    if kind != RoomKind::Tutoring {
+        return Err(Error::bad_request(
+            "host_for_tutoring_only",
+            "only tutoring rooms have an assigned host",
+        ));
+    }
+    match state.store.role_in(host, class_id).await? {
+        Some(Role::Tutor | Role::Teacher) => Ok(()),
+        _ => Err(Error::bad_request(
+            "host_not_member",
+            "the host must be a tutor or teacher of the class",
+        )),
+    }
+}
+
+/// Renames a room or changes the tutoring room's host.
+#[utoipa::path(patch, path = "/api/v1/rooms/{room_id}", tag = "rooms", params(("room_id" = i64, Path)),
+    request_body = UpdateRoomRequest, responses((status = 200, body = Room), (status = 400, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+pub async fn update_room(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(room_id): Path<i64>,
+    ApiJson(request): ApiJson<UpdateRoomRequest>,
+) -> Result<Json<Room>> {
+    let room = state.store.room(room_id).await?.ok_or(Error::NotFound)?;
+    require(&state, &current.user, room.class_id, Action::ManageClass).await?;
+    let kind = RoomKind::parse(&room.kind).ok_or(Error::NotFound)?;
+    let name = match &request.name {
+        Some(name) => parse_name(name)?.as_str().to_owned(),
+        None => room.name.clone(),
+    };
+    let host = match request.host_user_id {
+        Some(Some(host)) => {
+            check_host(&state, room.class_id, kind, host).await?;
+            Some(host)
+        }
+        Some(None) => None,
+        None => room.host_user_id,
+    };
+    state.store.update_room(room.id, &name, host).await?;
+    Ok(Json(
+        state.store.room(room.id).await?.ok_or(Error::NotFound)?,
+    ))
+}
+
+/// Deletes a room that is not live; the logs of its past sessions stay in the timeline.
+#[utoipa::path(delete, path = "/api/v1/rooms/{room_id}", tag = "rooms", params(("room_id" = i64, Path)),
+    responses((status = 204), (status = 403, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+pub async fn delete_room(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(room_id): Path<i64>,
+) -> Result<StatusCode> {
+    let room = state.store.room(room_id).await?.ok_or(Error::NotFound)?;
+    require(&state, &current.user, room.class_id, Action::ManageClass).await?;
+    if state.sfu.live_room(room.id).is_some() {
+        return Err(Error::conflict(
+            "room_live",
+            "the room is live; end the session first",
+        ));
+    }
+    state.store.delete_room(room.id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Makes (or replaces) the open house's guest link; the previous link stops working.

@@ -1,4 +1,5 @@
-//! Rooms: a class's classroom, tutoring and open-house rooms.
+//! Rooms: a class's classroom, tutoring and open-house rooms. A deleted room keeps its row
+//! (`deleted_at`) so the logs of its past sessions keep their room; no query here returns it.
 
 use serde::Serialize;
 use sqlx::FromRow;
@@ -41,15 +42,17 @@ impl Store {
     }
 
     pub async fn room(&self, id: i64) -> Result<Option<Room>, sqlx::Error> {
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM rooms WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM rooms WHERE id = $1 AND deleted_at IS NULL"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
     }
 
     pub async fn rooms(&self, class_id: i64) -> Result<Vec<Room>, sqlx::Error> {
         sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM rooms WHERE class_id = $1 ORDER BY kind, name, id"
+            "SELECT {COLUMNS} FROM rooms WHERE class_id = $1 AND deleted_at IS NULL ORDER BY kind, name, id"
         ))
         .bind(class_id)
         .fetch_all(self.pool())
@@ -72,10 +75,43 @@ impl Store {
 
     pub async fn room_by_guest_code(&self, code_hash: &str) -> Result<Option<Room>, sqlx::Error> {
         sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM rooms WHERE guest_code_hash = $1 AND kind = 'open_house'"
+            "SELECT {COLUMNS} FROM rooms
+             WHERE guest_code_hash = $1 AND kind = 'open_house' AND deleted_at IS NULL"
         ))
         .bind(code_hash)
         .fetch_optional(self.pool())
         .await
+    }
+}
+
+impl Store {
+    /// Renames the room and sets its assigned host (`None`: no assigned host).
+    pub async fn update_room(
+        &self,
+        room_id: i64,
+        name: &str,
+        host: Option<i64>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE rooms SET name = $1, host_user_id = $2 WHERE id = $3 AND deleted_at IS NULL",
+        )
+        .bind(name)
+        .bind(host)
+        .bind(room_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes the room for everyone; its guest link stops working and its logs stay.
+    pub async fn delete_room(&self, room_id: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE rooms SET deleted_at = $1, guest_code_hash = NULL WHERE id = $2 AND deleted_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(room_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }
