@@ -4,6 +4,7 @@
 import { api } from '../api.js';
 import { field, h, mount, showError } from '../dom.js';
 import { roleKey } from '../components.js';
+import { copyButton } from '../copy.js';
 import { requireMe } from './account.js';
 import { timelineSection } from './timeline.js';
 
@@ -42,10 +43,7 @@ export async function classHome(classId) {
             click: async () => {
               const link = await api('POST', `/api/v1/rooms/${room.id}/guest-link`);
               const input = h('input', { readOnly: true, value: link.guest_url, label: 'guest_link' });
-              out.replaceChildren(input, h('button', {
-                type: 'button', text: 'copy',
-                on: { click: () => navigator.clipboard?.writeText(link.guest_url) },
-              }));
+              out.replaceChildren(input, copyButton(link.guest_url));
               input.select();
             },
           },
@@ -55,7 +53,8 @@ export async function classHome(classId) {
         h('div', { class: 'room-head' },
           h('strong', {}, room.name), ' ',
           h('span', { class: 'badge', text: `kind_${room.kind}` }),
-          room.live ? h('span', { class: 'badge live', text: 'live_people', vars: { count: room.participants } }) : null),
+          room.live ? h('span', { class: 'badge live', text: 'live_people', vars: { count: room.participants } }) : null,
+          room.kind === 'tutoring' && room.host_name ? h('span', { class: 'host-line', text: 'hosted_by', vars: { name: room.host_name } }) : null),
         h('div', { class: 'actions' }, ...roomLinks(klass, room), ...extra));
     }));
     if (!rooms.length) list.replaceChildren(h('li', { text: 'no_rooms' }));
@@ -64,6 +63,7 @@ export async function classHome(classId) {
   const children = [
     h('h1', {}, klass.name),
     klass.role ? h('p', {}, h('span', { class: 'badge', text: roleKey(klass.role) })) : null,
+    manage ? h('p', {}, h('a', { class: 'button manage-link', href: `/class/${classId}/manage`, text: 'manage_class' })) : null,
     banner,
     h('section', { 'aria-labelledby': 'rooms-title' }, h('h2', { id: 'rooms-title', text: 'rooms' }), list),
   ];
