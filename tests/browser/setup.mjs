@@ -7,7 +7,7 @@
 //
 // Started by main.rs with HOMEROOM_BROWSER_TEST = {base, chromium, artifacts, password,
 // secret}. The pieces are exported so a later scenario (live media) can reuse the people and
-// their browser contexts: `launch`, `person`, `setUpSchool`, `checkInvitationSheet`.
+// their browser contexts: `launch`, `person`, `setUpSchool`, `checkInvitationSheet`, `manageMore`.
 
 import { chromium } from 'playwright-core';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -223,6 +223,83 @@ export async function setUpSchool(browser, cfg, problems) {
   return { people: { admin, teacher, family, tutor }, classId, roomId, familyLink, tutorLink };
 }
 
+/**
+ * The rest of the set-up controls, on things made only for this (so the people and rooms of
+ * `setUpSchool` stay as they were): a password link, deactivating and reactivating an account,
+ * archiving a class, renaming and removing a student, renaming and deleting a room, and the
+ * open house's guest link with its "Copied" feedback.
+ */
+export async function manageMore(cfg, world) {
+  const base = cfg.base;
+  const a = world.people.admin.page;
+  const t = world.people.teacher.page;
+
+  // People: a helper account, a new password link for it, deactivated and back.
+  await a.goto(`${base}/people`);
+  await a.getByLabel('Name', { exact: true }).fill('Temp Helper');
+  await a.getByLabel('Login', { exact: true }).fill('temphelper');
+  await a.getByLabel('Account for').selectOption('tutor');
+  await a.getByRole('button', { name: 'Create account' }).click();
+  const helper = a.locator('li.person[data-login="temphelper"]');
+  await helper.getByRole('button', { name: 'New password link' }).click();
+  await helper.locator('.link-card-secret input.secret-link').waitFor();
+  if (!(await helper.locator('input.secret-link').inputValue()).includes('/reset#')) throw new Error('no reset link');
+  await a.getByLabel('Search by name, login or email').fill('temp');
+  if ((await a.locator('li.person').count()) !== 1) throw new Error('the search should find one person');
+  await helper.getByRole('button', { name: 'Deactivate' }).click();
+  await helper.getByText('Deactivated').waitFor();
+  await helper.getByRole('button', { name: 'Reactivate' }).click();
+  await helper.getByRole('button', { name: 'Deactivate' }).waitFor();
+  log('the admin made a password link, deactivated and reactivated an account');
+
+  // Classes: another class, renamed and archived; the checklist counts only active classes.
+  await a.goto(`${base}/classes`);
+  const newClass = a.locator('form.new-class');
+  await newClass.getByLabel('Class name', { exact: true }).fill('Old class');
+  await newClass.getByRole('button', { name: 'Create class' }).click();
+  const old = a.locator('li.class-card', { hasText: 'Old class' });
+  await old.getByLabel('New name for Old class').fill('Old class 2025');
+  await old.getByRole('button', { name: 'Rename' }).click();
+  const renamed = a.locator('li.class-card', { hasText: 'Old class 2025' });
+  await renamed.getByRole('button', { name: 'Archive' }).click();
+  await renamed.getByText('Archived').waitFor();
+  await a.goto(`${base}/`);
+  await a.locator('li.step[data-step="classes"]', { hasText: 'Classes: 1' }).waitFor();
+  log('the admin renamed and archived a class');
+
+  // Students: one more, renamed, then removed.
+  await t.goto(`${base}/class/${world.classId}/manage`);
+  await t.getByLabel("Students' names, one per line").fill('Temp Kid');
+  await t.getByRole('button', { name: 'Add students' }).click();
+  const kid = t.locator('li.student', { hasText: 'Temp Kid' });
+  await kid.getByRole('button', { name: 'Rename Temp Kid' }).click();
+  await kid.locator('input[name=new_name]').fill('Carla Diaz');
+  await kid.getByRole('button', { name: 'Save' }).click();
+  const carla = t.locator('li.student', { hasText: 'Carla Diaz' });
+  await carla.getByRole('button', { name: 'Remove Carla Diaz from the class' }).click();
+  await carla.waitFor({ state: 'detached' });
+
+  // Rooms: an open house, renamed; its guest link is copied on the class page; then deleted.
+  const newRoom = t.locator('#rooms form.new-room');
+  await newRoom.getByLabel('Kind').selectOption('open_house');
+  await newRoom.getByLabel('Name', { exact: true }).fill('Open day');
+  await newRoom.getByRole('button', { name: 'Add room' }).click();
+  const openDay = t.locator('#rooms li.room', { hasText: 'Open day' });
+  await openDay.getByRole('button', { name: 'Rename Open day' }).click();
+  await openDay.locator('input[name=new_name]').fill('Open evening');
+  await openDay.getByRole('button', { name: 'Save' }).click();
+  await t.goto(`${base}/class/${world.classId}`);
+  const card = t.locator('li.room', { hasText: 'Open evening' });
+  await card.getByRole('button', { name: 'Make guest link' }).click();
+  await card.getByRole('button', { name: 'Copy' }).click();
+  await card.getByText('Copied').waitFor();
+  await t.goto(`${base}/class/${world.classId}/manage`);
+  await t.locator('#rooms li.room', { hasText: 'Open evening' }).getByRole('button', { name: 'Delete' }).click();
+  await t.locator('#rooms li.room', { hasText: 'Open evening' }).waitFor({ state: 'detached' });
+  await t.locator('#rooms li.room', { hasText: 'Reading group' }).waitFor();
+  log('the teacher renamed and removed a student, and renamed, shared and deleted an open house');
+}
+
 /** PDF pages in a document Chromium printed (its page objects are plain dictionaries). */
 function pdfPages(pdf) {
   return (pdf.toString('latin1').match(/\/Type\s*\/Page(?![s\w])/g) || []).length;
@@ -276,6 +353,7 @@ async function main() {
       line: 'Escanee el código',
       joinPrefix: world.familyLink.split('#')[0],
     });
+    await manageMore(cfg, world);
     // The printed code works: it opens the join page for Beto's family.
     const reader = await person(browser, 'sheet-reader', problems, { locale: 'es-ES', viewport: { width: 390, height: 844 } });
     await reader.page.goto(link);
