@@ -16,7 +16,7 @@ both_backends!(
     archived_classes_keep_history_but_close,
     students_rename_and_remove,
     invites_list_who_joined_and_qr,
-    members_show_their_students,
+    members_and_sibling_invites,
     rooms_rename_rehost_and_delete,
 );
 
@@ -463,7 +463,8 @@ async fn invites_list_who_joined_and_qr(db: Db) {
     assert_eq!(error_code(qr).await, (410, "invite_revoked".into()));
 }
 
-async fn members_show_their_students(db: Db) {
+/// Families show which students they belong to; one invite can name siblings.
+async fn members_and_sibling_invites(db: Db) {
     let app = TestApp::spawn(db).await;
     let admin = app.admin().await;
     let class = ClassFixture::new(&app, &admin, "m").await;
@@ -492,6 +493,68 @@ async fn members_show_their_students(db: Db) {
         .unwrap()
         .is_empty());
     assert_eq!(of(class.tutor.user_id)["role"], "tutor");
+
+    // One family invitation for two siblings: whoever accepts belongs to both.
+    let sibling = class
+        .teacher
+        .post_ok(
+            &format!("/api/v1/classes/{}/students", class.class_id),
+            json!({"name": "Carla"}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let invites = format!("/api/v1/classes/{}/invites", class.class_id);
+    let made = class
+        .teacher
+        .post_ok(
+            &invites,
+            json!({"role": "family", "student_ids": [class.student_id, sibling]}),
+        )
+        .await;
+    assert_eq!(
+        made["invite"]["student_ids"],
+        json!([class.student_id, sibling])
+    );
+    let code = made["code"].as_str().unwrap();
+    let preview = json_of(
+        app.anonymous()
+            .post(app.url("/api/v1/invites/lookup"))
+            .json(&json!({"code": code}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(preview["student_name"], "Kid m, Carla");
+    let parent = app.join(code, "parent-of-two").await;
+    let theirs = json_of(
+        parent
+            .get(&format!("/api/v1/classes/{}/students", class.class_id))
+            .await,
+    )
+    .await;
+    let names: Vec<&str> = theirs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Carla", "Kid m"]);
+    let listed = json_of(class.teacher.get(&invites).await).await;
+    assert_eq!(listed[0]["student_ids"], json!([class.student_id, sibling]));
+    // Only family invitations name several students.
+    let student_for_two = class
+        .teacher
+        .post(
+            &invites,
+            json!({"role": "student", "student_ids": [class.student_id, sibling]}),
+        )
+        .await;
+    assert_eq!(
+        error_code(student_for_two).await,
+        (400, "one_student_only".into())
+    );
 }
 
 async fn rooms_rename_rehost_and_delete(db: Db) {
