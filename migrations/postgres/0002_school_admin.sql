@@ -20,3 +20,11 @@ CREATE TABLE invite_students (
     student_id BIGINT NOT NULL REFERENCES students(id) ON DELETE CASCADE,
     PRIMARY KEY (invite_id, student_id)
 );
+
+-- Who may enter a tutoring room: when a room lists students, only they and their families may
+-- ask to come in (the host still admits them); an empty list leaves it to the host alone.
+CREATE TABLE room_students (
+    room_id BIGINT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+    student_id BIGINT NOT NULL REFERENCES students(id) ON DELETE CASCADE,
+    PRIMARY KEY (room_id, student_id)
+);

@@ -48,6 +48,9 @@ pub struct RoomView {
     pub participants: usize,
     /// The assigned host's name (tutoring rooms), for the room card.
     pub host_name: Option<String>,
+    /// Tutoring rooms: the students who (with their families) may ask to come in; empty: the
+    /// role table alone decides.
+    pub student_ids: Vec<i64>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -59,6 +62,9 @@ pub struct UpdateRoomRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>)]
     pub host_user_id: Option<Option<i64>>,
+    /// Tutoring rooms: replaces the students who (with their families) may ask to come in;
+    /// `[]` lets every student and family of the class ask.
+    pub student_ids: Option<Vec<i64>>,
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
@@ -75,6 +81,9 @@ pub struct CreateRoomRequest {
     pub name: String,
     /// The tutor (or teacher) who hosts a tutoring room.
     pub host_user_id: Option<i64>,
+    /// Tutoring rooms: only these students and their families may ask to come in.
+    #[serde(default)]
+    pub student_ids: Vec<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -123,6 +132,7 @@ pub async fn list_rooms(
             live: state.sfu.live_room(room.id).is_some(),
             participants: occupancy.get(&room.id).copied().unwrap_or(0),
             host_name,
+            student_ids: state.store.room_students(room.id).await?,
             room,
         });
     }
@@ -147,9 +157,14 @@ pub async fn create_room(
     if let Some(host) = request.host_user_id {
         check_host(&state, class_id, kind, host).await?;
     }
+    check_students(&state, class_id, kind, &request.student_ids).await?;
     let room = state
         .store
         .create_room(class_id, kind.as_str(), name.as_str(), request.host_user_id)
+        .await?;
+    state
+        .store
+        .set_room_students(room.id, &request.student_ids)
         .await?;
     Ok((StatusCode::CREATED, Json(room)))
 }
@@ -171,7 +186,34 @@ async fn check_host(state: &AppState, class_id: i64, kind: RoomKind, host: i64) 
     }
 }
 
-/// Renames a room or changes the tutoring room's host.
+/// A tutoring room's list names students of its class.
+async fn check_students(
+    state: &AppState,
+    class_id: i64,
+    kind: RoomKind,
+    students: &[i64],
+) -> Result<()> {
+    if students.is_empty() {
+        return Ok(());
+    }
+    if kind != RoomKind::Tutoring {
+        return Err(Error::bad_request(
+            "students_for_tutoring_only",
+            "only tutoring rooms list the students who may come in",
+        ));
+    }
+    for id in students {
+        if state.store.student(class_id, *id).await?.is_none() {
+            return Err(Error::bad_request(
+                "unknown_student",
+                "no student with that id in this class",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Renames a room, changes the tutoring room's host, or who may ask to come in.
 #[utoipa::path(patch, path = "/api/v1/rooms/{room_id}", tag = "rooms", params(("room_id" = i64, Path)),
     request_body = UpdateRoomRequest, responses((status = 200, body = Room), (status = 400, body = super::error::ErrorBody),
         (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
@@ -196,7 +238,13 @@ pub async fn update_room(
         Some(None) => None,
         None => room.host_user_id,
     };
+    if let Some(students) = &request.student_ids {
+        check_students(&state, room.class_id, kind, students).await?;
+    }
     state.store.update_room(room.id, &name, host).await?;
+    if let Some(students) = &request.student_ids {
+        state.store.set_room_students(room.id, students).await?;
+    }
     Ok(Json(
         state.store.room(room.id).await?.ok_or(Error::NotFound)?,
     ))

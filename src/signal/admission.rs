@@ -87,6 +87,7 @@ pub async fn admit(
                 },
             )
             .allowed()
+                && on_list(store, room, user_id).await?
             {
                 // Families and students wait until the host lets them in.
                 standing.waiting = true;
@@ -103,6 +104,17 @@ pub async fn admit(
         )));
     }
     Ok(standing)
+}
+
+/// Whether the tutoring room's list of students lets this person ask to come in.
+async fn on_list(store: &Store, room: &Room, user_id: Option<i64>) -> Result<bool, SignalError> {
+    match user_id {
+        Some(id) => store
+            .on_room_list(room.id, id)
+            .await
+            .map_err(|_| SignalError::Internal),
+        None => Ok(false),
+    }
 }
 
 /// The name shown to others, and the role label.

@@ -115,3 +115,55 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 }
+
+impl Store {
+    /// The students a tutoring room is for (empty: anyone the role table lets in).
+    pub async fn room_students(&self, room_id: i64) -> Result<Vec<i64>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT student_id FROM room_students WHERE room_id = $1 ORDER BY student_id",
+        )
+        .bind(room_id)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// Replaces the list of students a tutoring room is for.
+    pub async fn set_room_students(
+        &self,
+        room_id: i64,
+        students: &[i64],
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM room_students WHERE room_id = $1")
+            .bind(room_id)
+            .execute(&mut *tx)
+            .await?;
+        for student in students {
+            sqlx::query(
+                "INSERT INTO room_students (room_id, student_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(room_id)
+            .bind(student)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Whether the room's list lets the user in: no list, or the user is one of its students
+    /// (with a login) or family of one.
+    pub async fn on_room_list(&self, room_id: i64, user_id: i64) -> Result<bool, sqlx::Error> {
+        let (listed, theirs): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*),
+                    COUNT(CASE WHEN r.student_id IN (SELECT student_id FROM family_students WHERE user_id = $2)
+                                 OR r.student_id IN (SELECT id FROM students WHERE user_id = $2)
+                               THEN 1 END)
+             FROM room_students r WHERE r.room_id = $1",
+        )
+        .bind(room_id)
+        .bind(user_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(listed == 0 || theirs > 0)
+    }
+}

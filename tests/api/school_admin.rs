@@ -18,6 +18,7 @@ both_backends!(
     invites_list_who_joined_and_qr,
     members_and_sibling_invites,
     rooms_rename_rehost_and_delete,
+    tutoring_room_entry_list,
 );
 
 async fn json_of(response: reqwest::Response) -> Value {
@@ -640,4 +641,74 @@ async fn rooms_rename_rehost_and_delete(db: Db) {
         ServerMessage::Error { code, .. } => assert_eq!(code, "room_not_found"),
         other => panic!("joined a deleted room: {other:?}"),
     }
+}
+
+/// A tutoring room that lists its students lets only them and their families ask to come in.
+async fn tutoring_room_entry_list(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let admin = app.admin().await;
+    let class = ClassFixture::new(&app, &admin, "e").await;
+    let other_family = class.family_of_new_student(&app, "Beto").await;
+    let rooms = format!("/api/v1/classes/{}/rooms", class.class_id);
+    let on_classroom = class
+        .teacher
+        .post(
+            &rooms,
+            json!({"kind": "classroom", "name": "Main", "student_ids": [class.student_id]}),
+        )
+        .await;
+    assert_eq!(
+        error_code(on_classroom).await,
+        (400, "students_for_tutoring_only".into())
+    );
+    let room = class
+        .teacher
+        .post_ok(
+            &rooms,
+            json!({"kind": "tutoring", "name": "Kid e only", "host_user_id": class.tutor.user_id,
+                   "student_ids": [class.student_id]}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let listed = json_of(class.teacher.get(&rooms).await).await;
+    assert_eq!(listed[0]["student_ids"], json!([class.student_id]));
+
+    let mut host = peer::connect(&app, Credential::Cookie(&class.tutor.cookie)).await;
+    let reply = host.join(room).await;
+    assert!(matches!(reply, ServerMessage::Joined { .. }), "{reply:?}");
+    let join = |cookie: String| {
+        let app = &app;
+        async move {
+            let mut peer = peer::connect(app, Credential::Cookie(&cookie)).await;
+            let reply = peer.join(room).await;
+            (peer, reply)
+        }
+    };
+    let (_listed_family, reply) = join(class.family.cookie.clone()).await;
+    assert!(
+        matches!(reply, ServerMessage::Joined { waiting: true, .. }),
+        "{reply:?}"
+    );
+    let (_other, reply) = join(other_family.cookie.clone()).await;
+    match reply {
+        ServerMessage::Error { code, .. } => assert_eq!(code, "not_allowed"),
+        other => panic!("a family not on the list came in: {other:?}"),
+    }
+
+    // An empty list leaves it to the host again.
+    let opened = class
+        .teacher
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/rooms/{room}"),
+            Some(json!({"student_ids": []})),
+        )
+        .await;
+    assert_eq!(opened.status(), 200);
+    let (_other, reply) = join(other_family.cookie.clone()).await;
+    assert!(
+        matches!(reply, ServerMessage::Joined { waiting: true, .. }),
+        "{reply:?}"
+    );
 }

@@ -211,14 +211,19 @@ export async function setUpSchool(browser, cfg, problems) {
   await newRoom.getByLabel('Name', { exact: true }).fill('Reading group');
   await newRoom.getByLabel('Host').selectOption({ label: 'Tomás Tutor · Tutor' });
   await newRoom.getByRole('button', { name: 'Add room' }).click();
-  await rooms.locator('li.room', { hasText: 'Reading group' }).getByText('Hosted by Tomás Tutor').waitFor();
+  const reading = rooms.locator('li.room', { hasText: 'Reading group' });
+  await reading.getByText('Hosted by Tomás Tutor').waitFor();
+  // Who may ask to come in: Ana (and so her family).
+  await reading.locator('form.entry-list').getByLabel('Ana Torres').check();
+  await reading.getByRole('button', { name: 'Save who may come into Reading group' }).click();
+  await reading.getByText('For Ana Torres and their families').waitFor();
   await clean(t);
   await t.screenshot({ path: join(cfg.artifacts, 'manage-class.png'), fullPage: true });
   await tutor.page.goto(`${base}/class/${classId}`);
   await tutor.page.locator('li.room', { hasText: 'Reading group' }).getByText('Hosted by Tomás Tutor').waitFor();
   await clean(tutor.page);
   const roomId = Number(await t.locator('li.room', { hasText: 'Reading group' }).getAttribute('data-room-id'));
-  log('the teacher made a tutoring room hosted by the tutor');
+  log('the teacher made a tutoring room hosted by the tutor, for Ana');
 
   return { people: { admin, teacher, family, tutor }, classId, roomId, familyLink, tutorLink };
 }

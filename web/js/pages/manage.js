@@ -155,13 +155,25 @@ function roomsSection(classId, ctx, onChange) {
         const pick = h('select', { name: 'room_host', label: 'host_of', vars: { name: room.name } }, hostOptions(ctx, room.host_user_id));
         controls.push(h('form', { class: 'inline-form', on: { submit: acting(rowError, () => api('PATCH', `/api/v1/rooms/${room.id}`, { host_user_id: pick.value ? Number(pick.value) : null }), onChange) } },
           pick, h('button', { type: 'submit', text: 'set_host' })));
+        // Who may ask to come in: chosen students and their families (none chosen: anyone).
+        const boxes = ctx.students.map((st) => h('label', { class: 'pick' },
+          h('input', { type: 'checkbox', name: 'room_student', value: String(st.id), checked: room.student_ids.includes(st.id) }), ' ', st.name));
+        controls.push(h('form', { class: 'inline-form entry-list', on: { submit: acting(rowError, () => api('PATCH', `/api/v1/rooms/${room.id}`, {
+          student_ids: boxes.map((b) => b.querySelector('input')).filter((i) => i.checked).map((i) => Number(i.value)),
+        }), onChange) } },
+          h('fieldset', { class: 'student-picks' }, h('legend', { text: 'who_may_enter' }), h('div', { class: 'picks' }, boxes)),
+          h('button', { type: 'submit', text: 'save_who_may_enter', label: 'save_who_may_enter_in', vars: { name: room.name } })));
       }
+      const forNames = room.student_ids.map((id) => ctx.students.find((st) => st.id === id)?.name).filter(Boolean).join(', ');
       return h('li', { class: 'card room', dataset: { roomId: String(room.id) } },
         h('div', { class: 'room-head' },
           ...renamable(room.name, 'rename_room', acting(rowError, (n) => api('PATCH', `/api/v1/rooms/${room.id}`, { name: n }), onChange)), ' ',
           h('span', { class: 'badge', text: `kind_${room.kind}` }), ' ',
           room.kind === 'tutoring'
             ? h('span', { class: 'host-line', text: room.host_name ? 'hosted_by' : 'hosted_by_teachers', vars: { name: room.host_name || '' } })
+            : null, ' ',
+          room.kind === 'tutoring'
+            ? h('span', { class: 'hint', text: forNames ? 'room_for_students' : 'room_for_anyone', vars: { names: forNames } })
             : null),
         h('div', { class: 'actions' }, ...controls,
           h('button', { type: 'button', class: 'danger', text: 'delete_room', label: 'delete_room_named', vars: { name: room.name },
