@@ -255,6 +255,8 @@ export async function manageMore(cfg, world) {
   await helper.getByText('Deactivated').waitFor();
   await helper.getByRole('button', { name: 'Reactivate' }).click();
   await helper.getByRole('button', { name: 'Deactivate' }).waitFor();
+  await a.getByLabel('Search by name, login or email').fill('');
+  await a.screenshot({ path: join(cfg.artifacts, 'people.png'), fullPage: true });
   log('the admin made a password link, deactivated and reactivated an account');
 
   // Classes: another class, renamed and archived; the checklist counts only active classes.
@@ -268,6 +270,7 @@ export async function manageMore(cfg, world) {
   const renamed = a.locator('li.class-card', { hasText: 'Old class 2025' });
   await renamed.getByRole('button', { name: 'Archive' }).click();
   await renamed.getByText('Archived').waitFor();
+  await a.screenshot({ path: join(cfg.artifacts, 'classes.png'), fullPage: true });
   await a.goto(`${base}/`);
   await a.locator('li.step[data-step="classes"]', { hasText: 'Classes: 1' }).waitFor();
   log('the admin renamed and archived a class');

@@ -9,7 +9,7 @@ import { adminNav } from './school.js';
 /** Accounts that may be given a class: active ones, those made as teachers first. */
 export function teacherOptions(users) {
   const active = users.filter((u) => !u.deactivated);
-  const rank = (u) => (u.staff_role === 'teacher' ? 0 : u.is_admin ? 2 : u.staff_role === 'tutor' ? 3 : 1);
+  const rank = (u) => (u.staff_role === 'teacher' ? 0 : u.is_admin ? 1 : u.staff_role === 'tutor' ? 2 : 3);
   return active.sort((a, b) => rank(a) - rank(b) || a.display_name.localeCompare(b.display_name))
     .map((u) => h('option', { value: String(u.id) }, `${u.display_name} (${u.login})`));
 }
