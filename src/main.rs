@@ -123,6 +123,7 @@ async fn run_admin(command: AdminCommand, config: Config) -> anyhow::Result<()> 
                     email: email.as_deref(),
                     password_hash: &hash,
                     is_admin: admin,
+                    staff_role: None,
                 })
                 .await
                 .map_err(|e| match homeroom::store::is_unique_violation(&e) {

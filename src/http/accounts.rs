@@ -1,5 +1,5 @@
 //! Accounts: the first admin's set-up, signing in and out, passwords and reset links, and the
-//! admin's list of users.
+//! admin's list of users, the accounts they make and deactivate.
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -33,6 +33,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/me/password", put(change_password))
         .route("/api/v1/users", get(list_users).post(create_user))
         .route("/api/v1/users/{id}/password-reset", post(create_reset))
+        .route("/api/v1/users/{id}/deactivate", post(deactivate))
+        .route("/api/v1/users/{id}/reactivate", post(reactivate))
         .route("/api/v1/password-reset", post(use_reset))
 }
 
@@ -43,12 +45,18 @@ pub struct UserView {
     pub display_name: String,
     pub email: Option<String>,
     pub is_admin: bool,
+    /// `teacher` or `tutor` when an admin made the account for that.
+    pub staff_role: Option<String>,
+    /// A deactivated account keeps its history but cannot sign in.
+    pub deactivated: bool,
 }
 
 impl From<User> for UserView {
     fn from(u: User) -> Self {
         UserView {
             is_admin: u.is_admin(),
+            deactivated: !u.is_active(),
+            staff_role: u.staff_role,
             id: u.id,
             login: u.login,
             display_name: u.display_name,
@@ -101,6 +109,8 @@ pub struct CreateUserRequest {
     pub email: Option<String>,
     #[serde(default)]
     pub is_admin: bool,
+    /// What the account is for: `teacher`, `tutor` or `admin` (the same as `is_admin`).
+    pub role: Option<String>,
 }
 
 /// A new account, with the link its owner opens to choose a password.
@@ -190,6 +200,7 @@ pub async fn setup(
             email: None,
             password_hash: &hash,
             is_admin: true,
+            staff_role: None,
         })
         .await?;
     tracing::info!(user_id = user.id, "first admin created");
@@ -228,6 +239,13 @@ pub async fn sign_in(
         tracing::info!("failed sign-in");
         return Err(Error::BadCredentials);
     };
+    // Said only to someone who knows the password, so it tells a stranger nothing.
+    if !user.is_active() {
+        return Err(Error::forbidden(
+            "account_deactivated",
+            "this account was deactivated; ask the school",
+        ));
+    }
     limits.login_account.forget(&account_key);
     tracing::info!(user_id = user.id, "signed in");
     signed_in(&state.store, user, StatusCode::OK).await
@@ -355,6 +373,17 @@ pub async fn create_user(
     require_admin(&current)?;
     let login = parse_login(&request.login)?;
     let name = parse_name(&request.display_name)?;
+    let (is_admin, staff_role) = match request.role.as_deref() {
+        None => (request.is_admin, None),
+        Some("admin") => (true, None),
+        Some(role @ ("teacher" | "tutor")) => (request.is_admin, Some(role)),
+        Some(_) => {
+            return Err(Error::bad_request(
+                "invalid_role",
+                "role is teacher, tutor or admin",
+            ))
+        }
+    };
     // Nobody knows this password; the owner sets theirs through the link.
     let hash = hash_password(&token::new_secret()).await?;
     let user = state
@@ -368,7 +397,8 @@ pub async fn create_user(
                 .map(str::trim)
                 .filter(|e| !e.is_empty()),
             password_hash: &hash,
-            is_admin: request.is_admin,
+            is_admin,
+            staff_role,
         })
         .await
         .map_err(login_conflict)?;
@@ -443,6 +473,49 @@ pub async fn use_reset(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Deactivates an account (admins only): every session ends at once, sign-in, rooms and feeds
+/// refuse it, and everything it did stays in the class histories.
+#[utoipa::path(post, path = "/api/v1/users/{id}/deactivate", tag = "accounts", params(("id" = i64, Path)),
+    responses((status = 204), (status = 400, body = super::error::ErrorBody),
+        (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody)))]
+pub async fn deactivate(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(user_id): Path<i64>,
+) -> Result<StatusCode> {
+    require_admin(&current)?;
+    if user_id == current.user.id {
+        return Err(Error::bad_request(
+            "cannot_deactivate_self",
+            "an admin cannot deactivate their own account",
+        ));
+    }
+    match state.store.set_deactivated(user_id, true).await? {
+        true => {
+            tracing::info!(user_id, by = current.user.id, "account deactivated");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        false => Err(Error::NotFound),
+    }
+}
+
+/// Lets a deactivated account sign in again (admins only).
+#[utoipa::path(post, path = "/api/v1/users/{id}/reactivate", tag = "accounts", params(("id" = i64, Path)),
+    responses((status = 204), (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+pub async fn reactivate(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(user_id): Path<i64>,
+) -> Result<StatusCode> {
+    require_admin(&current)?;
+    match state.store.set_deactivated(user_id, false).await? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(Error::NotFound),
+    }
+}
+
 async fn reset_link(state: &AppState, user_id: i64, created_by: i64) -> Result<ResetLink> {
     let secret = token::new_secret();
     state
@@ -457,7 +530,7 @@ async fn reset_link(state: &AppState, user_id: i64, created_by: i64) -> Result<R
     })
 }
 
-fn require_admin(current: &CurrentUser) -> Result<()> {
+pub fn require_admin(current: &CurrentUser) -> Result<()> {
     match current.user.is_admin() {
         true => Ok(()),
         false => Err(Error::forbidden("admin_only", "only an admin may do this")),

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, put};
+use axum::routing::{get, patch, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -38,6 +38,23 @@ pub fn router() -> Router<AppState> {
             "/api/v1/classes/{class_id}/students",
             get(list_students).post(create_student),
         )
+        .route(
+            "/api/v1/classes/{class_id}/students/{student_id}",
+            patch(rename_student).delete(remove_student),
+        )
+}
+
+/// Refuses changes that would bring an archived class back to life (new rooms, invites):
+/// `409 class_archived`. Its history stays readable.
+pub async fn require_active(state: &AppState, class_id: i64) -> Result<()> {
+    let class = state.store.class(class_id).await?.ok_or(Error::NotFound)?;
+    match class.is_archived() {
+        false => Ok(()),
+        true => Err(Error::conflict(
+            "class_archived",
+            "this class is archived; an admin or its teacher can bring it back",
+        )),
+    }
 }
 
 /// How the user stands in the class. Unknown classes and outsiders look the same.
@@ -92,6 +109,25 @@ pub struct CreateClassRequest {
 
 #[derive(Deserialize, ToSchema)]
 pub struct RenameClassRequest {
+    /// A new name.
+    pub name: Option<String>,
+    /// `true` archives the class (history kept; it leaves families' lists and cannot go
+    /// live), `false` brings it back.
+    pub archived: Option<bool>,
+}
+
+/// A member, and for families the students they belong to.
+#[derive(Serialize, ToSchema)]
+pub struct MemberView {
+    #[serde(flatten)]
+    pub member: Member,
+    /// For families: their children in this class.
+    pub students: Vec<StudentRef>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StudentRef {
+    pub id: i64,
     pub name: String,
 }
 
@@ -204,9 +240,10 @@ fn action_name(action: Action) -> String {
         .unwrap_or_default()
 }
 
-/// Renames the class.
+/// Renames the class, archives it or brings it back.
 #[utoipa::path(patch, path = "/api/v1/classes/{class_id}", tag = "classes", params(("class_id" = i64, Path)),
-    request_body = RenameClassRequest, responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
+    request_body = RenameClassRequest, responses((status = 204), (status = 400, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
 pub async fn rename_class(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -214,21 +251,51 @@ pub async fn rename_class(
     ApiJson(request): ApiJson<RenameClassRequest>,
 ) -> Result<StatusCode> {
     require(&state, &current.user, class_id, Action::ManageClass).await?;
-    let name = parse_name(&request.name)?;
-    state.store.rename_class(class_id, name.as_str()).await?;
+    let name = request.name.as_deref().map(parse_name).transpose()?;
+    if let Some(name) = name {
+        state.store.rename_class(class_id, name.as_str()).await?;
+    }
+    if let Some(archived) = request.archived {
+        state.store.set_archived(class_id, archived).await?;
+        tracing::info!(
+            class_id,
+            archived,
+            by = current.user.id,
+            "class archive state"
+        );
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Everyone in the class with their role.
+/// Everyone in the class with their role; families with the students they belong to.
 #[utoipa::path(get, path = "/api/v1/classes/{class_id}/members", tag = "classes", params(("class_id" = i64, Path)),
-    responses((status = 200, body = [Member]), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 200, body = [MemberView]), (status = 404, body = super::error::ErrorBody)))]
 pub async fn list_members(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(class_id): Path<i64>,
-) -> Result<Json<Vec<Member>>> {
+) -> Result<Json<Vec<MemberView>>> {
     require(&state, &current.user, class_id, Action::ManageClass).await?;
-    Ok(Json(state.store.members(class_id).await?))
+    let mut links: BTreeMap<i64, Vec<StudentRef>> = BTreeMap::new();
+    for link in state.store.family_links(class_id).await? {
+        links.entry(link.user_id).or_default().push(StudentRef {
+            id: link.student_id,
+            name: link.name,
+        });
+    }
+    let members = state.store.members(class_id).await?;
+    Ok(Json(
+        members
+            .into_iter()
+            .map(|member| MemberView {
+                students: match member.role.as_str() {
+                    "family" => links.remove(&member.user_id).unwrap_or_default(),
+                    _ => Vec::new(),
+                },
+                member,
+            })
+            .collect(),
+    ))
 }
 
 /// Sets a member's role. Only admins add people who are not members yet (everyone else
@@ -318,4 +385,48 @@ pub async fn create_student(
         StatusCode::CREATED,
         Json(state.store.create_student(class_id, name.as_str()).await?),
     ))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RenameStudentRequest {
+    pub name: String,
+}
+
+/// Renames a student.
+#[utoipa::path(patch, path = "/api/v1/classes/{class_id}/students/{student_id}", tag = "classes",
+    params(("class_id" = i64, Path), ("student_id" = i64, Path)), request_body = RenameStudentRequest,
+    responses((status = 204), (status = 400, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+pub async fn rename_student(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path((class_id, student_id)): Path<(i64, i64)>,
+    ApiJson(request): ApiJson<RenameStudentRequest>,
+) -> Result<StatusCode> {
+    require(&state, &current.user, class_id, Action::ManageClass).await?;
+    let name = parse_name(&request.name)?;
+    match state
+        .store
+        .rename_student(class_id, student_id, name.as_str())
+        .await?
+    {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(Error::NotFound),
+    }
+}
+
+/// Removes a student from the class, with the invites made for them; families stay members.
+#[utoipa::path(delete, path = "/api/v1/classes/{class_id}/students/{student_id}", tag = "classes",
+    params(("class_id" = i64, Path), ("student_id" = i64, Path)),
+    responses((status = 204), (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+pub async fn remove_student(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path((class_id, student_id)): Path<(i64, i64)>,
+) -> Result<StatusCode> {
+    require(&state, &current.user, class_id, Action::ManageClass).await?;
+    match state.store.remove_student(class_id, student_id).await? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(Error::NotFound),
+    }
 }

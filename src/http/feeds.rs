@@ -92,8 +92,10 @@ async fn feed(
         .store
         .user_by_id(user_id)
         .await?
+        .filter(|u| u.is_active())
         .ok_or(Error::NotFound)?;
-    // Someone who left the class no longer reads it, whatever their link says.
+    // A deactivated account's links read nothing; someone who left the class no longer reads
+    // it, whatever their link says.
     let who = who_in(&state, &user, class_id).await?;
     if !decide(who, Action::ReadTimeline, Facts::default()).allowed() {
         return Err(Error::NotFound);

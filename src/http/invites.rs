@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::accounts::{hash_password, parse_login, parse_name, signed_in, Me};
-use super::classes::require;
+use super::classes::{require, require_active};
 use super::extract::{ApiJson, ClientIp, CurrentUser, MaybeUser};
 use super::{Error, Result};
 use crate::access::{Action, Role};
@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/invites/lookup", post(lookup))
         .route("/api/v1/invites/accept", post(accept))
+        .route("/api/v1/invites/qr", post(qr_code))
 }
 
 const HOUR_MS: i64 = 60 * 60 * 1000;
@@ -42,6 +43,10 @@ pub struct CreateInviteRequest {
     pub role: Role,
     /// The child a family (or a student login) is linked to; required for families.
     pub student_id: Option<i64>,
+    /// Families only: every child the family is linked to (siblings in the class), instead of
+    /// or besides `student_id`.
+    #[serde(default)]
+    pub student_ids: Vec<i64>,
     /// Default 14 days; at most 90 days.
     pub expires_in_hours: Option<i64>,
     /// Default 2 for families (two parents), 1 otherwise; at most 100.
@@ -103,16 +108,29 @@ pub async fn create_invite(
     ApiJson(request): ApiJson<CreateInviteRequest>,
 ) -> Result<(StatusCode, Json<CreatedInvite>)> {
     require(&state, &current.user, class_id, Action::CreateInvite).await?;
-    if request.role == Role::Family && request.student_id.is_none() {
+    require_active(&state, class_id).await?;
+    let mut students: Vec<i64> = request.student_id.into_iter().collect();
+    for id in &request.student_ids {
+        if !students.contains(id) {
+            students.push(*id);
+        }
+    }
+    if request.role == Role::Family && students.is_empty() {
         return Err(Error::bad_request(
             "student_required",
             "a family invite names the student it is for",
         ));
     }
-    if let Some(student_id) = request.student_id {
+    if request.role != Role::Family && students.len() > 1 {
+        return Err(Error::bad_request(
+            "one_student_only",
+            "only family invites name more than one student",
+        ));
+    }
+    for student_id in &students {
         state
             .store
-            .student(class_id, student_id)
+            .student(class_id, *student_id)
             .await?
             .ok_or_else(|| {
                 Error::bad_request("unknown_student", "no student with that id in this class")
@@ -139,16 +157,15 @@ pub async fn create_invite(
         .create_invite(NewInvite {
             class_id,
             role: request.role,
-            student_id: request.student_id,
+            student_id: students.first().copied(),
+            more_students: students.get(1..).unwrap_or_default(),
             code_hash: &token::hash(&code),
             created_by: current.user.id,
             expires_at: now_ms() + hours * HOUR_MS,
             max_uses,
         })
         .await?;
-    let mut join_url = state.public_url.join("join").expect("valid path");
-    join_url.set_fragment(Some(&code));
-    let join_url = join_url.to_string();
+    let join_url = join_url(&state, &code);
     let created = CreatedInvite {
         qr_svg: qr::svg(&join_url),
         qr_png_base64: base64::Engine::encode(
@@ -219,14 +236,8 @@ pub async fn lookup(
         .class(invite.class_id)
         .await?
         .ok_or(Error::NotFound)?;
-    let student_name = match invite.student_id {
-        Some(id) => state
-            .store
-            .student(invite.class_id, id)
-            .await?
-            .map(|s| s.name),
-        None => None,
-    };
+    let names = state.store.invite_student_names(&invite).await?;
+    let student_name = (!names.is_empty()).then(|| names.join(", "));
     Ok(Json(InvitePreview {
         class_name: class.name,
         role: invite.role,
@@ -322,8 +333,44 @@ async fn usable_invite(state: &AppState, key: &str, typed: &str) -> Result<Invit
     };
     match invite.problem(now_ms()) {
         Some(problem) => Err(invite_error(problem)),
-        None => Ok(invite),
+        None => {
+            // An archived class takes nobody new, whatever invites are still about.
+            require_active(state, invite.class_id).await?;
+            Ok(invite)
+        }
     }
+}
+
+/// The join link of an invite as a QR code (an SVG document), for the printed invitation
+/// sheet, which has only the code. Anyone with a usable code may ask, as for `lookup`.
+#[utoipa::path(post, path = "/api/v1/invites/qr", tag = "invites", request_body = CodeRequest,
+    responses((status = 200, description = "the QR code of the join link", content_type = "image/svg+xml"),
+        (status = 400, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody),
+        (status = 410, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody)))]
+pub async fn qr_code(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(request): ApiJson<CodeRequest>,
+) -> Result<Response> {
+    let key = format!("invite:{ip}");
+    usable_invite(&state, &key, &request.code).await?;
+    let code = token::normalize_code(&request.code).unwrap_or_default();
+    let url = join_url(&state, &code);
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "image/svg+xml"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+        ],
+        qr::svg(&url),
+    )
+        .into_response())
+}
+
+/// The link a family opens: the code after `#`, so it never reaches a server log.
+fn join_url(state: &AppState, code: &str) -> String {
+    let mut url = state.public_url.join("join").expect("valid path");
+    url.set_fragment(Some(code));
+    url.to_string()
 }
 
 fn invite_error(problem: InviteProblem) -> Error {

@@ -15,6 +15,7 @@ pub mod media_sessions;
 mod openapi;
 mod posts;
 mod rooms;
+mod school;
 mod session_logs;
 mod timeline;
 mod web;
@@ -59,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .merge(classes::router())
         .merge(invites::router())
         .merge(rooms::router())
+        .merge(school::router())
         .merge(posts::router())
         .merge(attachments::router())
         .merge(timeline::router())

@@ -7,7 +7,7 @@ use utoipa::OpenApi;
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    accounts, attachments, class_events, classes, feeds, health, invites, posts, rooms,
+    accounts, attachments, class_events, classes, feeds, health, invites, posts, rooms, school,
     session_logs, timeline, whep, whip,
 };
 use crate::state::AppState;
@@ -22,11 +22,12 @@ use crate::state::AppState;
         health::healthz, health::readyz, health::metrics, openapi_json,
         accounts::setup, accounts::session_status, accounts::sign_in, accounts::sign_out, accounts::me, accounts::change_password,
         accounts::list_users, accounts::create_user, accounts::create_reset, accounts::use_reset,
+        accounts::deactivate, accounts::reactivate, school::get_school, school::set_school,
         classes::list_classes, classes::create_class, classes::get_class, classes::rename_class,
         classes::list_members, classes::set_member, classes::remove_member,
-        classes::list_students, classes::create_student,
-        invites::create_invite, invites::list_invites, invites::revoke_invite, invites::lookup, invites::accept,
-        rooms::list_rooms, rooms::create_room, rooms::get_room, rooms::create_guest_link, rooms::guest_token,
+        classes::list_students, classes::create_student, classes::rename_student, classes::remove_student,
+        invites::create_invite, invites::list_invites, invites::revoke_invite, invites::lookup, invites::accept, invites::qr_code,
+        rooms::list_rooms, rooms::create_room, rooms::get_room, rooms::update_room, rooms::delete_room, rooms::create_guest_link, rooms::guest_token,
         whip::create_key, whip::list_keys, whip::revoke_key, whip::publish, whip::trickle, whip::stop,
         whep::viewer_token, whep::play, whep::trickle, whep::stop,
         posts::create_post, posts::list_posts, posts::get_post, posts::edit_post, posts::delete_post, posts::submit, posts::approve,

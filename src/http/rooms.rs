@@ -1,14 +1,14 @@
-//! Rooms of a class, whether they are live now, and open-house guest links.
+//! Rooms of a class, whether they are live now, who hosts them, and open-house guest links.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::accounts::parse_name;
-use super::classes::{require, who_in};
+use super::classes::{require, require_active, who_in};
 use super::extract::{ApiJson, ClientIp, CurrentUser};
 use super::{Error, Result};
 use crate::access::{decide, Action, Facts, Who};
@@ -29,6 +29,10 @@ pub fn router() -> Router<AppState> {
             get(list_rooms).post(create_room),
         )
         .route(
+            "/api/v1/rooms/{room_id}",
+            patch(update_room).delete(delete_room),
+        )
+        .route(
             "/api/v1/rooms/{room_id}/guest-link",
             post(create_guest_link),
         )
@@ -43,8 +47,11 @@ pub struct RoomView {
     /// A live session is on now.
     pub live: bool,
     pub participants: usize,
-    /// The display name of a tutoring room's host, for those waiting for them.
+    /// The assigned host's name (tutoring rooms), for the room card and for those waiting.
     pub host_name: Option<String>,
+    /// Tutoring rooms: the students who (with their families) may ask to come in; empty: the
+    /// role table alone decides.
+    pub student_ids: Vec<i64>,
 }
 
 /// One room as its page needs it: the class it belongs to and whether the caller hosts it.
@@ -59,6 +66,27 @@ pub struct RoomDetail {
 }
 
 #[derive(Deserialize, ToSchema)]
+pub struct UpdateRoomRequest {
+    /// A new name.
+    pub name: Option<String>,
+    /// The tutoring room's host (a tutor or teacher of the class); `null` takes the
+    /// assignment away (teachers still host), absent leaves it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub host_user_id: Option<Option<i64>>,
+    /// Tutoring rooms: replaces the students who (with their families) may ask to come in;
+    /// `[]` lets every student and family of the class ask.
+    pub student_ids: Option<Vec<i64>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
+#[derive(Deserialize, ToSchema)]
 pub struct CreateRoomRequest {
     /// `classroom`, `tutoring` or `open_house`.
     pub kind: String,
@@ -66,6 +94,9 @@ pub struct CreateRoomRequest {
     /// The tutor (or teacher) who hosts a tutoring room; the creator when absent, so that
     /// every tutoring room has someone whose arrival starts it.
     pub host_user_id: Option<i64>,
+    /// Tutoring rooms: only these students and their families may ask to come in.
+    #[serde(default)]
+    pub student_ids: Vec<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -118,6 +149,7 @@ async fn room_view(state: &AppState, room: Room) -> Result<RoomView> {
         live: state.sfu.live_room(room.id).is_some(),
         participants: state.sfu.occupancy().get(&room.id).copied().unwrap_or(0),
         host_name,
+        student_ids: state.store.room_students(room.id).await?,
         room,
     })
 }
@@ -169,53 +201,150 @@ pub async fn create_room(
     ApiJson(request): ApiJson<CreateRoomRequest>,
 ) -> Result<(StatusCode, Json<Room>)> {
     require(&state, &current.user, class_id, Action::ManageClass).await?;
+    require_active(&state, class_id).await?;
     let kind = RoomKind::parse(&request.kind).ok_or_else(|| {
         Error::bad_request("invalid_kind", "kind is classroom, tutoring or open_house")
     })?;
     let name = parse_name(&request.name)?;
-    if request.host_user_id.is_some() && kind != RoomKind::Tutoring {
+    let host = match kind {
+        RoomKind::Tutoring => Some(request.host_user_id.unwrap_or(current.user.id)),
+        _ if request.host_user_id.is_some() => {
+            return Err(Error::bad_request(
+                "host_for_tutoring_only",
+                "only tutoring rooms have an assigned host",
+            ))
+        }
+        _ => None,
+    };
+    if let Some(host) = host {
+        // An admin outside the class may host the rooms they make.
+        if !(host == current.user.id && current.user.is_admin()) {
+            check_host(&state, class_id, kind, host).await?;
+        }
+    }
+    check_students(&state, class_id, kind, &request.student_ids).await?;
+    let room = state
+        .store
+        .create_room(class_id, kind.as_str(), name.as_str(), host)
+        .await?;
+    state
+        .store
+        .set_room_students(room.id, &request.student_ids)
+        .await?;
+    Ok((StatusCode::CREATED, Json(room)))
+}
+
+/// A tutoring room's assigned host is a tutor or a teacher of its class.
+async fn check_host(state: &AppState, class_id: i64, kind: RoomKind, host: i64) -> Result<()> {
+    if kind != RoomKind::Tutoring {
         return Err(Error::bad_request(
             "host_for_tutoring_only",
             "only tutoring rooms have an assigned host",
         ));
     }
-    let host = match kind {
-        RoomKind::Tutoring => Some(request.host_user_id.unwrap_or(current.user.id)),
-        _ => None,
+    let Some(role) = state.store.role_in(host, class_id).await? else {
+        return Err(Error::bad_request(
+            "host_not_member",
+            "the host must be a member of the class",
+        ));
     };
-    if let Some(host) = host {
-        let may_host = match state.store.role_in(host, class_id).await? {
-            Some(role) => decide(
-                Who::Member(role),
-                Action::HostTutoring,
-                Facts {
-                    assigned_host: true,
-                    ..Facts::default()
-                },
-            )
-            .allowed(),
-            // An admin outside the class may host the rooms they make.
-            None if host == current.user.id && current.user.is_admin() => true,
-            None => {
-                return Err(Error::bad_request(
-                    "host_not_member",
-                    "the host must be a member of the class",
-                ))
-            }
-        };
-        // A family or student as host would leave the room with nobody able to open it.
-        if !may_host {
+    let assigned = Facts {
+        assigned_host: true,
+        ..Facts::default()
+    };
+    // A family or student as host would leave the room with nobody able to open it.
+    match decide(Who::Member(role), Action::HostTutoring, assigned).allowed() {
+        true => Ok(()),
+        false => Err(Error::bad_request(
+            "host_cannot_host",
+            "the host of a tutoring room is a tutor or teacher of the class",
+        )),
+    }
+}
+
+/// A tutoring room's list names students of its class.
+async fn check_students(
+    state: &AppState,
+    class_id: i64,
+    kind: RoomKind,
+    students: &[i64],
+) -> Result<()> {
+    if students.is_empty() {
+        return Ok(());
+    }
+    if kind != RoomKind::Tutoring {
+        return Err(Error::bad_request(
+            "students_for_tutoring_only",
+            "only tutoring rooms list the students who may come in",
+        ));
+    }
+    for id in students {
+        if state.store.student(class_id, *id).await?.is_none() {
             return Err(Error::bad_request(
-                "host_cannot_host",
-                "the host of a tutoring room is a tutor or teacher of the class",
+                "unknown_student",
+                "no student with that id in this class",
             ));
         }
     }
-    let room = state
-        .store
-        .create_room(class_id, kind.as_str(), name.as_str(), host)
-        .await?;
-    Ok((StatusCode::CREATED, Json(room)))
+    Ok(())
+}
+
+/// Renames a room, changes the tutoring room's host, or who may ask to come in.
+#[utoipa::path(patch, path = "/api/v1/rooms/{room_id}", tag = "rooms", params(("room_id" = i64, Path)),
+    request_body = UpdateRoomRequest, responses((status = 200, body = Room), (status = 400, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+pub async fn update_room(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(room_id): Path<i64>,
+    ApiJson(request): ApiJson<UpdateRoomRequest>,
+) -> Result<Json<Room>> {
+    let room = state.store.room(room_id).await?.ok_or(Error::NotFound)?;
+    require(&state, &current.user, room.class_id, Action::ManageClass).await?;
+    let kind = RoomKind::parse(&room.kind).ok_or(Error::NotFound)?;
+    let name = match &request.name {
+        Some(name) => parse_name(name)?.as_str().to_owned(),
+        None => room.name.clone(),
+    };
+    let host = match request.host_user_id {
+        Some(Some(host)) => {
+            check_host(&state, room.class_id, kind, host).await?;
+            Some(host)
+        }
+        Some(None) => None,
+        None => room.host_user_id,
+    };
+    if let Some(students) = &request.student_ids {
+        check_students(&state, room.class_id, kind, students).await?;
+    }
+    state.store.update_room(room.id, &name, host).await?;
+    if let Some(students) = &request.student_ids {
+        state.store.set_room_students(room.id, students).await?;
+    }
+    Ok(Json(
+        state.store.room(room.id).await?.ok_or(Error::NotFound)?,
+    ))
+}
+
+/// Deletes a room that is not live; the logs of its past sessions stay in the timeline.
+#[utoipa::path(delete, path = "/api/v1/rooms/{room_id}", tag = "rooms", params(("room_id" = i64, Path)),
+    responses((status = 204), (status = 403, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
+pub async fn delete_room(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(room_id): Path<i64>,
+) -> Result<StatusCode> {
+    let room = state.store.room(room_id).await?.ok_or(Error::NotFound)?;
+    require(&state, &current.user, room.class_id, Action::ManageClass).await?;
+    if state.sfu.live_room(room.id).is_some() {
+        return Err(Error::conflict(
+            "room_live",
+            "the room is live; end the session first",
+        ));
+    }
+    state.store.delete_room(room.id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Makes (or replaces) the open house's guest link; the previous link stops working.

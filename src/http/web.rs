@@ -35,6 +35,11 @@ const PAGES: &[&str] = &[
     "/studio/{id}",
     "/tutor/{id}",
     "/session/{id}",
+    "/school",
+    "/people",
+    "/classes",
+    "/class/{id}/manage",
+    "/class/{id}/sheet",
 ];
 
 pub fn router() -> Router<AppState> {

@@ -14,6 +14,14 @@ pub async fn admit(
     room: &Room,
 ) -> Result<Standing, SignalError> {
     let kind = RoomKind::parse(&room.kind).ok_or(SignalError::Internal)?;
+    if let Identity::User(user) = identity {
+        // A room token or stream key outlives the sessions that deactivation ended.
+        if !user.is_active() {
+            return Err(SignalError::NotAllowed(
+                "this account was deactivated".into(),
+            ));
+        }
+    }
     let (who, user_id) = match identity {
         Identity::User(user) if user.is_admin() => (Who::Admin, Some(user.id)),
         Identity::User(user) => {
@@ -43,6 +51,18 @@ pub async fn admit(
     }
     if outside {
         return Err(SignalError::RoomNotFound);
+    }
+    // An archived class keeps its history but no room of it goes live again.
+    let class = store
+        .class(room.class_id)
+        .await
+        .map_err(|_| SignalError::Internal)?
+        .ok_or(SignalError::RoomNotFound)?;
+    if class.is_archived() {
+        return Err(SignalError::bad(
+            "class_archived",
+            "this class is archived; its rooms are closed",
+        ));
     }
     let assigned_host = user_id.is_some() && user_id == room.host_user_id;
     let mut standing = Standing {
@@ -75,6 +95,7 @@ pub async fn admit(
                 },
             )
             .allowed()
+                && on_list(store, room, user_id).await?
             {
                 // Families and students wait until the host lets them in.
                 standing.waiting = true;
@@ -91,6 +112,17 @@ pub async fn admit(
         )));
     }
     Ok(standing)
+}
+
+/// Whether the tutoring room's list of students lets this person ask to come in.
+async fn on_list(store: &Store, room: &Room, user_id: Option<i64>) -> Result<bool, SignalError> {
+    match user_id {
+        Some(id) => store
+            .on_room_list(room.id, id)
+            .await
+            .map_err(|_| SignalError::Internal),
+        None => Ok(false),
+    }
 }
 
 /// The name shown to others, and the role label.

@@ -11,7 +11,18 @@ pub struct Class {
     pub id: i64,
     pub name: String,
     pub created_at: i64,
+    /// Set while the class is archived: its history stays readable, but it leaves families'
+    /// lists, takes no new invites or rooms, and no room of it goes live.
+    pub archived_at: Option<i64>,
 }
+
+impl Class {
+    pub fn is_archived(&self) -> bool {
+        self.archived_at.is_some()
+    }
+}
+
+const CLASS_COLUMNS: &str = "id, name, created_at, archived_at";
 
 #[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct Member {
@@ -37,13 +48,23 @@ pub struct MyClass {
     pub name: String,
     /// `None` for an admin who is not a member.
     pub role: Option<String>,
+    /// Set when archived; only admins and the class's teachers still list it.
+    pub archived_at: Option<i64>,
+}
+
+/// A family's link to one of its children, for the member list.
+#[derive(Debug, Clone, FromRow)]
+pub struct FamilyLink {
+    pub user_id: i64,
+    pub student_id: i64,
+    pub name: String,
 }
 
 impl Store {
     pub async fn create_class(&self, name: &str) -> Result<Class, sqlx::Error> {
-        sqlx::query_as(
-            "INSERT INTO classes (name, created_at) VALUES ($1, $2) RETURNING id, name, created_at",
-        )
+        sqlx::query_as(&format!(
+            "INSERT INTO classes (name, created_at) VALUES ($1, $2) RETURNING {CLASS_COLUMNS}"
+        ))
         .bind(name)
         .bind(now_ms())
         .fetch_one(self.pool())
@@ -51,10 +72,12 @@ impl Store {
     }
 
     pub async fn class(&self, id: i64) -> Result<Option<Class>, sqlx::Error> {
-        sqlx::query_as("SELECT id, name, created_at FROM classes WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
+        sqlx::query_as(&format!(
+            "SELECT {CLASS_COLUMNS} FROM classes WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
     }
 
     pub async fn rename_class(&self, id: i64, name: &str) -> Result<(), sqlx::Error> {
@@ -88,18 +111,37 @@ impl Store {
         Ok(count > 0)
     }
 
-    /// The classes a user belongs to; admins see every class.
+    /// Archives the class (or brings it back); true when it exists.
+    pub async fn set_archived(&self, id: i64, archived: bool) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("UPDATE classes SET archived_at = $1 WHERE id = $2")
+            .bind(archived.then(now_ms))
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Classes that are not archived, for the admin's first-run checklist.
+    pub async fn active_class_count(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM classes WHERE archived_at IS NULL")
+            .fetch_one(self.pool())
+            .await
+    }
+
+    /// The classes a user belongs to; admins see every class. Archived classes are listed
+    /// only for admins and the class's teachers (families, tutors and students move on).
     pub async fn classes_of(
         &self,
         user_id: i64,
         is_admin: bool,
     ) -> Result<Vec<MyClass>, sqlx::Error> {
         let sql = if is_admin {
-            "SELECT c.id, c.name, m.role FROM classes c
+            "SELECT c.id, c.name, m.role, c.archived_at FROM classes c
              LEFT JOIN memberships m ON m.class_id = c.id AND m.user_id = $1 ORDER BY c.name, c.id"
         } else {
-            "SELECT c.id, c.name, m.role FROM classes c
-             JOIN memberships m ON m.class_id = c.id AND m.user_id = $1 ORDER BY c.name, c.id"
+            "SELECT c.id, c.name, m.role, c.archived_at FROM classes c
+             JOIN memberships m ON m.class_id = c.id AND m.user_id = $1
+             WHERE c.archived_at IS NULL OR m.role = 'teacher' ORDER BY c.name, c.id"
         };
         sqlx::query_as(sql)
             .bind(user_id)
@@ -181,6 +223,47 @@ impl Store {
         .bind(class_id)
         .bind(student_id)
         .fetch_optional(self.pool())
+        .await
+    }
+
+    pub async fn rename_student(
+        &self,
+        class_id: i64,
+        student_id: i64,
+        name: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("UPDATE students SET name = $1 WHERE id = $2 AND class_id = $3")
+            .bind(name)
+            .bind(student_id)
+            .bind(class_id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Removes a student: their family links and the invites made for them go too; their
+    /// families stay members (they may have other children in the class).
+    pub async fn remove_student(
+        &self,
+        class_id: i64,
+        student_id: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("DELETE FROM students WHERE id = $1 AND class_id = $2")
+            .bind(student_id)
+            .bind(class_id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Which students each family of the class belongs to.
+    pub async fn family_links(&self, class_id: i64) -> Result<Vec<FamilyLink>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT f.user_id, s.id AS student_id, s.name FROM family_students f
+             JOIN students s ON s.id = f.student_id WHERE s.class_id = $1 ORDER BY s.name, s.id",
+        )
+        .bind(class_id)
+        .fetch_all(self.pool())
         .await
     }
 

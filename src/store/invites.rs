@@ -19,6 +19,9 @@ pub struct Invite {
     pub max_uses: i64,
     pub uses: i64,
     pub revoked_at: Option<i64>,
+    /// Every student the invite is for (`student_id` first; siblings after it).
+    #[sqlx(skip)]
+    pub student_ids: Vec<i64>,
 }
 
 /// Why an invite cannot be used; each has its own error code.
@@ -56,6 +59,8 @@ pub struct NewInvite<'a> {
     pub class_id: i64,
     pub role: Role,
     pub student_id: Option<i64>,
+    /// Further students of a family invite (siblings), beyond `student_id`.
+    pub more_students: &'a [i64],
     pub code_hash: &'a str,
     pub created_by: i64,
     pub expires_at: i64,
@@ -91,7 +96,8 @@ const COLUMNS: &str =
 
 impl Store {
     pub async fn create_invite(&self, new: NewInvite<'_>) -> Result<Invite, sqlx::Error> {
-        sqlx::query_as(&format!(
+        let mut tx = self.pool().begin().await?;
+        let mut invite: Invite = sqlx::query_as(&format!(
             "INSERT INTO invites (class_id, role, student_id, code_hash, created_by, created_at, expires_at, max_uses)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
         ))
@@ -103,17 +109,71 @@ impl Store {
         .bind(now_ms())
         .bind(new.expires_at)
         .bind(new.max_uses)
-        .fetch_one(self.pool())
+        .fetch_one(&mut *tx)
+        .await?;
+        for student in new.more_students {
+            sqlx::query("INSERT INTO invite_students (invite_id, student_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(invite.id)
+                .bind(student)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        invite.student_ids = new.student_id.into_iter().collect();
+        for student in new.more_students {
+            if !invite.student_ids.contains(student) {
+                invite.student_ids.push(*student);
+            }
+        }
+        Ok(invite)
+    }
+
+    /// Fills in `student_ids` of invites of one class.
+    async fn with_students(
+        &self,
+        class_id: i64,
+        invites: &mut [Invite],
+    ) -> Result<(), sqlx::Error> {
+        let more: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT x.invite_id, x.student_id FROM invite_students x JOIN invites i ON i.id = x.invite_id
+             WHERE i.class_id = $1 ORDER BY x.student_id",
+        )
+        .bind(class_id)
+        .fetch_all(self.pool())
+        .await?;
+        for invite in invites {
+            invite.student_ids = invite.student_id.into_iter().collect();
+            for (_, student) in more.iter().filter(|(id, _)| *id == invite.id) {
+                if !invite.student_ids.contains(student) {
+                    invite.student_ids.push(*student);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The names of every student an invite is for, for the join page.
+    pub async fn invite_student_names(&self, invite: &Invite) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT name FROM students WHERE id = $1
+             UNION ALL SELECT s.name FROM invite_students x JOIN students s ON s.id = x.student_id
+             WHERE x.invite_id = $2 AND s.id <> $1",
+        )
+        .bind(invite.student_id.unwrap_or(-1))
+        .bind(invite.id)
+        .fetch_all(self.pool())
         .await
     }
 
     pub async fn invites(&self, class_id: i64) -> Result<Vec<Invite>, sqlx::Error> {
-        sqlx::query_as(&format!(
+        let mut invites: Vec<Invite> = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM invites WHERE class_id = $1 ORDER BY created_at DESC, id DESC"
         ))
         .bind(class_id)
         .fetch_all(self.pool())
-        .await
+        .await?;
+        self.with_students(class_id, &mut invites).await?;
+        Ok(invites)
     }
 
     pub async fn invite_uses(&self, class_id: i64) -> Result<Vec<InviteUse>, sqlx::Error> {
@@ -179,7 +239,7 @@ impl Store {
         if taken.rows_affected() != 1 {
             return Err(AcceptError::Invite(InviteProblem::UsedUp));
         }
-        let user_columns = "id, login, display_name, email, is_admin, created_at";
+        let user_columns = super::users::USER_COLUMNS;
         let user: User = match joiner {
             Joiner::Existing(id) => {
                 sqlx::query_as(&format!("SELECT {user_columns} FROM users WHERE id = $1"))
@@ -233,6 +293,17 @@ impl Store {
                 .bind(student_id)
                 .execute(&mut *tx)
                 .await?;
+            if invite.role == "family" {
+                sqlx::query(
+                    "INSERT INTO family_students (user_id, student_id)
+                     SELECT $1, student_id FROM invite_students WHERE invite_id = $2
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(user.id)
+                .bind(invite.id)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         sqlx::query("INSERT INTO invite_uses (invite_id, user_id, used_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(invite.id)

@@ -13,6 +13,7 @@ pub mod live_sessions;
 pub mod password_resets;
 pub mod posts;
 pub mod rooms;
+pub mod school;
 pub mod session_logs;
 pub mod sessions;
 pub mod setup;

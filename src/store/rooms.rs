@@ -1,4 +1,5 @@
-//! Rooms: a class's classroom, tutoring and open-house rooms.
+//! Rooms: a class's classroom, tutoring and open-house rooms. A deleted room keeps its row
+//! (`deleted_at`) so the logs of its past sessions keep their room; no query here returns it.
 
 use serde::Serialize;
 use sqlx::FromRow;
@@ -41,15 +42,17 @@ impl Store {
     }
 
     pub async fn room(&self, id: i64) -> Result<Option<Room>, sqlx::Error> {
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM rooms WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM rooms WHERE id = $1 AND deleted_at IS NULL"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
     }
 
     pub async fn rooms(&self, class_id: i64) -> Result<Vec<Room>, sqlx::Error> {
         sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM rooms WHERE class_id = $1 ORDER BY kind, name, id"
+            "SELECT {COLUMNS} FROM rooms WHERE class_id = $1 AND deleted_at IS NULL ORDER BY kind, name, id"
         ))
         .bind(class_id)
         .fetch_all(self.pool())
@@ -72,10 +75,95 @@ impl Store {
 
     pub async fn room_by_guest_code(&self, code_hash: &str) -> Result<Option<Room>, sqlx::Error> {
         sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM rooms WHERE guest_code_hash = $1 AND kind = 'open_house'"
+            "SELECT {COLUMNS} FROM rooms
+             WHERE guest_code_hash = $1 AND kind = 'open_house' AND deleted_at IS NULL"
         ))
         .bind(code_hash)
         .fetch_optional(self.pool())
         .await
+    }
+}
+
+impl Store {
+    /// Renames the room and sets its assigned host (`None`: no assigned host).
+    pub async fn update_room(
+        &self,
+        room_id: i64,
+        name: &str,
+        host: Option<i64>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE rooms SET name = $1, host_user_id = $2 WHERE id = $3 AND deleted_at IS NULL",
+        )
+        .bind(name)
+        .bind(host)
+        .bind(room_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes the room for everyone; its guest link stops working and its logs stay.
+    pub async fn delete_room(&self, room_id: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE rooms SET deleted_at = $1, guest_code_hash = NULL WHERE id = $2 AND deleted_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(room_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+impl Store {
+    /// The students a tutoring room is for (empty: anyone the role table lets in).
+    pub async fn room_students(&self, room_id: i64) -> Result<Vec<i64>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT student_id FROM room_students WHERE room_id = $1 ORDER BY student_id",
+        )
+        .bind(room_id)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// Replaces the list of students a tutoring room is for.
+    pub async fn set_room_students(
+        &self,
+        room_id: i64,
+        students: &[i64],
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM room_students WHERE room_id = $1")
+            .bind(room_id)
+            .execute(&mut *tx)
+            .await?;
+        for student in students {
+            sqlx::query(
+                "INSERT INTO room_students (room_id, student_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(room_id)
+            .bind(student)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Whether the room's list lets the user in: no list, or the user is one of its students
+    /// (with a login) or family of one.
+    pub async fn on_room_list(&self, room_id: i64, user_id: i64) -> Result<bool, sqlx::Error> {
+        let (listed, theirs): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*),
+                    COUNT(CASE WHEN r.student_id IN (SELECT student_id FROM family_students WHERE user_id = $2)
+                                 OR r.student_id IN (SELECT id FROM students WHERE user_id = $2)
+                               THEN 1 END)
+             FROM room_students r WHERE r.room_id = $1",
+        )
+        .bind(room_id)
+        .bind(user_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(listed == 0 || theirs > 0)
     }
 }

@@ -29,15 +29,17 @@ impl Store {
         Ok(())
     }
 
-    /// The signed-in user and the session's CSRF token, if the session is valid.
+    /// The signed-in user and the session's CSRF token, if the session is valid (and the account
+    /// is not deactivated).
     pub async fn session_user(
         &self,
         token_hash: &str,
     ) -> Result<Option<(User, String)>, sqlx::Error> {
         let row: Option<SessionRow> = sqlx::query_as(
-            "SELECT u.id, u.login, u.display_name, u.email, u.is_admin, u.created_at, s.csrf_token
+            "SELECT u.id, u.login, u.display_name, u.email, u.is_admin, u.created_at,
+                    u.deactivated_at, u.staff_role, s.csrf_token
              FROM auth_sessions s JOIN users u ON u.id = s.user_id
-             WHERE s.token_hash = $1 AND s.expires_at > $2",
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.deactivated_at IS NULL",
         )
         .bind(token_hash)
         .bind(now_ms())

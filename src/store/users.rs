@@ -12,13 +12,27 @@ pub struct User {
     pub email: Option<String>,
     pub is_admin: i64,
     pub created_at: i64,
+    /// Set when an admin deactivated the account: it keeps its history but cannot sign in,
+    /// enter a room or read a feed.
+    pub deactivated_at: Option<i64>,
+    /// What an admin made the account for (`teacher` or `tutor`), so the set-up pages can
+    /// offer teachers for classes and tutors for rooms before they are in any class.
+    pub staff_role: Option<String>,
 }
 
 impl User {
     pub fn is_admin(&self) -> bool {
         self.is_admin != 0
     }
+
+    pub fn is_active(&self) -> bool {
+        self.deactivated_at.is_none()
+    }
 }
+
+/// The columns of [`User`], for every query that reads one (other files join on them).
+pub const USER_COLUMNS: &str =
+    "id, login, display_name, email, is_admin, created_at, deactivated_at, staff_role";
 
 /// What a new account needs; the password arrives already hashed.
 pub struct NewUser<'a> {
@@ -27,15 +41,17 @@ pub struct NewUser<'a> {
     pub email: Option<&'a str>,
     pub password_hash: &'a str,
     pub is_admin: bool,
+    /// `teacher` or `tutor` for accounts an admin makes for staff.
+    pub staff_role: Option<&'a str>,
 }
 
-const COLUMNS: &str = "id, login, display_name, email, is_admin, created_at";
+const COLUMNS: &str = USER_COLUMNS;
 
 impl Store {
     pub async fn create_user(&self, new: NewUser<'_>) -> Result<User, sqlx::Error> {
         sqlx::query_as::<_, User>(&format!(
-            "INSERT INTO users (login, display_name, email, password_hash, is_admin, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+            "INSERT INTO users (login, display_name, email, password_hash, is_admin, created_at, staff_role)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
         ))
         .bind(new.login)
         .bind(new.display_name)
@@ -43,6 +59,7 @@ impl Store {
         .bind(new.password_hash)
         .bind(new.is_admin as i64)
         .bind(now_ms())
+        .bind(new.staff_role)
         .fetch_one(self.pool())
         .await
     }
@@ -75,9 +92,11 @@ impl Store {
     }
 
     pub async fn admin_exists(&self) -> Result<bool, sqlx::Error> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE is_admin = 1")
-            .fetch_one(self.pool())
-            .await?;
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM users WHERE is_admin = 1 AND deactivated_at IS NULL",
+        )
+        .fetch_one(self.pool())
+        .await?;
         Ok(count > 0)
     }
 }
@@ -110,5 +129,40 @@ impl Store {
         .fetch_one(self.pool())
         .await?;
         Ok(count > 0)
+    }
+}
+
+impl Store {
+    /// Deactivates (or reactivates) the account; true when it exists. Deactivating also ends
+    /// every session, so the person is signed out everywhere at once.
+    pub async fn set_deactivated(
+        &self,
+        user_id: i64,
+        deactivated: bool,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query("UPDATE users SET deactivated_at = $1 WHERE id = $2")
+            .bind(deactivated.then(now_ms))
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if deactivated {
+            sqlx::query("DELETE FROM auth_sessions WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Active accounts that may teach: made as teachers, or teaching a class now.
+    pub async fn teacher_count(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM users WHERE deactivated_at IS NULL AND (staff_role = 'teacher'
+             OR id IN (SELECT user_id FROM memberships WHERE role = 'teacher'))",
+        )
+        .fetch_one(self.pool())
+        .await
     }
 }

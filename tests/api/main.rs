@@ -15,4 +15,5 @@ mod whip;
 
 mod accounts;
 mod foundation;
+mod school_admin;
 mod web;

@@ -25,6 +25,11 @@ async fn pages_and_files_are_served_with_strict_headers() {
         "/watch/2",
         "/studio/3",
         "/tutor/4",
+        "/school",
+        "/people",
+        "/classes",
+        "/class/5/manage",
+        "/class/5/sheet",
     ] {
         let response = app.get(path).await;
         assert_eq!(response.status(), 200, "{path}");

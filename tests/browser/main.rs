@@ -224,4 +224,42 @@ async fn pages_are_accessible_on_phones() {
         "only {shots} phone screenshots in {}",
         phone.display()
     );
+/// A school sets itself up from the browser, from an empty server (only the set-up link that
+/// the server printed): `setup.mjs` clicks and types through every step, then prints an
+/// invitation sheet and reads its QR code back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn school_sets_itself_up_in_chromium() {
+    let (chromium, _) = tools();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/setup.mjs");
+    for module in ["jsqr", "pngjs"] {
+        assert!(
+            script.with_file_name("node_modules").join(module).exists(),
+            "the set-up test reads QR codes with {module}: run `npm ci` in tests/browser"
+        );
+    }
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts");
+    let shots = [
+        "checklist-done.png",
+        "manage-class.png",
+        "invitation-sheet-es.png",
+    ];
+    for shot in shots {
+        let _ = std::fs::remove_file(artifacts.join(shot));
+    }
+    let secret = app.setup_secret().expect("set-up link printed");
+    run_browser(
+        &script,
+        &json!({
+            "base": app.base,
+            "chromium": chromium,
+            "artifacts": artifacts,
+            "password": PASSWORD,
+            "secret": secret,
+        }),
+    )
+    .await;
+    for shot in shots {
+        assert!(artifacts.join(shot).exists(), "{shot} was not written");
+    }
 }

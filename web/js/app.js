@@ -10,6 +10,11 @@ import { guest, watch } from './pages/watch.js';
 import { studio } from './pages/studio.js';
 import { sessionPage } from './pages/timeline.js';
 import { tutor } from './pages/tutor.js';
+import { schoolPage } from './pages/school.js';
+import { people } from './pages/people.js';
+import { classesPage } from './pages/classes.js';
+import { manage } from './pages/manage.js';
+import { sheet } from './pages/sheet.js';
 
 const ROUTES = [
   [/^\/$/, home],
@@ -23,6 +28,11 @@ const ROUTES = [
   [/^\/studio\/(\d+)$/, studio],
   [/^\/session\/(\d+)$/, sessionPage],
   [/^\/tutor\/(\d+)$/, tutor],
+  [/^\/school$/, schoolPage],
+  [/^\/people$/, people],
+  [/^\/classes$/, classesPage],
+  [/^\/class\/(\d+)\/manage$/, manage],
+  [/^\/class\/(\d+)\/sheet$/, sheet],
 ];
 
 async function start() {

@@ -30,7 +30,8 @@ export function h(tag, attrs = {}, ...children) {
 /** Replaces the page's content and moves focus to it for keyboard and screen-reader users. */
 export function mount(titleKey, ...children) {
   const main = document.getElementById('main');
-  main.replaceChildren(...children);
+  // Pages pass `cond ? el : null` for optional parts; never show those as the text "null".
+  main.replaceChildren(...children.filter((c) => c !== null && c !== undefined && c !== false));
   document.body.dataset.titleKey = titleKey;
   document.title = `${t(titleKey)} · Homeroom`;
   main.focus({ preventScroll: true });

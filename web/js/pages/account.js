@@ -4,6 +4,7 @@
 import { api, me, rememberMe } from '../api.js';
 import { field, h, mount, showError } from '../dom.js';
 import { roleKey } from '../components.js';
+import { adminPanel } from './school.js';
 
 /** The signed-in user, or off to the sign-in page (coming back here afterwards). */
 export async function requireMe() {
@@ -63,13 +64,17 @@ export async function home() {
   const user = await me();
   if (!user) return signin();
   const classes = user.classes || [];
+  // Admins get the first-run checklist and their pages (school.js).
+  const admin = user.user.is_admin ? await adminPanel() : null;
   mount('your_classes',
     h('h1', { text: 'hello_name', vars: { name: user.user.display_name } }),
+    ...(admin ? [admin] : []),
     h('h2', { text: 'your_classes' }),
     classes.length
       ? h('ul', { class: 'cards' }, classes.map((c) => h('li', {},
         h('a', { class: 'card link-card', href: `/class/${c.id}` }, h('strong', {}, c.name), ' ',
-          c.role ? h('span', { class: 'badge', text: roleKey(c.role) }) : h('span', { class: 'badge', text: 'role_admin' })))))
+          c.role ? h('span', { class: 'badge', text: roleKey(c.role) }) : h('span', { class: 'badge', text: 'role_admin' }),
+          c.archived_at ? h('span', { class: 'badge off', text: 'archived' }) : null))))
       : h('p', { text: 'no_classes' }));
 }
 

@@ -6,6 +6,7 @@
 import { api } from '../api.js';
 import { field, h, mount, showError } from '../dom.js';
 import { roleKey } from '../components.js';
+import { copyButton } from '../copy.js';
 import { requireMe } from './account.js';
 import { timelineSection } from './timeline.js';
 
@@ -68,10 +69,7 @@ export async function classHome(classId) {
             click: async () => {
               const link = await api('POST', `/api/v1/rooms/${room.id}/guest-link`);
               const input = h('input', { readOnly: true, value: link.guest_url, label: 'guest_link' });
-              out.replaceChildren(input, h('button', {
-                type: 'button', text: 'copy',
-                on: { click: () => navigator.clipboard?.writeText(link.guest_url) },
-              }));
+              out.replaceChildren(input, copyButton(link.guest_url));
               input.select();
             },
           },
@@ -91,6 +89,7 @@ export async function classHome(classId) {
   const children = [
     h('h1', {}, klass.name),
     klass.role ? h('p', {}, h('span', { class: 'badge', text: roleKey(klass.role) })) : null,
+    manage ? h('p', {}, h('a', { class: 'button manage-link', href: `/class/${classId}/manage`, text: 'manage_class' })) : null,
     banner,
     h('section', { 'aria-labelledby': 'rooms-title' }, h('h2', { id: 'rooms-title', text: 'rooms' }), list),
   ];

@@ -9,6 +9,7 @@ import { LiveSession } from '../live.js';
 import { AudioOut, backToClass, chatPanel, expose, followState, overPanel, roomDetail, smallButton, openCamera, roleKey, showTrack, videoElement } from '../components.js';
 import { requireMe } from './account.js';
 import { api } from '../api.js';
+import { copyButton } from '../copy.js';
 
 /** OBS (or any WHIP encoder) publishes here with a stream key made on the spot. */
 function encoderPanel(roomId) {
@@ -31,7 +32,9 @@ function encoderPanel(roomId) {
       const key = await api('POST', `/api/v1/rooms/${roomId}/stream-keys`, {});
       made.replaceChildren(
         h('label', { class: 'field' }, h('span', { text: 'encoder_server' }), readOnly(key.whip_url, 'whip-url')),
-        h('label', { class: 'field' }, h('span', { text: 'encoder_key' }), readOnly(key.stream_key, 'stream-key')));
+        copyButton(key.whip_url, { labelKey: 'copy_encoder_server' }),
+        h('label', { class: 'field' }, h('span', { text: 'encoder_key' }), readOnly(key.stream_key, 'stream-key')),
+        copyButton(key.stream_key, { labelKey: 'copy_encoder_key' }));
       made.hidden = false;
       await refresh();
     } } });
