@@ -493,6 +493,8 @@ pub async fn deactivate(
     }
     match state.store.set_deactivated(user_id, true).await? {
         true => {
+            // Whatever the account is doing live ends now, not at its next request.
+            state.sfu.revoke(Revocation::account(user_id)).await;
             tracing::info!(user_id, by = current.user.id, "account deactivated");
             Ok(StatusCode::NO_CONTENT)
         }

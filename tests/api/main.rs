@@ -6,11 +6,11 @@ mod live;
 mod loadtest;
 mod peer;
 mod posts;
+mod rooms;
 mod schemathesis;
+mod security_content;
 mod security_edge;
 mod security_live;
-mod security_content;
-mod rooms;
 mod whip;
 
 mod accounts;

@@ -232,6 +232,43 @@ async fn a_removed_member_is_dropped_from_the_live_room_at_once() {
     );
 }
 
+/// Deactivating an account (admins, on the people page) ends its live participation at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deactivated_account_is_dropped_from_the_live_room_at_once() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let admin = app.admin().await;
+    let class = ClassFixture::new(&app, &admin, "d").await;
+    let room_id = room(&class.teacher, class.class_id, "classroom", None).await;
+    let mut teacher = joined(&app, &class.teacher, room_id).await;
+    assert!(matches!(
+        teacher.publish().await,
+        ServerMessage::Answer { .. }
+    ));
+    let mut family = joined(&app, &class.family, room_id).await;
+    wait_for_tracks(&family, 2).await;
+
+    let deactivated = admin
+        .post(
+            &format!("/api/v1/users/{}/deactivate", class.family.user_id),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(deactivated.status(), 204);
+    let kicked = family
+        .wait_for(Duration::from_secs(3), |m| {
+            matches!(m, ServerMessage::Kicked { .. })
+        })
+        .await;
+    assert!(
+        matches!(&kicked, Some(ServerMessage::Kicked { reason }) if reason == "account_deactivated"),
+        "{kicked:?}"
+    );
+    assert_eq!(
+        participants(&class.teacher, class.class_id, room_id).await,
+        1
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_out_ends_that_sessions_participation_and_a_reset_ends_all() {
     let app = TestApp::spawn(Db::Sqlite).await;

@@ -224,6 +224,8 @@ async fn pages_are_accessible_on_phones() {
         "only {shots} phone screenshots in {}",
         phone.display()
     );
+}
+
 /// A school sets itself up from the browser, from an empty server (only the set-up link that
 /// the server printed): `setup.mjs` clicks and types through every step, then prints an
 /// invitation sheet and reads its QR code back.
