@@ -73,12 +73,18 @@ pub struct Me {
     pub classes: Vec<MyClass>,
 }
 
-/// Whether anyone is signed in, and if so what `/api/v1/me` says.
+/// Whether anyone is signed in, and if so what `/api/v1/me` says (its fields, present only
+/// when signed in). Spelled out rather than a flattened `Option<Me>`, which the API document
+/// cannot describe truthfully.
 #[derive(Serialize, ToSchema)]
 pub struct SessionStatus {
     pub signed_in: bool,
-    #[serde(flatten)]
-    pub me: Option<Me>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<MyClass>>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -284,13 +290,17 @@ pub async fn session_status(
     let Some(current) = current else {
         return Ok(Json(SessionStatus {
             signed_in: false,
-            me: None,
+            user: None,
+            csrf_token: None,
+            classes: None,
         }));
     };
     let Json(me) = me(State(state), current).await?;
     Ok(Json(SessionStatus {
         signed_in: true,
-        me: Some(me),
+        user: Some(me.user),
+        csrf_token: Some(me.csrf_token),
+        classes: Some(me.classes),
     }))
 }
 

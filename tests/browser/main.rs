@@ -265,3 +265,22 @@ async fn school_sets_itself_up_in_chromium() {
         assert!(artifacts.join(shot).exists(), "{shot} was not written");
     }
 }
+
+/// From an empty server to live video, on the pages alone (`school_day.mjs`): set-up as above,
+/// then the teacher goes live and the family's open class page shows the banner within 2 s and
+/// its watch page decodes video; the tutor opens the tutoring room, lets the family in, and both
+/// decode each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_school_day_from_an_empty_server() {
+    let (chromium, _) = tools();
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let secret = app.setup_secret().expect("set-up link printed");
+    let config = json!({
+        "base": app.base,
+        "chromium": chromium,
+        "artifacts": Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts"),
+        "password": PASSWORD,
+        "secret": secret,
+    });
+    run_script(&script("school_day.mjs"), &config, 240).await;
+}
