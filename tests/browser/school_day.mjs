@@ -20,9 +20,9 @@ setTimeout(() => {
   process.exit(1);
 }, cfg.limit_s * 1000).unref();
 
-/** Waits until the page's live session reports `value` (`body[data-state]`). */
+/** Waits until the page's live session reports `value` (`body[data-session-state]`). */
 const state = (page, value, timeout = 20000) =>
-  page.waitForSelector(`body[data-state="${value}"]`, { timeout });
+  page.waitForSelector(`body[data-session-state="${value}"]`, { timeout });
 
 /** Video frames decoded by this page, per participant, from `getStats()`. */
 const decoded = (page) => page.evaluate(async () => {

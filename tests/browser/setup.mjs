@@ -185,7 +185,7 @@ export async function setUpSchool(browser, cfg, problems) {
   // The family, in Spanish on a phone, and the tutor accept in their own browsers.
   const family = await person(browser, 'family', problems, { locale: 'es-ES', viewport: { width: 390, height: 844 } });
   await acceptInvite(family.page, familyLink,
-    { name: 'Tu nombre tal como lo ven los demás', login: 'Usuario', password: 'Contraseña' },
+    { name: 'Su nombre tal como lo ven los demás', login: 'Usuario', password: 'Contraseña' },
     { name: 'Marta Torres', login: 'marta', password: cfg.password });
   await family.page.locator('h1', { hasText: 'Hola, Marta Torres' }).waitFor();
   await family.page.getByRole('link', { name: /Room 12/ }).waitFor();

@@ -201,8 +201,9 @@ export function timelineSection(klass) {
   /** A post was written or changed state: show it in place, add it on top, or take it away. */
   section.postChanged = async (postId) => {
     const post = await fetchPost(postId);
-    const old = cardOf(postId);
     if (allowed(klass, 'manage_class')) queue.replaceChildren(h('h3', { text: 'approval_queue' }), await approvalQueue(klass, () => load(true)));
+    // Looked up after the last wait: a reload may have shown the post meanwhile.
+    const old = cardOf(postId);
     if (!post || post.state !== 'published') {
       old?.remove();
       return;
@@ -243,5 +244,5 @@ export async function sessionPage(sessionId) {
     log.chat.length ? h('section', { class: 'transcript' },
       h('h2', { text: 'chat_transcript' }),
       h('ul', {}, log.chat.map((c) => h('li', {}, h('strong', {}, c.name), ' ', c.text)))) : null,
-    h('a', { href: `/class/${log.class_id}`, text: 'back_to_class' }));
+    h('p', {}, h('a', { href: `/class/${log.class_id}`, text: 'back_to_class' })));
 }
