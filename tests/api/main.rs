@@ -5,6 +5,7 @@ mod live;
 mod loadtest;
 mod peer;
 mod posts;
+mod security_accounts;
 mod whip;
 
 mod accounts;
