@@ -75,9 +75,26 @@ pub enum HashError {
     Busy(#[from] Busy),
 }
 
+/// Makes glibc return every large block (argon2's 19 MiB) to the system when it is freed.
+/// By default glibc raises its mmap threshold after the first such free and then keeps freed
+/// blocks in per-thread arenas, so hashes run on many blocking threads leave hundreds of MB
+/// resident even when only a few ran at once.
+fn release_large_blocks() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    ONCE.call_once(|| {
+        // SAFETY: mallopt only changes allocator tuning; called once, before hashing.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
+        }
+    });
+}
+
 impl Default for Hasher {
     /// One permit per available core, and five seconds of waiting at most.
     fn default() -> Self {
+        release_large_blocks();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Hasher::new(cores, Duration::from_secs(5))
     }
