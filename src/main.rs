@@ -138,9 +138,11 @@ async fn run_admin(command: AdminCommand, config: Config) -> anyhow::Result<()> 
                 bail!("no user with login {login:?}");
             };
             let hash = password::hash(&read_password()?)?;
-            store.set_password_hash(user.id, &hash).await?;
-            store.delete_sessions_of(user.id).await?;
-            println!("password of {login} changed; all their sessions are signed out");
+            store.set_password(user.id, &hash, None).await?;
+            println!(
+                "password of {login} changed; all their sessions are signed out and their feed \
+                 links revoked"
+            );
         }
     }
     store.close().await;

@@ -59,6 +59,7 @@ pub async fn run(
         store: store.clone(),
         metrics,
         rate_limits: Arc::default(),
+        hasher: Arc::default(),
         room_tokens: Arc::default(),
         sfu: sfu.clone(),
         events: events.clone(),

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::auth::password::Hasher;
 use crate::auth::rate_limit::RateLimits;
 use crate::auth::room_token::RoomTokens;
 use crate::config::Config;
@@ -16,6 +17,8 @@ pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub rate_limits: Arc<RateLimits>,
+    /// Bounds concurrent argon2 work (memory and CPU) for every password hash and check.
+    pub hasher: Arc<Hasher>,
     pub room_tokens: Arc<RoomTokens>,
     pub sfu: Sfu,
     /// What open class pages are told (sessions starting and ending, posts, comments).

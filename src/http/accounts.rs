@@ -13,8 +13,8 @@ use super::extract::{
     clear_cookie_header, session_cookie_header, ApiJson, ClientIp, CurrentUser, MaybeUser,
 };
 use super::{Error, Result};
-use crate::access::{decide, Action, Facts, Role, Who};
-use crate::auth::{password, token};
+use crate::access::{decide_reset, Grant, Role};
+use crate::auth::token;
 use crate::names::{DisplayName, Login};
 use crate::sfu::revocation::{Reach, Revocation};
 use crate::state::AppState;
@@ -147,10 +147,9 @@ pub fn parse_name(text: &str) -> Result<DisplayName> {
     DisplayName::parse(text).map_err(|m| Error::bad_request("invalid_name", m))
 }
 
-pub async fn hash_password(text: &str) -> Result<String> {
-    password::hash_blocking(text.to_owned())
-        .await
-        .map_err(|e| Error::bad_request("weak_password", e.to_string()))
+/// Checks the password policy and hashes, waiting for a turn of the bounded argon2 work.
+pub async fn hash_password(state: &AppState, text: &str) -> Result<String> {
+    Ok(state.hasher.hash(text.to_owned()).await?)
 }
 
 /// Starts a session and answers with the `Me` document and the cookie.
@@ -174,41 +173,44 @@ pub async fn signed_in(store: &Store, user: User, status: StatusCode) -> Result<
         .into_response())
 }
 
-/// Creates the first admin account with the one-time link printed at start.
+/// Creates the first admin account with the one-time link printed at start. Once any admin
+/// exists, every set-up link is dead, however recently it was printed.
 #[utoipa::path(post, path = "/api/v1/setup", tag = "accounts", request_body = SetupRequest,
-    responses((status = 201, body = Me), (status = 410, body = super::error::ErrorBody)))]
+    responses((status = 201, body = Me), (status = 400, body = super::error::ErrorBody),
+        (status = 410, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody)))]
 pub async fn setup(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     ApiJson(request): ApiJson<SetupRequest>,
 ) -> Result<Response> {
     let key = format!("setup:{ip}");
-    state.rate_limits.invite_ip.check(&key)?;
+    let attempt = state.rate_limits.invite_ip.reserve(&key)?;
     let login = parse_login(&request.login)?;
     let name = parse_name(&request.display_name)?;
-    let hash = hash_password(&request.password).await?;
-    if !state
+    let hash = hash_password(&state, &request.password).await?;
+    let created = state
         .store
-        .consume_setup_token(&token::hash(&request.secret))
-        .await?
-    {
-        state.rate_limits.invite_ip.fail(&key);
+        .create_first_admin(
+            &token::hash(&request.secret),
+            NewUser {
+                login: login.as_str(),
+                display_name: name.as_str(),
+                email: None,
+                password_hash: &hash,
+                is_admin: true,
+                staff_role: None,
+            },
+        )
+        .await
+        .map_err(login_conflict)?;
+    let Some(user) = created else {
+        attempt.failed();
         return Err(Error::gone(
             "setup_link_invalid",
-            "this set-up link is unknown, used or expired",
+            "this set-up link is unknown, used or expired, or an admin exists already",
         ));
-    }
-    let user = state
-        .store
-        .create_user(NewUser {
-            login: login.as_str(),
-            display_name: name.as_str(),
-            email: None,
-            password_hash: &hash,
-            is_admin: true,
-            staff_role: None,
-        })
-        .await?;
+    };
+    drop(attempt);
     tracing::info!(user_id = user.id, "first admin created");
     signed_in(&state.store, user, StatusCode::CREATED).await
 }
@@ -226,25 +228,24 @@ pub async fn sign_in(
     let login = request.login.trim().to_lowercase();
     let ip_key = format!("login-ip:{ip}");
     let account_key = format!("login-account:{login}");
-    for (limiter, key) in [
-        (&limits.login_ip, &ip_key),
-        (&limits.login_account, &account_key),
-    ] {
-        limiter.check(key)?;
-    }
+    // Both attempts are counted before the (slow) check, so parallel guesses cannot all
+    // slip under the limit; they are given back if this turns out not to be a wrong guess.
+    let ip_attempt = limits.login_ip.reserve(&ip_key)?;
+    let account_attempt = limits.login_account.reserve(&account_key)?;
     let found = state.store.user_for_login(&login).await?;
     // Verify against a dummy hash when the login is unknown, so timing does not tell.
     let stored = found
         .as_ref()
         .map(|(_, h)| h.clone())
         .unwrap_or_else(|| DUMMY_HASH.clone());
-    let ok = password::verify_blocking(request.password, stored).await && found.is_some();
+    let ok = state.hasher.verify(request.password, stored).await? && found.is_some();
     let Some((user, _)) = found.filter(|_| ok) else {
-        limits.login_ip.fail(&ip_key);
-        limits.login_account.fail(&account_key);
+        ip_attempt.failed();
+        account_attempt.failed();
         tracing::info!("failed sign-in");
         return Err(Error::BadCredentials);
     };
+    drop((ip_attempt, account_attempt));
     // Said only to someone who knows the password, so it tells a stranger nothing.
     if !user.is_active() {
         return Err(Error::forbidden(
@@ -258,8 +259,9 @@ pub async fn sign_in(
 }
 
 /// A hash to verify against when the login is unknown, so that answer takes as long.
-static DUMMY_HASH: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| password::hash(&token::new_secret()).expect("long enough"));
+static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    crate::auth::password::hash(&token::new_secret()).expect("long enough")
+});
 
 /// Signs out of this session.
 #[utoipa::path(delete, path = "/api/v1/session", tag = "accounts", responses((status = 204)))]
@@ -319,9 +321,11 @@ pub async fn me(State(state): State<AppState>, current: CurrentUser) -> Result<J
     }))
 }
 
-/// Changes one's own password; every other session of the account is signed out.
+/// Changes one's own password; every other session of the account is signed out and every
+/// feed link of the account stops working.
 #[utoipa::path(put, path = "/api/v1/me/password", tag = "accounts", request_body = ChangePasswordRequest,
-    responses((status = 204), (status = 403, body = super::error::ErrorBody)))]
+    responses((status = 204), (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody)))]
 pub async fn change_password(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -332,17 +336,17 @@ pub async fn change_password(
         .user_for_login(&current.user.login)
         .await?
         .ok_or(Error::Unauthorized)?;
-    if !password::verify_blocking(request.current_password, stored).await {
+    if !state
+        .hasher
+        .verify(request.current_password, stored)
+        .await?
+    {
         return Err(Error::BadCredentials);
     }
-    let hash = hash_password(&request.new_password).await?;
+    let hash = hash_password(&state, &request.new_password).await?;
     state
         .store
-        .set_password_hash(current.user.id, &hash)
-        .await?;
-    state
-        .store
-        .delete_other_sessions(current.user.id, &current.session_hash)
+        .set_password(current.user.id, &hash, Some(&current.session_hash))
         .await?;
     state
         .sfu
@@ -395,7 +399,7 @@ pub async fn create_user(
         }
     };
     // Nobody knows this password; the owner sets theirs through the link.
-    let hash = hash_password(&token::new_secret()).await?;
+    let hash = hash_password(&state, &token::new_secret()).await?;
     let user = state
         .store
         .create_user(NewUser {
@@ -423,59 +427,71 @@ pub async fn create_user(
 }
 
 /// Makes a password-reset link: admins for anyone, teachers for the families, tutors and
-/// students of their classes. Hand it over in person or by message; no mail server needed.
+/// students whose every membership is in a class the teacher teaches (never an admin or a
+/// teacher). Hand it over in person or by message; no mail server needed. Accounts the
+/// caller teaches in no class answer 404, as if they did not exist.
 #[utoipa::path(post, path = "/api/v1/users/{id}/password-reset", tag = "accounts",
-    params(("id" = i64, Path)), responses((status = 201, body = ResetLink), (status = 404, body = super::error::ErrorBody)))]
+    params(("id" = i64, Path)), responses((status = 201, body = ResetLink),
+        (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
 pub async fn create_reset(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(user_id): Path<i64>,
 ) -> Result<(StatusCode, Json<ResetLink>)> {
-    let who = if current.user.is_admin() {
-        Who::Admin
-    } else if state.store.teaches_member(current.user.id, user_id).await? {
-        Who::Member(Role::Teacher)
-    } else {
-        Who::Outsider
-    };
-    if !decide(who, Action::ManageClass, Facts::default()).allowed() {
-        return Err(Error::NotFound);
-    }
-    state
+    let target = super::classes::target(&state, user_id).await?;
+    let taught: Vec<i64> = state
         .store
-        .user_by_id(user_id)
+        .memberships_of(current.user.id)
         .await?
-        .ok_or(Error::NotFound)?;
+        .into_iter()
+        .filter(|(_, role)| *role == Role::Teacher)
+        .map(|(class, _)| class)
+        .collect();
+    if decide_reset(current.user.is_admin(), &taught, &target) == Grant::Denied {
+        let shares_a_class = target
+            .memberships
+            .iter()
+            .any(|(class, _)| taught.contains(class));
+        return Err(match shares_a_class {
+            true => Error::forbidden(
+                "not_allowed",
+                "teachers make reset links only for families, tutors and students who are in \
+                 no other class; ask an admin",
+            ),
+            false => Error::NotFound,
+        });
+    }
     Ok((
         StatusCode::CREATED,
         Json(reset_link(&state, user_id, current.user.id).await?),
     ))
 }
 
-/// Sets a new password with a reset link; all the account's sessions end.
+/// Sets a new password with a reset link; all the account's sessions and feed links end.
 #[utoipa::path(post, path = "/api/v1/password-reset", tag = "accounts", request_body = UseResetRequest,
-    responses((status = 204), (status = 410, body = super::error::ErrorBody)))]
+    responses((status = 204), (status = 400, body = super::error::ErrorBody),
+        (status = 410, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody)))]
 pub async fn use_reset(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     ApiJson(request): ApiJson<UseResetRequest>,
 ) -> Result<StatusCode> {
     let key = format!("reset:{ip}");
-    state.rate_limits.invite_ip.check(&key)?;
-    let hash = hash_password(&request.new_password).await?;
+    let attempt = state.rate_limits.invite_ip.reserve(&key)?;
+    let hash = hash_password(&state, &request.new_password).await?;
     let Some(user_id) = state
         .store
         .consume_password_reset(&token::hash(&request.token))
         .await?
     else {
-        state.rate_limits.invite_ip.fail(&key);
+        attempt.failed();
         return Err(Error::gone(
             "reset_link_invalid",
             "this reset link is unknown, used or expired",
         ));
     };
-    state.store.set_password_hash(user_id, &hash).await?;
-    state.store.delete_sessions_of(user_id).await?;
+    drop(attempt);
+    state.store.set_password(user_id, &hash, None).await?;
     state
         .sfu
         .revoke(Revocation::sessions(user_id, Reach::AnySession))

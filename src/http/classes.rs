@@ -16,7 +16,9 @@ use utoipa::ToSchema;
 use super::accounts::parse_name;
 use super::extract::{ApiJson, CurrentUser};
 use super::{Error, Result};
-use crate::access::{decide, Action, Facts, Grant, Role, Who};
+use crate::access::{
+    decide, decide_member_change, Action, Facts, Grant, MemberChange, Role, Target, Who,
+};
 use crate::sfu::revocation::Revocation;
 use crate::state::AppState;
 use crate::store::classes::{Class, Member, MyClass, Student};
@@ -86,6 +88,42 @@ pub async fn require(
             "your role in this class does not allow this",
         )),
         _ => Ok((who, grant)),
+    }
+}
+
+/// The account a change is aimed at, with all its memberships; 404 for an unknown account.
+pub async fn target(state: &AppState, user_id: i64) -> Result<Target> {
+    let user = state
+        .store
+        .user_by_id(user_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    Ok(Target {
+        is_admin: user.is_admin(),
+        memberships: state.store.memberships_of(user_id).await?,
+    })
+}
+
+/// Asks the permission function whether `who` may make `change` to the membership of
+/// `user_id` in the class: 403 `not_allowed` when not, 404 when there is nothing to remove.
+async fn require_member_change(
+    state: &AppState,
+    who: Who,
+    class_id: i64,
+    user_id: i64,
+    change: MemberChange,
+) -> Result<()> {
+    let target = target(state, user_id).await?;
+    if change == MemberChange::Remove && target.role_in(class_id).is_none() {
+        return Err(Error::NotFound);
+    }
+    match decide_member_change(who, class_id, &target, change).allowed() {
+        true => Ok(()),
+        false => Err(Error::forbidden(
+            "not_allowed",
+            "teachers change and remove only the families, tutors and students of their class \
+             (new people join through an invite); admins do the rest",
+        )),
     }
 }
 
@@ -299,10 +337,11 @@ pub async fn list_members(
 }
 
 /// Sets a member's role. Only admins add people who are not members yet (everyone else
-/// comes in through an invite), so a teacher cannot pull strangers into a class.
+/// comes in through an invite), so a teacher cannot pull strangers into a class; teachers
+/// change only families, tutors and students, and make nobody a teacher.
 #[utoipa::path(put, path = "/api/v1/classes/{class_id}/members/{user_id}", tag = "classes",
     params(("class_id" = i64, Path), ("user_id" = i64, Path)), request_body = SetMemberRequest,
-    responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 204), (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
 pub async fn set_member(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -310,18 +349,8 @@ pub async fn set_member(
     ApiJson(request): ApiJson<SetMemberRequest>,
 ) -> Result<StatusCode> {
     let (who, _) = require(&state, &current.user, class_id, Action::ManageClass).await?;
-    let is_member = state.store.role_in(user_id, class_id).await?.is_some();
-    if !is_member && who != Who::Admin {
-        return Err(Error::forbidden(
-            "not_allowed",
-            "people join a class through an invite",
-        ));
-    }
-    state
-        .store
-        .user_by_id(user_id)
-        .await?
-        .ok_or(Error::NotFound)?;
+    let change = MemberChange::SetRole(request.role);
+    require_member_change(&state, who, class_id, user_id, change).await?;
     state
         .store
         .set_membership(user_id, class_id, request.role)
@@ -329,16 +358,17 @@ pub async fn set_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Removes someone from the class.
+/// Removes someone from the class (teachers: only families, tutors and students).
 #[utoipa::path(delete, path = "/api/v1/classes/{class_id}/members/{user_id}", tag = "classes",
     params(("class_id" = i64, Path), ("user_id" = i64, Path)),
-    responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 204), (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
 pub async fn remove_member(
     State(state): State<AppState>,
     current: CurrentUser,
     Path((class_id, user_id)): Path<(i64, i64)>,
 ) -> Result<StatusCode> {
-    require(&state, &current.user, class_id, Action::ManageClass).await?;
+    let (who, _) = require(&state, &current.user, class_id, Action::ManageClass).await?;
+    require_member_change(&state, who, class_id, user_id, MemberChange::Remove).await?;
     match state.store.remove_membership(user_id, class_id).await? {
         true => {
             // Out of the class means out of its live rooms, now.

@@ -35,6 +35,9 @@ pub enum Error {
     /// A bound on how much one client may hold at once (429 with its own code).
     #[error("{message}")]
     TooMany { code: &'static str, message: String },
+    /// Too many password hashes are queued (a burst of sign-ins): try again in a moment.
+    #[error("the server is busy; try again in a moment")]
+    Busy,
     #[error("the upload is larger than {limit_mb} MB")]
     TooLarge { limit_mb: u64 },
     #[error("database error")]
@@ -84,7 +87,7 @@ impl Error {
             Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::Gone { .. } => StatusCode::GONE,
-            Error::RateLimited { .. } | Error::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::RateLimited { .. } | Error::TooMany { .. } | Error::Busy => StatusCode::TOO_MANY_REQUESTS,
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -103,6 +106,7 @@ impl Error {
             | Error::TooMany { code, .. } => code,
             Error::Csrf => "csrf",
             Error::RateLimited { .. } => "rate_limited",
+            Error::Busy => "busy",
             Error::TooLarge { .. } => "too_large",
             Error::Database(_) | Error::Internal(_) => "internal",
         }
@@ -136,11 +140,15 @@ impl IntoResponse for Error {
             },
         };
         let mut response = (self.status(), Json(body)).into_response();
-        if let Error::RateLimited { retry_after_secs } = self {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_after_secs.max(1)),
-            );
+        let retry_after = match self {
+            Error::RateLimited { retry_after_secs } => Some(retry_after_secs.max(1)),
+            Error::Busy => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -150,6 +158,22 @@ impl From<crate::auth::rate_limit::RetryAfter> for Error {
     fn from(wait: crate::auth::rate_limit::RetryAfter) -> Error {
         Error::RateLimited {
             retry_after_secs: wait.0,
+        }
+    }
+}
+
+impl From<crate::auth::password::Busy> for Error {
+    fn from(_: crate::auth::password::Busy) -> Error {
+        Error::Busy
+    }
+}
+
+impl From<crate::auth::password::HashError> for Error {
+    fn from(e: crate::auth::password::HashError) -> Error {
+        use crate::auth::password::HashError;
+        match e {
+            HashError::Policy(policy) => Error::bad_request("weak_password", policy.to_string()),
+            HashError::Busy(_) => Error::Busy,
         }
     }
 }

@@ -123,7 +123,10 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
-/// `axum::Json` whose rejections (bad JSON, wrong content type) answer in our error format.
+/// `axum::Json` whose rejections (bad JSON, wrong content type) answer in our error format,
+/// and which refuses any text holding a NUL character (`\u0000`) with `400 invalid_text`.
+/// JSON allows NUL in strings but PostgreSQL text does not (and no name, post or login needs
+/// one), so it is refused here, once, before any handler or query sees it.
 pub struct ApiJson<T>(pub T);
 
 impl<T, S> axum::extract::FromRequest<S> for ApiJson<T>
@@ -134,7 +137,51 @@ where
     type Rejection = Error;
 
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Error> {
-        let axum::Json(value) = axum::Json::<T>::from_request(request, state).await?;
-        Ok(ApiJson(value))
+        let axum::Json(value) =
+            axum::Json::<serde_json::Value>::from_request(request, state).await?;
+        if holds_nul(&value) {
+            return Err(Error::bad_request(
+                "invalid_text",
+                "text must not contain NUL characters (\\u0000)",
+            ));
+        }
+        serde_path_to_error::deserialize(value)
+            .map(ApiJson)
+            .map_err(|e| {
+                Error::bad_request(
+                    "bad_json",
+                    format!("Failed to deserialize the JSON body into the target type: {e}"),
+                )
+            })
+    }
+}
+
+/// True when any string (or object key) in the document contains a NUL character.
+fn holds_nul(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(fields) => fields
+            .iter()
+            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holds_nul;
+    use serde_json::json;
+
+    #[test]
+    fn finds_nul_anywhere_in_the_document() {
+        assert!(!holds_nul(
+            &json!({"body": "fine", "ids": [1, 2], "x": null})
+        ));
+        assert!(holds_nul(&json!({"body": "a\u{0}b"})));
+        assert!(holds_nul(&json!({"targets": ["ok", "\u{0}"]})));
+        assert!(holds_nul(&json!({"a": {"b": ["\u{0}"]}})));
+        assert!(holds_nul(&json!({"key\u{0}": 1})));
     }
 }

@@ -276,7 +276,8 @@ pub async fn accept(
             };
             let login = parse_login(request.login.as_deref().ok_or_else(missing)?)?;
             let name = parse_name(request.display_name.as_deref().ok_or_else(missing)?)?;
-            let hash = hash_password(request.password.as_deref().ok_or_else(missing)?).await?;
+            let password = request.password.as_deref().ok_or_else(missing)?;
+            let hash = hash_password(&state, password).await?;
             let email = request
                 .email
                 .as_deref()
@@ -319,18 +320,19 @@ pub async fn accept(
     }
 }
 
-/// Finds the invite behind a typed code, counting unknown codes against the IP's limit.
+/// Finds the invite behind a typed code, counting unknown codes against the IP's limit (the
+/// attempt is reserved before the look-up, so parallel guesses cannot pass the limit).
 async fn usable_invite(state: &AppState, key: &str, typed: &str) -> Result<Invite> {
-    let limiter = &state.rate_limits.invite_ip;
-    limiter.check(key)?;
+    let attempt = state.rate_limits.invite_ip.reserve(key)?;
     let found = match token::normalize_code(typed) {
         Some(code) => state.store.invite_by_code(&token::hash(&code)).await?,
         None => None,
     };
     let Some(invite) = found else {
-        limiter.fail(key);
+        attempt.failed();
         return Err(invite_error(InviteProblem::Unknown));
     };
+    drop(attempt);
     match invite.problem(now_ms()) {
         Some(problem) => Err(invite_error(problem)),
         None => {

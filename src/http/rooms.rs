@@ -389,20 +389,20 @@ pub async fn guest_token(
     ApiJson(request): ApiJson<GuestTokenRequest>,
 ) -> Result<(StatusCode, Json<GuestToken>)> {
     let key = format!("guest:{ip}");
-    let limiter = &state.rate_limits.invite_ip;
-    limiter.check(&key)?;
+    let attempt = state.rate_limits.invite_ip.reserve(&key)?;
     let name = parse_name(&request.display_name)?;
     let Some(room) = state
         .store
         .room_by_guest_code(&token::hash(request.code.trim()))
         .await?
     else {
-        limiter.fail(&key);
+        attempt.failed();
         return Err(Error::bad_request(
             "guest_link_invalid",
             "this guest link is unknown or was replaced",
         ));
     };
+    drop(attempt);
     if !decide(Who::Guest, Action::WatchOpenHouse, Facts::default()).allowed() {
         return Err(Error::NotFound);
     }

@@ -100,6 +100,20 @@ impl Store {
         Ok(role.as_deref().and_then(Role::parse))
     }
 
+    /// Every membership of the user as (class id, role), for decisions about their account.
+    pub async fn memberships_of(&self, user_id: i64) -> Result<Vec<(i64, Role)>, sqlx::Error> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT class_id, role FROM memberships WHERE user_id = $1 ORDER BY class_id",
+        )
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(class, role)| Role::parse(&role).map(|role| (class, role)))
+            .collect())
+    }
+
     /// True when the user teaches at least one class; teachers may open new classes.
     pub async fn teaches_any(&self, user_id: i64) -> Result<bool, sqlx::Error> {
         let count: i64 = sqlx::query_scalar(

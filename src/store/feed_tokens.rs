@@ -1,7 +1,26 @@
 //! Private feed tokens: one live token per person and class, so a family can follow the class
 //! in a feed reader; making a new one (or revoking) ends the old. Only hashes are stored.
+//! A feed link is a credential: when the account's password changes or is reset (say after
+//! a compromise), all its feed links end with its sessions ([`revoke_all_of`]).
+
+use sqlx::AnyConnection;
 
 use super::{now_ms, Store};
+
+/// Revokes every live feed token of the user, inside the caller's transaction.
+pub(super) async fn revoke_all_of(
+    conn: &mut AnyConnection,
+    user_id: i64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE feed_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(now_ms())
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
 
 impl Store {
     /// Replaces the person's feed token for the class.

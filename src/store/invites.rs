@@ -217,7 +217,7 @@ impl Store {
         joiner: Joiner<'_>,
     ) -> Result<(User, Invite), AcceptError> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let invite: Option<Invite> = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM invites WHERE code_hash = $1"
         ))

@@ -55,15 +55,6 @@ impl Store {
             .await?;
         Ok(())
     }
-
-    /// Ends every session of the user, e.g. after their password changed.
-    pub async fn delete_sessions_of(&self, user_id: i64) -> Result<u64, sqlx::Error> {
-        let done = sqlx::query("DELETE FROM auth_sessions WHERE user_id = $1")
-            .bind(user_id)
-            .execute(self.pool())
-            .await?;
-        Ok(done.rows_affected())
-    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -73,18 +64,18 @@ struct SessionRow {
     csrf_token: String,
 }
 
-impl Store {
-    /// Signs the user out everywhere but here (after they changed their own password).
-    pub async fn delete_other_sessions(
-        &self,
-        user_id: i64,
-        keep_hash: &str,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM auth_sessions WHERE user_id = $1 AND token_hash <> $2")
-            .bind(user_id)
-            .bind(keep_hash)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
+/// Signs the user out everywhere but `keep` (the session that changed its own password),
+/// inside the caller's transaction.
+pub(super) async fn end_sessions_of(
+    conn: &mut sqlx::AnyConnection,
+    user_id: i64,
+    keep: Option<&str>,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM auth_sessions WHERE user_id = $1 AND token_hash <> $2")
+        .bind(user_id)
+        // No session's hash is empty, so `None` ends them all.
+        .bind(keep.unwrap_or(""))
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
 }

@@ -47,21 +47,29 @@ pub struct NewUser<'a> {
 
 const COLUMNS: &str = USER_COLUMNS;
 
+/// Inserts an account on the given connection (or inside the caller's transaction).
+pub(super) async fn insert_user(
+    conn: &mut sqlx::AnyConnection,
+    new: NewUser<'_>,
+) -> Result<User, sqlx::Error> {
+    sqlx::query_as::<_, User>(&format!(
+        "INSERT INTO users (login, display_name, email, password_hash, is_admin, created_at, staff_role)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+    ))
+    .bind(new.login)
+    .bind(new.display_name)
+    .bind(new.email)
+    .bind(new.password_hash)
+    .bind(new.is_admin as i64)
+    .bind(now_ms())
+    .bind(new.staff_role)
+    .fetch_one(conn)
+    .await
+}
+
 impl Store {
     pub async fn create_user(&self, new: NewUser<'_>) -> Result<User, sqlx::Error> {
-        sqlx::query_as::<_, User>(&format!(
-            "INSERT INTO users (login, display_name, email, password_hash, is_admin, created_at, staff_role)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
-        ))
-        .bind(new.login)
-        .bind(new.display_name)
-        .bind(new.email)
-        .bind(new.password_hash)
-        .bind(new.is_admin as i64)
-        .bind(now_ms())
-        .bind(new.staff_role)
-        .fetch_one(self.pool())
-        .await
+        insert_user(&mut *self.pool().acquire().await?, new).await
     }
 
     pub async fn user_by_id(&self, id: i64) -> Result<Option<User>, sqlx::Error> {
@@ -82,12 +90,24 @@ impl Store {
         Ok(row.map(|r| (r.user, r.password_hash)))
     }
 
-    pub async fn set_password_hash(&self, user_id: i64, hash: &str) -> Result<bool, sqlx::Error> {
+    /// Sets a new password and, in the same transaction, ends every credential the old one
+    /// may have leaked with: all sessions but `keep_session` (the one that changed its own
+    /// password) and all feed links.
+    pub async fn set_password(
+        &self,
+        user_id: i64,
+        hash: &str,
+        keep_session: Option<&str>,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(hash)
             .bind(user_id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        super::sessions::end_sessions_of(&mut tx, user_id, keep_session).await?;
+        super::feed_tokens::revoke_all_of(&mut tx, user_id).await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -115,20 +135,6 @@ impl Store {
         ))
         .fetch_all(self.pool())
         .await
-    }
-
-    /// Whether `teacher` teaches a class in which `user` is a family, tutor or student: what
-    /// lets a teacher make a password-reset link for them.
-    pub async fn teaches_member(&self, teacher: i64, user: i64) -> Result<bool, sqlx::Error> {
-        let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM memberships t JOIN memberships m ON m.class_id = t.class_id
-             WHERE t.user_id = $1 AND t.role = 'teacher' AND m.user_id = $2 AND m.role <> 'teacher'",
-        )
-        .bind(teacher)
-        .bind(user)
-        .fetch_one(self.pool())
-        .await?;
-        Ok(count > 0)
     }
 }
 

@@ -10,6 +10,7 @@ both_backends!(
     setup_sign_in_and_csrf,
     invites_join_expire_revoke_and_run_out,
     role_table_over_http,
+    teacher_acts_on_admin_and_co_teacher,
     families_never_see_another_class,
     brute_force_is_rate_limited,
     secrets_stay_out_of_the_logs,
@@ -387,6 +388,143 @@ async fn role_table_over_http(db: Db) {
     // Nobody signed in: nothing.
     let anonymous = app.anonymous().get(app.url(&class)).send().await.unwrap();
     assert_eq!(error_code(anonymous).await, (401, "unauthorized".into()));
+}
+
+/// Rows the role table does not settle: a teacher acting on a site admin or a fellow teacher
+/// who are members of the class. Role change, removal and reset link are each refused, and
+/// nothing changes; a teacher makes nobody a teacher, and resets nobody who is also elsewhere.
+async fn teacher_acts_on_admin_and_co_teacher(db: Db) {
+    let app = TestApp::spawn(db).await;
+    let admin = app.admin().await;
+    let a = ClassFixture::new(&app, &admin, "a").await;
+    let b = ClassFixture::new(&app, &admin, "b").await;
+    let co_teacher = app.teacher(&admin, "co-teacher").await;
+    let members = format!("/api/v1/classes/{}/members", a.class_id);
+    for (user, role) in [(admin.user_id, "family"), (co_teacher.user_id, "teacher")] {
+        let added = admin
+            .send(
+                Method::PUT,
+                &format!("{members}/{user}"),
+                Some(json!({"role": role})),
+            )
+            .await;
+        assert_eq!(added.status(), 204);
+    }
+    // The family of class A also joins class B, where teacher A does not teach.
+    let b_invite = b
+        .teacher
+        .post_ok(
+            &format!("/api/v1/classes/{}/invites", b.class_id),
+            json!({"role": "family", "student_id": b.student_id}),
+        )
+        .await;
+    a.family
+        .post_ok("/api/v1/invites/accept", json!({"code": b_invite["code"]}))
+        .await;
+    let before: serde_json::Value = admin.get(&members).await.json().await.unwrap();
+    let db = app.workspace.database().await;
+    let resets = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM password_resets")
+            .fetch_one(&db)
+            .await
+            .unwrap()
+    };
+    let resets_before = resets().await;
+
+    for (target, name) in [(admin.user_id, "admin"), (co_teacher.user_id, "co-teacher")] {
+        let attempts = [
+            (
+                "role change",
+                a.teacher
+                    .send(
+                        Method::PUT,
+                        &format!("{members}/{target}"),
+                        Some(json!({"role": "family"})),
+                    )
+                    .await,
+            ),
+            (
+                "removal",
+                a.teacher
+                    .send(Method::DELETE, &format!("{members}/{target}"), None)
+                    .await,
+            ),
+            (
+                "reset link",
+                a.teacher
+                    .post(&format!("/api/v1/users/{target}/password-reset"), json!({}))
+                    .await,
+            ),
+        ];
+        for (action, response) in attempts {
+            assert_eq!(
+                error_code(response).await,
+                (403, "not_allowed".into()),
+                "teacher: {action} of {name}"
+            );
+        }
+    }
+    let promote = a
+        .teacher
+        .send(
+            Method::PUT,
+            &format!("{members}/{}", a.tutor.user_id),
+            Some(json!({"role": "teacher"})),
+        )
+        .await;
+    assert_eq!(
+        error_code(promote).await,
+        (403, "not_allowed".into()),
+        "promotion"
+    );
+    let elsewhere = a
+        .teacher
+        .post(
+            &format!("/api/v1/users/{}/password-reset", a.family.user_id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        error_code(elsewhere).await,
+        (403, "not_allowed".into()),
+        "family in class B too"
+    );
+    // A teacher of another class only: as if the account did not exist.
+    let outsider = b
+        .teacher
+        .post(
+            &format!("/api/v1/users/{}/password-reset", a.tutor.user_id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(outsider).await, (404, "not_found".into()));
+
+    let after: serde_json::Value = admin.get(&members).await.json().await.unwrap();
+    assert_eq!(before, after, "nothing changed");
+    assert_eq!(resets().await, resets_before, "no reset link was made");
+    // Admins may do all of it.
+    let by_admin = admin
+        .send(
+            Method::PUT,
+            &format!("{members}/{}", a.tutor.user_id),
+            Some(json!({"role": "teacher"})),
+        )
+        .await;
+    assert_eq!(by_admin.status(), 204);
+    admin
+        .post_ok(
+            &format!("/api/v1/users/{}/password-reset", co_teacher.user_id),
+            json!({}),
+        )
+        .await;
+    let removed = admin
+        .send(
+            Method::DELETE,
+            &format!("{members}/{}", co_teacher.user_id),
+            None,
+        )
+        .await;
+    assert_eq!(removed.status(), 204);
 }
 
 async fn families_never_see_another_class(db: Db) {

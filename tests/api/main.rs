@@ -11,6 +11,7 @@ mod schemathesis;
 mod security_content;
 mod security_edge;
 mod security_live;
+mod security_accounts;
 mod whip;
 
 mod accounts;

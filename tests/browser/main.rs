@@ -284,3 +284,33 @@ async fn a_school_day_from_an_empty_server() {
     });
     run_script(&script("school_day.mjs"), &config, 240).await;
 }
+
+/// After signing in, the page follows `next` only to a path on this site: values that
+/// browsers read as another site (`/\host`, `/<tab>/host`, `//host`) end on `/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_next_stays_on_site() {
+    let (chromium, _) = tools();
+    let app = TestApp::spawn(Db::Sqlite).await;
+    app.admin().await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/next.mjs");
+    let cases = json!([
+        {"next": "/%5Cevil.example/steal", "expect": "/"},
+        {"next": "/%09/evil.example/steal", "expect": "/"},
+        {"next": "%2F%5C%5Cevil.example", "expect": "/"},
+        {"next": "//evil.example/steal", "expect": "/"},
+        {"next": "https://evil.example/", "expect": "/"},
+        {"next": "/%0A/evil.example", "expect": "/"},
+        {"next": "%2F%3Fafter%3Dsignin", "expect": "/?after=signin"},
+    ]);
+    run_browser(
+        &script,
+        &json!({
+            "base": app.base,
+            "chromium": chromium,
+            "login": "admin",
+            "password": PASSWORD,
+            "cases": cases,
+        }),
+    )
+    .await;
+}

@@ -16,9 +16,28 @@ export async function requireMe() {
   return user;
 }
 
+/**
+ * Where to go after signing in: `next` only when it is a path on this site, else `/`.
+ * Browsers read a backslash as `/` and drop tabs and newlines from URLs, so `/\evil.example`
+ * and `/<tab>/evil.example` both mean `//evil.example`, another site. The raw value must start
+ * with one `/` followed by neither `/` nor a backslash, hold no control characters, and still
+ * resolve to this origin.
+ */
+export function safeNext(next, origin = location.origin) {
+  if (typeof next !== 'string' || !/^\/(?![/\\])/.test(next) || /[\u0000-\u001f\u007f-\u009f]/.test(next)) {
+    return '/';
+  }
+  let url;
+  try {
+    url = new URL(next, origin);
+  } catch {
+    return '/';
+  }
+  return url.origin === origin ? url.pathname + url.search + url.hash : '/';
+}
+
 function nextPath() {
-  const next = new URLSearchParams(location.search).get('next') || '/';
-  return next.startsWith('/') && !next.startsWith('//') ? next : '/';
+  return safeNext(new URLSearchParams(location.search).get('next') || '/');
 }
 
 /** A form whose submit handler gets the form's values; errors show in the form. */
