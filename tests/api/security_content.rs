@@ -798,11 +798,16 @@ async fn feeds_stay_well_formed_and_images_stay_home(db: Db) {
         "{contents:?}"
     );
 
-    // Control characters are refused at the edge; tabs and line ends are text.
-    for body in ["Bell\u{7} rings", "Escape \u{1b}[31mred", "Null\u{0}"] {
+    // Control characters are refused at the edge; tabs and line ends are text. NUL is refused
+    // in every JSON string before any handler sees it (`invalid_text`).
+    for (body, code) in [
+        ("Bell\u{7} rings", "invalid_characters"),
+        ("Escape \u{1b}[31mred", "invalid_characters"),
+        ("Null\u{0}", "invalid_text"),
+    ] {
         assert_eq!(
             error_code(a.teacher.post(&posts, json!({"body": body})).await).await,
-            (400, "invalid_characters".into()),
+            (400, code.into()),
             "{body:?}"
         );
     }

@@ -1,4 +1,4 @@
-// Every page on a phone (375 px wide), in English and in Spanish (switched with the page's
+// Every page on a phone (375 px wide), the school administration pages included, in English and in Spanish (switched with the page's
 // language menu): axe-core finds no WCAG 2.x level A or AA violation (contrast included), the
 // page is no wider than the screen, and a screenshot goes to tests/artifacts/phone/. Signed-out
 // pages log no error in the console. Started by main.rs (`pages_are_accessible_on_phones`).
@@ -119,6 +119,17 @@ await scenario('signed-in pages', async () => {
   await state(waiting, 'joined');
   await tutor.waitForFunction(() => document.querySelectorAll('.grid .tile').length === 2);
   await check(tutor, 'tutoring');
+});
+
+await scenario('school administration pages', async () => {
+  const admin = await person('admin', cfg.admin, options());
+  await check(admin, 'home-admin');
+  for (const [name, path] of [['people', '/people'], ['classes', '/classes'], ['school', '/school'],
+    ['manage-class', `/class/${cfg.class_id}/manage`]]) {
+    await admin.goto(`${cfg.base}${path}`);
+    await admin.locator('main h1').waitFor();
+    await check(admin, name);
+  }
 });
 
 await finish();

@@ -180,6 +180,7 @@ async fn live_class(tag: &str) -> (TestApp, serde_json::Value) {
         "chromium": tools().0,
         "artifacts": artifacts,
         "password": PASSWORD,
+        "admin": "admin",
         "teacher": format!("teacher-{tag}"),
         "family": format!("family-{tag}"),
         "family2": family2,
