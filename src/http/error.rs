@@ -87,7 +87,9 @@ impl Error {
             Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::Gone { .. } => StatusCode::GONE,
-            Error::RateLimited { .. } | Error::TooMany { .. } | Error::Busy => StatusCode::TOO_MANY_REQUESTS,
+            Error::RateLimited { .. } | Error::TooMany { .. } | Error::Busy => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -209,6 +209,25 @@ async fn still_entitled(
     }
 }
 
+/// The `type`s a client may send (docs/signalling.md, "Client → server").
+pub(super) const KNOWN_TYPES: &[&str] = &[
+    "join",
+    "offer",
+    "answer",
+    "candidate",
+    "chat",
+    "hand",
+    "audio_only",
+    "keyframe",
+    "admit",
+    "promote",
+    "mute",
+    "kick",
+    "end",
+    "leave",
+    "ping",
+];
+
 /// Reads one message: malformed JSON, an unknown type and bad fields are told apart.
 pub(super) fn parse(text: &str) -> Result<ClientMessage, (Option<u64>, SignalError)> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
@@ -228,24 +247,7 @@ pub(super) fn parse(text: &str) -> Result<ClientMessage, (Option<u64>, SignalErr
             SignalError::bad("bad_json", "a message is an object with a \"type\""),
         ));
     };
-    const KNOWN: &[&str] = &[
-        "join",
-        "offer",
-        "answer",
-        "candidate",
-        "chat",
-        "hand",
-        "audio_only",
-        "keyframe",
-        "admit",
-        "promote",
-        "mute",
-        "kick",
-        "end",
-        "leave",
-        "ping",
-    ];
-    if !KNOWN.contains(&kind.as_str()) {
+    if !KNOWN_TYPES.contains(&kind.as_str()) {
         return Err((
             id,
             SignalError::bad("unknown_type", format!("unknown message type {kind:?}")),

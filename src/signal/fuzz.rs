@@ -5,28 +5,13 @@
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use super::connection::parse;
+use super::connection::{parse, KNOWN_TYPES};
 use super::protocol::ClientMessage;
 
-const TYPES: &[&str] = &[
-    "join",
-    "offer",
-    "answer",
-    "candidate",
-    "chat",
-    "hand",
-    "audio_only",
-    "keyframe",
-    "admit",
-    "promote",
-    "mute",
-    "kick",
-    "end",
-    "leave",
-    "ping",
-    "bogus",
-    "",
-];
+/// The protocol's types, and two that are not.
+fn any_type() -> impl Strategy<Value = &'static str> {
+    prop_oneof![prop::sample::select(KNOWN_TYPES), Just("bogus"), Just(""),]
+}
 
 const FIELDS: &[&str] = &[
     "id",
@@ -72,7 +57,7 @@ fn any_json() -> impl Strategy<Value = Value> {
 /// with values of any type.
 fn message_like() -> impl Strategy<Value = Value> {
     (
-        prop::sample::select(TYPES),
+        any_type(),
         prop::collection::btree_map(prop::sample::select(FIELDS), any_json(), 0..5),
     )
         .prop_map(|(kind, fields)| {

@@ -8,10 +8,10 @@ mod peer;
 mod posts;
 mod rooms;
 mod schemathesis;
+mod security_accounts;
 mod security_content;
 mod security_edge;
 mod security_live;
-mod security_accounts;
 mod whip;
 
 mod accounts;

@@ -296,6 +296,8 @@ export async function manageMore(cfg, world) {
   await openDay.getByRole('button', { name: 'Rename Open day' }).click();
   await openDay.locator('input[name=new_name]').fill('Open evening');
   await openDay.getByRole('button', { name: 'Save' }).click();
+  // The rename is saved before the page is left.
+  await t.locator('#rooms li.room', { hasText: 'Open evening' }).waitFor();
   await t.goto(`${base}/class/${world.classId}`);
   const card = t.locator('li.room', { hasText: 'Open evening' });
   await card.getByRole('button', { name: 'Make guest link' }).click();
