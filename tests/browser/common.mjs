@@ -5,6 +5,7 @@
 // main.rs.
 
 import { chromium } from 'playwright-core';
+import { CHROMIUM_ARGS } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
@@ -16,12 +17,7 @@ export const log = (...args) => console.log(`[browser ${((Date.now() - started) 
 export const browser = await chromium.launch({
   executablePath: cfg.chromium,
   headless: true,
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream',
-    '--use-fake-ui-for-media-stream', '--autoplay-policy=no-user-gesture-required',
-    '--allow-loopback-in-peer-connection', '--disable-dev-shm-usage',
-  ],
+  args: CHROMIUM_ARGS,
 });
 
 const pages = [];

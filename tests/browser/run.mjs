@@ -4,6 +4,7 @@
 // screenshots go to the artifacts folder whatever happens.
 
 import { chromium } from 'playwright-core';
+import { CHROMIUM_ARGS } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -15,12 +16,7 @@ const log = (...args) => console.log(`[browser ${((Date.now() - started) / 1000)
 const browser = await chromium.launch({
   executablePath: cfg.chromium,
   headless: true,
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream',
-    '--use-fake-ui-for-media-stream', '--autoplay-policy=no-user-gesture-required',
-    '--allow-loopback-in-peer-connection', '--disable-dev-shm-usage',
-  ],
+  args: CHROMIUM_ARGS,
 });
 
 const pages = [];
