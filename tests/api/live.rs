@@ -10,7 +10,8 @@ use serde_json::json;
 use crate::helpers::{error_code, Actor, ClassFixture, Db, TestApp};
 use crate::peer::{self, Credential, Received, TestPeer};
 
-async fn room(actor: &Actor, class_id: i64, kind: &str, host: Option<i64>) -> i64 {
+/// A room of the class, made by `actor`; tutoring rooms may name their host.
+pub(crate) async fn room(actor: &Actor, class_id: i64, kind: &str, host: Option<i64>) -> i64 {
     let body = match host {
         Some(host) => json!({"kind": kind, "name": format!("{kind} room"), "host_user_id": host}),
         None => json!({"kind": kind, "name": format!("{kind} room")}),
@@ -22,7 +23,8 @@ async fn room(actor: &Actor, class_id: i64, kind: &str, host: Option<i64>) -> i6
         .unwrap()
 }
 
-async fn joined(app: &TestApp, actor: &Actor, room_id: i64) -> TestPeer {
+/// `actor` on the signalling socket, joined to the room (the join must succeed).
+pub(crate) async fn joined(app: &TestApp, actor: &Actor, room_id: i64) -> TestPeer {
     let mut peer = peer::connect(app, Credential::Cookie(&actor.cookie)).await;
     let reply = peer.join(room_id).await;
     assert!(

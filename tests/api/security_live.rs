@@ -16,29 +16,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::both_backends;
 use crate::helpers::{error_code, Actor, ClassFixture, Db, TestApp, PASSWORD};
+use crate::live::{joined, room};
 use crate::peer::{self, Credential, TestPeer};
-
-async fn room(actor: &Actor, class_id: i64, kind: &str, host: Option<i64>) -> i64 {
-    let body = match host {
-        Some(host) => json!({"kind": kind, "name": format!("{kind} room"), "host_user_id": host}),
-        None => json!({"kind": kind, "name": format!("{kind} room")}),
-    };
-    actor
-        .post_ok(&format!("/api/v1/classes/{class_id}/rooms"), body)
-        .await["id"]
-        .as_i64()
-        .unwrap()
-}
-
-async fn joined(app: &TestApp, actor: &Actor, room_id: i64) -> TestPeer {
-    let mut peer = peer::connect(app, Credential::Cookie(&actor.cookie)).await;
-    let reply = peer.join(room_id).await;
-    assert!(
-        matches!(reply, ServerMessage::Joined { .. }),
-        "join refused: {reply:?}"
-    );
-    peer
-}
 
 /// Waits until `peer` receives at least `count` flowing tracks.
 async fn wait_for_tracks(peer: &TestPeer, count: usize) {
