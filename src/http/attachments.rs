@@ -159,12 +159,31 @@ pub fn remove_crash_leftovers(data_dir: &std::path::Path) -> std::io::Result<usi
         (status = 413, body = super::error::ErrorBody)))]
 pub async fn upload(
     State(state): State<AppState>,
-    current: CurrentUser,
+    current: std::result::Result<CurrentUser, Error>,
     Path(class_id): Path<i64>,
     headers: HeaderMap,
     mut multipart: Multipart,
 ) -> Result<(StatusCode, Json<Attachment>)> {
-    require(&state, &current.user, class_id, Action::PublishPost).await?;
+    let limit = state.config.limits.max_upload_mb * 1024 * 1024;
+    // Every refusal, a sign-in or permission one included, reads the rest of the upload first.
+    let received = match current {
+        Ok(current) => receive(&state, &current, class_id, &headers, &mut multipart).await,
+        Err(e) => Err(e),
+    };
+    if received.is_err() {
+        discard(&mut multipart, limit).await;
+    }
+    received
+}
+
+async fn receive(
+    state: &AppState,
+    current: &CurrentUser,
+    class_id: i64,
+    headers: &HeaderMap,
+    multipart: &mut Multipart,
+) -> Result<(StatusCode, Json<Attachment>)> {
+    require(state, &current.user, class_id, Action::PublishPost).await?;
     let limit_mb = state.config.limits.max_upload_mb;
     let limit = limit_mb * 1024 * 1024;
     let too_large = || Error::TooLarge { limit_mb };
@@ -173,7 +192,6 @@ pub async fn upload(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit + 64 * 1024) {
-        discard(&mut multipart, limit).await;
         return Err(too_large());
     }
     let mut field = loop {
@@ -240,14 +258,7 @@ pub async fn upload(
         Ok((size, hex::encode(hasher.finalize()), content_type))
     }
     .await;
-    let (size, sha256, content_type) = match written {
-        Ok(done) => done,
-        Err(e) => {
-            drop(temporary);
-            discard(&mut multipart, limit).await;
-            return Err(e);
-        }
-    };
+    let (size, sha256, content_type) = written?;
     if size == 0 {
         return Err(Error::bad_request("empty_upload", "the file is empty"));
     }
