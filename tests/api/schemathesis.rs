@@ -120,15 +120,22 @@ async fn api_document_survives_schemathesis(db: Db) {
         String::from_utf8_lossy(&validated.stderr)
     );
 
-    run(&app, "signed-out", &config, &[], &[]).await;
-    run(
+    // Signed out, every operation is refused before its own work begins, the same on both
+    // databases: that pass runs once, beside the admin's.
+    let signed_out = async {
+        if db == Db::Sqlite {
+            run(&app, "signed-out", &config, &[], &[]).await;
+        }
+    };
+    let admin_headers = [
+        format!("Cookie: homeroom_session={}", admin.cookie),
+        format!("X-CSRF-Token: {}", admin.csrf),
+    ];
+    let signed_in = run(
         &app,
         "admin",
         &config,
-        &[
-            format!("Cookie: homeroom_session={}", admin.cookie),
-            format!("X-CSRF-Token: {}", admin.csrf),
-        ],
+        &admin_headers,
         // Signing out would end the session the rest of the run stands on. The class event
         // stream never ends by design (each call would wait out the request timeout); its
         // tests are in class_events.rs.
@@ -138,8 +145,8 @@ async fn api_document_survives_schemathesis(db: Db) {
             "--exclude-operation-id",
             "events",
         ],
-    )
-    .await;
+    );
+    tokio::join!(signed_out, signed_in);
 }
 
 crate::both_backends!(api_document_survives_schemathesis);
