@@ -47,4 +47,20 @@ if ! cmp -s tests/schemathesis/requirements.txt "$venv/requirements.txt" 2>/dev/
   cp tests/schemathesis/requirements.txt "$venv/requirements.txt"
 fi
 
-cargo test --locked --all-targets "$@"
+# With arguments (a test name filter, say), one plain run.
+[ $# -gt 0 ] && exec cargo test --locked --all-targets "$@"
+
+# Build once, then the API tests and the browser tests side by side: both mostly wait on
+# servers, browsers and the network rather than on the CPU. Each line says which part it is from.
+cargo test --locked --all-targets --no-run
+part() {
+  local name=$1; shift
+  cargo test --locked "$@" 2>&1 | sed -u "s/^/[$name] /"
+}
+part api --lib --bins --test api -- --test-threads=3 & api=$!
+part browser --test browser -- --test-threads=2 & browser=$!
+status=0
+wait $api || status=1
+wait $browser || status=1
+[ $status -eq 0 ] && echo "test.sh: every part passed" || echo "test.sh: a part failed (search for FAILED or panicked above)" >&2
+exit $status
