@@ -1,5 +1,7 @@
 //! Errors a signalling request can end in. Each has a stable code that clients match on;
-//! `ServerMessage::Error` is built from it in one place.
+//! `ServerMessage::Error` is built from it in one place. The codes say whose fault it is:
+//! `internal` and `media_unavailable` are the server's own (try again later, nothing to fix in
+//! the request); every other code names something about the request or the caller.
 
 use super::protocol::ServerMessage;
 
@@ -31,8 +33,12 @@ pub enum SignalError {
     BadRequest { code: &'static str, message: String },
     #[error("too many messages; slow down")]
     RateLimited,
+    /// The server's own fault (its database, a bug): nothing in the request to fix.
     #[error("the server could not do this")]
     Internal,
+    /// The server's media side failed (no port, a socket error): not the client's SDP.
+    #[error("the server cannot set up media right now; try again")]
+    MediaUnavailable,
 }
 
 impl SignalError {
@@ -58,6 +64,7 @@ impl SignalError {
             SignalError::BadRequest { code, .. } => code,
             SignalError::RateLimited => "rate_limited",
             SignalError::Internal => "internal",
+            SignalError::MediaUnavailable => "media_unavailable",
         }
     }
 
