@@ -29,6 +29,10 @@ pub enum SignalError {
     NodeFull,
     #[error("no such participant in this room")]
     NoSuchParticipant,
+    /// The host removed this account (or guest token) from the session: no way back in
+    /// until the next one.
+    #[error("the host removed you from this session")]
+    Removed,
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
     #[error("too many messages; slow down")]
@@ -61,6 +65,7 @@ impl SignalError {
             SignalError::RoomFull => "room_full",
             SignalError::NodeFull => "node_full",
             SignalError::NoSuchParticipant => "no_such_participant",
+            SignalError::Removed => "removed",
             SignalError::BadRequest { code, .. } => code,
             SignalError::RateLimited => "rate_limited",
             SignalError::Internal => "internal",
