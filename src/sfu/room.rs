@@ -251,11 +251,15 @@ impl Room {
         self.peers.insert(id, peer);
         self.peak = self.peak.max(self.peers.len());
         (self.on_change)(self.spec.room_id, self.peers.len());
-        self.log(
+        let event = self.event(
             Some(id),
             "join",
             serde_json::json!({"participant_id": id, "waiting": waiting}),
         );
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.joined_at = event.at;
+        }
+        self.log.send(LogEntry::Event(event));
         let info = self.peers[&id].info(id);
         self.announce(
             id,

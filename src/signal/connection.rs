@@ -9,8 +9,8 @@
 //!
 //! Two things end a connection from this side: silence (nothing received for
 //! `limits.idle_timeout_secs`: the client's network vanished; it leaves as of when it was last
-//! heard) and a client that does not take its messages (its outbox is full: it is dropped as
-//! `too_slow` rather than let the room's messages pile up).
+//! heard) and a client that does not take its messages (its queue stays full and the socket
+//! takes nothing for a second: it is dropped as `too_slow` rather than let messages pile up).
 
 use std::time::Duration;
 
@@ -29,141 +29,109 @@ use super::{Caller, Identity};
 use crate::sfu::room::Command;
 use crate::state::AppState;
 
-/// Messages queued for one participant; a full queue means the client stopped reading, and it
-/// is disconnected (`too_slow`).
+/// Messages queued for one participant. The connection's own answers wait for room in it (a
+/// client that floods requests is slowed to the pace it reads); the room's events never wait.
 const OUTBOX: usize = 1024;
-/// How often the outbox is looked at between messages.
+/// How long the queue may stay full without the socket taking a message before the client
+/// counts as not reading (`too_slow`).
+const STALL: Duration = Duration::from_secs(1);
+/// How often the queue is looked at between messages.
 const OUTBOX_CHECK: Duration = Duration::from_millis(250);
+
+/// One socket's reading side and what it knows.
+struct Connection {
+    state: AppState,
+    caller: Caller,
+    outbox: mpsc::Sender<ServerMessage>,
+    joined: Option<Joined>,
+    throttle: Throttle,
+    /// Why the participant goes, as the room and its log are told.
+    reason: &'static str,
+}
+
+/// What a received frame leads to.
+enum Flow {
+    Go,
+    /// Stop reading; with a close to write after what is queued.
+    Stop(Option<Close>),
+}
 
 pub async fn run(socket: WebSocket, state: AppState, caller: Caller) {
     let (sink, mut stream) = socket.split();
     let (outbox, outbox_rx) = mpsc::channel::<ServerMessage>(OUTBOX);
     let mut writer = Writer::start(sink, outbox_rx);
-    let mut joined: Option<Joined> = None;
-    let mut throttle = Throttle::default();
-    let limit = state.config.limits.max_message_bytes;
     let idle = Duration::from_secs(state.config.limits.idle_timeout_secs);
+    let mut connection = Connection {
+        state,
+        caller,
+        outbox,
+        joined: None,
+        throttle: Throttle::default(),
+        reason: "left",
+    };
     // When the client was last heard from, as a deadline and as the time attendance records.
     let mut heard = (Instant::now(), crate::store::now_ms());
     let mut check = tokio::time::interval(OUTBOX_CHECK);
-    // Why the participant goes, as the room and its log are told.
-    let mut reason = "left";
+    // Since when the queue has been full without the socket taking anything.
+    let mut stalled: Option<(Instant, u64)> = None;
     loop {
         tokio::select! {
             incoming = stream.next() => {
                 heard = (Instant::now(), crate::store::now_ms());
-                let text = match incoming {
-                    Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(Message::Binary(_))) => {
-                        if throttle.allow("invalid") {
-                            let _ = outbox.try_send(SignalError::bad("bad_json", "send JSON text messages").to_message(None));
+                match connection.on_frame(incoming).await {
+                    Flow::Go => {}
+                    Flow::Stop(close) => {
+                        if let Some(close) = close {
+                            writer.close(close);
                         }
-                        continue;
-                    }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Err(ref e)) if too_big(e) => {
-                        // Beyond the socket's cap the WebSocket layer will not buffer the
-                        // message: the only answer left is closing with 1009 (message too big).
-                        writer.close(Close::new(1009, "message too big"));
                         break;
                     }
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-                };
-                if text.len() > limit {
-                    if throttle.allow("invalid") {
-                        let _ = outbox.try_send(SignalError::bad("too_large", format!("messages are at most {limit} bytes")).to_message(None));
-                    }
-                    continue;
-                }
-                let message = match parse(&text) {
-                    Ok(message) => message,
-                    Err((id, error)) => {
-                        let reply = match throttle.allow("invalid") {
-                            true => error,
-                            false => SignalError::RateLimited,
-                        };
-                        let _ = outbox.try_send(reply.to_message(id));
-                        if outbox.capacity() == 0 {
-                            reason = "too_slow";
-                            break;
-                        }
-                        continue;
-                    }
-                };
-                let id = message.id();
-                if !throttle.allow(message.kind()) {
-                    let _ = outbox.try_send(SignalError::RateLimited.to_message(Some(id)));
-                    continue;
-                }
-                tracing::debug!(participant = joined.as_ref().map(|j| j.participant_id), message = message.kind(), id, "signal in");
-                let leaving = matches!(message, ClientMessage::Leave { .. });
-                let checked = !matches!(message, ClientMessage::Leave { .. } | ClientMessage::Ping { .. });
-                if checked {
-                    if let Err(why) = still_entitled(&state, &caller, joined.as_ref()).await {
-                        let _ = outbox.try_send(SignalError::NotAllowed(format!("you may no longer take part ({why})")).to_message(Some(id)));
-                        let _ = outbox.try_send(ServerMessage::Kicked { reason: why.to_owned() });
-                        reason = "removed";
-                        continue;
-                    }
-                }
-                let was_joined = joined.is_some();
-                let result = handle(&state, &caller.identity, caller.session.as_deref(), &outbox, &mut joined, message).await;
-                // A removal that raced this join is caught here rather than at the next message.
-                if !was_joined && joined.is_some() {
-                    if let Err(why) = still_entitled(&state, &caller, joined.as_ref()).await {
-                        let _ = outbox.try_send(ServerMessage::Kicked { reason: why.to_owned() });
-                        reason = "removed";
-                    }
-                }
-                tracing::debug!(participant = joined.as_ref().map(|j| j.participant_id), id, "signal handled");
-                match result {
-                    Ok(Some(reply)) => { let _ = outbox.try_send(reply); }
-                    Ok(None) => {}
-                    Err(error) => { let _ = outbox.try_send(error.to_message(Some(id))); }
-                }
-                if leaving {
-                    writer.close(Close::left());
-                    break;
                 }
             }
             // `kicked` or `ended` went out (and the close frame after it), or writing failed.
             _ = writer.finished() => break,
             _ = tokio::time::sleep_until(heard.0 + idle) => {
-                reason = "idle_timeout";
+                connection.reason = "idle_timeout";
                 writer.close(Close::new(4002, "idle timeout"));
                 break;
             }
             _ = check.tick() => {
-                if outbox.capacity() == 0 {
-                    reason = "too_slow";
+                let written = writer.written();
+                stalled = match stalled {
+                    _ if connection.outbox.capacity() > 0 => None,
+                    Some((since, at)) if at == written => Some((since, at)),
+                    _ => Some((Instant::now(), written)),
+                };
+                if stalled.is_some_and(|(since, _)| since.elapsed() >= STALL) {
+                    connection.reason = "too_slow";
                     break;
                 }
             }
         }
     }
-    let (silent, slow) = (reason == "idle_timeout", reason == "too_slow");
+    let Connection { joined, reason, .. } = connection;
     // The room first: it must not wait for a client that is gone.
     if let Some(joined) = &joined {
         let participant_id = joined.participant_id;
-        let command = match silent {
-            true => Command::Vanished {
+        let command = match reason {
+            "idle_timeout" => Command::Vanished {
                 participant_id,
                 reason,
                 last_heard: heard.1,
             },
-            false => Command::Leave {
+            _ => Command::Leave {
                 participant_id,
                 reason,
             },
         };
         let _ = joined.room.send(command).await;
     }
-    if slow {
+    if reason == "too_slow" {
         tracing::info!(
             participant = joined.as_ref().map(|j| j.participant_id),
             "dropped a participant that does not read its socket"
         );
-        // It does not read: the close frame (4003) would only wait behind the rest.
+        // It does not read: a close frame would only wait behind the rest.
         writer.abort();
     } else {
         writer.finish(Duration::from_secs(2)).await;
@@ -180,6 +148,129 @@ pub async fn run(socket: WebSocket, state: AppState, caller: Caller) {
     }
     if let Some(joined) = joined {
         joined.media.close().await;
+    }
+}
+
+impl Connection {
+    /// Queues an answer, waiting while the queue is full; false when the socket took nothing
+    /// for `STALL` (the client does not read).
+    async fn answer(&mut self, message: ServerMessage) -> bool {
+        let queued = tokio::time::timeout(STALL, self.outbox.send(message)).await;
+        if queued.is_err() {
+            self.reason = "too_slow";
+        }
+        queued.is_ok()
+    }
+
+    /// Answers one frame.
+    async fn on_frame(&mut self, incoming: Option<Result<Message, axum::Error>>) -> Flow {
+        let limit = self.state.config.limits.max_message_bytes;
+        let text = match incoming {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Binary(_))) => {
+                let error = SignalError::bad("bad_json", "send JSON text messages");
+                return self.refuse(None, error).await;
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Flow::Go,
+            Some(Err(ref e)) if too_big(e) => {
+                // Beyond the socket's cap the WebSocket layer will not buffer the message: the
+                // only answer left is closing with 1009 (message too big).
+                return Flow::Stop(Some(Close::new(1009, "message too big")));
+            }
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                return Flow::Stop(Some(Close::left()))
+            }
+        };
+        if text.len() > limit {
+            let error =
+                SignalError::bad("too_large", format!("messages are at most {limit} bytes"));
+            return self.refuse(None, error).await;
+        }
+        let message = match parse(&text) {
+            Ok(message) => message,
+            Err((id, error)) => return self.refuse(id, error).await,
+        };
+        let id = message.id();
+        if !self.throttle.allow(message.kind()) {
+            return self
+                .flow(SignalError::RateLimited.to_message(Some(id)))
+                .await;
+        }
+        tracing::debug!(
+            participant = self.joined.as_ref().map(|j| j.participant_id),
+            message = message.kind(),
+            id,
+            "signal in"
+        );
+        let leaving = matches!(message, ClientMessage::Leave { .. });
+        let checked = !matches!(
+            message,
+            ClientMessage::Leave { .. } | ClientMessage::Ping { .. }
+        );
+        if checked {
+            if let Err(why) = still_entitled(&self.state, &self.caller, self.joined.as_ref()).await
+            {
+                let error = SignalError::NotAllowed(format!("you may no longer take part ({why})"));
+                self.reason = "removed";
+                let _ = self.outbox.try_send(error.to_message(Some(id)));
+                return self
+                    .flow(ServerMessage::Kicked {
+                        reason: why.to_owned(),
+                    })
+                    .await;
+            }
+        }
+        let was_joined = self.joined.is_some();
+        let caller = &self.caller;
+        let result = handle(
+            &self.state,
+            &caller.identity,
+            caller.session.as_deref(),
+            &self.outbox,
+            &mut self.joined,
+            message,
+        )
+        .await;
+        // A removal that raced this join is caught here rather than at the next message.
+        if !was_joined && self.joined.is_some() {
+            if let Err(why) = still_entitled(&self.state, &self.caller, self.joined.as_ref()).await
+            {
+                self.reason = "removed";
+                let _ = self.outbox.try_send(ServerMessage::Kicked {
+                    reason: why.to_owned(),
+                });
+            }
+        }
+        tracing::debug!(
+            participant = self.joined.as_ref().map(|j| j.participant_id),
+            id,
+            "signal handled"
+        );
+        let flow = match result {
+            Ok(Some(reply)) => self.flow(reply).await,
+            Ok(None) => Flow::Go,
+            Err(error) => self.flow(error.to_message(Some(id))).await,
+        };
+        match (flow, leaving) {
+            (Flow::Go, true) => Flow::Stop(Some(Close::left())),
+            (flow, _) => flow,
+        }
+    }
+
+    /// Answers a message that cannot be read, within the rate for those.
+    async fn refuse(&mut self, id: Option<u64>, error: SignalError) -> Flow {
+        let error = match self.throttle.allow("invalid") {
+            true => error,
+            false => SignalError::RateLimited,
+        };
+        self.flow(error.to_message(id)).await
+    }
+
+    async fn flow(&mut self, message: ServerMessage) -> Flow {
+        match self.answer(message).await {
+            true => Flow::Go,
+            false => Flow::Stop(None),
+        }
     }
 }
 

@@ -12,8 +12,11 @@
 //! | 4000 | the session ended (`ended`) |
 //! | 4001 | the participant was removed (`kicked`) |
 //! | 4002 | the socket was silent longer than `limits.idle_timeout_secs` |
-//! | 4003 | the client did not take its messages (`too_slow`; it may never see this) |
+//!
+//! A client that does not take its messages gets no close frame: its connection is dropped.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -57,6 +60,8 @@ pub struct Writer {
     task: JoinHandle<()>,
     close: Option<oneshot::Sender<Close>>,
     finished: bool,
+    /// Messages written so far: whether the socket still takes them.
+    written: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -65,11 +70,17 @@ impl Writer {
         outbox: mpsc::Receiver<ServerMessage>,
     ) -> Writer {
         let (close, close_rx) = oneshot::channel();
+        let written = Arc::new(AtomicU64::new(0));
         Writer {
-            task: tokio::spawn(write(sink, outbox, close_rx)),
+            task: tokio::spawn(write(sink, outbox, close_rx, written.clone())),
             close: Some(close),
             finished: false,
+            written,
         }
+    }
+
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
     }
 
     /// Writes what is queued, then closes with `close` (unless a last message comes first).
@@ -106,6 +117,7 @@ async fn write(
     mut sink: SplitSink<WebSocket, Message>,
     mut outbox: mpsc::Receiver<ServerMessage>,
     mut close: oneshot::Receiver<Close>,
+    written: Arc<AtomicU64>,
 ) {
     let last = loop {
         tokio::select! {
@@ -125,13 +137,27 @@ async fn write(
                 break last;
             }
             message = outbox.recv() => {
-                let Some(message) = message else {
+                let Some(mut message) = message else {
                     break Close::left();
                 };
-                if send(&mut sink, &message).await.is_err() {
+                // What is queued goes out in one flush.
+                let last = loop {
+                    if sink.feed(text(&message)).await.is_err() {
+                        return;
+                    }
+                    written.fetch_add(1, Ordering::Relaxed);
+                    if let Some(close) = Close::after(&message) {
+                        break Some(close);
+                    }
+                    match outbox.try_recv() {
+                        Ok(next) => message = next,
+                        Err(_) => break None,
+                    }
+                };
+                if sink.flush().await.is_err() {
                     return;
                 }
-                if let Some(close) = Close::after(&message) {
+                if let Some(close) = last {
                     break close;
                 }
             }
@@ -148,6 +174,10 @@ async fn send(
     sink: &mut SplitSink<WebSocket, Message>,
     message: &ServerMessage,
 ) -> Result<(), axum::Error> {
+    sink.send(text(message)).await
+}
+
+fn text(message: &ServerMessage) -> Message {
     let json = serde_json::to_string(message).expect("server messages serialize");
-    sink.send(Message::Text(json.into())).await
+    Message::Text(json.into())
 }
