@@ -2,13 +2,11 @@
 //! with a message or an error and never panics; what it accepts survives a round trip.
 //! Runs a bounded number of cases in the ordinary test suite.
 
-pub mod messages;
-
 use proptest::prelude::*;
 
 use super::connection::{parse, KNOWN_TYPES};
+use super::fuzz_messages::{any_message, documented_client_messages, message_like};
 use super::protocol::ClientMessage;
-use messages::{any_message, documented_client_messages, message_like};
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]

@@ -14,6 +14,8 @@ pub mod throttle;
 
 #[cfg(test)]
 mod fuzz;
+#[cfg(test)]
+mod fuzz_messages;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;

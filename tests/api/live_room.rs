@@ -15,7 +15,7 @@ use crate::live::{joined, room};
 use crate::peer::{self, Credential, TestPeer};
 use crate::security_live::{guest_token, RawSocket};
 
-#[path = "../../src/signal/fuzz/messages.rs"]
+#[path = "../../src/signal/fuzz_messages.rs"]
 #[allow(dead_code)]
 mod fuzz_messages;
 
@@ -168,6 +168,27 @@ async fn ok(peer: &mut TestPeer, make: impl FnOnce(u64) -> ClientMessage) {
     assert!(matches!(reply, ServerMessage::Ok { .. }), "{reply:?}");
 }
 
+fn mute(participant_id: u64, muted: bool) -> impl FnOnce(u64) -> ClientMessage {
+    move |id| ClientMessage::Mute {
+        id,
+        participant_id,
+        kind: MediaKind::Video,
+        muted,
+    }
+}
+
+/// The host mutes or unmutes `participant_id`'s video, and the viewer is told.
+async fn set_muted(host: &mut TestPeer, viewer: &mut TestPeer, participant_id: u64, muted: bool) {
+    ok(host, mute(participant_id, muted)).await;
+    let told = viewer
+        .wait_for(
+            Duration::from_secs(2),
+            |m| matches!(m, ServerMessage::TrackMuted { muted: now, .. } if *now == muted),
+        )
+        .await;
+    assert!(told.is_some(), "track_muted {muted} did not come");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hosts_unmute_and_whom_they_remove_stays_out() {
     let app = TestApp::spawn(Db::Sqlite).await;
@@ -205,37 +226,15 @@ async fn hosts_unmute_and_whom_they_remove_stays_out() {
     }
 
     // Muted: nothing arrives, and the student cannot undo it. Unmuted: it flows again.
-    let mute = |muted| {
-        move |id| ClientMessage::Mute {
-            id,
-            participant_id: student_id,
-            kind: MediaKind::Video,
-            muted,
-        }
-    };
-    ok(&mut teacher, mute(true)).await;
-    assert!(family
-        .wait_for(Duration::from_secs(2), |m| matches!(
-            m,
-            ServerMessage::TrackMuted { muted: true, .. }
-        ))
-        .await
-        .is_some());
+    set_muted(&mut teacher, &mut family, student_id, true).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         !flowing(&family, &track.track_id).await,
         "muted video still flows"
     );
-    let refused = student.request(mute(false)).await;
+    let refused = student.request(mute(student_id, false)).await;
     assert!(is_error(&refused, "not_allowed"), "{refused:?}");
-    ok(&mut teacher, mute(false)).await;
-    assert!(family
-        .wait_for(Duration::from_secs(2), |m| matches!(
-            m,
-            ServerMessage::TrackMuted { muted: false, .. }
-        ))
-        .await
-        .is_some());
+    set_muted(&mut teacher, &mut family, student_id, false).await;
     let deadline = Instant::now() + Duration::from_secs(3);
     while !flowing(&family, &track.track_id).await {
         assert!(Instant::now() < deadline, "unmuted video did not come back");
@@ -296,6 +295,14 @@ async fn session_log(actor: &Actor, session_id: i64) -> serde_json::Value {
         .unwrap()
 }
 
+/// The host's `participant_left` for `participant_id`, if it comes within `ms`.
+async fn heard_leave(host: &mut TestPeer, participant_id: u64, ms: u64) -> Option<ServerMessage> {
+    host.wait_for(Duration::from_millis(ms), |m| {
+        matches!(m, ServerMessage::ParticipantLeft { participant_id: p, .. } if *p == participant_id)
+    })
+    .await
+}
+
 async fn a_silent_client_leaves_at_the_idle_timeout(db: Db) {
     let app = TestApp::spawn_with(db, "[limits]\nidle_timeout_secs = 2").await;
     let admin = app.admin().await;
@@ -325,12 +332,7 @@ async fn a_silent_client_leaves_at_the_idle_timeout(db: Db) {
             matches!(reply, ServerMessage::Pong { .. }),
             "the teacher was let go"
         );
-        if let Some(left) = teacher
-            .wait_for(Duration::from_millis(300), |m| {
-                matches!(m, ServerMessage::ParticipantLeft { participant_id: p, .. } if *p == participant_id)
-            })
-            .await
-        {
+        if let Some(left) = heard_leave(&mut teacher, participant_id, 300).await {
             break left;
         }
         assert!(
@@ -416,12 +418,7 @@ async fn a_client_that_stops_reading_is_disconnected_as_too_slow() {
             }
             sent += 1;
         }
-        if let Some(left) = teacher
-            .wait_for(Duration::from_millis(20), |m| {
-                matches!(m, ServerMessage::ParticipantLeft { participant_id: p, .. } if *p == participant_id)
-            })
-            .await
-        {
+        if let Some(left) = heard_leave(&mut teacher, participant_id, 20).await {
             break left;
         }
         assert!(

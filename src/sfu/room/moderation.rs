@@ -60,17 +60,8 @@ impl Room {
             Request::Chat(text) => return self.chat(participant_id, text).map(Some),
             Request::Hand(raised) => {
                 peer.hand_raised = raised;
-                let info = peer.info(participant_id);
-                self.log(
-                    Some(participant_id),
-                    "hand",
-                    serde_json::json!({"raised": raised}),
-                );
-                self.announce(
-                    participant_id,
-                    ServerMessage::ParticipantUpdated { participant: info },
-                    true,
-                );
+                let detail = serde_json::json!({"raised": raised});
+                self.updated(participant_id, participant_id, "hand", detail);
             }
             Request::MayPublish => {
                 if !peer.standing.may_publish() {
@@ -176,17 +167,8 @@ impl Room {
                 let _ = peer.media.send(PeerCommand::Subscribe(track.clone()));
             }
         }
-        let info = peer.info(target);
-        self.log(
-            Some(host_id),
-            "admit",
-            serde_json::json!({"participant_id": target}),
-        );
-        self.announce(
-            target,
-            ServerMessage::ParticipantUpdated { participant: info },
-            true,
-        );
+        let detail = serde_json::json!({"participant_id": target});
+        self.updated(host_id, target, "admit", detail);
         Ok(())
     }
 
@@ -196,17 +178,8 @@ impl Room {
             .get_mut(&target)
             .ok_or(SignalError::NoSuchParticipant)?;
         peer.standing.promoted = presenter;
-        let info = peer.info(target);
-        self.log(
-            Some(host_id),
-            "promote",
-            serde_json::json!({"participant_id": target, "presenter": presenter}),
-        );
-        self.announce(
-            target,
-            ServerMessage::ParticipantUpdated { participant: info },
-            true,
-        );
+        let detail = serde_json::json!({"participant_id": target, "presenter": presenter});
+        self.updated(host_id, target, "promote", detail);
         if !presenter {
             for track_id in self.tracks_of(target) {
                 self.unpublished(target, &track_id);
@@ -261,6 +234,19 @@ impl Room {
             );
         }
         Ok(())
+    }
+
+    /// Logs what `actor` changed of `subject` and tells those who see `subject`, and `subject`.
+    fn updated(&mut self, actor: u64, subject: u64, kind: &'static str, detail: serde_json::Value) {
+        self.log(Some(actor), kind, detail);
+        if let Some(peer) = self.peers.get(&subject) {
+            let participant = peer.info(subject);
+            self.announce(
+                subject,
+                ServerMessage::ParticipantUpdated { participant },
+                true,
+            );
+        }
     }
 
     /// Drops the participants a revocation reaches: each is told why (its socket closes, a
