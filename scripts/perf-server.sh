@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts a release server for load measurements in $DIR (default /tmp/homeroom-perf) on
-# 127.0.0.1:9443 with an admin "perf" and one classroom, and prints the room id and pid.
+# 127.0.0.1:9443 with an admin "perf", one classroom and a family "perf-family" of its class,
+# and prints the room id and pid.
 # Usage: scripts/perf-server.sh            then: target/release/homeroom loadtest ... (see docs/performance.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,4 +34,12 @@ class=$(curl -sk -b "$jar" -H "x-csrf-token: $csrf" -H 'content-type: applicatio
   https://127.0.0.1:9443/api/v1/classes | sed 's/.*"id":\([0-9]*\).*/\1/')
 room=$(curl -sk -b "$jar" -H "x-csrf-token: $csrf" -H 'content-type: application/json' -d '{"kind":"classroom","name":"Load"}' \
   "https://127.0.0.1:9443/api/v1/classes/$class/rooms" | sed 's/.*"id":\([0-9]*\).*/\1/')
-echo "room=$room pid=$(cat "$DIR/pid") ca=$DIR/certs/self-signed.crt"
+# The audience: a family of the class ("perf-family", same password), as the load tool's viewers.
+kid=$(curl -sk -b "$jar" -H "x-csrf-token: $csrf" -H 'content-type: application/json' -d '{"name":"Load kid"}' \
+  "https://127.0.0.1:9443/api/v1/classes/$class/students" | sed 's/.*"id":\([0-9]*\).*/\1/')
+code=$(curl -sk -b "$jar" -H "x-csrf-token: $csrf" -H 'content-type: application/json' -d "{\"role\":\"family\",\"student_id\":$kid}" \
+  "https://127.0.0.1:9443/api/v1/classes/$class/invites" | sed 's/.*"code":"\([^"]*\)".*/\1/')
+curl -sk -o /dev/null -H 'content-type: application/json' \
+  -d "{\"code\":\"$code\",\"login\":\"perf-family\",\"display_name\":\"Perf family\",\"password\":\"perf password 1\"}" \
+  https://127.0.0.1:9443/api/v1/invites/accept
+echo "room=$room pid=$(cat "$DIR/pid") ca=$DIR/certs/self-signed.crt viewer=perf-family"

@@ -110,6 +110,9 @@ pub struct LimitsConfig {
     /// Seconds a participant's peer connection may take to connect after the server made it;
     /// a participant that never completes it is dropped and its connection freed.
     pub media_connect_timeout_secs: u64,
+    /// Seconds a signalling socket may stay silent (clients ping every 10 s) before the server
+    /// closes it and the participant leaves: a phone that vanished does not linger.
+    pub idle_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -201,6 +204,7 @@ impl Default for LimitsConfig {
             max_guests_per_room: 100,
             max_guests_per_ip: 8,
             media_connect_timeout_secs: 30,
+            idle_timeout_secs: 30,
         }
     }
 }
@@ -276,6 +280,9 @@ impl Config {
                 "limits.media_connect_timeout_secs",
                 "must be at least 1",
             ));
+        }
+        if self.limits.idle_timeout_secs == 0 {
+            return Err(key_error("limits.idle_timeout_secs", "must be at least 1"));
         }
         Ok(())
     }

@@ -1,6 +1,11 @@
 //! `homeroom loadtest`: one synthetic publisher and N subscribers over real WebRTC against a
 //! running server, with a progress line each second and a JSON summary at the end.
 //!
+//! The teacher publishes; the subscribers join as a family account (`--viewer-login`) or as
+//! open-house guests (`--guest-link`), never as the teacher, so the room treats them as it
+//! treats an audience. How long a join takes as the room fills is reported for the first and
+//! the last 50 joins: a room whose joins cost more as it grows shows it there.
+//!
 //! The client costs about as much CPU per packet as the server, so on a small machine the two
 //! compete: the server's own CPU and memory are read from `/proc/<pid>`, never inferred.
 
@@ -27,6 +32,16 @@ pub struct LoadTest {
     pub login: Option<String>,
     #[arg(long, env = "LOADTEST_PASSWORD")]
     pub password: Option<String>,
+    /// A family's login: every subscriber joins as this account.
+    #[arg(long)]
+    pub viewer_login: Option<String>,
+    /// The family's password (the teacher's when not given).
+    #[arg(long, env = "LOADTEST_VIEWER_PASSWORD")]
+    pub viewer_password: Option<String>,
+    /// An open-house guest link's code: every subscriber joins as a guest of it (the server
+    /// takes `limits.max_guests_per_ip` guests from one address).
+    #[arg(long)]
+    pub guest_link: Option<String>,
     /// Publish over WHIP to this URL instead (any WHIP server).
     #[arg(long)]
     pub whip: Option<String>,
@@ -74,6 +89,12 @@ pub struct Summary {
     pub join_ms_p50: u64,
     pub join_ms_p95: u64,
     pub join_ms_max: u64,
+    /// Join times of the first 50 subscribers to start, and of the last 50: flat if a join
+    /// costs the same in a full room as in an empty one.
+    pub join_ms_first50_p50: u64,
+    pub join_ms_first50_p95: u64,
+    pub join_ms_last50_p50: u64,
+    pub join_ms_last50_p95: u64,
     pub first_packet_ms_p50: u64,
     pub first_packet_ms_p95: u64,
     pub packets_per_second: f64,
@@ -86,6 +107,8 @@ pub struct Summary {
 
 /// A subscriber as the load tool tracks it.
 struct Viewer {
+    /// The order it started in.
+    index: usize,
     client: Client,
     begun: Instant,
     join: Duration,
@@ -137,7 +160,16 @@ impl Publisher {
 struct Homeroom {
     server: String,
     room: i64,
+    /// The teacher's session.
     cookie: String,
+    /// None when the subscribers come over WHEP.
+    viewers: Option<Audience>,
+}
+
+/// How the subscribers come in.
+enum Audience {
+    Family { cookie: String },
+    Guests { code: String },
 }
 
 pub async fn run(args: LoadTest) -> anyhow::Result<Summary> {
@@ -145,28 +177,56 @@ pub async fn run(args: LoadTest) -> anyhow::Result<Summary> {
         std::fs::read(&args.ca).with_context(|| format!("cannot read {}", args.ca.display()))?;
     let tls = crate::client::tls_trusting(&pem).map_err(anyhow::Error::msg)?;
     let homeroom = match (&args.server, args.room, &args.login, &args.password) {
-        (Some(server), Some(room), Some(login), Some(password)) => Some(Homeroom {
-            server: server.trim_end_matches('/').to_owned(),
-            room,
-            cookie: sign_in(server, login, password, &pem).await?,
-        }),
+        (Some(server), Some(room), Some(login), Some(password)) => {
+            let viewers = match (&args.viewer_login, &args.guest_link) {
+                (Some(viewer), None) => {
+                    let password = args.viewer_password.as_deref().unwrap_or(password);
+                    Some(Audience::Family {
+                        cookie: sign_in(server, viewer, password, &pem).await?,
+                    })
+                }
+                (None, Some(code)) => Some(Audience::Guests { code: code.clone() }),
+                // Subscribers come over WHEP.
+                (None, None) if args.whep.is_some() => None,
+                _ => bail!(
+                    "subscribers join as a family (--viewer-login) or as open-house guests \
+                     (--guest-link), never as the teacher: give one of them"
+                ),
+            };
+            Some(Homeroom {
+                server: server.trim_end_matches('/').to_owned(),
+                room,
+                cookie: sign_in(server, login, password, &pem).await?,
+                viewers,
+            })
+        }
         _ => None,
     };
     if homeroom.is_none() && (args.whip.is_none() || args.whep.is_none()) {
         bail!("give --server, --room, --login and a password, or both --whip and --whep");
     }
-    let connect = || async {
-        let homeroom = homeroom.as_ref().expect("checked above");
-        let mut participant = Participant::connect(
-            &homeroom.server,
-            tls.clone(),
-            Credential::Cookie(&homeroom.cookie),
-            &args.bind,
-        )
-        .await
-        .map_err(anyhow::Error::msg)?;
-        expect_joined(participant.join(homeroom.room).await)?;
-        Ok::<_, anyhow::Error>(participant)
+    // The teacher (`viewer` false) or one subscriber, joined.
+    let connect = |viewer: bool, index: usize| {
+        let tls = tls.clone();
+        let (homeroom, bind, pem) = (homeroom.as_ref(), args.bind.clone(), pem.clone());
+        async move {
+            let homeroom = homeroom.expect("checked above");
+            let token;
+            let credential = match (viewer, &homeroom.viewers) {
+                (false, _) => Credential::Cookie(&homeroom.cookie),
+                (true, Some(Audience::Family { cookie })) => Credential::Cookie(cookie),
+                (true, Some(Audience::Guests { code })) => {
+                    token = guest_token(&homeroom.server, code, index, &pem).await?;
+                    Credential::Token(&token)
+                }
+                (true, None) => bail!("the subscribers come over WHEP"),
+            };
+            let mut participant = Participant::connect(&homeroom.server, tls, credential, &bind)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            expect_joined(participant.join(homeroom.room).await)?;
+            Ok::<_, anyhow::Error>(participant)
+        }
     };
     let shape = VideoShape {
         fps: args.fps,
@@ -187,7 +247,7 @@ pub async fn run(args: LoadTest) -> anyhow::Result<Summary> {
             Publisher::Whip(publisher)
         }
         None => {
-            let mut participant = connect().await?;
+            let mut participant = connect(false, 0).await?;
             match participant.publish_shaped(shape).await {
                 ServerMessage::Answer { .. } => {}
                 other => bail!("the server refused to publish: {other:?}"),
@@ -208,9 +268,10 @@ pub async fn run(args: LoadTest) -> anyhow::Result<Summary> {
     loop {
         let now = Instant::now();
         if launched < args.subscribers && now >= next_start {
+            let index = launched;
             launched += 1;
             next_start += interval;
-            let connecting = connect();
+            let connecting = connect(true, index);
             let (whep, pem, bind) = (args.whep.clone(), pem.clone(), args.bind.clone());
             let token = args.whep_token.clone().unwrap_or_default();
             pending.push(async move {
@@ -224,6 +285,7 @@ pub async fn run(args: LoadTest) -> anyhow::Result<Summary> {
                     None => Client::Signalling(connecting.await?),
                 };
                 Ok::<_, anyhow::Error>(Viewer {
+                    index,
                     client,
                     begun,
                     join: begun.elapsed(),
@@ -273,6 +335,11 @@ pub async fn run(args: LoadTest) -> anyhow::Result<Summary> {
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    viewers.sort_by_key(|v| v.index);
+    let (first50, last50) = (
+        sorted_joins(viewers.iter().take(50)),
+        sorted_joins(viewers.iter().rev().take(50)),
+    );
     let mut joins: Vec<u64> = viewers.iter().map(|v| v.join.as_millis() as u64).collect();
     let mut firsts: Vec<u64> = viewers
         .iter()
@@ -298,6 +365,10 @@ pub async fn run(args: LoadTest) -> anyhow::Result<Summary> {
         join_ms_p50: percentile(&joins, 50),
         join_ms_p95: percentile(&joins, 95),
         join_ms_max: joins.last().copied().unwrap_or(0),
+        join_ms_first50_p50: percentile(&first50, 50),
+        join_ms_first50_p95: percentile(&first50, 95),
+        join_ms_last50_p50: percentile(&last50, 50),
+        join_ms_last50_p95: percentile(&last50, 95),
         first_packet_ms_p50: percentile(&firsts, 50),
         first_packet_ms_p95: percentile(&firsts, 95),
         packets_per_second: rate.per_second(),
@@ -314,13 +385,41 @@ pub async fn run(args: LoadTest) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
-/// Signs in and returns the session cookie's value.
-async fn sign_in(server: &str, login: &str, password: &str, pem: &[u8]) -> anyhow::Result<String> {
-    let client = reqwest::Client::builder()
+/// Join times in milliseconds, sorted.
+fn sorted_joins<'a>(viewers: impl Iterator<Item = &'a Viewer>) -> Vec<u64> {
+    let mut joins: Vec<u64> = viewers.map(|v| v.join.as_millis() as u64).collect();
+    joins.sort_unstable();
+    joins
+}
+
+fn https_client(pem: &[u8]) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(pem)?)
         .use_rustls_tls()
-        .build()?;
-    let response = client
+        .build()?)
+}
+
+/// A guest's room token for the open house of the guest link `code`.
+async fn guest_token(server: &str, code: &str, index: usize, pem: &[u8]) -> anyhow::Result<String> {
+    let response = https_client(pem)?
+        .post(format!("{server}/api/v1/guest-token"))
+        .json(&serde_json::json!({"code": code, "display_name": format!("Load guest {index}")}))
+        .send()
+        .await
+        .context("cannot reach the server")?;
+    if !response.status().is_success() {
+        bail!("guest token refused: {}", response.status());
+    }
+    let body: serde_json::Value = response.json().await?;
+    body["token"]
+        .as_str()
+        .map(str::to_owned)
+        .context("no token in the guest-token answer")
+}
+
+/// Signs in and returns the session cookie's value.
+async fn sign_in(server: &str, login: &str, password: &str, pem: &[u8]) -> anyhow::Result<String> {
+    let response = https_client(pem)?
         .post(format!("{}/api/v1/session", server.trim_end_matches('/')))
         .json(&serde_json::json!({"login": login, "password": password}))
         .send()

@@ -70,6 +70,7 @@ fn main() -> ExitCode {
         }
     };
     homeroom::telemetry::init(config.log_format);
+    raise_open_files_limit();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     match runtime.block_on(execute(cli.command.unwrap_or(Command::Serve), config)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -147,6 +148,38 @@ async fn run_admin(command: AdminCommand, config: Config) -> anyhow::Result<()> 
     }
     store.close().await;
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard limit. Every participant holds a socket and
+/// its peer connections more (UDP, ICE-TCP), and the usual soft limit of 1024 would turn away
+/// a full room (or a load test's viewers) long before the configured limits do.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot read the open files limit");
+        return;
+    }
+    if limit.rlim_cur >= limit.rlim_max {
+        return;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: limit.rlim_max,
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: setrlimit only reads the struct it is given.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), soft = limit.rlim_cur, "cannot raise the open files limit");
+        return;
+    }
+    tracing::info!(
+        from = limit.rlim_cur,
+        to = raised.rlim_cur,
+        "raised the open files limit"
+    );
 }
 
 /// One line from standard input, so scripts can pipe it and people can type it.

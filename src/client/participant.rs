@@ -126,6 +126,21 @@ impl Participant {
             }
             let _ = sink.close().await;
         });
+        // A ping every 10 s, as the pages send: the server closes a socket silent for 30 s.
+        let keepalive = tokio::spawn({
+            let out = out.clone();
+            async move {
+                let mut every = tokio::time::interval(Duration::from_secs(10));
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    let ping = serde_json::to_string(&ClientMessage::Ping { id: 0 }).unwrap();
+                    if out.send(ping).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
         // Offers are answered in order by their own task, so reading never waits on media work.
         let (offers_tx, mut offers_rx) = mpsc::unbounded_channel::<String>();
         let bind = bind.to_owned();
@@ -231,7 +246,7 @@ impl Participant {
             remotes,
             plis: Arc::default(),
             sent: Arc::new([AtomicU64::new(0), AtomicU64::new(0)]),
-            tasks: vec![negotiator],
+            tasks: vec![negotiator, keepalive],
             participant_id: 0,
             reader,
             bind,

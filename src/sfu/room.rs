@@ -2,276 +2,39 @@
 //! session log's order, and takes commands over a channel. Nothing else touches that state,
 //! so joins, leaves and moderation never race each other.
 //!
+//! The actor is here (joins, leaves, tracks, the end of the session); who hears about whom is
+//! `roster.rs`, what participants ask of the room and the host's moderation `moderation.rs`,
+//! and how each participant stands `standing.rs`.
+//!
 //! A participant waiting to be admitted (tutoring rooms) is told nothing of the room and may
 //! do nothing in it: no events, no chat, no media, every request refused with `not_admitted`,
 //! until the host admits them and they receive the room as it is.
+//!
+//! When the session ends everyone is told `ended` and then nothing more: the room stops
+//! talking to anyone before it tidies up.
 
-use std::collections::BTreeMap;
+mod handle;
+mod moderation;
+mod roster;
+mod standing;
+
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::event_log::{EventLog, LogEntry, Written};
-use super::revocation::Revocation;
 use super::track::Published;
-use crate::access::{decide, Action, Facts, Who};
+use crate::access::Who;
 use crate::signal::error::SignalError;
-use crate::signal::protocol::{Abilities, MediaKind, ParticipantInfo, ServerMessage, TrackInfo};
+use crate::signal::protocol::{Abilities, ServerMessage};
 use crate::store::live_sessions::SessionEvent;
 use crate::store::now_ms;
-
-/// Longest chat message, in characters. (How often one may chat is limited per socket, in
-/// `signal::throttle`.)
-pub const CHAT_MAX_CHARS: usize = 1000;
-
-/// The three kinds of room of ARCHITECTURE.md.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RoomKind {
-    Classroom,
-    Tutoring,
-    OpenHouse,
-}
-
-impl RoomKind {
-    pub fn parse(text: &str) -> Option<RoomKind> {
-        match text {
-            "classroom" => Some(RoomKind::Classroom),
-            "tutoring" => Some(RoomKind::Tutoring),
-            "open_house" => Some(RoomKind::OpenHouse),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RoomKind::Classroom => "classroom",
-            RoomKind::Tutoring => "tutoring",
-            RoomKind::OpenHouse => "open_house",
-        }
-    }
-}
-
-/// How a participant stands, from which every permission in the room is decided anew.
-#[derive(Debug, Clone, Copy)]
-pub struct Standing {
-    pub who: Who,
-    pub kind: RoomKind,
-    /// The tutor assigned to host this tutoring room.
-    pub assigned_host: bool,
-    pub promoted: bool,
-    pub waiting: bool,
-}
-
-impl Standing {
-    fn facts(&self) -> Facts {
-        Facts {
-            promoted: self.promoted,
-            assigned_host: self.assigned_host,
-            admitted: !self.waiting,
-        }
-    }
-
-    /// May moderate: the teacher (or admin) of a broadcast, the host of a tutoring room.
-    pub fn host(&self) -> bool {
-        let plain = Facts {
-            promoted: false,
-            ..self.facts()
-        };
-        match self.kind {
-            RoomKind::Classroom | RoomKind::OpenHouse => {
-                decide(self.who, Action::GoLive, plain).allowed()
-            }
-            RoomKind::Tutoring => decide(self.who, Action::HostTutoring, plain).allowed(),
-        }
-    }
-
-    pub fn may_publish(&self) -> bool {
-        match self.kind {
-            RoomKind::Classroom | RoomKind::OpenHouse => {
-                decide(self.who, Action::GoLive, self.facts()).allowed()
-            }
-            RoomKind::Tutoring => {
-                self.host() || decide(self.who, Action::JoinTutoring, self.facts()).allowed()
-            }
-        }
-    }
-}
-
-/// What the room tells a participant's media side to do.
-pub enum PeerCommand {
-    Subscribe(Arc<Published>),
-    Unsubscribe(String),
-}
-
-/// A participant arriving.
-pub struct NewPeer {
-    pub participant_id: u64,
-    pub user_id: Option<i64>,
-    /// The sign-in session (stored hash) it was opened with; none for guests and stream keys.
-    /// Signing out of that session ends this participation.
-    pub session: Option<String>,
-    pub display_name: String,
-    pub role: String,
-    pub standing: Standing,
-    pub outbox: mpsc::Sender<ServerMessage>,
-    pub media: mpsc::UnboundedSender<PeerCommand>,
-    /// False for publish-only participants (a WHIP encoder such as OBS): they are sent nothing.
-    pub receives: bool,
-}
-
-/// The room as a newcomer sees it.
-pub struct Snapshot {
-    pub session_id: i64,
-    pub abilities: Abilities,
-    pub waiting: bool,
-    pub participants: Vec<ParticipantInfo>,
-    pub tracks: Vec<TrackInfo>,
-}
-
-/// Requests a participant makes of the room.
-#[derive(Debug)]
-pub enum Request {
-    Chat(String),
-    Hand(bool),
-    MayPublish,
-    Admit(u64),
-    Promote(u64, bool),
-    Mute(u64, MediaKind),
-    Kick(u64),
-    End,
-    Keyframe(String),
-    /// Nothing but the checks every request passes (still in the room, admitted): for
-    /// messages handled outside the room (answers, candidates, audio-only).
-    Check,
-}
-
-pub enum Command {
-    Join {
-        peer: NewPeer,
-        reply: oneshot::Sender<Result<Snapshot, SignalError>>,
-    },
-    Leave {
-        participant_id: u64,
-        reason: &'static str,
-    },
-    Published {
-        track: Arc<Published>,
-    },
-    Unpublished {
-        participant_id: u64,
-        track_id: String,
-    },
-    Request {
-        participant_id: u64,
-        request: Request,
-        reply: oneshot::Sender<Result<Option<Written>, SignalError>>,
-    },
-    /// Some participants lost their right to be here (see `revocation.rs`).
-    Revoke(Revocation),
-    /// The tracks published now (for WHEP viewers, who take what is there when they arrive).
-    Tracks {
-        reply: oneshot::Sender<Vec<Arc<Published>>>,
-    },
-    /// The node is shutting down.
-    Close,
-}
-
-#[derive(Clone)]
-pub struct RoomHandle {
-    /// The class the room belongs to, so a revocation reaches only its class's rooms.
-    pub class_id: i64,
-    tx: mpsc::Sender<Command>,
-    /// Set when the room's task has ended; a new one must be started for the next session.
-    closed: Arc<AtomicBool>,
-}
-
-impl RoomHandle {
-    pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire) || self.tx.is_closed()
-    }
-
-    /// Waits until the room's task has stopped taking commands: the session is over (and
-    /// `is_closed` already says so).
-    pub async fn ended(&self) {
-        self.tx.closed().await
-    }
-
-    pub async fn send(&self, command: Command) -> Result<(), SignalError> {
-        self.tx
-            .send(command)
-            .await
-            .map_err(|_| SignalError::NotLive)
-    }
-
-    pub async fn join(&self, peer: NewPeer) -> Result<Snapshot, SignalError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Join { peer, reply }).await?;
-        answer.await.map_err(|_| SignalError::NotLive)?
-    }
-
-    pub async fn tracks(&self) -> Result<Vec<Arc<Published>>, SignalError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Tracks { reply }).await?;
-        answer.await.map_err(|_| SignalError::NotLive)
-    }
-
-    /// Asks the room; a chat answers with the pending write of its session event, which the
-    /// caller awaits before acknowledging.
-    pub async fn request(
-        &self,
-        participant_id: u64,
-        request: Request,
-    ) -> Result<Option<Written>, SignalError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Request {
-            participant_id,
-            request,
-            reply,
-        })
-        .await?;
-        answer.await.map_err(|_| SignalError::NotLive)?
-    }
-}
-
-struct Peer {
-    user_id: Option<i64>,
-    session: Option<String>,
-    display_name: String,
-    role: String,
-    standing: Standing,
-    hand_raised: bool,
-    outbox: mpsc::Sender<ServerMessage>,
-    media: mpsc::UnboundedSender<PeerCommand>,
-    receives: bool,
-}
-
-impl Peer {
-    /// Whether tracks should be forwarded to this participant now.
-    fn subscribes(&self) -> bool {
-        self.receives && !self.standing.waiting
-    }
-}
-
-impl Peer {
-    fn info(&self, participant_id: u64) -> ParticipantInfo {
-        ParticipantInfo {
-            participant_id,
-            display_name: self.display_name.clone(),
-            role: self.role.clone(),
-            host: self.standing.host(),
-            presenter: self.standing.promoted,
-            hand_raised: self.hand_raised,
-            waiting: self.standing.waiting,
-        }
-    }
-
-    /// Queues a message; a participant too slow to take its messages is dropped by its own
-    /// connection (the queue is large), never waited for.
-    fn tell(&self, message: ServerMessage) {
-        let _ = self.outbox.try_send(message);
-    }
-}
+pub use handle::{Command, NewPeer, PeerCommand, Request, RoomHandle, Snapshot};
+pub use moderation::CHAT_MAX_CHARS;
+use roster::{Counts, Peer};
+pub use standing::{RoomKind, Standing};
 
 /// The room's settings fixed at start.
 pub struct RoomSpec {
@@ -287,6 +50,9 @@ pub struct Room {
     spec: RoomSpec,
     peers: BTreeMap<u64, Peer>,
     tracks: BTreeMap<String, Arc<Published>>,
+    /// Whom the host removed from this session (see `moderation.rs`).
+    removed: HashSet<String>,
+    counts: Counts,
     seq: i64,
     peak: usize,
     log: EventLog,
@@ -314,6 +80,8 @@ impl Room {
             spec,
             peers: BTreeMap::new(),
             tracks: BTreeMap::new(),
+            removed: HashSet::new(),
+            counts: Counts::default(),
             seq: 0,
             peak: 0,
             log,
@@ -327,7 +95,21 @@ impl Room {
 
     async fn run(mut self) {
         let mut end_reason = "empty";
-        while let Some(command) = self.rx.recv().await {
+        // The host who ended the session hears `ended` from its own connection, after the
+        // `ok` to its `end`.
+        let mut ended_by = None;
+        loop {
+            let due = self.counts.due;
+            let command = tokio::select! {
+                command = self.rx.recv() => match command {
+                    Some(command) => command,
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
+                    self.send_count(None);
+                    continue;
+                }
+            };
             match command {
                 Command::Join { peer, reply } => {
                     let _ = reply.send(self.join(peer));
@@ -335,7 +117,12 @@ impl Room {
                 Command::Leave {
                     participant_id,
                     reason,
-                } => self.leave(participant_id, reason),
+                } => self.leave(participant_id, reason, None),
+                Command::Vanished {
+                    participant_id,
+                    reason,
+                    last_heard,
+                } => self.leave(participant_id, reason, Some(last_heard)),
                 Command::Published { track } => self.published(track),
                 Command::Unpublished {
                     participant_id,
@@ -352,6 +139,7 @@ impl Room {
                     let _ = reply.send(result);
                     if ended && ok {
                         end_reason = "ended_by_host";
+                        ended_by = Some(participant_id);
                         break;
                     }
                 }
@@ -368,7 +156,7 @@ impl Room {
                 break;
             }
         }
-        self.close(end_reason);
+        self.close(end_reason, ended_by);
     }
 
     fn log(&mut self, participant_id: Option<u64>, kind: &'static str, detail: serde_json::Value) {
@@ -409,15 +197,6 @@ impl Room {
         }
     }
 
-    /// Tells every admitted participant; those still waiting hear nothing of the room.
-    fn broadcast(&self, message: ServerMessage, except: Option<u64>) {
-        for (id, peer) in &self.peers {
-            if Some(*id) != except && !peer.standing.waiting {
-                peer.tell(message.clone());
-            }
-        }
-    }
-
     fn join(&mut self, new: NewPeer) -> Result<Snapshot, SignalError> {
         if self.peers.len() >= self.spec.max_participants {
             return Err(SignalError::RoomFull);
@@ -440,30 +219,29 @@ impl Room {
             role: new.role,
             standing: new.standing,
             hand_raised: false,
+            joined_at: now_ms(),
+            muted: Vec::new(),
             outbox: new.outbox,
             media: new.media,
             receives: new.receives,
         };
-        let info = peer.info(id);
+        if self.was_removed(&peer) {
+            return Err(SignalError::Removed);
+        }
         let waiting = peer.standing.waiting;
         let abilities = Abilities {
             publish: peer.standing.may_publish(),
             host: peer.standing.host(),
             chat: true,
         };
-        // Someone waiting sees the room only once admitted.
-        let snapshot = Snapshot {
-            session_id: self.spec.session_id,
-            abilities,
-            waiting,
-            participants: match waiting {
-                true => Vec::new(),
-                false => self.peers.iter().map(|(pid, p)| p.info(*pid)).collect(),
-            },
-            tracks: match waiting {
-                true => Vec::new(),
-                false => self.tracks.values().map(|t| t.info()).collect(),
-            },
+        // Someone waiting sees the room only once admitted; only list viewers see who is here.
+        let participants = match peer.sees_roster() {
+            true => self.visible_to(&peer, id),
+            false => Vec::new(),
+        };
+        let tracks = match waiting {
+            true => Vec::new(),
+            false => self.tracks.values().map(|t| t.info()).collect(),
         };
         if peer.subscribes() {
             for track in self.tracks.values() {
@@ -473,73 +251,67 @@ impl Room {
         self.peers.insert(id, peer);
         self.peak = self.peak.max(self.peers.len());
         (self.on_change)(self.spec.room_id, self.peers.len());
-        self.log(
+        let event = self.event(
             Some(id),
             "join",
             serde_json::json!({"participant_id": id, "waiting": waiting}),
         );
-        self.broadcast(
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.joined_at = event.at;
+        }
+        self.log.send(LogEntry::Event(event));
+        let info = self.peers[&id].info(id);
+        self.announce(
+            id,
             ServerMessage::ParticipantJoined { participant: info },
-            Some(id),
+            false,
         );
-        Ok(snapshot)
+        self.count_changed(Some(id));
+        Ok(Snapshot {
+            session_id: self.spec.session_id,
+            abilities,
+            waiting,
+            participants,
+            participant_count: self.participant_count(),
+            tracks,
+        })
     }
 
-    fn leave(&mut self, participant_id: u64, reason: &'static str) {
+    /// Someone leaves: their tracks stop, and those who see the list are told. `at` is when
+    /// they actually left, when that was before now (a client that went silent).
+    fn leave(&mut self, participant_id: u64, reason: &'static str, at: Option<i64>) {
         if !self.peers.contains_key(&participant_id) {
             return;
         }
-        let theirs: Vec<String> = self
-            .tracks
-            .values()
-            .filter(|t| t.participant_id == participant_id)
-            .map(|t| t.id.clone())
-            .collect();
-        for track_id in theirs {
+        for track_id in self.tracks_of(participant_id) {
             self.unpublished(participant_id, &track_id);
         }
         for track in self.tracks.values() {
             track.remove_sink(participant_id);
         }
-        self.log(
+        let mut event = self.event(
             Some(participant_id),
             "leave",
             serde_json::json!({"reason": reason}),
         );
-        self.peers.remove(&participant_id);
+        if let Some(at) = at {
+            event.at = at.clamp(self.peers[&participant_id].joined_at, event.at);
+        }
+        self.log.send(LogEntry::Event(event));
+        let Some(gone) = self.peers.remove(&participant_id) else {
+            return;
+        };
         (self.on_change)(self.spec.room_id, self.peers.len());
-        self.broadcast(
-            ServerMessage::ParticipantLeft {
-                participant_id,
-                reason: reason.to_owned(),
-            },
-            None,
-        );
+        self.announce_left(participant_id, &gone, reason);
+        self.count_changed(None);
     }
 
-    /// Drops the participants a revocation reaches: each is told why (its socket closes, a
-    /// WHIP or WHEP session ends) and its tracks and subscriptions stop now.
-    fn revoke(&mut self, revocation: &Revocation) {
-        let class_id = self.spec.class_id;
-        let reached: Vec<u64> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| revocation.reaches(class_id, p.user_id, p.session.as_deref()))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in reached {
-            if let Some(peer) = self.peers.get(&id) {
-                peer.tell(ServerMessage::Kicked {
-                    reason: revocation.reason.to_owned(),
-                });
-            }
-            self.log(
-                Some(id),
-                "kick",
-                serde_json::json!({"participant_id": id, "reason": revocation.reason}),
-            );
-            self.leave(id, "removed");
-        }
+    fn tracks_of(&self, participant_id: u64) -> Vec<String> {
+        self.tracks
+            .values()
+            .filter(|t| t.participant_id == participant_id)
+            .map(|t| t.id.clone())
+            .collect()
     }
 
     fn published(&mut self, track: Arc<Published>) {
@@ -549,22 +321,27 @@ impl Room {
         if !peer.standing.may_publish() {
             return;
         }
+        // A participant the host muted stays muted when it publishes again.
+        if peer.muted.contains(&track.kind) {
+            track.muted.store(true, Ordering::Relaxed);
+        }
         self.log(
             Some(track.participant_id),
             "publish",
             serde_json::json!({"track_id": track.id, "kind": track.kind, "source": track.source}),
         );
-        for (id, peer) in &self.peers {
-            if *id != track.participant_id && peer.subscribes() {
-                let _ = peer.media.send(PeerCommand::Subscribe(track.clone()));
-            }
-        }
+        // Announced before any subscriber offer can carry it.
         self.broadcast(
             ServerMessage::TrackPublished {
                 track: track.info(),
             },
             None,
         );
+        for (id, peer) in &self.peers {
+            if *id != track.participant_id && peer.subscribes() {
+                let _ = peer.media.send(PeerCommand::Subscribe(track.clone()));
+            }
+        }
         self.tracks.insert(track.id.clone(), track);
     }
 
@@ -591,221 +368,39 @@ impl Room {
         );
     }
 
-    fn request(
-        &mut self,
-        participant_id: u64,
-        request: Request,
-    ) -> Result<Option<Written>, SignalError> {
-        let peer = self
-            .peers
-            .get_mut(&participant_id)
-            .ok_or(SignalError::NotJoined)?;
-        if peer.standing.waiting {
-            return Err(SignalError::NotAdmitted);
-        }
-        let host = peer.standing.host();
-        let not_host = || SignalError::NotAllowed("only the host may do this".into());
-        match request {
-            Request::Chat(text) => {
-                let text = text.trim().to_owned();
-                if text.is_empty() {
-                    return Err(SignalError::bad("empty_message", "the message is empty"));
-                }
-                if text.chars().count() > CHAT_MAX_CHARS {
-                    return Err(SignalError::bad(
-                        "message_too_long",
-                        format!("at most {CHAT_MAX_CHARS} characters"),
-                    ));
-                }
-                let display_name = peer.display_name.clone();
-                let written = self.log_durable(
-                    Some(participant_id),
-                    "chat",
-                    serde_json::json!({"text": text}),
-                );
-                self.broadcast(
-                    ServerMessage::Chat {
-                        participant_id,
-                        display_name,
-                        text,
-                        at: now_ms(),
-                    },
-                    None,
-                );
-                return Ok(Some(written));
-            }
-            Request::Hand(raised) => {
-                peer.hand_raised = raised;
-                let info = peer.info(participant_id);
-                self.log(
-                    Some(participant_id),
-                    "hand",
-                    serde_json::json!({"raised": raised}),
-                );
-                self.broadcast(
-                    ServerMessage::ParticipantUpdated { participant: info },
-                    None,
-                );
-            }
-            Request::MayPublish => {
-                if !peer.standing.may_publish() {
-                    return Err(SignalError::NotAllowed(
-                        "your role in this room does not allow publishing".into(),
-                    ));
-                }
-            }
-            Request::Keyframe(track_id) => {
-                if let Some(track) = self.tracks.get(&track_id) {
-                    track.request_keyframe();
-                }
-            }
-            Request::Admit(target) => {
-                if !host {
-                    return Err(not_host());
-                }
-                let peer = self
-                    .peers
-                    .get_mut(&target)
-                    .ok_or(SignalError::NoSuchParticipant)?;
-                if !peer.standing.waiting {
-                    return Ok(None);
-                }
-                peer.standing.waiting = false;
-                let peer = &self.peers[&target];
-                // Now the room as it is: who is here and what they publish.
-                peer.tell(ServerMessage::Admitted);
-                for (id, other) in self.peers.iter().filter(|(id, _)| **id != target) {
-                    peer.tell(ServerMessage::ParticipantJoined {
-                        participant: other.info(*id),
-                    });
-                }
-                for track in self.tracks.values() {
-                    peer.tell(ServerMessage::TrackPublished {
-                        track: track.info(),
-                    });
-                    if peer.receives {
-                        let _ = peer.media.send(PeerCommand::Subscribe(track.clone()));
-                    }
-                }
-                let info = peer.info(target);
-                self.log(
-                    Some(participant_id),
-                    "admit",
-                    serde_json::json!({"participant_id": target}),
-                );
-                self.broadcast(
-                    ServerMessage::ParticipantUpdated { participant: info },
-                    None,
-                );
-            }
-            Request::Promote(target, presenter) => {
-                if !host
-                    || self.peers.get(&participant_id).map(|p| p.standing.kind)
-                        == Some(RoomKind::Tutoring)
-                {
-                    return Err(not_host());
-                }
-                let peer = self
-                    .peers
-                    .get_mut(&target)
-                    .ok_or(SignalError::NoSuchParticipant)?;
-                peer.standing.promoted = presenter;
-                let info = peer.info(target);
-                self.log(
-                    Some(participant_id),
-                    "promote",
-                    serde_json::json!({"participant_id": target, "presenter": presenter}),
-                );
-                self.broadcast(
-                    ServerMessage::ParticipantUpdated { participant: info },
-                    None,
-                );
-                if !presenter {
-                    let theirs: Vec<String> = self
-                        .tracks
-                        .values()
-                        .filter(|t| t.participant_id == target)
-                        .map(|t| t.id.clone())
-                        .collect();
-                    for track_id in theirs {
-                        self.unpublished(target, &track_id);
-                    }
-                }
-            }
-            Request::Mute(target, kind) => {
-                if !host {
-                    return Err(not_host());
-                }
-                if !self.peers.contains_key(&target) {
-                    return Err(SignalError::NoSuchParticipant);
-                }
-                let muted: Vec<TrackInfo> = self
-                    .tracks
-                    .values()
-                    .filter(|t| t.participant_id == target && t.kind == kind)
-                    .map(|t| {
-                        t.muted.store(true, Ordering::Relaxed);
-                        t.info()
-                    })
-                    .collect();
-                self.log(
-                    Some(participant_id),
-                    "mute",
-                    serde_json::json!({"participant_id": target, "kind": kind}),
-                );
-                for track in muted {
-                    self.broadcast(
-                        ServerMessage::TrackMuted {
-                            track_id: track.track_id,
-                            participant_id: target,
-                            muted: true,
-                        },
-                        None,
-                    );
-                }
-            }
-            Request::Kick(target) => {
-                if !host {
-                    return Err(not_host());
-                }
-                let peer = self
-                    .peers
-                    .get(&target)
-                    .ok_or(SignalError::NoSuchParticipant)?;
-                peer.tell(ServerMessage::Kicked {
-                    reason: "removed by the host".into(),
-                });
-                self.log(
-                    Some(participant_id),
-                    "kick",
-                    serde_json::json!({"participant_id": target}),
-                );
-                self.leave(target, "kicked");
-            }
-            Request::End => {
-                if !host {
-                    return Err(not_host());
-                }
-                self.log(Some(participant_id), "end", serde_json::json!({}));
-            }
-            Request::Check => {}
-        }
-        Ok(None)
-    }
-
-    /// Ends the session: everyone is told, tracks stop, the session row is closed.
-    fn close(mut self, reason: &'static str) {
+    /// Ends the session: everyone (but the host who ended it, whose connection says it after
+    /// its `ok`) is told `ended`, and then nothing more; tracks stop, each leave is logged and
+    /// the session row is closed.
+    fn close(mut self, reason: &'static str, ended_by: Option<u64>) {
         self.closed.store(true, Ordering::Release);
         self.rx.close();
-        let ids: Vec<u64> = self.peers.keys().copied().collect();
-        for id in ids {
-            if let Some(peer) = self.peers.get(&id) {
+        for (id, peer) in &self.peers {
+            if Some(*id) != ended_by {
                 peer.tell(ServerMessage::Ended {
                     reason: reason.to_owned(),
                 });
             }
-            self.leave(id, reason);
         }
+        // Media stops as it does when each leaves, but no one is told anything more.
+        let ids: Vec<u64> = self.peers.keys().copied().collect();
+        for id in ids {
+            for track_id in self.tracks_of(id) {
+                self.tracks.remove(&track_id);
+                self.log(
+                    Some(id),
+                    "unpublish",
+                    serde_json::json!({"track_id": track_id}),
+                );
+                for peer in self.peers.values() {
+                    let _ = peer.media.send(PeerCommand::Unsubscribe(track_id.clone()));
+                }
+            }
+            for track in self.tracks.values() {
+                track.remove_sink(id);
+            }
+            self.log(Some(id), "leave", serde_json::json!({"reason": reason}));
+        }
+        self.peers.clear();
         self.log.send(LogEntry::End {
             session_id: self.spec.session_id,
             reason: reason.to_owned(),

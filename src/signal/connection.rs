@@ -1,165 +1,276 @@
-//! One participant's signalling connection: reads requests, checks each one, and writes the
-//! answers and the room's events. A bad message gets an `error` and the connection stays
-//! usable; the socket closing means leaving the room.
+//! One participant's signalling connection: reads requests, checks each one, and has the
+//! answers and the room's events written (`outgoing.rs`). A bad message gets an `error` and
+//! the connection stays usable; the socket closing means leaving the room.
 //!
 //! Every request of a joined participant is authorised anew: its sign-in session must still
 //! exist and its standing in the class must be what it was at join (a removed member or a
 //! signed-out session is `kicked` and the socket closes). Each message type has its own rate
 //! (`throttle.rs`); a message over it is refused before anything else happens.
+//!
+//! Two things end a connection from this side: silence (nothing received for
+//! `limits.idle_timeout_secs`: the client's network vanished; it leaves as of when it was last
+//! heard) and a client that does not take its messages (its queue stays full and the socket
+//! takes nothing for a second: it is dropped as `too_slow` rather than let messages pile up).
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::{SinkExt, StreamExt};
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::StreamExt;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
-use super::admission::{admit, presentation};
+use super::admission::admit;
 use super::error::SignalError;
+use super::outgoing::{Close, Writer};
 use super::protocol::{ClientMessage, ServerMessage};
+use super::requests::{handle, Joined};
 use super::throttle::Throttle;
 use super::{Caller, Identity};
-use crate::access::Who;
-use crate::sfu::peer::PeerMedia;
-use crate::sfu::room::{Command, NewPeer, Request, RoomHandle};
+use crate::sfu::room::Command;
 use crate::state::AppState;
-use crate::store::rooms::Room;
 
-/// Messages queued for one participant before it counts as too slow and is disconnected.
+/// Messages queued for one participant. The connection's own answers wait for room in it (a
+/// client that floods requests is slowed to the pace it reads); the room's events never wait.
 const OUTBOX: usize = 1024;
+/// How long the queue may stay full without the socket taking a message before the client
+/// counts as not reading (`too_slow`).
+const STALL: Duration = Duration::from_secs(1);
+/// How often the queue is looked at between messages.
+const OUTBOX_CHECK: Duration = Duration::from_millis(250);
 
-/// A participant who has joined.
-struct Joined {
-    room: RoomHandle,
-    participant_id: u64,
-    media: PeerMedia,
-    /// The room as stored, to authorise each later request against.
-    row: Room,
-    /// How the caller stood in the class at join; a change ends the participation.
-    who: Who,
+/// One socket's reading side and what it knows.
+struct Connection {
+    state: AppState,
+    caller: Caller,
+    outbox: mpsc::Sender<ServerMessage>,
+    joined: Option<Joined>,
+    throttle: Throttle,
+    /// Why the participant goes, as the room and its log are told.
+    reason: &'static str,
+}
+
+/// What a received frame leads to.
+enum Flow {
+    Go,
+    /// Stop reading; with a close to write after what is queued.
+    Stop(Option<Close>),
 }
 
 pub async fn run(socket: WebSocket, state: AppState, caller: Caller) {
-    let (mut sink, mut stream) = socket.split();
-    let (outbox, mut outbox_rx) = mpsc::channel::<ServerMessage>(OUTBOX);
-    let mut joined: Option<Joined> = None;
-    let mut throttle = Throttle::default();
-    let mut close_code = None;
-    let limit = state.config.limits.max_message_bytes;
+    let (sink, mut stream) = socket.split();
+    let (outbox, outbox_rx) = mpsc::channel::<ServerMessage>(OUTBOX);
+    let mut writer = Writer::start(sink, outbox_rx);
+    let idle = Duration::from_secs(state.config.limits.idle_timeout_secs);
+    let mut connection = Connection {
+        state,
+        caller,
+        outbox,
+        joined: None,
+        throttle: Throttle::default(),
+        reason: "left",
+    };
+    // When the client was last heard from, as a deadline and as the time attendance records.
+    let mut heard = (Instant::now(), crate::store::now_ms());
+    let mut check = tokio::time::interval(OUTBOX_CHECK);
+    // Since when the queue has been full without the socket taking anything.
+    let mut stalled: Option<(Instant, u64)> = None;
     loop {
         tokio::select! {
             incoming = stream.next() => {
-                let text = match incoming {
-                    Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(Message::Binary(_))) => {
-                        if throttle.allow("invalid") {
-                            let _ = outbox.try_send(SignalError::bad("bad_json", "send JSON text messages").to_message(None));
+                heard = (Instant::now(), crate::store::now_ms());
+                match connection.on_frame(incoming).await {
+                    Flow::Go => {}
+                    Flow::Stop(close) => {
+                        if let Some(close) = close {
+                            writer.close(close);
                         }
-                        continue;
-                    }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Err(ref e)) if too_big(e) => {
-                        // Beyond the socket's cap the WebSocket layer will not buffer the
-                        // message: the only answer left is closing with 1009 (message too big).
-                        close_code = Some(1009);
                         break;
                     }
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-                };
-                if text.len() > limit {
-                    if throttle.allow("invalid") {
-                        let _ = outbox.try_send(SignalError::bad("too_large", format!("messages are at most {limit} bytes")).to_message(None));
-                    }
-                    continue;
-                }
-                let message = match parse(&text) {
-                    Ok(message) => message,
-                    Err((id, error)) => {
-                        let reply = match throttle.allow("invalid") {
-                            true => error,
-                            false => SignalError::RateLimited,
-                        };
-                        let _ = outbox.try_send(reply.to_message(id));
-                        continue;
-                    }
-                };
-                let id = message.id();
-                if !throttle.allow(message.kind()) {
-                    let _ = outbox.try_send(SignalError::RateLimited.to_message(Some(id)));
-                    continue;
-                }
-                tracing::debug!(participant = joined.as_ref().map(|j| j.participant_id), message = message.kind(), id, "signal in");
-                let leaving = matches!(message, ClientMessage::Leave { .. });
-                let checked = !matches!(message, ClientMessage::Leave { .. } | ClientMessage::Ping { .. });
-                if checked {
-                    if let Err(reason) = still_entitled(&state, &caller, joined.as_ref()).await {
-                        let _ = outbox.try_send(SignalError::NotAllowed(format!("you may no longer take part ({reason})")).to_message(Some(id)));
-                        let _ = outbox.try_send(ServerMessage::Kicked { reason: reason.to_owned() });
-                        continue;
-                    }
-                }
-                let was_joined = joined.is_some();
-                let result = handle(&state, &caller.identity, caller.session.as_deref(), &outbox, &mut joined, message).await;
-                // A removal that raced this join is caught here rather than at the next message.
-                if !was_joined && joined.is_some() {
-                    if let Err(reason) = still_entitled(&state, &caller, joined.as_ref()).await {
-                        let _ = outbox.try_send(ServerMessage::Kicked { reason: reason.to_owned() });
-                    }
-                }
-                tracing::debug!(participant = joined.as_ref().map(|j| j.participant_id), id, "signal handled");
-                match result {
-                    Ok(Some(reply)) => { let _ = outbox.try_send(reply); }
-                    Ok(None) => {}
-                    Err(error) => { let _ = outbox.try_send(error.to_message(Some(id))); }
-                }
-                if leaving {
-                    break;
                 }
             }
-            Some(message) = outbox_rx.recv() => {
-                let last = matches!(message, ServerMessage::Kicked { .. } | ServerMessage::Ended { .. });
-                let json = serde_json::to_string(&message).expect("server messages serialize");
-                if sink.send(Message::Text(json.into())).await.is_err() || last {
-                    break;
-                }
-            }
-        }
-    }
-    // Say what is still queued (e.g. the answer to `leave`), then go.
-    while let Ok(message) = outbox_rx.try_recv() {
-        let json = serde_json::to_string(&message).expect("server messages serialize");
-        if sink.send(Message::Text(json.into())).await.is_err() {
-            break;
-        }
-    }
-    // A proper close handshake: closing the TCP connection with the client's late messages
-    // unread would make the kernel reset it, and the client could lose our last replies.
-    match close_code {
-        Some(code) => {
-            let frame = CloseFrame {
-                code,
-                reason: "message too big".into(),
-            };
-            let _ = sink.send(Message::Close(Some(frame))).await;
-        }
-        None => {
-            let _ = sink.close().await;
-        }
-    }
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
-        while let Some(Ok(message)) = stream.next().await {
-            if matches!(message, Message::Close(_)) {
+            // `kicked` or `ended` went out (and the close frame after it), or writing failed.
+            _ = writer.finished() => break,
+            _ = tokio::time::sleep_until(heard.0 + idle) => {
+                connection.reason = "idle_timeout";
+                writer.close(Close::new(4002, "idle timeout"));
                 break;
             }
+            _ = check.tick() => {
+                let written = writer.written();
+                stalled = match stalled {
+                    _ if connection.outbox.capacity() > 0 => None,
+                    Some((since, at)) if at == written => Some((since, at)),
+                    _ => Some((Instant::now(), written)),
+                };
+                if stalled.is_some_and(|(since, _)| since.elapsed() >= STALL) {
+                    connection.reason = "too_slow";
+                    break;
+                }
+            }
         }
-    })
-    .await;
+    }
+    let Connection { joined, reason, .. } = connection;
+    // The room first: it must not wait for a client that is gone.
+    if let Some(joined) = &joined {
+        let participant_id = joined.participant_id;
+        let command = match reason {
+            "idle_timeout" => Command::Vanished {
+                participant_id,
+                reason,
+                last_heard: heard.1,
+            },
+            _ => Command::Leave {
+                participant_id,
+                reason,
+            },
+        };
+        let _ = joined.room.send(command).await;
+    }
+    if reason == "too_slow" {
+        tracing::info!(
+            participant = joined.as_ref().map(|j| j.participant_id),
+            "dropped a participant that does not read its socket"
+        );
+        // It does not read: a close frame would only wait behind the rest.
+        writer.abort();
+    } else {
+        writer.finish(Duration::from_secs(2)).await;
+        // A proper close handshake: closing the TCP connection with the client's late messages
+        // unread would make the kernel reset it, and the client could lose our last replies.
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Some(Ok(message)) = stream.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
     if let Some(joined) = joined {
-        let _ = joined
-            .room
-            .send(Command::Leave {
-                participant_id: joined.participant_id,
-                reason: "left",
-            })
-            .await;
         joined.media.close().await;
+    }
+}
+
+impl Connection {
+    /// Queues an answer, waiting while the queue is full; false when the socket took nothing
+    /// for `STALL` (the client does not read).
+    async fn answer(&mut self, message: ServerMessage) -> bool {
+        let queued = tokio::time::timeout(STALL, self.outbox.send(message)).await;
+        if queued.is_err() {
+            self.reason = "too_slow";
+        }
+        queued.is_ok()
+    }
+
+    /// Answers one frame.
+    async fn on_frame(&mut self, incoming: Option<Result<Message, axum::Error>>) -> Flow {
+        let limit = self.state.config.limits.max_message_bytes;
+        let text = match incoming {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Binary(_))) => {
+                let error = SignalError::bad("bad_json", "send JSON text messages");
+                return self.refuse(None, error).await;
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Flow::Go,
+            Some(Err(ref e)) if too_big(e) => {
+                // Beyond the socket's cap the WebSocket layer will not buffer the message: the
+                // only answer left is closing with 1009 (message too big).
+                return Flow::Stop(Some(Close::new(1009, "message too big")));
+            }
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                return Flow::Stop(Some(Close::left()))
+            }
+        };
+        if text.len() > limit {
+            let error =
+                SignalError::bad("too_large", format!("messages are at most {limit} bytes"));
+            return self.refuse(None, error).await;
+        }
+        let message = match parse(&text) {
+            Ok(message) => message,
+            Err((id, error)) => return self.refuse(id, error).await,
+        };
+        let id = message.id();
+        if !self.throttle.allow(message.kind()) {
+            return self
+                .flow(SignalError::RateLimited.to_message(Some(id)))
+                .await;
+        }
+        tracing::debug!(
+            participant = self.joined.as_ref().map(|j| j.participant_id),
+            message = message.kind(),
+            id,
+            "signal in"
+        );
+        let leaving = matches!(message, ClientMessage::Leave { .. });
+        let checked = !matches!(
+            message,
+            ClientMessage::Leave { .. } | ClientMessage::Ping { .. }
+        );
+        if checked {
+            if let Err(why) = still_entitled(&self.state, &self.caller, self.joined.as_ref()).await
+            {
+                let error = SignalError::NotAllowed(format!("you may no longer take part ({why})"));
+                self.reason = "removed";
+                let _ = self.outbox.try_send(error.to_message(Some(id)));
+                return self
+                    .flow(ServerMessage::Kicked {
+                        reason: why.to_owned(),
+                    })
+                    .await;
+            }
+        }
+        let was_joined = self.joined.is_some();
+        let caller = &self.caller;
+        let result = handle(
+            &self.state,
+            &caller.identity,
+            caller.session.as_deref(),
+            &self.outbox,
+            &mut self.joined,
+            message,
+        )
+        .await;
+        // A removal that raced this join is caught here rather than at the next message.
+        if !was_joined && self.joined.is_some() {
+            if let Err(why) = still_entitled(&self.state, &self.caller, self.joined.as_ref()).await
+            {
+                self.reason = "removed";
+                let _ = self.outbox.try_send(ServerMessage::Kicked {
+                    reason: why.to_owned(),
+                });
+            }
+        }
+        tracing::debug!(
+            participant = self.joined.as_ref().map(|j| j.participant_id),
+            id,
+            "signal handled"
+        );
+        let flow = match result {
+            Ok(Some(reply)) => self.flow(reply).await,
+            Ok(None) => Flow::Go,
+            Err(error) => self.flow(error.to_message(Some(id))).await,
+        };
+        match (flow, leaving) {
+            (Flow::Go, true) => Flow::Stop(Some(Close::left())),
+            (flow, _) => flow,
+        }
+    }
+
+    /// Answers a message that cannot be read, within the rate for those.
+    async fn refuse(&mut self, id: Option<u64>, error: SignalError) -> Flow {
+        let error = match self.throttle.allow("invalid") {
+            true => error,
+            false => SignalError::RateLimited,
+        };
+        self.flow(error.to_message(id)).await
+    }
+
+    async fn flow(&mut self, message: ServerMessage) -> Flow {
+        match self.answer(message).await {
+            true => Flow::Go,
+            false => Flow::Stop(None),
+        }
     }
 }
 
@@ -210,7 +321,7 @@ async fn still_entitled(
 }
 
 /// The `type`s a client may send (docs/signalling.md, "Client → server").
-pub(super) const KNOWN_TYPES: &[&str] = &[
+pub const KNOWN_TYPES: &[&str] = &[
     "join",
     "offer",
     "answer",
@@ -255,199 +366,4 @@ pub(super) fn parse(text: &str) -> Result<ClientMessage, (Option<u64>, SignalErr
     }
     serde_json::from_value(value)
         .map_err(|e| (id, SignalError::bad("bad_message", format!("{kind}: {e}"))))
-}
-
-async fn handle(
-    state: &AppState,
-    identity: &Identity,
-    session: Option<&str>,
-    outbox: &mpsc::Sender<ServerMessage>,
-    joined: &mut Option<Joined>,
-    message: ClientMessage,
-) -> Result<Option<ServerMessage>, SignalError> {
-    if let ClientMessage::Join { id, room_id } = message {
-        if joined.is_some() {
-            return Err(SignalError::AlreadyJoined);
-        }
-        let (mut entered, reply) = join(state, identity, session, outbox, id, room_id).await?;
-        // `joined` goes out before the first subscriber offer can.
-        let _ = outbox.try_send(reply);
-        entered.media.start();
-        *joined = Some(entered);
-        return Ok(None);
-    }
-    if let ClientMessage::Ping { id } = message {
-        return Ok(Some(ServerMessage::Pong { id }));
-    }
-    let id = message.id();
-    let Joined {
-        room,
-        participant_id,
-        media,
-        ..
-    } = joined.as_mut().ok_or(SignalError::NotJoined)?;
-    let participant_id = *participant_id;
-    let ask = |request| room.request(participant_id, request);
-    // Handled here, outside the room: the room still says whether they may be sent at all
-    // (someone waiting to be admitted may not).
-    if matches!(
-        message,
-        ClientMessage::Answer { .. }
-            | ClientMessage::Candidate { .. }
-            | ClientMessage::AudioOnly { .. }
-    ) {
-        ask(Request::Check).await?;
-    }
-    match message {
-        ClientMessage::Offer { sdp, sources, .. } => {
-            ask(Request::MayPublish).await?;
-            let sdp = media
-                .publish_offer(sdp, sources, false)
-                .await
-                .map_err(|e| SignalError::bad("bad_sdp", format!("the offer was refused: {e}")))?;
-            return Ok(Some(ServerMessage::Answer { id, sdp }));
-        }
-        ClientMessage::Answer { sdp, .. } => {
-            media.subscriber_answer(id, sdp);
-            return Ok(None);
-        }
-        ClientMessage::Candidate {
-            target, candidate, ..
-        } => {
-            media
-                .add_candidate(target, candidate)
-                .await
-                .map_err(|e| SignalError::bad("bad_candidate", e.to_string()))?;
-        }
-        ClientMessage::Chat { text, .. } => {
-            // `ok` only once the message is in the session log: what was acknowledged
-            // survives a crash. The socket goes on meanwhile.
-            if let Some(written) = ask(Request::Chat(text)).await? {
-                let outbox = outbox.clone();
-                tokio::spawn(async move {
-                    let reply = match written.await {
-                        Ok(true) => ServerMessage::Ok { id },
-                        _ => SignalError::Internal.to_message(Some(id)),
-                    };
-                    let _ = outbox.send(reply).await;
-                });
-                return Ok(None);
-            }
-        }
-        ClientMessage::Hand { raised, .. } => {
-            ask(Request::Hand(raised)).await?;
-        }
-        ClientMessage::AudioOnly { enabled, .. } => {
-            media
-                .audio_only
-                .store(enabled, std::sync::atomic::Ordering::Relaxed);
-        }
-        ClientMessage::Keyframe { track_id, .. } => {
-            ask(Request::Keyframe(track_id)).await?;
-        }
-        ClientMessage::Admit {
-            participant_id: target,
-            ..
-        } => {
-            ask(Request::Admit(target)).await?;
-        }
-        ClientMessage::Promote {
-            participant_id: target,
-            presenter,
-            ..
-        } => {
-            ask(Request::Promote(target, presenter)).await?;
-        }
-        ClientMessage::Mute {
-            participant_id: target,
-            kind,
-            ..
-        } => {
-            ask(Request::Mute(target, kind)).await?;
-        }
-        ClientMessage::Kick {
-            participant_id: target,
-            ..
-        } => {
-            ask(Request::Kick(target)).await?;
-        }
-        ClientMessage::End { .. } => {
-            ask(Request::End).await?;
-        }
-        ClientMessage::Leave { .. } => {}
-        ClientMessage::Join { .. } | ClientMessage::Ping { .. } => unreachable!("handled above"),
-    }
-    Ok(Some(ServerMessage::Ok { id }))
-}
-
-/// Admits the caller to the room, starting its live session if they are its host.
-async fn join(
-    state: &AppState,
-    identity: &Identity,
-    session: Option<&str>,
-    outbox: &mpsc::Sender<ServerMessage>,
-    id: u64,
-    room_id: i64,
-) -> Result<(Joined, ServerMessage), SignalError> {
-    let room = state
-        .store
-        .room(room_id)
-        .await
-        .map_err(|_| SignalError::Internal)?
-        .ok_or(SignalError::RoomNotFound)?;
-    let standing = admit(&state.store, identity, &room).await?;
-    let user_id = match identity {
-        Identity::User(user) => Some(user.id),
-        Identity::Guest(_) => None,
-    };
-    let handle = state.sfu.room_for(&room, user_id, standing.host()).await?;
-    let participant_id = state.sfu.next_participant_id();
-    let (media, media_tx) = PeerMedia::new(
-        participant_id,
-        state.sfu.media(),
-        outbox.clone(),
-        handle.clone(),
-    );
-    let (display_name, role) = presentation(identity, &standing);
-    let peer = NewPeer {
-        participant_id,
-        user_id,
-        session: session.map(str::to_owned),
-        display_name,
-        role,
-        standing,
-        outbox: outbox.clone(),
-        media: media_tx,
-        receives: true,
-    };
-    let snapshot = match handle.join(peer).await {
-        Ok(snapshot) => snapshot,
-        Err(e) => {
-            media.close().await;
-            return Err(e);
-        }
-    };
-    let reply = ServerMessage::Joined {
-        id,
-        participant_id,
-        room_id: room.id,
-        room_kind: room.kind.clone(),
-        room_name: room.name.clone(),
-        session_id: snapshot.session_id,
-        abilities: snapshot.abilities,
-        waiting: snapshot.waiting,
-        ice_servers: state.config.media.ice_servers.clone(),
-        participants: snapshot.participants,
-        tracks: snapshot.tracks,
-    };
-    Ok((
-        Joined {
-            room: handle,
-            participant_id,
-            media,
-            row: room,
-            who: standing.who,
-        },
-        reply,
-    ))
 }

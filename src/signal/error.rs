@@ -1,5 +1,7 @@
 //! Errors a signalling request can end in. Each has a stable code that clients match on;
-//! `ServerMessage::Error` is built from it in one place.
+//! `ServerMessage::Error` is built from it in one place. The codes say whose fault it is:
+//! `internal` and `media_unavailable` are the server's own (try again later, nothing to fix in
+//! the request); every other code names something about the request or the caller.
 
 use super::protocol::ServerMessage;
 
@@ -27,12 +29,20 @@ pub enum SignalError {
     NodeFull,
     #[error("no such participant in this room")]
     NoSuchParticipant,
+    /// The host removed this account (or guest token) from the session: no way back in
+    /// until the next one.
+    #[error("the host removed you from this session")]
+    Removed,
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
     #[error("too many messages; slow down")]
     RateLimited,
+    /// The server's own fault (its database, a bug): nothing in the request to fix.
     #[error("the server could not do this")]
     Internal,
+    /// The server's media side failed (no port, a socket error): not the client's SDP.
+    #[error("the server cannot set up media right now; try again")]
+    MediaUnavailable,
 }
 
 impl SignalError {
@@ -55,9 +65,11 @@ impl SignalError {
             SignalError::RoomFull => "room_full",
             SignalError::NodeFull => "node_full",
             SignalError::NoSuchParticipant => "no_such_participant",
+            SignalError::Removed => "removed",
             SignalError::BadRequest { code, .. } => code,
             SignalError::RateLimited => "rate_limited",
             SignalError::Internal => "internal",
+            SignalError::MediaUnavailable => "media_unavailable",
         }
     }
 

@@ -7,11 +7,15 @@ pub mod admission;
 pub mod connection;
 pub mod error;
 pub mod guests;
+pub mod outgoing;
 pub mod protocol;
+mod requests;
 pub mod throttle;
 
 #[cfg(test)]
 mod fuzz;
+#[cfg(test)]
+mod fuzz_messages;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
@@ -35,8 +39,9 @@ pub enum Identity {
     Guest(RoomClaims),
 }
 
-/// Who is on the other end, and the sign-in session they came with (none for guests): a
-/// participation ends when that session does.
+/// Who is on the other end, and the credential they came with: a member's sign-in session (a
+/// participation ends when that session does), or for a guest its room token's hash (a guest
+/// the host removed cannot come back with that token).
 pub struct Caller {
     pub identity: Identity,
     pub session: Option<String>,
@@ -76,7 +81,7 @@ pub async fn caller_from_token(
         }
         (None, None) => Ok(Caller {
             identity: Identity::Guest(claims),
-            session: None,
+            session: Some(crate::auth::token::hash(token)),
         }),
         _ => Err(invalid()),
     }

@@ -106,11 +106,14 @@ pub enum ClientMessage {
         participant_id: u64,
         presenter: bool,
     },
-    /// Host: stop forwarding a participant's audio or video.
+    /// Host: stop forwarding a participant's audio or video (`muted`, the default), or
+    /// forward it again.
     Mute {
         id: u64,
         participant_id: u64,
         kind: MediaKind,
+        #[serde(default = "yes")]
+        muted: bool,
     },
     /// Host: remove a participant from the room.
     Kick {
@@ -127,6 +130,10 @@ pub enum ClientMessage {
     Ping {
         id: u64,
     },
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl ClientMessage {
@@ -222,7 +229,11 @@ pub enum ServerMessage {
         /// Waiting to be admitted; no media flows until `admitted`.
         waiting: bool,
         ice_servers: Vec<IceServer>,
+        /// The others, for those who see the list (hosts, and everyone admitted to a
+        /// tutoring room); empty for everyone else, who get `participant_count`.
         participants: Vec<ParticipantInfo>,
+        /// How many people are here, this participant included.
+        participant_count: u64,
         tracks: Vec<TrackInfo>,
     },
     /// The answer to a publisher offer.
@@ -254,6 +265,10 @@ pub enum ServerMessage {
     ParticipantLeft {
         participant_id: u64,
         reason: String,
+    },
+    /// How many people are here, to those who do not get the list; at most one a second.
+    ParticipantCount {
+        count: u64,
     },
     TrackPublished {
         track: TrackInfo,
@@ -360,6 +375,6 @@ mod documented {
         }
         // Adding a message type without documenting it fails here.
         assert_eq!(client_types.len(), 15, "{client_types:?}");
-        assert_eq!(server_types.len(), 17, "{server_types:?}");
+        assert_eq!(server_types.len(), 18, "{server_types:?}");
     }
 }

@@ -421,7 +421,8 @@ async fn publisher_cut_is_noticed_and_logged(db: Db) {
             .request(|id| ClientMessage::Mute {
                 id,
                 participant_id: student_id,
-                kind: MediaKind::Audio
+                kind: MediaKind::Audio,
+                muted: true,
             })
             .await,
         ServerMessage::Ok { .. }
@@ -442,7 +443,7 @@ async fn publisher_cut_is_noticed_and_logged(db: Db) {
     teacher.vanish().await;
     for peer in [&mut family, &mut student] {
         let left = peer
-            .wait_for(Duration::from_secs(2), |m| matches!(m, ServerMessage::ParticipantLeft { participant_id, .. } if *participant_id == teacher_id))
+            .wait_for(Duration::from_secs(2), |m| matches!(m, ServerMessage::TrackUnpublished { participant_id, .. } if *participant_id == teacher_id))
             .await;
         assert!(
             left.is_some(),

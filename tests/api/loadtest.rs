@@ -29,6 +29,8 @@ async fn one_publisher_twenty_subscribers_all_get_media() {
             &room.to_string(),
             "--login",
             "teacher-a",
+            "--viewer-login",
+            "family-a",
         ])
         .args([
             "--subscribers",
@@ -70,6 +72,10 @@ async fn one_publisher_twenty_subscribers_all_get_media() {
         summary["server_rss_mb"].as_f64().unwrap() > 1.0,
         "{summary}"
     );
+    // Join times as the room fills: the first and the last 50 (here, all 20 both times).
+    for key in ["join_ms_first50_p95", "join_ms_last50_p95"] {
+        assert!(summary[key].as_u64().unwrap() > 0, "{key}: {summary}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 mod class_events;
 mod helpers;
 mod live;
+mod live_room;
 mod loadtest;
 mod peer;
 mod posts;

@@ -64,7 +64,7 @@ fn is_error(message: &ServerMessage, want: &str) -> bool {
     matches!(message, ServerMessage::Error { code, .. } if code == want)
 }
 
-async fn guest_token(app: &TestApp, code: &serde_json::Value, name: &str) -> String {
+pub(crate) async fn guest_token(app: &TestApp, code: &serde_json::Value, name: &str) -> String {
     let token: serde_json::Value = app
         .anonymous()
         .post(app.url("/api/v1/guest-token"))
@@ -79,14 +79,14 @@ async fn guest_token(app: &TestApp, code: &serde_json::Value, name: &str) -> Str
 }
 
 /// A bare signalling socket that does only what the test says (never answers an offer).
-struct RawSocket {
-    stream: tokio_tungstenite::WebSocketStream<
+pub(crate) struct RawSocket {
+    pub(crate) stream: tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
 }
 
 impl RawSocket {
-    async fn open(app: &TestApp, credential: Credential<'_>) -> RawSocket {
+    pub(crate) async fn open(app: &TestApp, credential: Credential<'_>) -> RawSocket {
         let pem = std::fs::read(app.workspace.path().join("certs/self-signed.crt")).unwrap();
         let tls: Arc<rustls::ClientConfig> = homeroom::client::tls_trusting(&pem).unwrap();
         let ws_base = app.base.replacen("https://", "wss://", 1);
@@ -112,7 +112,7 @@ impl RawSocket {
         RawSocket { stream }
     }
 
-    async fn send(&mut self, text: String) {
+    pub(crate) async fn send(&mut self, text: String) {
         self.stream
             .send(Message::Text(text.into()))
             .await
@@ -120,7 +120,7 @@ impl RawSocket {
     }
 
     /// The next server message, or how the socket ended: `Err(close code)`.
-    async fn next(&mut self, within: Duration) -> Result<ServerMessage, Option<u16>> {
+    pub(crate) async fn next(&mut self, within: Duration) -> Result<ServerMessage, Option<u16>> {
         loop {
             match tokio::time::timeout(within, self.stream.next()).await {
                 Err(_) => panic!("nothing within {within:?}"),
@@ -135,7 +135,7 @@ impl RawSocket {
     }
 
     /// Skips messages until one matches, or the socket ends.
-    async fn until(
+    pub(crate) async fn until(
         &mut self,
         within: Duration,
         want: impl Fn(&ServerMessage) -> bool,

@@ -197,6 +197,23 @@ await scenario('classroom', async () => {
     return v && !v.hidden && v.videoWidth > 0;
   }, null, { timeout: 15000 });
   log('a promoted student presents to the studio');
+  // Taking it back stops the student's camera and microphone; promoted again, the student
+  // presents again from the same page.
+  await student.evaluate(() => { window.presented = window.homeroom.session.local.map((e) => e.track); });
+  await row.locator('button', { hasText: 'presenting' }).click();
+  await student.waitForFunction(() => window.presented.length === 2 && window.presented.every((t) => t.readyState === 'ended'), null, { timeout: 5000 });
+  await student.locator('button', { hasText: 'Present my camera' }).waitFor({ state: 'hidden' });
+  await teacher.waitForFunction(() => document.querySelector('video.guest-video').hidden, null, { timeout: 5000 });
+  log('taking presenting back stops the student\'s tracks');
+  await row.locator('button', { hasText: 'Let' }).click();
+  await student.locator('button', { hasText: 'Present my camera' }).click();
+  const studentId = await student.evaluate(() => String(window.homeroom.session.meId));
+  await flowing('the student presents again', teacher, (a, b) => (b[studentId]?.framesDecoded || 0) > (a[studentId]?.framesDecoded || 0) + 5);
+  await teacher.waitForFunction(() => {
+    const v = document.querySelector('video.guest-video');
+    return v && !v.hidden && v.videoWidth > 0;
+  }, null, { timeout: 15000 });
+  log('promoted again, the student publishes again');
   await row.locator('button', { hasText: 'Remove' }).click();
   await state(student, 'kicked');
   await student.locator('.overlay', { hasText: 'removed' }).waitFor();

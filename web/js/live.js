@@ -5,6 +5,8 @@
 //
 // Events (CustomEvent, details in `event.detail`): state, participants, tracks, chat, me,
 // error. `session.remote` maps the server's track ids to the MediaStreamTracks we receive.
+// Hosts get the list of participants; everyone else gets `session.count` (people here, us
+// included) and `participants` holds only what the server shows them.
 
 import { Signal } from './signal.js';
 
@@ -33,6 +35,7 @@ export class LiveSession extends EventTarget {
     this.socketUrl = socketUrl || (async () => `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/v1/ws`);
     this.state = 'idle';
     this.participants = new Map();
+    this.count = 0;
     this.tracks = new Map();
     this.remote = new Map();
     this.local = [];
@@ -86,6 +89,7 @@ export class LiveSession extends EventTarget {
     // `participants` holds the others; `me` is this participant.
     const mine = joined.participants.find((p) => p.participant_id === this.meId);
     this.participants = new Map(joined.participants.filter((p) => p !== mine).map((p) => [p.participant_id, p]));
+    this.count = joined.participant_count ?? this.participants.size + 1;
     this.me = mine || { participant_id: this.meId, waiting: joined.waiting };
     this.tracks = new Map(joined.tracks.map((t) => [t.track_id, t]));
     this.setState(joined.waiting ? 'waiting' : 'joined', { rejoined: this.wasJoined === true });
@@ -176,16 +180,22 @@ export class LiveSession extends EventTarget {
         if (p.participant_id === this.meId) {
           const wasPresenter = this.me?.presenter;
           this.me = p;
-          if (p.presenter !== wasPresenter) this.abilities = { ...this.abilities, publish: p.presenter || this.abilities.host };
+          if (p.presenter && !wasPresenter) this.abilities = { ...this.abilities, publish: true };
+          if (!p.presenter && wasPresenter && !this.abilities.host) this.stopPublishing();
           this.emit('me', p);
         } else {
+          if (!this.participants.has(p.participant_id)) this.count += 1;
           this.participants.set(p.participant_id, p);
           this.emit('participants');
         }
         break;
       }
       case 'participant_left':
-        this.participants.delete(m.participant_id);
+        if (this.participants.delete(m.participant_id)) this.count -= 1;
+        this.emit('participants');
+        break;
+      case 'participant_count':
+        this.count = m.count;
         this.emit('participants');
         break;
       case 'track_published':
@@ -302,7 +312,20 @@ export class LiveSession extends EventTarget {
     this.local = this.local.filter((e) => e !== entry);
     if (entry.sender && this.pub) {
       this.pub.removeTrack(entry.sender);
-      await this.negotiatePublisher();
+      if (this.abilities.publish) await this.negotiatePublisher();
+    }
+  }
+
+  /**
+   * Presenting was taken back: the server already stopped forwarding our tracks. Our camera
+   * and microphone stop (readyState "ended"); the publisher connection stays, without
+   * senders, so a later promotion publishes on it with a fresh offer.
+   */
+  stopPublishing() {
+    this.abilities = { ...this.abilities, publish: false };
+    for (const entry of this.local.splice(0)) {
+      if (entry.sender && this.pub) this.pub.removeTrack(entry.sender);
+      entry.track.stop();
     }
   }
 
@@ -314,9 +337,11 @@ export class LiveSession extends EventTarget {
     if (entry.sender) await entry.sender.replaceTrack(newTrack);
   }
 
+  /** Offers in turn; one refused offer does not stop the next. */
   negotiatePublisher() {
-    this.pubChain = this.pubChain.then(() => this.offerPublisher());
-    return this.pubChain;
+    const offered = this.pubChain.catch(() => {}).then(() => this.offerPublisher());
+    this.pubChain = offered;
+    return offered;
   }
 
   async offerPublisher() {
@@ -340,7 +365,14 @@ export class LiveSession extends EventTarget {
     const reply = this.request({ type: 'offer', sdp: offer.sdp, sources });
     this.pubOfferSent = true;
     for (const send of this.pubOutbox.splice(0)) send();
-    const answer = await reply;
+    let answer;
+    try {
+      answer = await reply;
+    } catch (error) {
+      // Back to stable, so the next offer starts clean.
+      if (pc === this.pub && pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
+      throw error;
+    }
     if (pc !== this.pub) return;
     await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
     this.pubReady = true;

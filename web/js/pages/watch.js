@@ -88,7 +88,8 @@ function watchView(session, { guest, room = null }) {
   });
   audioOnlyButton.classList.add('audio-only');
 
-  // A student the teacher promotes may present their camera.
+  // A student the teacher promotes may present their camera. When the teacher takes it back,
+  // the session stops the camera (and can publish again at the next promotion).
   let presenting = null;
   const present = toggle(['present_camera', 'stop_presenting'], async (on) => {
     if (on) {
@@ -96,11 +97,12 @@ function watchView(session, { guest, room = null }) {
       presenting = stream;
       await session.publish(stream.getTracks().map((track) => ({ track, stream, source: track.kind === 'audio' ? 'microphone' : 'camera' })));
     } else if (presenting) {
-      for (const track of presenting.getTracks()) {
-        await session.unpublish(track);
-        track.stop();
-      }
+      const stream = presenting;
       presenting = null;
+      for (const track of stream.getTracks()) {
+        track.stop();
+        await session.unpublish(track);
+      }
     }
   });
   present.hidden = true;
@@ -108,7 +110,11 @@ function watchView(session, { guest, room = null }) {
     const me = e.detail || {};
     hand.set(Boolean(me.hand_raised));
     present.hidden = !me.presenter;
-    if (!me.presenter && presenting) present.click();
+    if (!me.presenter && presenting) {
+      for (const track of presenting.getTracks()) track.stop();
+      presenting = null;
+      present.set(false);
+    }
   });
 
   const leave = h('a', { class: 'button', href: guest ? '/guest' + location.hash : '/', text: 'leave' });
@@ -127,7 +133,7 @@ function watchView(session, { guest, room = null }) {
     showTrack(mainVideo, !audioOnly && main ? session.remote.get(main.track_id) : null);
     showTrack(pip, !audioOnly && screen && camera ? session.remote.get(camera.track_id) : null);
     audio.sync(session);
-    setText(count, 'people_here', { count: session.participants.size + (session.meId === undefined ? 0 : 1) });
+    setText(count, 'people_here', { count: session.count });
     let key = null;
     if (session.state === 'ended') key = 'session_ended';
     else if (session.state === 'kicked') key = 'you_were_removed';

@@ -1,0 +1,230 @@
+//! What each request does once it has passed the connection's checks (rate, standing): `join`
+//! enters a room, media messages go to the participant's peer connections, and the rest is
+//! asked of the room's task.
+
+use tokio::sync::mpsc;
+
+use super::admission::{admit, presentation};
+use super::error::SignalError;
+use super::protocol::{ClientMessage, ServerMessage};
+use super::Identity;
+use crate::access::Who;
+use crate::sfu::peer::PeerMedia;
+use crate::sfu::room::{NewPeer, Request, RoomHandle};
+use crate::state::AppState;
+use crate::store::rooms::Room;
+
+/// A participant who has joined.
+pub(super) struct Joined {
+    pub(super) room: RoomHandle,
+    pub(super) participant_id: u64,
+    pub(super) media: PeerMedia,
+    /// The room as stored, to authorise each later request against.
+    pub(super) row: Room,
+    /// How the caller stood in the class at join; a change ends the participation.
+    pub(super) who: Who,
+}
+
+pub(super) async fn handle(
+    state: &AppState,
+    identity: &Identity,
+    session: Option<&str>,
+    outbox: &mpsc::Sender<ServerMessage>,
+    joined: &mut Option<Joined>,
+    message: ClientMessage,
+) -> Result<Option<ServerMessage>, SignalError> {
+    if let ClientMessage::Join { id, room_id } = message {
+        if joined.is_some() {
+            return Err(SignalError::AlreadyJoined);
+        }
+        let (mut entered, reply) = join(state, identity, session, outbox, id, room_id).await?;
+        // `joined` goes out before the first subscriber offer can.
+        let _ = outbox.try_send(reply);
+        entered.media.start();
+        *joined = Some(entered);
+        return Ok(None);
+    }
+    if let ClientMessage::Ping { id } = message {
+        return Ok(Some(ServerMessage::Pong { id }));
+    }
+    let id = message.id();
+    let Joined {
+        room,
+        participant_id,
+        media,
+        ..
+    } = joined.as_mut().ok_or(SignalError::NotJoined)?;
+    let participant_id = *participant_id;
+    let ask = |request| room.request(participant_id, request);
+    // Handled here, outside the room: the room still says whether they may be sent at all
+    // (someone waiting to be admitted may not).
+    if matches!(
+        message,
+        ClientMessage::Answer { .. }
+            | ClientMessage::Candidate { .. }
+            | ClientMessage::AudioOnly { .. }
+    ) {
+        ask(Request::Check).await?;
+    }
+    match message {
+        ClientMessage::Offer { sdp, sources, .. } => {
+            ask(Request::MayPublish).await?;
+            let sdp = media
+                .publish_offer(sdp, sources, false)
+                .await
+                .map_err(|e| SignalError::bad("bad_sdp", format!("the offer was refused: {e}")))?;
+            return Ok(Some(ServerMessage::Answer { id, sdp }));
+        }
+        ClientMessage::Answer { sdp, .. } => {
+            media.subscriber_answer(id, sdp);
+            return Ok(None);
+        }
+        ClientMessage::Candidate {
+            target, candidate, ..
+        } => {
+            media
+                .add_candidate(target, candidate)
+                .await
+                .map_err(|e| SignalError::bad("bad_candidate", e.to_string()))?;
+        }
+        ClientMessage::Chat { text, .. } => {
+            // `ok` only once the message is in the session log: what was acknowledged
+            // survives a crash. The socket goes on meanwhile.
+            if let Some(written) = ask(Request::Chat(text)).await? {
+                let outbox = outbox.clone();
+                tokio::spawn(async move {
+                    let reply = match written.await {
+                        Ok(true) => ServerMessage::Ok { id },
+                        _ => SignalError::Internal.to_message(Some(id)),
+                    };
+                    let _ = outbox.send(reply).await;
+                });
+                return Ok(None);
+            }
+        }
+        ClientMessage::Hand { raised, .. } => {
+            ask(Request::Hand(raised)).await?;
+        }
+        ClientMessage::AudioOnly { enabled, .. } => {
+            media
+                .audio_only
+                .store(enabled, std::sync::atomic::Ordering::Relaxed);
+        }
+        ClientMessage::Keyframe { track_id, .. } => {
+            ask(Request::Keyframe(track_id)).await?;
+        }
+        ClientMessage::Admit {
+            participant_id: target,
+            ..
+        } => {
+            ask(Request::Admit(target)).await?;
+        }
+        ClientMessage::Promote {
+            participant_id: target,
+            presenter,
+            ..
+        } => {
+            ask(Request::Promote(target, presenter)).await?;
+        }
+        ClientMessage::Mute {
+            participant_id: target,
+            kind,
+            muted,
+            ..
+        } => {
+            ask(Request::Mute(target, kind, muted)).await?;
+        }
+        ClientMessage::Kick {
+            participant_id: target,
+            ..
+        } => {
+            ask(Request::Kick(target)).await?;
+        }
+        ClientMessage::End { .. } => {
+            ask(Request::End).await?;
+            // The `ok` to `end` comes before `ended`, which is the socket's last message (the
+            // room tells everyone else).
+            let _ = outbox.try_send(ServerMessage::Ok { id });
+            let _ = outbox.try_send(ServerMessage::Ended {
+                reason: "ended_by_host".into(),
+            });
+            return Ok(None);
+        }
+        ClientMessage::Leave { .. } => {}
+        ClientMessage::Join { .. } | ClientMessage::Ping { .. } => unreachable!("handled above"),
+    }
+    Ok(Some(ServerMessage::Ok { id }))
+}
+
+/// Admits the caller to the room, starting its live session if they are its host.
+async fn join(
+    state: &AppState,
+    identity: &Identity,
+    session: Option<&str>,
+    outbox: &mpsc::Sender<ServerMessage>,
+    id: u64,
+    room_id: i64,
+) -> Result<(Joined, ServerMessage), SignalError> {
+    let room = state
+        .store
+        .room(room_id)
+        .await
+        .map_err(|_| SignalError::Internal)?
+        .ok_or(SignalError::RoomNotFound)?;
+    let standing = admit(&state.store, identity, &room).await?;
+    let user_id = match identity {
+        Identity::User(user) => Some(user.id),
+        Identity::Guest(_) => None,
+    };
+    let handle = state.sfu.room_for(&room, user_id, standing.host()).await?;
+    let participant_id = state.sfu.next_participant_id();
+    let (media, media_tx) = PeerMedia::new(
+        participant_id,
+        state.sfu.media(),
+        outbox.clone(),
+        handle.clone(),
+    );
+    let (display_name, role) = presentation(identity, &standing);
+    let peer = NewPeer {
+        participant_id,
+        user_id,
+        session: session.map(str::to_owned),
+        display_name,
+        role,
+        standing,
+        outbox: outbox.clone(),
+        media: media_tx,
+        receives: true,
+    };
+    let snapshot = match handle.join(peer).await {
+        Ok(snapshot) => snapshot,
+        Err(e) => {
+            media.close().await;
+            return Err(e);
+        }
+    };
+    let reply = ServerMessage::Joined {
+        id,
+        participant_id,
+        room_id: room.id,
+        room_kind: room.kind.clone(),
+        room_name: room.name.clone(),
+        session_id: snapshot.session_id,
+        abilities: snapshot.abilities,
+        waiting: snapshot.waiting,
+        ice_servers: state.config.media.ice_servers.clone(),
+        participants: snapshot.participants,
+        participant_count: snapshot.participant_count,
+        tracks: snapshot.tracks,
+    };
+    Ok((
+        Joined {
+            room: handle,
+            participant_id,
+            media,
+            row: room,
+            who: standing.who,
+        },
+        reply,
+    ))
+}
