@@ -33,6 +33,9 @@ pub enum SignalError {
     RateLimited,
     #[error("the server could not do this")]
     Internal,
+    /// The server's media side cannot take this now (no free media port, no connection).
+    #[error("the server cannot carry media for this now; try again in a moment")]
+    MediaUnavailable,
 }
 
 impl SignalError {
@@ -58,6 +61,7 @@ impl SignalError {
             SignalError::BadRequest { code, .. } => code,
             SignalError::RateLimited => "rate_limited",
             SignalError::Internal => "internal",
+            SignalError::MediaUnavailable => "media_unavailable",
         }
     }
 
