@@ -110,6 +110,9 @@ pub struct LimitsConfig {
     /// Seconds a participant's peer connection may take to connect after the server made it;
     /// a participant that never completes it is dropped and its connection freed.
     pub media_connect_timeout_secs: u64,
+    /// Seconds the server waits for the answer to a subscriber offer before it rolls the
+    /// offer back and makes a fresh one.
+    pub subscriber_answer_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -201,6 +204,7 @@ impl Default for LimitsConfig {
             max_guests_per_room: 100,
             max_guests_per_ip: 8,
             media_connect_timeout_secs: 30,
+            subscriber_answer_timeout_secs: 10,
         }
     }
 }
@@ -269,6 +273,12 @@ impl Config {
             return Err(key_error(
                 "limits.max_message_bytes",
                 "must be at least 1024",
+            ));
+        }
+        if self.limits.subscriber_answer_timeout_secs == 0 {
+            return Err(key_error(
+                "limits.subscriber_answer_timeout_secs",
+                "must be at least 1",
             ));
         }
         if self.limits.media_connect_timeout_secs == 0 {

@@ -21,12 +21,14 @@ use webrtc::peer_connection::{
 use super::classes::{require, who_in};
 use super::extract::{CurrentUser, MaybeUser};
 use super::media_sessions::{until_removed, InRoom, Sessions};
-use super::whip::{parse_sdpfrag, require_content_type};
+use super::whip::{media_error, parse_sdpfrag, require_content_type};
 use super::{Error, Result};
 use crate::access::{Action, Who};
 use crate::auth::room_token::{Purpose, RoomClaims};
+use crate::sfu::media::MediaError;
 use crate::sfu::media::{gathered_description, Connection};
-use crate::sfu::peer::Output;
+use crate::sfu::output::Output;
+use crate::sfu::peer::candidate_init;
 use crate::sfu::room::{Command, NewPeer, RoomHandle, RoomKind};
 use crate::signal::admission::{admit, presentation};
 use crate::signal::protocol::MediaKind;
@@ -310,9 +312,8 @@ async fn answer(
     participant_id: u64,
     offer: String,
 ) -> Result<(String, Connection, Vec<Output>, Arc<AtomicBool>)> {
-    let bad_sdp = |e: webrtc::error::Error| {
-        Error::bad_request("bad_sdp", format!("the offer was refused: {e}"))
-    };
+    let bad_sdp = |e: webrtc::error::Error| media_error(MediaError::refused(e));
+    let internal = |e: webrtc::error::Error| media_error(MediaError::WebRtc(e));
     let up = Arc::new(AtomicBool::new(false));
     let events = ViewerEvents {
         up: up.clone(),
@@ -324,7 +325,7 @@ async fn answer(
         .media()
         .connect(Arc::new(events))
         .await
-        .map_err(|e| Error::Internal(anyhow::anyhow!("no media connection: {e}")))?;
+        .map_err(media_error)?;
     let pc = connection.pc.clone();
     let description = RTCSessionDescription::offer(offer).map_err(|e| bad_sdp(e.into()))?;
     pc.set_remote_description(description)
@@ -344,12 +345,12 @@ async fn answer(
                 up.clone(),
             )
             .await
-            .map_err(bad_sdp)?;
+            .map_err(internal)?;
             outputs.push(output);
         }
     }
-    let answer = pc.create_answer(None).await.map_err(bad_sdp)?;
-    pc.set_local_description(answer).await.map_err(bad_sdp)?;
+    let answer = pc.create_answer(None).await.map_err(internal)?;
+    pc.set_local_description(answer).await.map_err(internal)?;
     let local = gathered_description(&pc)
         .await
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("no answer")))?;
@@ -375,13 +376,7 @@ pub async fn trickle(
         .read_in(room_id, &resource, |s| s.connection.pc.clone())
         .ok_or(Error::NotFound)?;
     for candidate in parse_sdpfrag(&body) {
-        let init = webrtc::peer_connection::RTCIceCandidateInit {
-            candidate: candidate.candidate,
-            sdp_mid: candidate.sdp_mid,
-            sdp_mline_index: candidate.sdp_mline_index,
-            ..Default::default()
-        };
-        if let Err(e) = pc.add_ice_candidate(init).await {
+        if let Err(e) = pc.add_ice_candidate(candidate_init(candidate)).await {
             tracing::debug!(error = %e, "WHEP candidate refused");
         }
     }

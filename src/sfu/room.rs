@@ -5,16 +5,23 @@
 //! A participant waiting to be admitted (tutoring rooms) is told nothing of the room and may
 //! do nothing in it: no events, no chat, no media, every request refused with `not_admitted`,
 //! until the host admits them and they receive the room as it is.
+//!
+//! A publisher who drops out (network blip, reload) keeps their tracks' slots for
+//! `RECONNECT_GRACE`: subscribers keep the tracks on their connections, and when the same
+//! person publishes the same kind of track again the slot is fed from it (`Published::rebind`),
+//! with no new offer for anyone. The session log says `unpublish` at the leave and `publish`
+//! at the return; `track_unpublished` goes out only if they do not come back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::event_log::{EventLog, LogEntry, Written};
 use super::revocation::Revocation;
-use super::track::Published;
+use super::track::{new_track_id, Incoming, Published};
 use crate::access::{decide, Action, Facts, Who};
 use crate::signal::error::SignalError;
 use crate::signal::protocol::{Abilities, MediaKind, ParticipantInfo, ServerMessage, TrackInfo};
@@ -24,6 +31,8 @@ use crate::store::now_ms;
 /// Longest chat message, in characters. (How often one may chat is limited per socket, in
 /// `signal::throttle`.)
 pub const CHAT_MAX_CHARS: usize = 1000;
+/// How long a departed publisher's tracks wait for them to come back.
+const RECONNECT_GRACE: Duration = Duration::from_secs(10);
 
 /// The three kinds of room of ARCHITECTURE.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,8 +164,16 @@ pub enum Command {
         participant_id: u64,
         reason: &'static str,
     },
+    /// A track came in on a publisher connection; the reply is the slot to feed and the
+    /// generation to forward, or nothing if the participant may not publish.
     Published {
-        track: Arc<Published>,
+        incoming: Incoming,
+        reply: oneshot::Sender<Option<(Arc<Published>, u32)>>,
+    },
+    /// The grace for a departed publisher's track is over.
+    ReleaseHeld {
+        participant_id: u64,
+        track_id: String,
     },
     Unpublished {
         participant_id: u64,
@@ -287,6 +304,10 @@ pub struct Room {
     spec: RoomSpec,
     peers: BTreeMap<u64, Peer>,
     tracks: BTreeMap<String, Arc<Published>>,
+    /// Tracks whose publisher left and may come back (see the module's comment).
+    held: BTreeSet<String>,
+    /// The room's own queue, for timers.
+    me: mpsc::WeakSender<Command>,
     seq: i64,
     peak: usize,
     log: EventLog,
@@ -314,6 +335,8 @@ impl Room {
             spec,
             peers: BTreeMap::new(),
             tracks: BTreeMap::new(),
+            held: BTreeSet::new(),
+            me: handle.tx.downgrade(),
             seq: 0,
             peak: 0,
             log,
@@ -336,7 +359,13 @@ impl Room {
                     participant_id,
                     reason,
                 } => self.leave(participant_id, reason),
-                Command::Published { track } => self.published(track),
+                Command::Published { incoming, reply } => {
+                    let _ = reply.send(self.published(incoming));
+                }
+                Command::ReleaseHeld {
+                    participant_id,
+                    track_id,
+                } => self.release_held(participant_id, &track_id),
                 Command::Unpublished {
                     participant_id,
                     track_id,
@@ -462,11 +491,11 @@ impl Room {
             },
             tracks: match waiting {
                 true => Vec::new(),
-                false => self.tracks.values().map(|t| t.info()).collect(),
+                false => self.visible_to(&peer).map(|t| t.info()).collect(),
             },
         };
         if peer.subscribes() {
-            for track in self.tracks.values() {
+            for track in self.visible_to(&peer) {
                 let _ = peer.media.send(PeerCommand::Subscribe(track.clone()));
             }
         }
@@ -485,6 +514,13 @@ impl Room {
         Ok(snapshot)
     }
 
+    /// The tracks a newcomer is offered: all but its own, held for its return.
+    fn visible_to<'a>(&'a self, peer: &'a Peer) -> impl Iterator<Item = &'a Arc<Published>> {
+        self.tracks.values().filter(move |t| {
+            !(self.held.contains(&t.id) && t.user_id.is_some() && t.user_id == peer.user_id)
+        })
+    }
+
     fn leave(&mut self, participant_id: u64, reason: &'static str) {
         if !self.peers.contains_key(&participant_id) {
             return;
@@ -492,11 +528,15 @@ impl Room {
         let theirs: Vec<String> = self
             .tracks
             .values()
-            .filter(|t| t.participant_id == participant_id)
+            .filter(|t| t.participant_id() == participant_id && !self.held.contains(&t.id))
             .map(|t| t.id.clone())
             .collect();
+        let may_return = matches!(reason, "left" | "connection_failed" | "media_timeout");
         for track_id in theirs {
-            self.unpublished(participant_id, &track_id);
+            match may_return {
+                true => self.hold(participant_id, track_id),
+                false => self.unpublished(participant_id, &track_id),
+            }
         }
         for track in self.tracks.values() {
             track.remove_sink(participant_id);
@@ -542,41 +582,104 @@ impl Room {
         }
     }
 
-    fn published(&mut self, track: Arc<Published>) {
-        let Some(peer) = self.peers.get(&track.participant_id) else {
-            return;
-        };
+    fn published(&mut self, incoming: Incoming) -> Option<(Arc<Published>, u32)> {
+        let participant_id = incoming.participant_id;
+        let peer = self.peers.get(&participant_id)?;
         if !peer.standing.may_publish() {
-            return;
+            return None;
         }
+        let user_id = peer.user_id;
+        let returning = self
+            .tracks
+            .values()
+            .find(|t| self.held.contains(&t.id) && t.fits(user_id, &incoming))
+            .cloned();
+        let (track, generation) = match returning {
+            // The same person is back: their slot is fed again, on every subscriber's
+            // connection as it is.
+            Some(track) => {
+                self.held.remove(&track.id);
+                let generation = track.rebind(incoming);
+                (track, generation)
+            }
+            None => {
+                let track = Published::new(new_track_id(participant_id), user_id, incoming);
+                for (id, peer) in &self.peers {
+                    if *id != participant_id && peer.subscribes() {
+                        let _ = peer.media.send(PeerCommand::Subscribe(track.clone()));
+                    }
+                }
+                self.tracks.insert(track.id.clone(), track.clone());
+                (track, 0)
+            }
+        };
         self.log(
-            Some(track.participant_id),
+            Some(participant_id),
             "publish",
             serde_json::json!({"track_id": track.id, "kind": track.kind, "source": track.source}),
         );
-        for (id, peer) in &self.peers {
-            if *id != track.participant_id && peer.subscribes() {
-                let _ = peer.media.send(PeerCommand::Subscribe(track.clone()));
-            }
-        }
         self.broadcast(
             ServerMessage::TrackPublished {
                 track: track.info(),
             },
             None,
         );
-        self.tracks.insert(track.id.clone(), track);
+        Some((track, generation))
     }
 
-    fn unpublished(&mut self, participant_id: u64, track_id: &str) {
-        if self.tracks.remove(track_id).is_none() {
-            return;
-        }
+    /// Keeps a departed publisher's track for `RECONNECT_GRACE`; it is logged as unpublished
+    /// now, and announced as such only if nobody takes it back.
+    fn hold(&mut self, participant_id: u64, track_id: String) {
         self.log(
             Some(participant_id),
             "unpublish",
             serde_json::json!({"track_id": track_id}),
         );
+        self.held.insert(track_id.clone());
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(RECONNECT_GRACE).await;
+            if let Some(room) = me.upgrade() {
+                let _ = room
+                    .send(Command::ReleaseHeld {
+                        participant_id,
+                        track_id,
+                    })
+                    .await;
+            }
+        });
+    }
+
+    fn release_held(&mut self, participant_id: u64, track_id: &str) {
+        let still_theirs = self
+            .tracks
+            .get(track_id)
+            .is_some_and(|t| t.participant_id() == participant_id);
+        if still_theirs && self.held.remove(track_id) {
+            self.tracks.remove(track_id);
+            self.announce_unpublished(participant_id, track_id);
+        }
+    }
+
+    fn unpublished(&mut self, participant_id: u64, track_id: &str) {
+        // Only its current publisher ends a track (not the old input of a rebound slot).
+        let current = self
+            .tracks
+            .get(track_id)
+            .is_some_and(|t| t.participant_id() == participant_id && !self.held.contains(track_id));
+        if !current {
+            return;
+        }
+        self.tracks.remove(track_id);
+        self.log(
+            Some(participant_id),
+            "unpublish",
+            serde_json::json!({"track_id": track_id}),
+        );
+        self.announce_unpublished(participant_id, track_id);
+    }
+
+    fn announce_unpublished(&self, participant_id: u64, track_id: &str) {
         for peer in self.peers.values() {
             let _ = peer
                 .media
@@ -724,7 +827,7 @@ impl Room {
                     let theirs: Vec<String> = self
                         .tracks
                         .values()
-                        .filter(|t| t.participant_id == target)
+                        .filter(|t| t.participant_id() == target)
                         .map(|t| t.id.clone())
                         .collect();
                     for track_id in theirs {
@@ -742,7 +845,7 @@ impl Room {
                 let muted: Vec<TrackInfo> = self
                     .tracks
                     .values()
-                    .filter(|t| t.participant_id == target && t.kind == kind)
+                    .filter(|t| t.participant_id() == target && t.kind == kind)
                     .map(|t| {
                         t.muted.store(true, Ordering::Relaxed);
                         t.info()

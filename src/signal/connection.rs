@@ -214,6 +214,8 @@ pub(super) const KNOWN_TYPES: &[&str] = &[
     "join",
     "offer",
     "answer",
+    "answer_failed",
+    "ice_restart",
     "candidate",
     "chat",
     "hand",
@@ -293,6 +295,8 @@ async fn handle(
     if matches!(
         message,
         ClientMessage::Answer { .. }
+            | ClientMessage::AnswerFailed { .. }
+            | ClientMessage::IceRestart { .. }
             | ClientMessage::Candidate { .. }
             | ClientMessage::AudioOnly { .. }
     ) {
@@ -301,14 +305,24 @@ async fn handle(
     match message {
         ClientMessage::Offer { sdp, sources, .. } => {
             ask(Request::MayPublish).await?;
-            let sdp = media
-                .publish_offer(sdp, sources, false)
-                .await
-                .map_err(|e| SignalError::bad("bad_sdp", format!("the offer was refused: {e}")))?;
+            let sdp = media.publish_offer(sdp, sources, false).await?;
             return Ok(Some(ServerMessage::Answer { id, sdp }));
         }
         ClientMessage::Answer { sdp, .. } => {
             media.subscriber_answer(id, sdp);
+            return Ok(None);
+        }
+        ClientMessage::AnswerFailed { reason, .. } => {
+            tracing::info!(
+                participant_id,
+                reason = reason.as_deref().unwrap_or(""),
+                "client could not answer"
+            );
+            media.subscriber_answer_failed(id);
+            return Ok(None);
+        }
+        ClientMessage::IceRestart { .. } => {
+            media.ice_restart(id);
             return Ok(None);
         }
         ClientMessage::Candidate {
