@@ -29,7 +29,7 @@ use crate::sfu::media::MediaError;
 use crate::sfu::media::{gathered_description, Connection};
 use crate::sfu::output::Output;
 use crate::sfu::peer::candidate_init;
-use crate::sfu::room::{Command, NewPeer, RoomHandle, RoomKind};
+use crate::sfu::room::{NewPeer, RoomHandle, RoomKind};
 use crate::signal::admission::{admit, presentation};
 use crate::signal::protocol::MediaKind;
 use crate::signal::{caller_from_token, Caller, Identity};
@@ -71,13 +71,7 @@ impl WhepSession {
         for output in &self.outputs {
             output.detach(self.participant_id);
         }
-        let _ = self
-            .room
-            .send(Command::Leave {
-                participant_id: self.participant_id,
-                reason: "left",
-            })
-            .await;
+        self.room.leave(self.participant_id, "left").await;
         let _ = self.connection.pc.close().await;
     }
 }
@@ -187,12 +181,8 @@ impl PeerConnectionEventHandler for ViewerEvents {
         match state {
             RTCPeerConnectionState::Connected => self.up.store(true, Ordering::Relaxed),
             RTCPeerConnectionState::Failed => {
-                let _ = self
-                    .room
-                    .send(Command::Leave {
-                        participant_id: self.participant_id,
-                        reason: "connection_failed",
-                    })
+                self.room
+                    .leave(self.participant_id, "connection_failed")
                     .await;
             }
             _ => {}
@@ -252,12 +242,7 @@ pub async fn play(
     let answer = match answer(&state, &handle, participant_id, offer).await {
         Ok(answered) => answered,
         Err(e) => {
-            let _ = handle
-                .send(Command::Leave {
-                    participant_id,
-                    reason: "left",
-                })
-                .await;
+            handle.leave(participant_id, "left").await;
             return Err(e);
         }
     };

@@ -21,7 +21,7 @@ use crate::access::Action;
 use crate::auth::token;
 use crate::sfu::media::MediaError;
 use crate::sfu::peer::{candidate_init, PeerMedia};
-use crate::sfu::room::{Command, NewPeer, RoomHandle, RoomKind};
+use crate::sfu::room::{NewPeer, RoomHandle, RoomKind};
 use crate::signal::admission::{admit, presentation};
 use crate::signal::error::SignalError;
 use crate::signal::protocol::Candidate;
@@ -243,12 +243,7 @@ pub async fn publish(
     let answer = match media.publish_offer(offer, Default::default(), true).await {
         Ok(answer) => answer,
         Err(e) => {
-            let _ = handle
-                .send(Command::Leave {
-                    participant_id,
-                    reason: "left",
-                })
-                .await;
+            handle.leave(participant_id, "left").await;
             media.close().await;
             return Err(media_error(e));
         }
@@ -323,13 +318,7 @@ pub async fn stop(
         .whip
         .take_in(room_id, &resource)
         .ok_or(Error::NotFound)?;
-    let _ = session
-        .room
-        .send(Command::Leave {
-            participant_id: session.participant_id,
-            reason: "left",
-        })
-        .await;
+    session.room.leave(session.participant_id, "left").await;
     session.media.close().await;
     Ok(StatusCode::OK)
 }

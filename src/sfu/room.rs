@@ -221,6 +221,16 @@ impl RoomHandle {
             .map_err(|_| SignalError::NotLive)
     }
 
+    /// Tells the room a participant is gone (nothing to do if the room already ended).
+    pub async fn leave(&self, participant_id: u64, reason: &'static str) {
+        let _ = self
+            .send(Command::Leave {
+                participant_id,
+                reason,
+            })
+            .await;
+    }
+
     pub async fn join(&self, peer: NewPeer) -> Result<Snapshot, SignalError> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Join { peer, reply }).await?;

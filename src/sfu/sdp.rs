@@ -121,7 +121,7 @@ pub fn with_msid_semantic(sdp: String) -> String {
     }
     match sdp.find("\nm=") {
         Some(at) => format!(
-            "{}\r\na=msid-semantic: WMS *{}",
+            "{}\r\na=msid-semantic: WMS *\r{}",
             sdp[..at].trim_end_matches('\r'),
             &sdp[at..]
         ),

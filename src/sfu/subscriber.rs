@@ -4,9 +4,9 @@
 //! An offer the client does not answer within `limits.subscriber_answer_timeout_secs`, or
 //! whose answer the client reports it could not make (`answer_failed`), is rolled back and
 //! made afresh, so one lost message never wedges a viewer. `ice_restart` makes the next offer
-//! with new ICE credentials on the same connection: the participant, its tracks and its
-//! attendance stay. A track's packets are written only once an answer to an offer that
-//! carried it has been applied.
+//! (at once, or after the answer in flight) with new ICE credentials on the same connection:
+//! the participant, its tracks and its attendance stay. A track's packets are written only
+//! once an answer to an offer that carried it has been applied.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +19,8 @@ use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription};
 
 use super::media::{Connection, MediaError, MediaSettings};
 use super::output::Output;
-use super::peer::{drop_if_never_connected, Events, OPEN_CONNECTIONS};
+use super::peer::OPEN_CONNECTIONS;
+use super::peer_events::{drop_if_never_connected, Events};
 use super::room::{PeerCommand, RoomHandle};
 use super::sdp::{first_mid, with_msid_semantic};
 use super::track::Published;
@@ -150,8 +151,9 @@ impl Subscriber {
             }
             SubscriberInput::IceRestart(id) => {
                 let _ = self.outbox.try_send(ServerMessage::Ok { id });
+                // After the answer to an offer in flight, if any: an answer is not tied to its
+                // offer on the wire, so that offer is not rolled back under the client.
                 if self.connection.is_some() {
-                    self.rollback().await;
                     self.restart_ice = true;
                     self.renegotiate = true;
                 }

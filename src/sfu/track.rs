@@ -341,16 +341,21 @@ mod tests {
 
     #[tokio::test]
     async fn audio_only_subscribers_get_no_video_and_resume_marked() {
-        let fanout = Fanout::default();
-        let (tx, mut rx) = mpsc::channel(8);
+        let (video, audio) = (Fanout::default(), Fanout::default());
+        let (video_tx, mut video_rx) = mpsc::channel(8);
+        let (audio_tx, mut audio_rx) = mpsc::channel(8);
         let audio_only = Arc::new(AtomicBool::new(true));
-        fanout.add(Arc::new(Sink::new(1, tx, audio_only.clone())));
-        fanout.send(MediaKind::Video, false, &packet(1), 0);
-        fanout.send(MediaKind::Audio, false, &packet(2), 0);
-        assert_eq!(rx.try_recv().unwrap().packet.header.sequence_number, 2);
-        assert!(rx.try_recv().is_err());
+        video.add(Arc::new(Sink::new(1, video_tx, audio_only.clone())));
+        audio.add(Arc::new(Sink::new(1, audio_tx, audio_only.clone())));
+        video.send(MediaKind::Video, false, &packet(1), 0);
+        audio.send(MediaKind::Audio, false, &packet(2), 0);
+        assert!(video_rx.try_recv().is_err());
+        assert!(!audio_rx.try_recv().unwrap().resync, "audio flows on");
         audio_only.store(false, Ordering::Relaxed);
-        fanout.send(MediaKind::Video, false, &packet(3), 0);
-        assert!(rx.try_recv().unwrap().resync, "video resumes after a skip");
+        video.send(MediaKind::Video, false, &packet(3), 0);
+        assert!(
+            video_rx.try_recv().unwrap().resync,
+            "video resumes after a skip"
+        );
     }
 }
