@@ -323,3 +323,39 @@ async fn an_ice_restart_keeps_the_participant_and_its_attendance(db: Db) {
 }
 
 both_backends!(an_ice_restart_keeps_the_participant_and_its_attendance);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishers_are_told_which_codecs_viewers_decode_and_that_simulcast_is_not_taken() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let admin = app.admin().await;
+    let class = ClassFixture::new(&app, &admin, "a").await;
+    let room_id = room(&class.teacher, class.class_id, "classroom", None).await;
+    let mut teacher = joined(&app, &class.teacher, room_id).await;
+    let head = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n";
+    let vp9 = format!(
+        "{head}m=video 9 UDP/TLS/RTP/SAVPF 98\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\n\
+         a=msid:s cam\r\na=rtpmap:98 VP9/90000\r\n"
+    );
+    let simulcast = format!(
+        "{head}m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\n\
+         a=msid:s cam\r\na=rtpmap:96 VP8/90000\r\na=rid:h send\r\na=rid:l send\r\na=simulcast:send h;l\r\n"
+    );
+    for (sdp, says) in [(vp9, "VP8"), (simulcast, "simulcast")] {
+        let reply = teacher
+            .request(|id| ClientMessage::Offer {
+                id,
+                sdp,
+                sources: Default::default(),
+            })
+            .await;
+        assert!(
+            matches!(&reply, ServerMessage::Error { code, message, .. } if code == "bad_sdp" && message.contains(says)),
+            "{reply:?}"
+        );
+    }
+    // Still the same participant, able to publish properly.
+    assert!(matches!(
+        teacher.publish().await,
+        ServerMessage::Answer { .. }
+    ));
+}
