@@ -362,10 +362,7 @@ impl Participant {
         let publisher = self.publisher.lock().unwrap().clone();
         let mut published = None;
         if let Some(pc) = publisher {
-            let options = RTCOfferOptions {
-                ice_restart: true,
-                ..Default::default()
-            };
+            let options = RTCOfferOptions { ice_restart: true };
             let offer = pc.create_offer(Some(options)).await.unwrap();
             pc.set_local_description(offer).await.unwrap();
             let sdp = pc.local_description().await.unwrap().sdp;

@@ -312,7 +312,7 @@ async fn answer(
         .await
         .map_err(media_error)?;
     let pc = connection.pc.clone();
-    let description = RTCSessionDescription::offer(offer).map_err(|e| bad_sdp(e.into()))?;
+    let description = RTCSessionDescription::offer(offer).map_err(bad_sdp)?;
     pc.set_remote_description(description)
         .await
         .map_err(bad_sdp)?;

@@ -17,7 +17,7 @@ pub struct SubscriberView {
 
 /// Whether a packet of a track of `kind`, muted or not, goes to this subscriber.
 pub fn should_forward(kind: MediaKind, track_muted: bool, subscriber: SubscriberView) -> bool {
-    !track_muted && !subscriber.waiting && !(subscriber.audio_only && kind == MediaKind::Video)
+    !(track_muted || subscriber.waiting || subscriber.audio_only && kind == MediaKind::Video)
 }
 
 /// Keyframe requests (PLI) to one publisher track, at most one per `interval`. A request

@@ -30,7 +30,7 @@ pub struct KeyframeRequests {
     write: VecDeque<TaggedPacket>,
 }
 
-fn is_delivered(packet: &Box<dyn rtc::rtcp::Packet>) -> bool {
+fn is_delivered(packet: &dyn rtc::rtcp::Packet) -> bool {
     let any = packet.as_any();
     any.is::<PictureLossIndication>()
         || any.is::<FullIntraRequest>()
@@ -48,7 +48,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             let requests: Vec<_> = packets
                 .iter()
-                .filter(|p| is_delivered(p))
+                .filter(|p| is_delivered(p.as_ref()))
                 .cloned()
                 .collect();
             if requests.is_empty() {

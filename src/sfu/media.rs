@@ -41,8 +41,9 @@ pub struct MediaSettings {
 pub enum MediaError {
     #[error("no free media port in the configured range")]
     NoPort,
-    /// The client's description was refused: its fault, not the server's.
-    #[error("the offer was refused: {0}")]
+    /// What the client sent (a description, a candidate) was refused: its fault, not the
+    /// server's.
+    #[error("{0}")]
     Refused(String),
     /// The WebRTC stack failed at something the server asked of it.
     #[error("{0}")]
@@ -52,7 +53,7 @@ pub enum MediaError {
 impl MediaError {
     /// A description the client sent could not be applied.
     pub fn refused(e: impl std::fmt::Display) -> MediaError {
-        MediaError::Refused(e.to_string())
+        MediaError::Refused(format!("the offer was refused: {e}"))
     }
 }
 
@@ -190,7 +191,6 @@ impl MediaSettings {
                         urls: s.urls.clone(),
                         username: s.username.clone().unwrap_or_default(),
                         credential: s.credential.clone().unwrap_or_default(),
-                        ..Default::default()
                     })
                     .collect(),
             )

@@ -212,7 +212,7 @@ impl PeerMedia {
                 Some(pc) => pc
                     .add_ice_candidate(init)
                     .await
-                    .map_err(MediaError::refused),
+                    .map_err(|e| MediaError::Refused(format!("the candidate was refused: {e}"))),
                 None => Ok(()),
             },
             Target::Subscriber => {

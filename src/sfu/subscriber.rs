@@ -266,7 +266,6 @@ impl Subscriber {
         events.candidates.hold();
         let options = RTCOfferOptions {
             ice_restart: self.restart_ice,
-            ..Default::default()
         };
         let offer = match pc.create_offer(Some(options)).await {
             Ok(offer) => offer,
