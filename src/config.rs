@@ -113,6 +113,9 @@ pub struct LimitsConfig {
     /// Seconds a signalling socket may stay silent (clients ping every 10 s) before the server
     /// closes it and the participant leaves: a phone that vanished does not linger.
     pub idle_timeout_secs: u64,
+    /// Seconds the server waits for the answer to a subscriber offer before it rolls the
+    /// offer back and makes a fresh one.
+    pub subscriber_answer_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -205,6 +208,7 @@ impl Default for LimitsConfig {
             max_guests_per_ip: 8,
             media_connect_timeout_secs: 30,
             idle_timeout_secs: 30,
+            subscriber_answer_timeout_secs: 10,
         }
     }
 }
@@ -273,6 +277,12 @@ impl Config {
             return Err(key_error(
                 "limits.max_message_bytes",
                 "must be at least 1024",
+            ));
+        }
+        if self.limits.subscriber_answer_timeout_secs == 0 {
+            return Err(key_error(
+                "limits.subscriber_answer_timeout_secs",
+                "must be at least 1",
             ));
         }
         if self.limits.media_connect_timeout_secs == 0 {

@@ -1,18 +1,25 @@
 //! Synthetic media for test and load clients: VP8-shaped and Opus-shaped RTP whose payloads
 //! carry a sequence number and a checksum, and the receive side that checks them.
+//!
+//! Video packets open with a real VP8 payload descriptor (a 15-bit picture id, the start bit
+//! on a frame's first packet) and a VP8 header byte saying key frame or not, so the SFU's
+//! keyframe logic and picture-id rewriting work on them as on a browser's. The first frame is
+//! a keyframe, and so is the next frame after each keyframe request (PLI, FIR).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rtc::media_stream::MediaStreamTrack;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::media_stream::Track;
 use webrtc::peer_connection::{
@@ -33,6 +40,30 @@ pub struct Received {
     /// RFC 3550 interarrival jitter, in milliseconds.
     pub jitter_ms: f64,
     last: Option<(Instant, u32)>,
+    /// RTP sequence numbers missing between consecutive packets (gaps the receiver sees).
+    pub seq_gaps: u64,
+    last_seq: Option<u16>,
+    /// When the latest packet arrived.
+    pub last_at: Option<Instant>,
+    /// When each keyframe (its first packet) arrived, for video.
+    pub keyframes: Vec<Instant>,
+}
+
+/// Bytes before the checked payload in a video packet: the VP8 payload descriptor (4) and
+/// the VP8 header byte (1).
+const VP8_PREFIX: usize = 5;
+
+/// A video payload: VP8 descriptor with picture id `picture_id`, start bit on a frame's first
+/// packet, the key-frame bit, then the checked payload.
+fn vp8_payload(start: bool, keyframe: bool, picture_id: u16, checked: Vec<u8>) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(VP8_PREFIX + checked.len());
+    payload.push(0x80 | if start { 0x10 } else { 0 });
+    payload.push(0x80);
+    payload.push(0x80 | ((picture_id >> 8) as u8 & 0x7f));
+    payload.push(picture_id as u8);
+    payload.push(if keyframe { 0x00 } else { 0x01 });
+    payload.extend_from_slice(&checked);
+    payload
 }
 
 /// Receive-side statistics, by track id.
@@ -110,7 +141,39 @@ pub fn record(inbox: &Inbox, track_id: &str, packet: &rtp::Packet) {
         entry.jitter_ms += (d - entry.jitter_ms) / 16.0;
     }
     entry.last = Some((now, packet.header.timestamp));
-    if let Some(seq) = check_payload(&packet.payload) {
+    entry.last_at = Some(now);
+    let seq = packet.header.sequence_number;
+    if let Some(last) = entry.last_seq {
+        let ahead = seq.wrapping_sub(last) as i16;
+        if ahead > 1 {
+            entry.seq_gaps += ahead as u64 - 1;
+        }
+        if ahead <= 0 {
+            // Late or repeated: not the newest.
+            return check_into(entry, &packet.payload);
+        }
+    }
+    entry.last_seq = Some(seq);
+    if entry.kind == "video" {
+        let start = packet.payload.first().is_some_and(|b| b & 0x10 != 0);
+        let key = packet
+            .payload
+            .get(VP8_PREFIX - 1)
+            .is_some_and(|b| b & 0x01 == 0);
+        if start && key {
+            entry.keyframes.push(now);
+        }
+    }
+    check_into(entry, &packet.payload);
+}
+
+/// Counts an intact checked payload (after the VP8 prefix, for video).
+fn check_into(entry: &mut Received, payload: &[u8]) {
+    let payload = match entry.kind == "video" {
+        true => payload.get(VP8_PREFIX..).unwrap_or_default(),
+        false => payload,
+    };
+    if let Some(seq) = check_payload(payload) {
         entry.intact += 1;
         entry.distinct.insert(seq);
     }
@@ -168,7 +231,8 @@ pub fn publisher_tracks() -> (Arc<TrackLocalStaticRTP>, Arc<TrackLocalStaticRTP>
     )
 }
 
-/// Starts sending on both tracks; returns the tasks. `sent` counts packets (audio, video).
+/// Starts sending on both tracks; returns the tasks. `sent` counts packets (audio, video);
+/// `plis` gets the time of every keyframe request, each answered with a keyframe.
 pub fn start_sending(
     video: Arc<TrackLocalStaticRTP>,
     video_pt: u8,
@@ -176,10 +240,17 @@ pub fn start_sending(
     audio_pt: u8,
     shape: VideoShape,
     sent: Arc<[AtomicU64; 2]>,
+    plis: Arc<Mutex<Vec<Instant>>>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let (per_frame, size) = shape.packets();
     let interval = Duration::from_secs_f64(1.0 / shape.fps.max(1) as f64);
+    let keyframe = Arc::new(AtomicBool::new(true));
     vec![
+        tokio::spawn(answer_keyframe_requests(
+            video.clone(),
+            keyframe.clone(),
+            plis,
+        )),
         tokio::spawn(send_media(
             video,
             video_pt,
@@ -188,7 +259,7 @@ pub fn start_sending(
             per_frame,
             size,
             sent.clone(),
-            1,
+            Some(keyframe),
         )),
         tokio::spawn(send_media(
             audio,
@@ -198,9 +269,26 @@ pub fn start_sending(
             1,
             100,
             sent,
-            0,
+            None,
         )),
     ]
+}
+
+/// Reads the video track's RTCP: a keyframe request makes the next frame a keyframe.
+async fn answer_keyframe_requests(
+    video: Arc<TrackLocalStaticRTP>,
+    keyframe: Arc<AtomicBool>,
+    plis: Arc<Mutex<Vec<Instant>>>,
+) {
+    while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = video.poll().await {
+        let asks = packets.iter().any(|p| {
+            p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>()
+        });
+        if asks {
+            plis.lock().unwrap().push(Instant::now());
+            keyframe.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 fn local_track(
@@ -233,7 +321,8 @@ fn local_track(
 }
 
 /// Sends frames of `per_frame` packets every `interval`; the last packet of a frame has the
-/// marker bit, and timestamps advance by `ticks` per frame.
+/// marker bit, and timestamps advance by `ticks` per frame. Video (`keyframe` given) is
+/// VP8-shaped, a keyframe whenever `keyframe` was set.
 #[allow(clippy::too_many_arguments)]
 async fn send_media(
     track: Arc<TrackLocalStaticRTP>,
@@ -243,15 +332,25 @@ async fn send_media(
     per_frame: usize,
     size: usize,
     sent: Arc<[AtomicU64; 2]>,
-    slot: usize,
+    keyframe: Option<Arc<AtomicBool>>,
 ) {
     let ssrc = track.ssrcs().await.first().copied().unwrap();
     let mut tick = tokio::time::interval(interval);
     let (mut seq, mut timestamp, mut counter) =
         (rand::random::<u16>(), rand::random::<u32>(), 0u32);
+    let mut picture_id = rand::random::<u16>() & 0x7fff;
+    let slot = keyframe.is_some() as usize;
     loop {
         tick.tick().await;
+        let key = keyframe
+            .as_ref()
+            .is_some_and(|k| k.swap(false, Ordering::Relaxed));
         for i in 0..per_frame {
+            let checked = make_payload(counter, size);
+            let payload = match keyframe {
+                Some(_) => vp8_payload(i == 0, key, picture_id, checked),
+                None => checked,
+            };
             let packet = rtp::Packet {
                 header: rtp::header::Header {
                     version: 2,
@@ -262,7 +361,7 @@ async fn send_media(
                     marker: i + 1 == per_frame,
                     ..Default::default()
                 },
-                payload: make_payload(counter, size).into(),
+                payload: payload.into(),
             };
             seq = seq.wrapping_add(1);
             counter += 1;
@@ -271,5 +370,6 @@ async fn send_media(
             }
         }
         timestamp = timestamp.wrapping_add(ticks);
+        picture_id = (picture_id + 1) & 0x7fff;
     }
 }

@@ -1,24 +1,27 @@
 //! A participant speaking Homeroom's signalling: one WebSocket (TLS, cookie or guest token),
 //! a publisher connection sending synthetic media and a subscriber connection that answers
 //! the server's offers and checks every packet it receives. Tests and the load tool use it.
+//! It can restart ICE on both connections (`ice_restart`) and, for tests, stop answering
+//! subscriber offers (`answering`).
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use rtc::peer_connection::configuration::RTCOfferOptions;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
-use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
-    RTCSessionDescription,
+    PeerConnection, PeerConnectionEventHandler, RTCPeerConnectionIceEvent, RTCSessionDescription,
 };
 
 use super::media::{new_pc, publisher_tracks, receive, start_sending, Inbox, Received, VideoShape};
+use crate::sfu::peer::candidate_init;
 use crate::signal::protocol::{Candidate, ClientMessage, ServerMessage, Target};
 
 pub struct Participant {
@@ -34,6 +37,10 @@ pub struct Participant {
     pub plis: Arc<Mutex<Vec<Instant>>>,
     /// Packets sent per kind by this peer's publisher.
     pub sent: Arc<[AtomicU64; 2]>,
+    /// Subscriber offers received, answered or not.
+    pub offers: Arc<Mutex<Vec<String>>>,
+    /// Whether subscriber offers are answered (a test may play a client that never does).
+    pub answering: Arc<AtomicBool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     pub participant_id: u64,
     reader: tokio::task::JoinHandle<()>,
@@ -144,14 +151,22 @@ impl Participant {
         // Offers are answered in order by their own task, so reading never waits on media work.
         let (offers_tx, mut offers_rx) = mpsc::unbounded_channel::<String>();
         let bind = bind.to_owned();
+        let offers: Arc<Mutex<Vec<String>>> = Arc::default();
+        let answering = Arc::new(AtomicBool::new(true));
         let negotiator = tokio::spawn({
             let subscriber = subscriber.clone();
             let remotes = remotes.clone();
             let bind = bind.clone();
             let out = out.clone();
             let inbox = inbox.clone();
+            let offers = offers.clone();
+            let answering = answering.clone();
             async move {
                 while let Some(sdp) = offers_rx.recv().await {
+                    offers.lock().unwrap().push(sdp.clone());
+                    if !answering.load(Ordering::Relaxed) {
+                        continue;
+                    }
                     let existing = subscriber.lock().unwrap().clone();
                     let pc = match existing {
                         Some(pc) => pc,
@@ -220,7 +235,9 @@ impl Participant {
                                 tokio::spawn(async move {
                                     for _ in 0..200 {
                                         if pc.remote_description().await.is_some() {
-                                            let _ = pc.add_ice_candidate(to_init(candidate)).await;
+                                            let _ = pc
+                                                .add_ice_candidate(candidate_init(candidate))
+                                                .await;
                                             return;
                                         }
                                         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -246,6 +263,8 @@ impl Participant {
             remotes,
             plis: Arc::default(),
             sent: Arc::new([AtomicU64::new(0), AtomicU64::new(0)]),
+            offers,
+            answering,
             tasks: vec![negotiator, keepalive],
             participant_id: 0,
             reader,
@@ -340,20 +359,44 @@ impl Participant {
             .codecs[0]
             .payload_type;
         self.tasks.extend(start_sending(
-            video.clone(),
+            video,
             video_pt,
             audio,
             audio_pt,
             shape,
             self.sent.clone(),
+            self.plis.clone(),
         ));
-        let plis = self.plis.clone();
-        self.tasks.push(tokio::spawn(async move {
-            while let Some(TrackLocalEvent::OnRtcpPacket(_)) = video.poll().await {
-                plis.lock().unwrap().push(Instant::now());
-            }
-        }));
         reply
+    }
+
+    /// Restarts ICE on both connections, as a browser does after a network change: the
+    /// publisher re-offers with new credentials, and the server is asked to re-offer the
+    /// subscriber connection (answered as any offer). Returns the replies to both requests.
+    pub async fn ice_restart(&mut self) -> (Option<ServerMessage>, ServerMessage) {
+        let publisher = self.publisher.lock().unwrap().clone();
+        let mut published = None;
+        if let Some(pc) = publisher {
+            let options = RTCOfferOptions { ice_restart: true };
+            let offer = pc.create_offer(Some(options)).await.unwrap();
+            pc.set_local_description(offer).await.unwrap();
+            let sdp = pc.local_description().await.unwrap().sdp;
+            let reply = self
+                .request(|id| ClientMessage::Offer {
+                    id,
+                    sdp,
+                    sources: Default::default(),
+                })
+                .await;
+            if let ServerMessage::Answer { sdp, .. } = &reply {
+                pc.set_remote_description(RTCSessionDescription::answer(sdp.clone()).unwrap())
+                    .await
+                    .unwrap();
+            }
+            published = Some(reply);
+        }
+        let subscribed = self.request(|id| ClientMessage::IceRestart { id }).await;
+        (published, subscribed)
     }
 
     /// The next event matching `want`, skipping others, within `timeout`.
@@ -420,14 +463,5 @@ impl Participant {
     pub async fn leave(mut self) {
         let _ = self.request(|id| ClientMessage::Leave { id }).await;
         self.vanish().await;
-    }
-}
-
-fn to_init(candidate: Candidate) -> RTCIceCandidateInit {
-    RTCIceCandidateInit {
-        candidate: candidate.candidate,
-        sdp_mid: candidate.sdp_mid,
-        sdp_mline_index: candidate.sdp_mline_index,
-        ..Default::default()
     }
 }

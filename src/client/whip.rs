@@ -65,7 +65,15 @@ impl WhipPublisher {
             .ok_or("no audio codec")?
             .payload_type;
         let sent: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
-        let tasks = start_sending(video, video_pt, audio, audio_pt, shape, sent.clone());
+        let tasks = start_sending(
+            video,
+            video_pt,
+            audio,
+            audio_pt,
+            shape,
+            sent.clone(),
+            Arc::default(),
+        );
         Ok(WhipPublisher {
             pc,
             client,

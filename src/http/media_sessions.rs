@@ -26,15 +26,11 @@ impl<T: InRoom> Sessions<T> {
     /// Keeps a new session; returns its resource id.
     pub fn insert(&self, session: T) -> String {
         let resource = token::new_secret();
-        self.put_back(resource.clone(), session);
-        resource
-    }
-
-    pub fn put_back(&self, resource: String, session: T) {
         self.0
             .lock()
             .expect("sessions lock")
-            .insert(resource, session);
+            .insert(resource.clone(), session);
+        resource
     }
 
     pub fn take(&self, resource: &str) -> Option<T> {

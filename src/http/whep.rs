@@ -21,13 +21,15 @@ use webrtc::peer_connection::{
 use super::classes::{require, who_in};
 use super::extract::{CurrentUser, MaybeUser};
 use super::media_sessions::{until_removed, InRoom, Sessions};
-use super::whip::{parse_sdpfrag, require_content_type};
+use super::whip::{media_error, parse_sdpfrag, require_content_type};
 use super::{Error, Result};
 use crate::access::{Action, Who};
 use crate::auth::room_token::{Purpose, RoomClaims};
+use crate::sfu::media::MediaError;
 use crate::sfu::media::{gathered_description, Connection};
-use crate::sfu::peer::Output;
-use crate::sfu::room::{Command, NewPeer, RoomHandle, RoomKind};
+use crate::sfu::output::Output;
+use crate::sfu::peer::candidate_init;
+use crate::sfu::room::{NewPeer, RoomHandle, RoomKind};
 use crate::signal::admission::{admit, presentation};
 use crate::signal::protocol::MediaKind;
 use crate::signal::{caller_from_token, Caller, Identity};
@@ -69,13 +71,7 @@ impl WhepSession {
         for output in &self.outputs {
             output.detach(self.participant_id);
         }
-        let _ = self
-            .room
-            .send(Command::Leave {
-                participant_id: self.participant_id,
-                reason: "left",
-            })
-            .await;
+        self.room.leave(self.participant_id, "left").await;
         let _ = self.connection.pc.close().await;
     }
 }
@@ -185,12 +181,8 @@ impl PeerConnectionEventHandler for ViewerEvents {
         match state {
             RTCPeerConnectionState::Connected => self.up.store(true, Ordering::Relaxed),
             RTCPeerConnectionState::Failed => {
-                let _ = self
-                    .room
-                    .send(Command::Leave {
-                        participant_id: self.participant_id,
-                        reason: "connection_failed",
-                    })
+                self.room
+                    .leave(self.participant_id, "connection_failed")
                     .await;
             }
             _ => {}
@@ -250,12 +242,7 @@ pub async fn play(
     let answer = match answer(&state, &handle, participant_id, offer).await {
         Ok(answered) => answered,
         Err(e) => {
-            let _ = handle
-                .send(Command::Leave {
-                    participant_id,
-                    reason: "left",
-                })
-                .await;
+            handle.leave(participant_id, "left").await;
             return Err(e);
         }
     };
@@ -310,9 +297,8 @@ async fn answer(
     participant_id: u64,
     offer: String,
 ) -> Result<(String, Connection, Vec<Output>, Arc<AtomicBool>)> {
-    let bad_sdp = |e: webrtc::error::Error| {
-        Error::bad_request("bad_sdp", format!("the offer was refused: {e}"))
-    };
+    let bad_sdp = |e: webrtc::error::Error| media_error(MediaError::refused(e));
+    let internal = |e: webrtc::error::Error| media_error(MediaError::WebRtc(e));
     let up = Arc::new(AtomicBool::new(false));
     let events = ViewerEvents {
         up: up.clone(),
@@ -324,9 +310,9 @@ async fn answer(
         .media()
         .connect(Arc::new(events))
         .await
-        .map_err(|e| Error::Internal(anyhow::anyhow!("no media connection: {e}")))?;
+        .map_err(media_error)?;
     let pc = connection.pc.clone();
-    let description = RTCSessionDescription::offer(offer).map_err(|e| bad_sdp(e.into()))?;
+    let description = RTCSessionDescription::offer(offer).map_err(bad_sdp)?;
     pc.set_remote_description(description)
         .await
         .map_err(bad_sdp)?;
@@ -344,12 +330,12 @@ async fn answer(
                 up.clone(),
             )
             .await
-            .map_err(bad_sdp)?;
+            .map_err(internal)?;
             outputs.push(output);
         }
     }
-    let answer = pc.create_answer(None).await.map_err(bad_sdp)?;
-    pc.set_local_description(answer).await.map_err(bad_sdp)?;
+    let answer = pc.create_answer(None).await.map_err(internal)?;
+    pc.set_local_description(answer).await.map_err(internal)?;
     let local = gathered_description(&pc)
         .await
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("no answer")))?;
@@ -375,13 +361,7 @@ pub async fn trickle(
         .read_in(room_id, &resource, |s| s.connection.pc.clone())
         .ok_or(Error::NotFound)?;
     for candidate in parse_sdpfrag(&body) {
-        let init = webrtc::peer_connection::RTCIceCandidateInit {
-            candidate: candidate.candidate,
-            sdp_mid: candidate.sdp_mid,
-            sdp_mline_index: candidate.sdp_mline_index,
-            ..Default::default()
-        };
-        if let Err(e) = pc.add_ice_candidate(init).await {
+        if let Err(e) = pc.add_ice_candidate(candidate_init(candidate)).await {
             tracing::debug!(error = %e, "WHEP candidate refused");
         }
     }

@@ -19,10 +19,12 @@ use super::media_sessions::{until_removed, InRoom, Sessions};
 use super::{Error, Result};
 use crate::access::Action;
 use crate::auth::token;
-use crate::sfu::peer::PeerMedia;
-use crate::sfu::room::{Command, NewPeer, RoomHandle, RoomKind};
+use crate::sfu::media::MediaError;
+use crate::sfu::peer::{candidate_init, PeerMedia};
+use crate::sfu::room::{NewPeer, RoomHandle, RoomKind};
 use crate::signal::admission::{admit, presentation};
-use crate::signal::protocol::{Candidate, Target};
+use crate::signal::error::SignalError;
+use crate::signal::protocol::Candidate;
 use crate::signal::Identity;
 use crate::state::AppState;
 use crate::store::rooms::Room;
@@ -241,17 +243,9 @@ pub async fn publish(
     let answer = match media.publish_offer(offer, Default::default(), true).await {
         Ok(answer) => answer,
         Err(e) => {
-            let _ = handle
-                .send(Command::Leave {
-                    participant_id,
-                    reason: "left",
-                })
-                .await;
+            handle.leave(participant_id, "left").await;
             media.close().await;
-            return Err(Error::bad_request(
-                "bad_sdp",
-                format!("the offer was refused: {e}"),
-            ));
+            return Err(media_error(e));
         }
     };
     let resource = state.whip.insert(WhipSession {
@@ -297,22 +291,17 @@ pub async fn trickle(
 ) -> Result<StatusCode> {
     stream_key(&state, &headers, room_id).await?;
     require_content_type(&headers, "application/trickle-ice-sdpfrag")?;
-    let candidates = parse_sdpfrag(&body);
-    // Taken out while candidates are added (the media side is not shared), then put back.
-    let session = state
+    // Only read: a session ended meanwhile (DELETE, the end of the live session) stays ended.
+    let pc = state
         .whip
-        .take_in(room_id, &resource)
+        .read_in(room_id, &resource, |s| s.media.publisher_connection())
+        .flatten()
         .ok_or(Error::NotFound)?;
-    for candidate in candidates {
-        if let Err(e) = session
-            .media
-            .add_candidate(Target::Publisher, candidate)
-            .await
-        {
+    for candidate in parse_sdpfrag(&body) {
+        if let Err(e) = pc.add_ice_candidate(candidate_init(candidate)).await {
             tracing::debug!(error = %e, "WHIP candidate refused");
         }
     }
-    state.whip.put_back(resource, session);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -329,15 +318,18 @@ pub async fn stop(
         .whip
         .take_in(room_id, &resource)
         .ok_or(Error::NotFound)?;
-    let _ = session
-        .room
-        .send(Command::Leave {
-            participant_id: session.participant_id,
-            reason: "left",
-        })
-        .await;
+    session.room.leave(session.participant_id, "left").await;
     session.media.close().await;
     Ok(StatusCode::OK)
+}
+
+/// A media failure as an HTTP answer: the client's offer (400 `bad_sdp`) or the server's own
+/// (`media_unavailable`, `internal`).
+pub(super) fn media_error(e: MediaError) -> Error {
+    match e {
+        MediaError::Refused(message) => Error::bad_request("bad_sdp", message),
+        other => SignalError::from(other).into(),
+    }
 }
 
 /// The candidates of a trickle-ice-sdpfrag body, each with the `a=mid` that precedes it.

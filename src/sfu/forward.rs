@@ -17,7 +17,7 @@ pub struct SubscriberView {
 
 /// Whether a packet of a track of `kind`, muted or not, goes to this subscriber.
 pub fn should_forward(kind: MediaKind, track_muted: bool, subscriber: SubscriberView) -> bool {
-    !track_muted && !subscriber.waiting && !(subscriber.audio_only && kind == MediaKind::Video)
+    !(track_muted || subscriber.waiting || subscriber.audio_only && kind == MediaKind::Video)
 }
 
 /// Keyframe requests (PLI) to one publisher track, at most one per `interval`. A request
@@ -59,24 +59,34 @@ impl PliLimiter {
     }
 }
 
-/// Per-subscriber state of one forwarded track: whether it lost packets to a full queue and
-/// so needs a keyframe before its picture is whole again.
+/// Per-subscriber state of one forwarded track: whether packets were skipped for it (audio
+/// only, a muted track, a full queue), so the next one it gets must resume its numbering.
 #[derive(Debug, Default)]
 pub struct DropState {
     dropped: u64,
-    needs_keyframe: bool,
+    resync: bool,
 }
 
 impl DropState {
+    /// A packet was not forwarded to this subscriber on purpose.
+    pub fn skipped(&mut self) {
+        self.resync = true;
+    }
+
     /// A packet could not be queued for this subscriber.
     pub fn dropped(&mut self) {
         self.dropped += 1;
-        self.needs_keyframe = true;
+        self.resync = true;
     }
 
-    /// A packet was queued again; true once per loss, when a keyframe should be asked for.
-    pub fn delivered(&mut self) -> bool {
-        std::mem::take(&mut self.needs_keyframe)
+    /// Whether the next packet queued follows a skip.
+    pub fn resync(&self) -> bool {
+        self.resync
+    }
+
+    /// A packet was queued.
+    pub fn delivered(&mut self) {
+        self.resync = false;
     }
 
     pub fn total_dropped(&self) -> u64 {
@@ -127,13 +137,16 @@ mod tests {
     }
 
     #[test]
-    fn one_keyframe_request_per_loss() {
+    fn a_skip_or_a_drop_marks_the_next_packet() {
         let mut state = DropState::default();
-        assert!(!state.delivered());
+        assert!(!state.resync());
         state.dropped();
         state.dropped();
-        assert!(state.delivered());
-        assert!(!state.delivered());
+        assert!(state.resync());
+        state.delivered();
+        assert!(!state.resync());
+        state.skipped();
+        assert!(state.resync());
         assert_eq!(state.total_dropped(), 2);
     }
 }

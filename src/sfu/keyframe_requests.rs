@@ -1,10 +1,11 @@
-//! An interceptor that lets keyframe requests (PLI, FIR) through to the application.
+//! An interceptor that lets keyframe requests (PLI, FIR) and NACKs through to the application.
 //!
 //! The `webrtc` crate stops inbound RTCP at the end of its interceptor chain unless a packet
-//! is marked for delivery. Everything else (receiver reports, NACKs, transport feedback) is
-//! the interceptors' business; a keyframe request is about media this program relays, so only
-//! the application can answer it: the SFU forwards it to the publisher, and test clients count
-//! the requests the SFU sends them.
+//! is marked for delivery. Receiver reports and transport feedback are the interceptors'
+//! business; a keyframe request is about media this program relays, so only the application
+//! can answer it: the SFU forwards it to the publisher, and test clients count the requests
+//! the SFU sends them. A NACK is answered by the NACK responder from its send buffer, and also
+//! reaches the SFU, which passes on to the publisher the ones for packets it never had.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -12,6 +13,7 @@ use std::time::Instant;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 
 /// Last in the chain, so every other interceptor has seen the RTCP first.
@@ -28,9 +30,11 @@ pub struct KeyframeRequests {
     write: VecDeque<TaggedPacket>,
 }
 
-fn is_keyframe_request(packet: &Box<dyn rtc::rtcp::Packet>) -> bool {
+fn is_delivered(packet: &dyn rtc::rtcp::Packet) -> bool {
     let any = packet.as_any();
-    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+    any.is::<PictureLossIndication>()
+        || any.is::<FullIntraRequest>()
+        || any.is::<TransportLayerNack>()
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
@@ -44,7 +48,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             let requests: Vec<_> = packets
                 .iter()
-                .filter(|p| is_keyframe_request(p))
+                .filter(|p| is_delivered(p.as_ref()))
                 .cloned()
                 .collect();
             if requests.is_empty() {

@@ -1,10 +1,17 @@
 //! Making peer connections: codecs, interceptors (NACK, RTCP reports, TWCC), the UDP port
 //! pool, NAT 1:1 and ICE over TCP. Every connection of the SFU is built here, the same way.
+//!
+//! Only codecs every viewer can decode are registered: Opus, VP8 and H.264 constrained
+//! baseline. A publisher offering none of them is refused (`sdp::check_offer`) rather than
+//! forwarded to viewers who would see a black picture.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+};
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
     PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateType, RTCIceServer,
@@ -12,7 +19,7 @@ use webrtc::peer_connection::{
 };
 
 use super::ports::{PortLease, PortPool};
-use crate::config::{IceServer, MediaConfig};
+use crate::config::{IceServer, LimitsConfig, MediaConfig};
 
 /// The network side of media, from `[media]` in the config.
 pub struct MediaSettings {
@@ -25,14 +32,102 @@ pub struct MediaSettings {
     /// How long a connection may take to come up before its participant is dropped
     /// (`limits.media_connect_timeout_secs`): one that never answers must not hold a port.
     pub connect_timeout: Duration,
+    /// How long a subscriber offer waits for its answer before it is rolled back and made
+    /// again (`limits.subscriber_answer_timeout_secs`).
+    pub answer_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
     #[error("no free media port in the configured range")]
     NoPort,
+    /// What the client sent (a description, a candidate) was refused: its fault, not the
+    /// server's.
+    #[error("{0}")]
+    Refused(String),
+    /// The WebRTC stack failed at something the server asked of it.
     #[error("{0}")]
     WebRtc(#[from] webrtc::error::Error),
+}
+
+impl MediaError {
+    /// A description the client sent could not be applied.
+    pub fn refused(e: impl std::fmt::Display) -> MediaError {
+        MediaError::Refused(format!("the offer was refused: {e}"))
+    }
+}
+
+/// Whose fault a media failure is: the client's description (`bad_sdp`) or the server's own
+/// (`media_unavailable` for capacity, `internal` for the rest, which is logged).
+impl From<MediaError> for crate::signal::error::SignalError {
+    fn from(e: MediaError) -> Self {
+        use crate::signal::error::SignalError;
+        match e {
+            MediaError::Refused(message) => SignalError::bad("bad_sdp", message),
+            MediaError::NoPort => SignalError::MediaUnavailable,
+            MediaError::WebRtc(e) => {
+                tracing::error!(error = %e, "media failure");
+                SignalError::Internal
+            }
+        }
+    }
+}
+
+/// The codecs of every connection: Opus, VP8 and H.264 constrained baseline, each video codec
+/// with its RTX (browsers drop RTX for a codec without one).
+pub fn media_engine() -> Result<MediaEngine, webrtc::error::Error> {
+    let mut media = MediaEngine::default();
+    let feedback = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    };
+    let video_feedback = vec![
+        feedback("goog-remb", ""),
+        feedback("ccm", "fir"),
+        feedback("nack", ""),
+        feedback("nack", "pli"),
+    ];
+    let codec = |mime: &str, clock_rate, channels, fmtp: &str, rtcp_feedback, payload_type| {
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: mime.to_owned(),
+                clock_rate,
+                channels,
+                sdp_fmtp_line: fmtp.to_owned(),
+                rtcp_feedback,
+            },
+            payload_type,
+        }
+    };
+    media.register_codec(
+        codec(
+            "audio/opus",
+            48000,
+            2,
+            "minptime=10;useinbandfec=1",
+            vec![],
+            111,
+        ),
+        RtpCodecKind::Audio,
+    )?;
+    for (mime, fmtp, pt) in [
+        ("video/VP8", "", 96),
+        (
+            "video/H264",
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+            125,
+        ),
+    ] {
+        media.register_codec(
+            codec(mime, 90000, 0, fmtp, video_feedback.clone(), pt),
+            RtpCodecKind::Video,
+        )?;
+        media.register_codec(
+            codec("video/rtx", 90000, 0, &format!("apt={pt}"), vec![], pt + 1),
+            RtpCodecKind::Video,
+        )?;
+    }
+    Ok(media)
 }
 
 /// A peer connection with the port it holds; the port returns to the pool when this drops.
@@ -42,7 +137,7 @@ pub struct Connection {
 }
 
 impl MediaSettings {
-    pub fn new(config: &MediaConfig, connect_timeout: Duration) -> MediaSettings {
+    pub fn new(config: &MediaConfig, limits: &LimitsConfig) -> MediaSettings {
         MediaSettings {
             ports: PortPool::new(config.udp_ports),
             bind_ip: config
@@ -53,7 +148,8 @@ impl MediaSettings {
             public_ip: config.public_ip,
             ice_tcp: config.ice_tcp,
             ice_servers: config.ice_servers.clone(),
-            connect_timeout,
+            connect_timeout: Duration::from_secs(limits.media_connect_timeout_secs),
+            answer_timeout: Duration::from_secs(limits.subscriber_answer_timeout_secs),
         }
     }
 
@@ -67,8 +163,7 @@ impl MediaSettings {
             .take(self.bind_ip, self.ice_tcp)
             .ok_or(MediaError::NoPort)?;
         let addr = SocketAddr::new(self.bind_ip, lease.port);
-        let mut media = MediaEngine::default();
-        media.register_default_codecs()?;
+        let mut media = media_engine()?;
         let registry = super::keyframe_requests::register(register_default_interceptors(
             Registry::new(),
             &mut media,
@@ -96,7 +191,6 @@ impl MediaSettings {
                         urls: s.urls.clone(),
                         username: s.username.clone().unwrap_or_default(),
                         credential: s.credential.clone().unwrap_or_default(),
-                        ..Default::default()
                     })
                     .collect(),
             )

@@ -2,18 +2,27 @@
 //! It forwards RTP and never transcodes.
 //!
 //! `Sfu` is the node's registry of live rooms. A room's task starts when its host starts a
-//! live session and ends when the session does; see `room.rs` for the actor, `peer.rs` for a
-//! participant's two connections, `track.rs` for the fan-out, `forward.rs` for the rules and
-//! `revocation.rs` for ending participations whose right ended.
+//! live session and ends when the session does; see `room.rs` for the actor; `peer.rs`,
+//! `peer_events.rs` and `subscriber.rs` for a participant's two connections; `track.rs` for
+//! the fan-out; `output.rs` and `outgoing.rs` for one receiver's copy of a track and its
+//! numbering (`payload.rs` reads codec payloads); `sdp.rs` for what is read in and added to
+//! SDP; `forward.rs` for the rules; and `revocation.rs` for ending participations whose right
+//! ended.
 
 pub mod event_log;
 pub mod forward;
 pub mod keyframe_requests;
 pub mod media;
+pub mod outgoing;
+pub mod output;
+pub mod payload;
 pub mod peer;
+pub mod peer_events;
 pub mod ports;
 pub mod revocation;
 pub mod room;
+pub mod sdp;
+pub mod subscriber;
 pub mod track;
 
 use std::collections::HashMap;
@@ -58,10 +67,7 @@ impl Sfu {
             inner: Arc::new(Inner {
                 rooms: Mutex::default(),
                 occupancy: Mutex::default(),
-                media: Arc::new(MediaSettings::new(
-                    &config.media,
-                    std::time::Duration::from_secs(config.limits.media_connect_timeout_secs),
-                )),
+                media: Arc::new(MediaSettings::new(&config.media, &config.limits)),
                 log: EventLog::start(store.clone()),
                 store,
                 metrics,

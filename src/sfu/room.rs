@@ -10,15 +10,19 @@
 //! do nothing in it: no events, no chat, no media, every request refused with `not_admitted`,
 //! until the host admits them and they receive the room as it is.
 //!
+//! A publisher who drops out (network blip, reload) keeps their tracks' slots for a grace
+//! period: see `publishing.rs`.
+//!
 //! When the session ends everyone is told `ended` and then nothing more: the room stops
 //! talking to anyone before it tidies up.
 
 mod handle;
 mod moderation;
+mod publishing;
 mod roster;
 mod standing;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -50,6 +54,10 @@ pub struct Room {
     spec: RoomSpec,
     peers: BTreeMap<u64, Peer>,
     tracks: BTreeMap<String, Arc<Published>>,
+    /// Tracks whose publisher left and may come back (see `publishing.rs`).
+    held: BTreeSet<String>,
+    /// The room's own queue, for timers.
+    me: mpsc::WeakSender<Command>,
     /// Whom the host removed from this session (see `moderation.rs`).
     removed: HashSet<String>,
     counts: Counts,
@@ -80,6 +88,8 @@ impl Room {
             spec,
             peers: BTreeMap::new(),
             tracks: BTreeMap::new(),
+            held: BTreeSet::new(),
+            me: handle.tx.downgrade(),
             removed: HashSet::new(),
             counts: Counts::default(),
             seq: 0,
@@ -123,7 +133,13 @@ impl Room {
                     reason,
                     last_heard,
                 } => self.leave(participant_id, reason, Some(last_heard)),
-                Command::Published { track } => self.published(track),
+                Command::Published { incoming, reply } => {
+                    let _ = reply.send(self.published(incoming));
+                }
+                Command::ReleaseHeld {
+                    participant_id,
+                    track_id,
+                } => self.release_held(participant_id, &track_id),
                 Command::Unpublished {
                     participant_id,
                     track_id,
@@ -241,10 +257,10 @@ impl Room {
         };
         let tracks = match waiting {
             true => Vec::new(),
-            false => self.tracks.values().map(|t| t.info()).collect(),
+            false => self.tracks_for(&peer).map(|t| t.info()).collect(),
         };
         if peer.subscribes() {
-            for track in self.tracks.values() {
+            for track in self.tracks_for(&peer) {
                 let _ = peer.media.send(PeerCommand::Subscribe(track.clone()));
             }
         }
@@ -283,8 +299,12 @@ impl Room {
         if !self.peers.contains_key(&participant_id) {
             return;
         }
+        let may_return = matches!(reason, "left" | "connection_failed" | "media_timeout");
         for track_id in self.tracks_of(participant_id) {
-            self.unpublished(participant_id, &track_id);
+            match may_return {
+                true => self.hold(participant_id, track_id),
+                false => self.unpublished(participant_id, &track_id),
+            }
         }
         for track in self.tracks.values() {
             track.remove_sink(participant_id);
@@ -304,68 +324,6 @@ impl Room {
         (self.on_change)(self.spec.room_id, self.peers.len());
         self.announce_left(participant_id, &gone, reason);
         self.count_changed(None);
-    }
-
-    fn tracks_of(&self, participant_id: u64) -> Vec<String> {
-        self.tracks
-            .values()
-            .filter(|t| t.participant_id == participant_id)
-            .map(|t| t.id.clone())
-            .collect()
-    }
-
-    fn published(&mut self, track: Arc<Published>) {
-        let Some(peer) = self.peers.get(&track.participant_id) else {
-            return;
-        };
-        if !peer.standing.may_publish() {
-            return;
-        }
-        // A participant the host muted stays muted when it publishes again.
-        if peer.muted.contains(&track.kind) {
-            track.muted.store(true, Ordering::Relaxed);
-        }
-        self.log(
-            Some(track.participant_id),
-            "publish",
-            serde_json::json!({"track_id": track.id, "kind": track.kind, "source": track.source}),
-        );
-        // Announced before any subscriber offer can carry it.
-        self.broadcast(
-            ServerMessage::TrackPublished {
-                track: track.info(),
-            },
-            None,
-        );
-        for (id, peer) in &self.peers {
-            if *id != track.participant_id && peer.subscribes() {
-                let _ = peer.media.send(PeerCommand::Subscribe(track.clone()));
-            }
-        }
-        self.tracks.insert(track.id.clone(), track);
-    }
-
-    fn unpublished(&mut self, participant_id: u64, track_id: &str) {
-        if self.tracks.remove(track_id).is_none() {
-            return;
-        }
-        self.log(
-            Some(participant_id),
-            "unpublish",
-            serde_json::json!({"track_id": track_id}),
-        );
-        for peer in self.peers.values() {
-            let _ = peer
-                .media
-                .send(PeerCommand::Unsubscribe(track_id.to_owned()));
-        }
-        self.broadcast(
-            ServerMessage::TrackUnpublished {
-                track_id: track_id.to_owned(),
-                participant_id,
-            },
-            None,
-        );
     }
 
     /// Ends the session: everyone (but the host who ended it, whose connection says it after

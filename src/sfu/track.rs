@@ -1,30 +1,39 @@
 //! A published track and its fan-out: one forwarding task reads the publisher's RTP and hands
 //! each packet to every subscriber's own bounded queue. A full queue drops packets for that
-//! subscriber only (and asks for a keyframe once it drains), so a slow family on weak Wi-Fi
-//! never slows anyone else.
+//! subscriber only (its outgoing track resumes at the next keyframe), so a slow family on weak
+//! Wi-Fi never slows anyone else.
+//!
+//! A `Published` is a slot ("the teacher's camera") more than one remote track: when its
+//! publisher reconnects and publishes the same kind of track again, the room rebinds the slot
+//! to the new remote track (`rebind`) and every subscriber's outgoing track, WHEP players'
+//! included, carries on without a new offer.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
+    nack_pairs_from_sequence_numbers, TransportLayerNack,
+};
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use super::forward::{should_forward, DropState, PliLimiter, SubscriberView};
+use super::outgoing::Forwarded;
 use crate::signal::protocol::{MediaKind, Source, TrackInfo};
 
 /// Packets a subscriber may have queued before it is considered too slow and drops.
 pub const SUBSCRIBER_QUEUE: usize = 512;
 /// At most one keyframe request per track this often.
-const PLI_INTERVAL: Duration = Duration::from_millis(250);
+const PLI_INTERVAL: Duration = Duration::from_millis(500);
 
 /// One subscriber's end of a published track.
 pub struct Sink {
     pub participant_id: u64,
-    pub tx: mpsc::Sender<rtp::Packet>,
+    pub tx: mpsc::Sender<Forwarded>,
     /// The subscriber's audio-only switch, shared by all its sinks.
     pub audio_only: Arc<AtomicBool>,
     drops: Mutex<DropState>,
@@ -33,7 +42,7 @@ pub struct Sink {
 impl Sink {
     pub fn new(
         participant_id: u64,
-        tx: mpsc::Sender<rtp::Packet>,
+        tx: mpsc::Sender<Forwarded>,
         audio_only: Arc<AtomicBool>,
     ) -> Sink {
         Sink {
@@ -65,83 +74,131 @@ impl Fanout {
     }
 
     /// Hands one packet to every subscriber that should get it, never waiting for any of
-    /// them. True when a subscriber recovered from drops and needs a keyframe.
-    pub fn send(&self, kind: MediaKind, muted: bool, packet: &rtp::Packet) -> bool {
-        let mut keyframe_needed = false;
+    /// them. A subscriber that misses packets gets the next one marked `resync`.
+    pub fn send(&self, kind: MediaKind, muted: bool, packet: &rtp::Packet, generation: u32) {
         for sink in self.sinks.read().expect("sinks lock").iter() {
             let view = SubscriberView {
                 audio_only: sink.audio_only.load(Ordering::Relaxed),
                 waiting: false,
             };
+            let mut drops = sink.drops.lock().expect("drop state lock");
             if !should_forward(kind, muted, view) {
+                drops.skipped();
                 continue;
             }
-            let mut drops = sink.drops.lock().expect("drop state lock");
-            match sink.tx.try_send(packet.clone()) {
-                Ok(()) => keyframe_needed |= drops.delivered(),
+            let item = Forwarded {
+                packet: packet.clone(),
+                generation,
+                resync: drops.resync(),
+            };
+            match sink.tx.try_send(item) {
+                Ok(()) => drops.delivered(),
                 Err(mpsc::error::TrySendError::Full(_)) => drops.dropped(),
                 // The subscriber is leaving; its removal is on the way.
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
-        keyframe_needed
     }
+}
+
+/// What a publisher's connection brings for the room to place: a new track or a reconnected
+/// publisher's slot.
+pub struct Incoming {
+    pub participant_id: u64,
+    pub kind: MediaKind,
+    pub source: Source,
+    pub codec: RTCRtpCodec,
+    pub media_ssrc: u32,
+    pub remote: Arc<dyn TrackRemote>,
+}
+
+/// The remote track feeding a slot now.
+struct Input {
+    remote: Arc<dyn TrackRemote>,
+    /// The publisher's SSRC, the target of keyframe requests and NACKs.
+    media_ssrc: u32,
 }
 
 /// A track a participant publishes.
 pub struct Published {
     pub id: String,
-    pub participant_id: u64,
     pub kind: MediaKind,
     pub source: Source,
     pub codec: RTCRtpCodec,
-    /// The publisher's SSRC, the target of keyframe requests.
-    pub media_ssrc: u32,
+    /// Whose track it is; the same person reconnecting takes the slot back.
+    pub user_id: Option<i64>,
+    participant_id: AtomicU64,
+    /// Which input feeds it; bumped by `rebind`, so a stale forwarding task stops.
+    generation: AtomicU32,
     /// The host muted it: nothing is forwarded.
     pub muted: AtomicBool,
     fanout: Fanout,
-    remote: Arc<dyn TrackRemote>,
+    input: Mutex<Input>,
     pli: Mutex<PliLimiter>,
 }
 
 impl Published {
-    pub fn new(
-        id: String,
-        participant_id: u64,
-        kind: MediaKind,
-        source: Source,
-        codec: RTCRtpCodec,
-        media_ssrc: u32,
-        remote: Arc<dyn TrackRemote>,
-    ) -> Arc<Published> {
+    pub fn new(id: String, user_id: Option<i64>, incoming: Incoming) -> Arc<Published> {
         Arc::new(Published {
             id,
-            participant_id,
-            kind,
-            source,
-            codec,
-            media_ssrc,
+            kind: incoming.kind,
+            source: incoming.source,
+            codec: incoming.codec,
+            user_id,
+            participant_id: AtomicU64::new(incoming.participant_id),
+            generation: AtomicU32::new(0),
             muted: AtomicBool::new(false),
             fanout: Fanout::default(),
-            remote,
+            input: Mutex::new(Input {
+                remote: incoming.remote,
+                media_ssrc: incoming.media_ssrc,
+            }),
             pli: Mutex::new(PliLimiter::new(PLI_INTERVAL)),
         })
+    }
+
+    /// The participant publishing it now.
+    pub fn participant_id(&self) -> u64 {
+        self.participant_id.load(Ordering::Relaxed)
+    }
+
+    /// Whether `incoming` can take this slot over: same person, kind, source and codec (the
+    /// subscribers' connections negotiated that codec).
+    pub fn fits(&self, user_id: Option<i64>, incoming: &Incoming) -> bool {
+        user_id.is_some()
+            && user_id == self.user_id
+            && incoming.kind == self.kind
+            && incoming.source == self.source
+            && incoming
+                .codec
+                .mime_type
+                .eq_ignore_ascii_case(&self.codec.mime_type)
+    }
+
+    /// Feeds the slot from a new remote track; returns the generation to forward.
+    pub fn rebind(&self, incoming: Incoming) -> u32 {
+        *self.input.lock().expect("input lock") = Input {
+            remote: incoming.remote,
+            media_ssrc: incoming.media_ssrc,
+        };
+        self.participant_id
+            .store(incoming.participant_id, Ordering::Relaxed);
+        self.generation.fetch_add(1, Ordering::AcqRel) + 1
     }
 
     pub fn info(&self) -> TrackInfo {
         TrackInfo {
             track_id: self.id.clone(),
-            participant_id: self.participant_id,
+            participant_id: self.participant_id(),
             kind: self.kind,
             source: self.source,
             muted: self.muted.load(Ordering::Relaxed),
         }
     }
 
-    /// Adds a subscriber; a video subscriber asks for a keyframe so its picture starts now.
+    /// Adds a subscriber. It asks for a keyframe itself, once it can receive.
     pub fn add_sink(&self, sink: Arc<Sink>) {
         self.fanout.add(sink);
-        self.request_keyframe();
     }
 
     pub fn remove_sink(&self, participant_id: u64) {
@@ -159,8 +216,7 @@ impl Published {
     }
 
     fn send_pli(&self) {
-        let remote = self.remote.clone();
-        let media_ssrc = self.media_ssrc;
+        let (remote, media_ssrc) = self.input();
         tokio::spawn(async move {
             let pli = PictureLossIndication {
                 sender_ssrc: 0,
@@ -172,22 +228,49 @@ impl Published {
         });
     }
 
-    /// Reads the publisher's packets until the track ends; returns when it has.
-    pub async fn forward(self: Arc<Self>) {
+    /// Asks the publisher to resend packets (by its own sequence numbers).
+    pub fn request_resend(&self, seqs: &[u16]) {
+        if seqs.is_empty() {
+            return;
+        }
+        let (remote, media_ssrc) = self.input();
+        let nack = TransportLayerNack {
+            sender_ssrc: 0,
+            media_ssrc,
+            nacks: nack_pairs_from_sequence_numbers(seqs),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = remote.write_rtcp(vec![Box::new(nack)]).await {
+                tracing::debug!(error = %e, "NACK not sent");
+            }
+        });
+    }
+
+    fn input(&self) -> (Arc<dyn TrackRemote>, u32) {
+        let input = self.input.lock().expect("input lock");
+        (input.remote.clone(), input.media_ssrc)
+    }
+
+    /// Reads the publisher's packets of input `generation` until that track ends or the slot
+    /// is rebound. True when it ended while still feeding the slot (the track is gone).
+    pub async fn forward(self: Arc<Self>, generation: u32) -> bool {
+        let (remote, _) = self.input();
+        let current = || self.generation.load(Ordering::Acquire) == generation;
         let mut tick = tokio::time::interval(PLI_INTERVAL / 2);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        while current() {
             tokio::select! {
-                event = self.remote.poll() => match event {
+                event = remote.poll() => match event {
                     Some(TrackRemoteEvent::OnRtpPacket(mut packet)) => {
+                        if !current() {
+                            break;
+                        }
                         // Extension ids were negotiated on the publisher's connection, not the
                         // subscribers': strip them once here rather than clone them into every
                         // subscriber's copy.
                         packet.header.extension = false;
                         packet.header.extensions.clear();
-                        if self.fanout.send(self.kind, self.muted.load(Ordering::Relaxed), &packet) {
-                            self.request_keyframe();
-                        }
+                        self.fanout.send(self.kind, self.muted.load(Ordering::Relaxed), &packet, generation);
                     }
                     Some(TrackRemoteEvent::OnEnded) | None => break,
                     Some(_) => {}
@@ -199,8 +282,14 @@ impl Published {
                 }
             }
         }
-        tracing::debug!(track = %self.id, "published track ended");
+        tracing::debug!(track = %self.id, generation, "published input ended");
+        current()
     }
+}
+
+/// A new track id: the publisher's participant id and a random suffix.
+pub fn new_track_id(participant_id: u64) -> String {
+    format!("{participant_id}-{:08x}", rand::random::<u32>())
 }
 
 #[cfg(test)]
@@ -225,12 +314,12 @@ mod tests {
         fanout.add(Arc::new(Sink::new(1, fast_tx, Arc::default())));
         fanout.add(Arc::new(Sink::new(2, stalled_tx, Arc::default())));
         let mut fast_got = Vec::new();
-        let mut recovered = 0;
         for seq in 0..1000u16 {
             // Never blocks: 1000 packets with one subscriber reading nothing.
-            recovered += fanout.send(MediaKind::Video, false, &packet(seq)) as u32;
-            while let Ok(p) = fast_rx.try_recv() {
-                fast_got.push(p.header.sequence_number);
+            fanout.send(MediaKind::Video, false, &packet(seq), 0);
+            while let Ok(item) = fast_rx.try_recv() {
+                assert!(!item.resync);
+                fast_got.push(item.packet.header.sequence_number);
             }
         }
         assert_eq!(
@@ -243,20 +332,30 @@ mod tests {
             stalled_got += 1;
         }
         assert_eq!(stalled_got, 8, "the stalled one holds only its queue");
-        assert_eq!(recovered, 0);
-        // Once it reads again, the next packet reaches it and a keyframe is asked for once.
-        assert!(fanout.send(MediaKind::Video, false, &packet(1000)));
-        assert!(!fanout.send(MediaKind::Video, false, &packet(1001)));
+        // Once it reads again, the next packet reaches it marked as a resumption, once.
+        fanout.send(MediaKind::Video, false, &packet(1000), 0);
+        fanout.send(MediaKind::Video, false, &packet(1001), 0);
+        assert!(stalled_rx.try_recv().unwrap().resync);
+        assert!(!stalled_rx.try_recv().unwrap().resync);
     }
 
     #[tokio::test]
-    async fn audio_only_subscribers_get_no_video() {
-        let fanout = Fanout::default();
-        let (tx, mut rx) = mpsc::channel(8);
-        fanout.add(Arc::new(Sink::new(1, tx, Arc::new(AtomicBool::new(true)))));
-        fanout.send(MediaKind::Video, false, &packet(1));
-        fanout.send(MediaKind::Audio, false, &packet(2));
-        assert_eq!(rx.try_recv().unwrap().header.sequence_number, 2);
-        assert!(rx.try_recv().is_err());
+    async fn audio_only_subscribers_get_no_video_and_resume_marked() {
+        let (video, audio) = (Fanout::default(), Fanout::default());
+        let (video_tx, mut video_rx) = mpsc::channel(8);
+        let (audio_tx, mut audio_rx) = mpsc::channel(8);
+        let audio_only = Arc::new(AtomicBool::new(true));
+        video.add(Arc::new(Sink::new(1, video_tx, audio_only.clone())));
+        audio.add(Arc::new(Sink::new(1, audio_tx, audio_only.clone())));
+        video.send(MediaKind::Video, false, &packet(1), 0);
+        audio.send(MediaKind::Audio, false, &packet(2), 0);
+        assert!(video_rx.try_recv().is_err());
+        assert!(!audio_rx.try_recv().unwrap().resync, "audio flows on");
+        audio_only.store(false, Ordering::Relaxed);
+        video.send(MediaKind::Video, false, &packet(3), 0);
+        assert!(
+            video_rx.try_recv().unwrap().resync,
+            "video resumes after a skip"
+        );
     }
 }

@@ -325,6 +325,8 @@ pub const KNOWN_TYPES: &[&str] = &[
     "join",
     "offer",
     "answer",
+    "answer_failed",
+    "ice_restart",
     "candidate",
     "chat",
     "hand",

@@ -72,6 +72,19 @@ pub enum ClientMessage {
         id: u64,
         sdp: String,
     },
+    /// The client could not apply the last subscriber offer or make its answer; the server
+    /// rolls that offer back and sends a fresh one.
+    AnswerFailed {
+        id: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The client's network changed: the server restarts ICE on the subscriber connection
+    /// (a new offer with new credentials); the client re-offers its publisher connection
+    /// with new credentials itself. The participant stays.
+    IceRestart {
+        id: u64,
+    },
     Candidate {
         id: u64,
         target: Target,
@@ -144,6 +157,8 @@ impl ClientMessage {
             Join { .. } => "join",
             Offer { .. } => "offer",
             Answer { .. } => "answer",
+            AnswerFailed { .. } => "answer_failed",
+            IceRestart { .. } => "ice_restart",
             Candidate { .. } => "candidate",
             Chat { .. } => "chat",
             Hand { .. } => "hand",
@@ -165,6 +180,8 @@ impl ClientMessage {
             Join { id, .. }
             | Offer { id, .. }
             | Answer { id, .. }
+            | AnswerFailed { id, .. }
+            | IceRestart { id }
             | Candidate { id, .. }
             | Chat { id, .. }
             | Hand { id, .. }
@@ -374,7 +391,7 @@ mod documented {
             );
         }
         // Adding a message type without documenting it fails here.
-        assert_eq!(client_types.len(), 15, "{client_types:?}");
+        assert_eq!(client_types.len(), 17, "{client_types:?}");
         assert_eq!(server_types.len(), 18, "{server_types:?}");
     }
 }

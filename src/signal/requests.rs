@@ -61,6 +61,8 @@ pub(super) async fn handle(
     if matches!(
         message,
         ClientMessage::Answer { .. }
+            | ClientMessage::AnswerFailed { .. }
+            | ClientMessage::IceRestart { .. }
             | ClientMessage::Candidate { .. }
             | ClientMessage::AudioOnly { .. }
     ) {
@@ -69,14 +71,24 @@ pub(super) async fn handle(
     match message {
         ClientMessage::Offer { sdp, sources, .. } => {
             ask(Request::MayPublish).await?;
-            let sdp = media
-                .publish_offer(sdp, sources, false)
-                .await
-                .map_err(|e| SignalError::bad("bad_sdp", format!("the offer was refused: {e}")))?;
+            let sdp = media.publish_offer(sdp, sources, false).await?;
             return Ok(Some(ServerMessage::Answer { id, sdp }));
         }
         ClientMessage::Answer { sdp, .. } => {
             media.subscriber_answer(id, sdp);
+            return Ok(None);
+        }
+        ClientMessage::AnswerFailed { reason, .. } => {
+            tracing::info!(
+                participant_id,
+                reason = reason.as_deref().unwrap_or(""),
+                "client could not answer"
+            );
+            media.subscriber_answer_failed(id);
+            return Ok(None);
+        }
+        ClientMessage::IceRestart { .. } => {
+            media.ice_restart(id);
             return Ok(None);
         }
         ClientMessage::Candidate {

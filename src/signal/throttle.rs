@@ -12,6 +12,8 @@ pub const RATES: &[(&str, f64, f64)] = &[
     ("join", 5.0, 0.5),
     ("offer", 10.0, 1.0),
     ("answer", 20.0, 5.0),
+    ("answer_failed", 10.0, 1.0),
+    ("ice_restart", 5.0, 0.5),
     ("candidate", 100.0, 20.0),
     ("chat", 5.0, 0.5),
     ("hand", 5.0, 0.5),

@@ -7,6 +7,7 @@ mod live_room;
 mod loadtest;
 mod peer;
 mod posts;
+mod recovery;
 mod rooms;
 mod schemathesis;
 mod security_accounts;

@@ -1,7 +1,10 @@
 // A live session in one room: the signalling socket, the publisher connection (our camera,
 // microphone, screen) and the subscriber connection (everyone else's tracks), as the server
-// expects them (src/signal/protocol.rs). When the socket or a connection drops it joins again
-// by itself, republishing what was published, and says so with `state` events.
+// expects them (src/signal/protocol.rs). When a connection goes `disconnected` or `failed`
+// (a network change) it restarts ICE on it and stays the same participant; when the socket
+// drops, or a restart does not bring the connection back, it joins again by itself,
+// republishing what was published, and says so with `state` events. A subscriber offer it
+// cannot answer is reported (`answer_failed`) and the server offers afresh.
 //
 // Events (CustomEvent, details in `event.detail`): state, participants, tracks, chat, me,
 // error. `session.remote` maps the server's track ids to the MediaStreamTracks we receive.
@@ -13,6 +16,8 @@ import { Signal } from './signal.js';
 const RETRY_MS = [500, 1000, 2000, 4000, 8000];
 const PING_MS = 10000;
 const NOT_LIVE_RETRY_MS = 3000;
+/** How long an ICE restart may take before joining again instead. */
+const ICE_RESTART_MS = 8000;
 /** Errors that another attempt will not fix. */
 const FATAL = new Set(['not_allowed', 'room_not_found', 'token_invalid', 'unauthorized', 'room_full', 'guests_full']);
 
@@ -149,6 +154,8 @@ export class LiveSession extends EventTarget {
   /** Closes both connections (our own tracks stay, to publish again on rejoin). */
   teardown() {
     clearInterval(this.pinger);
+    for (const timer of Object.values(this.iceTimers || {})) clearTimeout(timer);
+    this.iceTimers = {};
     for (const pc of [this.pub, this.sub]) if (pc) pc.close();
     this.pub = null;
     this.sub = null;
@@ -169,7 +176,7 @@ export class LiveSession extends EventTarget {
   onMessage(m) {
     switch (m.type) {
       case 'offer':
-        this.subChain = this.subChain.then(() => this.answerSubscriber(m.sdp)).catch((e) => this.emit('error', e));
+        this.subChain = this.subChain.then(() => this.answerSubscriber(m.sdp)).catch((e) => this.answerFailed(e));
         break;
       case 'candidate':
         this.addRemoteCandidate(m.target, m.candidate);
@@ -223,6 +230,10 @@ export class LiveSession extends EventTarget {
         if (this.local.length) this.negotiatePublisher().catch((e) => this.emit('error', e));
         break;
       case 'kicked':
+        // The server saw our media connection fail: the socket closes and we join again.
+        if (m.reason === 'connection_failed') break;
+        this.finish(m.type, m.reason);
+        break;
       case 'ended':
         this.finish(m.type, m.reason);
         break;
@@ -250,12 +261,38 @@ export class LiveSession extends EventTarget {
       else send();
     };
     pc.onconnectionstatechange = () => {
-      if (pc.connectionState === 'failed' && (pc === this.pub || pc === this.sub) && !this.over) {
-        // Joining again gives both connections a fresh start.
-        this.signal?.close();
+      if ((pc !== this.pub && pc !== this.sub) || this.over) return;
+      if (pc.connectionState === 'disconnected' || pc.connectionState === 'failed') this.restartIce(target, pc);
+      if (pc.connectionState === 'connected') {
+        clearTimeout(this.iceTimers?.[target]);
+        if (this.iceTimers) this.iceTimers[target] = null;
       }
     };
     return pc;
+  }
+
+  /** Restarts ICE on one connection (the participant, its tracks and its attendance stay);
+   *  if it is not connected again within ICE_RESTART_MS, joins again. */
+  restartIce(target, pc) {
+    this.iceTimers ||= {};
+    if (this.iceTimers[target]) return;
+    this.iceTimers[target] = setTimeout(() => {
+      this.iceTimers[target] = null;
+      if ((pc === this.pub || pc === this.sub) && pc.connectionState !== 'connected') this.signal?.close();
+    }, ICE_RESTART_MS);
+    if (target === 'subscriber') {
+      this.request({ type: 'ice_restart' }).catch(() => {});
+    } else {
+      pc.restartIce();
+      this.negotiatePublisher().catch((e) => this.emit('error', e));
+    }
+  }
+
+  /** A subscriber offer we could not answer: back to a stable state, and the server offers again. */
+  async answerFailed(error) {
+    this.emit('error', error);
+    if (this.sub?.signalingState === 'have-remote-offer') await this.sub.setRemoteDescription({ type: 'rollback' }).catch(() => {});
+    this.request({ type: 'answer_failed', reason: String(error?.message || error).slice(0, 200) }).catch(() => {});
   }
 
   async addRemoteCandidate(target, candidate) {

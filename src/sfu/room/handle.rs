@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::standing::Standing;
 use crate::sfu::event_log::Written;
 use crate::sfu::revocation::Revocation;
-use crate::sfu::track::Published;
+use crate::sfu::track::{Incoming, Published};
 use crate::signal::error::SignalError;
 use crate::signal::protocol::{Abilities, MediaKind, ParticipantInfo, ServerMessage, TrackInfo};
 
@@ -82,8 +82,16 @@ pub enum Command {
         reason: &'static str,
         last_heard: i64,
     },
+    /// A track came in on a publisher connection; the reply is the slot to feed and the
+    /// generation to forward, or nothing if the participant may not publish.
     Published {
-        track: Arc<Published>,
+        incoming: Incoming,
+        reply: oneshot::Sender<Option<(Arc<Published>, u32)>>,
+    },
+    /// The grace for a departed publisher's track is over.
+    ReleaseHeld {
+        participant_id: u64,
+        track_id: String,
     },
     Unpublished {
         participant_id: u64,
@@ -129,6 +137,16 @@ impl RoomHandle {
             .send(command)
             .await
             .map_err(|_| SignalError::NotLive)
+    }
+
+    /// Tells the room a participant is gone (nothing to do if the room already ended).
+    pub async fn leave(&self, participant_id: u64, reason: &'static str) {
+        let _ = self
+            .send(Command::Leave {
+                participant_id,
+                reason,
+            })
+            .await;
     }
 
     pub async fn join(&self, peer: NewPeer) -> Result<Snapshot, SignalError> {

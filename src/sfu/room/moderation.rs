@@ -208,7 +208,7 @@ impl Room {
         let changed: Vec<TrackInfo> = self
             .tracks
             .values()
-            .filter(|t| t.participant_id == target && t.kind == kind)
+            .filter(|t| t.participant_id() == target && t.kind == kind)
             .filter(|t| t.muted.swap(muted, Ordering::Relaxed) != muted)
             .map(|t| {
                 // Video resumes at a keyframe: ask for one now rather than wait.
