@@ -1,5 +1,7 @@
 //! Synthetic media for test and load clients: VP8-shaped and Opus-shaped RTP whose payloads
-//! carry a sequence number and a checksum, and the receive side that checks them.
+//! carry a sequence number and a checksum, and the receive side that checks them. Video
+//! payloads start with a VP8 payload descriptor and frame tag (a keyframe every
+//! `KEYFRAME_EVERY` frames), so a recorder can assemble frames and find keyframes.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,8 +83,25 @@ fn checksum(bytes: &[u8]) -> u32 {
         .fold(2166136261u32, |h, b| (h ^ *b as u32).wrapping_mul(16777619))
 }
 
-/// The sequence number of an intact payload.
+/// Frames from one keyframe to the next in synthetic video.
+pub const KEYFRAME_EVERY: u32 = 10;
+
+/// The VP8 payload descriptor and, on a frame's first packet, the frame tag (RFC 7741, 4.2;
+/// RFC 6386, 9.1: the tag's first bit is 0 on a keyframe).
+fn vp8_prefix(first_of_frame: bool, keyframe: bool) -> [u8; 2] {
+    match (first_of_frame, keyframe) {
+        (true, true) => [0x10, 0x00],
+        (true, false) => [0x10, 0x01],
+        (false, _) => [0x00, 0x00],
+    }
+}
+
+/// The sequence number of an intact payload (after a VP8 prefix, on video).
 pub fn check_payload(payload: &[u8]) -> Option<u32> {
+    check_at(payload).or_else(|| check_at(payload.get(2..)?))
+}
+
+fn check_at(payload: &[u8]) -> Option<u32> {
     if payload.len() < 16 {
         return None;
     }
@@ -249,9 +268,18 @@ async fn send_media(
     let mut tick = tokio::time::interval(interval);
     let (mut seq, mut timestamp, mut counter) =
         (rand::random::<u16>(), rand::random::<u32>(), 0u32);
-    loop {
+    let video = slot == 1;
+    for frame in 0u32.. {
         tick.tick().await;
         for i in 0..per_frame {
+            let payload = match video {
+                true => {
+                    let mut payload = vp8_prefix(i == 0, frame % KEYFRAME_EVERY == 0).to_vec();
+                    payload.extend(make_payload(counter, size.saturating_sub(2)));
+                    payload
+                }
+                false => make_payload(counter, size),
+            };
             let packet = rtp::Packet {
                 header: rtp::header::Header {
                     version: 2,
@@ -262,7 +290,7 @@ async fn send_media(
                     marker: i + 1 == per_frame,
                     ..Default::default()
                 },
-                payload: make_payload(counter, size).into(),
+                payload: payload.into(),
             };
             seq = seq.wrapping_add(1);
             counter += 1;

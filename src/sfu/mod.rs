@@ -28,6 +28,7 @@ use room::{Command, Room, RoomHandle, RoomSpec};
 use crate::config::Config;
 use crate::events::{ClassEvent, ClassEvents};
 use crate::metrics::Metrics;
+use crate::recording::Recorder;
 use crate::signal::error::SignalError;
 use crate::store::Store;
 
@@ -50,6 +51,7 @@ struct Inner {
     next_participant: AtomicU64,
     /// Told when a session starts and ends, for the class pages.
     events: ClassEvents,
+    recorder: Recorder,
 }
 
 impl Sfu {
@@ -63,6 +65,7 @@ impl Sfu {
                     std::time::Duration::from_secs(config.limits.media_connect_timeout_secs),
                 )),
                 log: EventLog::start(store.clone()),
+                recorder: Recorder::new(config, store.clone()),
                 store,
                 metrics,
                 max_rooms: config.limits.max_rooms_per_node,
@@ -72,6 +75,11 @@ impl Sfu {
                 events,
             }),
         }
+    }
+
+    /// Where recordings are written and how.
+    pub fn recorder(&self) -> &Recorder {
+        &self.inner.recorder
     }
 
     pub fn media(&self) -> Arc<MediaSettings> {
@@ -141,6 +149,7 @@ impl Sfu {
             session_id,
             max_participants: self.inner.max_participants,
             max_guests: self.inner.max_guests,
+            recorder: self.inner.recorder.clone(),
         };
         let handle = Room::start(spec, self.inner.log.clone(), on_change);
         rooms.insert(room_id, handle.clone());

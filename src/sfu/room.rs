@@ -16,6 +16,7 @@ use super::event_log::{EventLog, LogEntry, Written};
 use super::revocation::Revocation;
 use super::track::Published;
 use crate::access::{decide, Action, Facts, Who};
+use crate::recording::{Active, Recorder, Start};
 use crate::signal::error::SignalError;
 use crate::signal::protocol::{Abilities, MediaKind, ParticipantInfo, ServerMessage, TrackInfo};
 use crate::store::live_sessions::SessionEvent;
@@ -127,6 +128,8 @@ pub struct Snapshot {
     pub waiting: bool,
     pub participants: Vec<ParticipantInfo>,
     pub tracks: Vec<TrackInfo>,
+    /// The session is being recorded.
+    pub recording: bool,
 }
 
 /// Requests a participant makes of the room.
@@ -141,6 +144,8 @@ pub enum Request {
     Kick(u64),
     End,
     Keyframe(String),
+    /// Host: start (true) or stop recording the session.
+    Record(bool),
     /// Nothing but the checks every request passes (still in the room, admitted): for
     /// messages handled outside the room (answers, candidates, audio-only).
     Check,
@@ -173,6 +178,8 @@ pub enum Command {
     Tracks {
         reply: oneshot::Sender<Vec<Arc<Published>>>,
     },
+    /// The recording stopped on its own (the disk filled).
+    RecordingFailed(&'static str),
     /// The node is shutting down.
     Close,
 }
@@ -281,6 +288,7 @@ pub struct RoomSpec {
     pub max_participants: usize,
     /// Open-house guests at once (`limits.max_guests_per_room`).
     pub max_guests: usize,
+    pub recorder: Recorder,
 }
 
 pub struct Room {
@@ -292,6 +300,9 @@ pub struct Room {
     log: EventLog,
     rx: mpsc::Receiver<Command>,
     closed: Arc<AtomicBool>,
+    /// The recording in progress, if any; the room's own commands tell it of a failure.
+    recording: Option<Active>,
+    commands: mpsc::WeakSender<Command>,
     /// Told the room's participant count whenever it changes (for metrics).
     on_change: Arc<dyn Fn(i64, usize) + Send + Sync>,
 }
@@ -317,6 +328,8 @@ impl Room {
             seq: 0,
             peak: 0,
             log,
+            recording: None,
+            commands: handle.tx.downgrade(),
             rx,
             closed,
             on_change,
@@ -359,6 +372,7 @@ impl Room {
                     let _ = reply.send(self.tracks.values().cloned().collect());
                 }
                 Command::Revoke(revocation) => self.revoke(&revocation),
+                Command::RecordingFailed(reason) => self.recording_stopped(None, reason),
                 Command::Close => {
                     end_reason = "server_shutdown";
                     break;
@@ -464,6 +478,7 @@ impl Room {
                 true => Vec::new(),
                 false => self.tracks.values().map(|t| t.info()).collect(),
             },
+            recording: self.recording.is_some(),
         };
         if peer.subscribes() {
             for track in self.tracks.values() {
@@ -554,6 +569,10 @@ impl Room {
             "publish",
             serde_json::json!({"track_id": track.id, "kind": track.kind, "source": track.source}),
         );
+        if let Some(recording) = &self.recording {
+            let publisher = &self.peers[&track.participant_id];
+            recording.add_track(&track, &publisher.display_name);
+        }
         for (id, peer) in &self.peers {
             if *id != track.participant_id && peer.subscribes() {
                 let _ = peer.media.send(PeerCommand::Subscribe(track.clone()));
@@ -788,15 +807,101 @@ impl Room {
                 }
                 self.log(Some(participant_id), "end", serde_json::json!({}));
             }
+            Request::Record(on) => {
+                if !host {
+                    return Err(not_host());
+                }
+                self.record(participant_id, on)?;
+            }
             Request::Check => {}
         }
         Ok(None)
+    }
+
+    /// Starts or stops recording; everyone admitted is told, and the log says who did it.
+    fn record(&mut self, participant_id: u64, on: bool) -> Result<(), SignalError> {
+        let peer = &self.peers[&participant_id];
+        let name = peer.display_name.clone();
+        if !on {
+            if let Some(recording) = self.recording.take() {
+                recording.stop(Some(name.clone()), "stopped");
+                self.recording_stopped(Some(participant_id), "stopped");
+            }
+            return Ok(());
+        }
+        if self.recording.is_some() {
+            return Ok(());
+        }
+        let start = Start {
+            session_id: self.spec.session_id,
+            user_id: peer.user_id,
+            name: name.clone(),
+        };
+        let commands = self.commands.clone();
+        let on_failure = Box::new(move |reason| {
+            if let Some(tx) = commands.upgrade() {
+                let _ = tx.try_send(Command::RecordingFailed(reason));
+            }
+        });
+        let recording = self.spec.recorder.start(start, on_failure).map_err(|e| {
+            tracing::warn!(error = %e, "recording refused");
+            SignalError::bad("recording_refused", e.to_string())
+        })?;
+        for track in self.tracks.values() {
+            let publisher = self.peers.get(&track.participant_id);
+            recording.add_track(track, publisher.map_or("", |p| p.display_name.as_str()));
+        }
+        self.recording = Some(recording);
+        self.log(
+            Some(participant_id),
+            "recording_started",
+            serde_json::json!({}),
+        );
+        self.broadcast(
+            ServerMessage::Recording {
+                recording: true,
+                by: name,
+                reason: None,
+            },
+            None,
+        );
+        Ok(())
+    }
+
+    /// Tells the room the recording stopped (by the host, or on its own).
+    fn recording_stopped(&mut self, participant_id: Option<u64>, reason: &'static str) {
+        self.recording = None;
+        let by = participant_id
+            .and_then(|id| self.peers.get(&id))
+            .map(|p| p.display_name.clone())
+            .unwrap_or_default();
+        self.log(
+            participant_id,
+            "recording_stopped",
+            serde_json::json!({"reason": reason}),
+        );
+        self.broadcast(
+            ServerMessage::Recording {
+                recording: false,
+                by,
+                reason: Some(reason.to_owned()),
+            },
+            None,
+        );
     }
 
     /// Ends the session: everyone is told, tracks stop, the session row is closed.
     fn close(mut self, reason: &'static str) {
         self.closed.store(true, Ordering::Release);
         self.rx.close();
+        if let Some(recording) = self.recording.take() {
+            recording.stop(None, "session_ended");
+            self.log(
+                None,
+                "recording_stopped",
+                serde_json::json!({"reason": "session_ended"}),
+            );
+        }
         let ids: Vec<u64> = self.peers.keys().copied().collect();
         for id in ids {
             if let Some(peer) = self.peers.get(&id) {

@@ -100,6 +100,8 @@ pub struct Published {
     /// The host muted it: nothing is forwarded.
     pub muted: AtomicBool,
     fanout: Fanout,
+    /// Recorders of this track: bounded queues that are never waited on (`crate::recording`).
+    taps: Mutex<Vec<mpsc::Sender<rtp::Packet>>>,
     remote: Arc<dyn TrackRemote>,
     pli: Mutex<PliLimiter>,
 }
@@ -123,6 +125,7 @@ impl Published {
             media_ssrc,
             muted: AtomicBool::new(false),
             fanout: Fanout::default(),
+            taps: Mutex::default(),
             remote,
             pli: Mutex::new(PliLimiter::new(PLI_INTERVAL)),
         })
@@ -146,6 +149,22 @@ impl Published {
 
     pub fn remove_sink(&self, participant_id: u64) {
         self.fanout.remove(participant_id);
+    }
+
+    /// Hands every packet the publisher sends (while not muted) to a recorder too. A full
+    /// queue drops the packet for the recorder only; a closed one is removed.
+    pub fn add_tap(&self, tap: mpsc::Sender<rtp::Packet>) {
+        self.taps.lock().expect("taps lock").push(tap);
+    }
+
+    fn tap(&self, packet: &rtp::Packet) {
+        let mut taps = self.taps.lock().expect("taps lock");
+        taps.retain(|tap| {
+            !matches!(
+                tap.try_send(packet.clone()),
+                Err(mpsc::error::TrySendError::Closed(_))
+            )
+        });
     }
 
     /// Asks the publisher for a keyframe, within the rate limit (a held request goes out at
@@ -185,8 +204,12 @@ impl Published {
                         // subscriber's copy.
                         packet.header.extension = false;
                         packet.header.extensions.clear();
-                        if self.fanout.send(self.kind, self.muted.load(Ordering::Relaxed), &packet) {
+                        let muted = self.muted.load(Ordering::Relaxed);
+                        if self.fanout.send(self.kind, muted, &packet) {
                             self.request_keyframe();
+                        }
+                        if !muted {
+                            self.tap(&packet);
                         }
                     }
                     Some(TrackRemoteEvent::OnEnded) | None => break,

@@ -224,6 +224,8 @@ pub(super) const KNOWN_TYPES: &[&str] = &[
     "mute",
     "kick",
     "end",
+    "start_recording",
+    "stop_recording",
     "leave",
     "ping",
 ];
@@ -374,6 +376,12 @@ async fn handle(
         ClientMessage::End { .. } => {
             ask(Request::End).await?;
         }
+        ClientMessage::StartRecording { .. } => {
+            ask(Request::Record(true)).await?;
+        }
+        ClientMessage::StopRecording { .. } => {
+            ask(Request::Record(false)).await?;
+        }
         ClientMessage::Leave { .. } => {}
         ClientMessage::Join { .. } | ClientMessage::Ping { .. } => unreachable!("handled above"),
     }
@@ -439,6 +447,7 @@ async fn join(
         ice_servers: state.config.media.ice_servers.clone(),
         participants: snapshot.participants,
         tracks: snapshot.tracks,
+        recording: snapshot.recording,
     };
     Ok((
         Joined {

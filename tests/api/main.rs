@@ -6,6 +6,7 @@ mod live;
 mod loadtest;
 mod peer;
 mod posts;
+mod recordings;
 mod rooms;
 mod schemathesis;
 mod security_accounts;
