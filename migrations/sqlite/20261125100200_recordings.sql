@@ -29,3 +29,6 @@ CREATE TABLE recording_files (
     size_bytes BIGINT NOT NULL
 );
 CREATE INDEX recording_files_recording ON recording_files(recording_id);
+
+-- A room whose every session is recorded from the moment its host arrives.
+ALTER TABLE rooms ADD COLUMN record_sessions BIGINT NOT NULL DEFAULT 0;

@@ -211,7 +211,7 @@ mod tests {
             offset_ms: 0,
         };
         let mut journal = JournalWriter::create(&journal_path, &header).unwrap();
-        let (seconds, fps, frame_bytes) = (60u32, 30u32, 1_000_000 / 8 / 30);
+        let (seconds, fps, frame_bytes) = (60u32, 30u32, 1_000_000usize / 8 / 30);
         let started = Instant::now();
         let cpu = cpu_time();
         let mut video = (

@@ -150,6 +150,7 @@ impl Sfu {
             max_participants: self.inner.max_participants,
             max_guests: self.inner.max_guests,
             recorder: self.inner.recorder.clone(),
+            record_sessions: room.record_sessions != 0,
         };
         let handle = Room::start(spec, self.inner.log.clone(), on_change);
         rooms.insert(room_id, handle.clone());

@@ -289,6 +289,8 @@ pub struct RoomSpec {
     /// Open-house guests at once (`limits.max_guests_per_room`).
     pub max_guests: usize,
     pub recorder: Recorder,
+    /// Record the session from the moment its host arrives (the room's setting).
+    pub record_sessions: bool,
 }
 
 pub struct Room {
@@ -466,7 +468,7 @@ impl Room {
             chat: true,
         };
         // Someone waiting sees the room only once admitted.
-        let snapshot = Snapshot {
+        let mut snapshot = Snapshot {
             session_id: self.spec.session_id,
             abilities,
             waiting,
@@ -485,8 +487,15 @@ impl Room {
                 let _ = peer.media.send(PeerCommand::Subscribe(track.clone()));
             }
         }
+        let host = peer.standing.host();
         self.peers.insert(id, peer);
         self.peak = self.peak.max(self.peers.len());
+        if self.spec.record_sessions && host && self.recording.is_none() {
+            if let Err(e) = self.record(id, true) {
+                tracing::warn!(error = %e, "the room records every session, but not this one");
+            }
+            snapshot.recording = self.recording.is_some();
+        }
         (self.on_change)(self.spec.room_id, self.peers.len());
         self.log(
             Some(id),

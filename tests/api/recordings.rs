@@ -131,8 +131,20 @@ async fn a_recorded_publisher_makes_a_webm_file_that_plays_back() {
 
     let reply = teacher.publish().await;
     assert!(matches!(reply, ServerMessage::Answer { .. }), "{reply:?}");
+    // Ten seconds from when media flows (the SFU publishes a track at its first packet).
+    let count = || [0, 1].map(|i| teacher.sent[i].load(std::sync::atomic::Ordering::Relaxed));
+    for _ in 0..2 {
+        let published = family
+            .wait_for(Duration::from_secs(10), |m| {
+                matches!(m, ServerMessage::TrackPublished { .. })
+            })
+            .await;
+        assert!(published.is_some(), "the tracks are published");
+    }
+    let before = count();
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let sent = [0, 1].map(|i| teacher.sent[i].load(std::sync::atomic::Ordering::Relaxed));
+    let after = count();
+    let sent = [after[0] - before[0], after[1] - before[1]];
     ok(&mut teacher, |id| ClientMessage::StopRecording { id }).await;
 
     let list = finished(&class.teacher, session_id).await;
@@ -205,16 +217,36 @@ async fn a_recorded_publisher_makes_a_webm_file_that_plays_back() {
     );
 }
 
-/// `kill -9` five seconds into a recording: at the next start the recording is finalised and
-/// plays about those five seconds.
+/// A room set to record every session records from its host's arrival; `kill -9` five seconds
+/// in: at the next start the recording is finalised and plays about those five seconds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_cut_by_kill_9_is_finalised_at_the_next_start() {
     let app = TestApp::spawn(Db::Sqlite).await;
     let admin = app.admin().await;
     let class = ClassFixture::new(&app, &admin, "kill").await;
     let room_id = room(&class.teacher, class.class_id, "classroom", None).await;
-    let mut teacher = joined(&app, &class.teacher, room_id).await;
-    ok(&mut teacher, |id| ClientMessage::StartRecording { id }).await;
+    let set = class
+        .teacher
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/rooms/{room_id}"),
+            Some(json!({"record_sessions": true})),
+        )
+        .await;
+    assert_eq!(set.status(), 200);
+    assert_eq!(set.json::<Value>().await.unwrap()["record_sessions"], true);
+    let mut teacher = crate::peer::connect(&app, Credential::Cookie(&class.teacher.cookie)).await;
+    let reply = teacher.join(room_id).await;
+    assert!(
+        matches!(
+            reply,
+            ServerMessage::Joined {
+                recording: true,
+                ..
+            }
+        ),
+        "recording from the start: {reply:?}"
+    );
     teacher.publish().await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let workspace = app.kill().await;
