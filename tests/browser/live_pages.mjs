@@ -130,7 +130,7 @@ await scenario('class page follows the live session', async () => {
   // The teacher publishes it to the class timeline, from the same pages.
   await teacher.locator('a.session-log-link').click();
   await teacher.locator('a.recording-link').click();
-  await teacher.getByLabel('A note for the families').fill('Our kite day, for those at work.');
+  await teacher.getByLabel('A note for the families').fill('Today in class, for those at work.');
   await teacher.locator('form.publish-recording button[type=submit]').click();
   await teacher.locator('.published-note').waitFor({ state: 'visible' });
 });
