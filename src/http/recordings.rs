@@ -18,7 +18,7 @@ use tower_http::services::ServeFile;
 use utoipa::ToSchema;
 
 use super::classes::who_in;
-use super::extract::{CurrentUser, MaybeUser};
+use super::extract::{ApiJson, CurrentUser, MaybeUser};
 use super::session_logs::visible_session;
 use super::{Error, Result};
 use crate::access::{decide, Action, Facts, Grant};
@@ -239,7 +239,7 @@ pub async fn publish_recording(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(recording_id): Path<i64>,
-    Json(body): Json<PublishRecording>,
+    ApiJson(body): ApiJson<PublishRecording>,
 ) -> Result<impl IntoResponse> {
     let (recording, rights) = readable(&state, Some(&current.user), recording_id).await?;
     let who = who_in(&state, &current.user, rights.session.class_id).await?;
