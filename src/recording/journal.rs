@@ -1,5 +1,6 @@
-//! The frame journal: what the recorder writes while a session is recorded. It is append-only
-//! and flushed every second, so a crash or `kill -9` loses at most the last second; `writer.rs`
+//! The frame journal: what the recorder writes while a session is recorded. It is append-only,
+//! flushed every quarter second and synced every second, so `kill -9` loses at most the last
+//! quarter second (a power cut, the last second); `writer.rs`
 //! muxes it into WebM when the recording stops, or at the next start after a crash.
 //!
 //! A journal is a magic line and then records `[kind: u8][length: u32 LE][body]`: one header
@@ -100,6 +101,11 @@ impl JournalWriter {
         self.out.write_all(&body)?;
         self.written += 5 + body.len() as u64;
         Ok(())
+    }
+
+    /// Hands what is buffered to the operating system: it survives the process being killed.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 
     /// Hands what is buffered to the operating system and asks it to put it on disk.

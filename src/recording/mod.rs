@@ -7,7 +7,7 @@
 //! the start of the recording, so all are on one clock.
 //!
 //! While recording, frames go to an append-only journal per file (`journal.rs`), flushed every
-//! second; at the stop (or, after a crash, at the next start: `finalise.rs`) each journal is
+//! quarter second; at the stop (or, after a crash, at the next start: `finalise.rs`) each journal is
 //! muxed into WebM (`writer.rs`) and listed in the store. `recorder.rs` turns RTP into frames;
 //! `retention.rs` deletes recordings past their retention.
 
@@ -35,7 +35,9 @@ use tasks::{record_track, write_file};
 
 /// Packets a recorded track may have queued before the recorder drops them.
 const TAP_QUEUE: usize = 1024;
-/// How often a journal is flushed to disk and the free space looked at.
+/// How often a journal's buffer goes to the operating system (a killed process loses what is
+/// newer), and how often it is put on disk and the free space looked at.
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
