@@ -70,10 +70,14 @@ pub enum Action {
     WatchOpenHouse,
     SeeAttendance,
     ExportLogs,
+    /// Watch a session's recording (where the session's log may be read at all).
+    WatchRecording,
+    /// Download a recording's files, and publish one to the timeline.
+    DownloadRecording,
 }
 
 impl Action {
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 14] = [
         Action::ManageClass,
         Action::CreateInvite,
         Action::ReadTimeline,
@@ -86,6 +90,8 @@ impl Action {
         Action::WatchOpenHouse,
         Action::SeeAttendance,
         Action::ExportLogs,
+        Action::WatchRecording,
+        Action::DownloadRecording,
     ];
 }
 
@@ -130,7 +136,7 @@ pub fn decide(who: Who, action: Action, facts: Facts) -> Grant {
         Who::Guest => yes_if(action == WatchOpenHouse),
         Who::Member(Teacher) => Allowed,
         Who::Member(Family) => match action {
-            ReadTimeline | Comment | WatchClassroom | WatchOpenHouse => Allowed,
+            ReadTimeline | Comment | WatchClassroom | WatchOpenHouse | WatchRecording => Allowed,
             JoinTutoring => yes_if(facts.admitted),
             SeeAttendance | ExportLogs => OwnOnly,
             _ => Denied,
@@ -138,11 +144,13 @@ pub fn decide(who: Who, action: Action, facts: Facts) -> Grant {
         Who::Member(Tutor) => match action {
             HostTutoring => yes_if(facts.assigned_host),
             JoinTutoring | WatchOpenHouse => Allowed,
+            // The recordings of the tutoring rooms they host (the session log's rule).
+            WatchRecording => yes_if(facts.assigned_host),
             SeeAttendance | ExportLogs => OwnOnly,
             _ => Denied,
         },
         Who::Member(Student) => match action {
-            ReadTimeline | WatchClassroom | WatchOpenHouse => Allowed,
+            ReadTimeline | WatchClassroom | WatchOpenHouse | WatchRecording => Allowed,
             PublishPost => DraftOnly,
             GoLive => yes_if(facts.promoted),
             JoinTutoring => yes_if(facts.admitted),

@@ -52,6 +52,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub media: MediaConfig,
     pub limits: LimitsConfig,
+    pub recording: RecordingConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -118,6 +119,19 @@ pub struct LimitsConfig {
     pub subscriber_answer_timeout_secs: u64,
 }
 
+/// Recordings of live sessions (`src/recording/`), kept in `data_dir/recordings`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    /// Days a finished recording is kept; the cleaner deletes older ones.
+    pub retention_days: u64,
+    /// Free space (MB) the recordings' disk must keep: under it a recording refuses to start,
+    /// and one running stops cleanly.
+    pub min_free_mb: u64,
+    /// Seconds between runs of the retention cleaner.
+    pub cleanup_interval_secs: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -166,6 +180,17 @@ impl Default for Config {
             tls: TlsConfig::default(),
             media: MediaConfig::default(),
             limits: LimitsConfig::default(),
+            recording: RecordingConfig::default(),
+        }
+    }
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            retention_days: 60,
+            min_free_mb: 1024,
+            cleanup_interval_secs: 3600,
         }
     }
 }
@@ -285,6 +310,12 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if self.recording.cleanup_interval_secs == 0 {
+            return Err(key_error(
+                "recording.cleanup_interval_secs",
+                "must be at least 1",
+            ));
+        }
         if self.limits.media_connect_timeout_secs == 0 {
             return Err(key_error(
                 "limits.media_connect_timeout_secs",
@@ -335,7 +366,7 @@ impl Config {
 /// names a section selects it. The value is read as TOML when it parses (numbers, booleans,
 /// arrays) and as a plain string otherwise.
 fn apply_override(table: &mut toml::Table, name: &str, value: &str) {
-    const SECTIONS: &[&str] = &["tls", "media", "limits"];
+    const SECTIONS: &[&str] = &["tls", "media", "limits", "recording"];
     let key = name.trim_start_matches("HOMEROOM_").to_ascii_lowercase();
     let parsed = format!("v = {value}")
         .parse::<toml::Table>()

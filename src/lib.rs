@@ -13,6 +13,8 @@
 //!   message type may be sent.
 //! - `sfu`: rooms, participants' peer connections, published tracks and their fan-out, and
 //!   ending a participation when its right ends (`sfu::revocation`).
+//! - `recording`: recording live sessions (taps on published tracks, frame journals, WebM
+//!   muxing, finalising after a crash, retention).
 //! - `auth`: passwords and the random tokens behind sessions, invites, links and rooms.
 //! - `store`: the database (SQLite or PostgreSQL), one file of queries per concept.
 //! - `client`: a WebRTC participant, WHIP publisher and WHEP player for tests and `loadtest`.
@@ -31,6 +33,7 @@ pub mod loadtest;
 pub mod markdown;
 pub mod metrics;
 pub mod names;
+pub mod recording;
 pub mod server;
 pub mod sfu;
 pub mod signal;

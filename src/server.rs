@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::sfu::Sfu;
 use crate::state::AppState;
 use crate::store::Store;
-use crate::{http, tls};
+use crate::{http, recording, tls};
 
 /// In-flight requests get this long after a shutdown signal; the process is gone within 5 s.
 const DRAIN: Duration = Duration::from_secs(4);
@@ -54,6 +54,18 @@ pub async fn run(
     let metrics = Arc::new(Metrics::default());
     let events = ClassEvents::default();
     let sfu = Sfu::new(&config, store.clone(), metrics.clone(), events.clone());
+    // Recordings a crash interrupted become playable files before anyone can ask for them.
+    let root = sfu.recorder().root().to_owned();
+    let recovered = recording::finalise::recover(&store, &root)
+        .await
+        .context("cannot finalise the recordings an earlier run left unfinished")?;
+    if recovered > 0 {
+        tracing::warn!(
+            recovered,
+            "finalised recordings left unfinished by an earlier run"
+        );
+    }
+    recording::retention::spawn(store.clone(), root, config.recording.clone());
     let state = AppState {
         config: Arc::new(config.clone()),
         store: store.clone(),

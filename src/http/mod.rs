@@ -14,6 +14,7 @@ mod invites;
 pub mod media_sessions;
 mod openapi;
 mod posts;
+mod recordings;
 mod rooms;
 mod school;
 mod session_logs;
@@ -67,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .merge(class_events::router())
         .merge(feeds::router())
         .merge(session_logs::router())
+        .merge(recordings::router())
         .merge(crate::signal::router())
         .merge(openapi::router())
         .merge(web::router())

@@ -77,6 +77,8 @@ pub struct UpdateRoomRequest {
     /// Tutoring rooms: replaces the students who (with their families) may ask to come in;
     /// `[]` lets every student and family of the class ask.
     pub student_ids: Option<Vec<i64>>,
+    /// Record every session of the room from the moment its host arrives.
+    pub record_sessions: Option<bool>,
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
@@ -320,6 +322,9 @@ pub async fn update_room(
     state.store.update_room(room.id, &name, host).await?;
     if let Some(students) = &request.student_ids {
         state.store.set_room_students(room.id, students).await?;
+    }
+    if let Some(on) = request.record_sessions {
+        state.store.set_room_recording(room.id, on).await?;
     }
     Ok(Json(
         state.store.room(room.id).await?.ok_or(Error::NotFound)?,

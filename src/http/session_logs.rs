@@ -213,7 +213,7 @@ pub async fn list_sessions(
     Ok(Json(summaries))
 }
 
-async fn visible_session(
+pub(super) async fn visible_session(
     state: &AppState,
     user: &User,
     session_id: i64,

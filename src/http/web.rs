@@ -35,6 +35,7 @@ const PAGES: &[&str] = &[
     "/studio/{id}",
     "/tutor/{id}",
     "/session/{id}",
+    "/recording/{id}",
     "/school",
     "/people",
     "/classes",

@@ -37,6 +37,7 @@ use room::{Command, Room, RoomHandle, RoomSpec};
 use crate::config::Config;
 use crate::events::{ClassEvent, ClassEvents};
 use crate::metrics::Metrics;
+use crate::recording::Recorder;
 use crate::signal::error::SignalError;
 use crate::store::Store;
 
@@ -59,6 +60,7 @@ struct Inner {
     next_participant: AtomicU64,
     /// Told when a session starts and ends, for the class pages.
     events: ClassEvents,
+    recorder: Recorder,
 }
 
 impl Sfu {
@@ -69,6 +71,7 @@ impl Sfu {
                 occupancy: Mutex::default(),
                 media: Arc::new(MediaSettings::new(&config.media, &config.limits)),
                 log: EventLog::start(store.clone()),
+                recorder: Recorder::new(config, store.clone()),
                 store,
                 metrics,
                 max_rooms: config.limits.max_rooms_per_node,
@@ -78,6 +81,11 @@ impl Sfu {
                 events,
             }),
         }
+    }
+
+    /// Where recordings are written and how.
+    pub fn recorder(&self) -> &Recorder {
+        &self.inner.recorder
     }
 
     pub fn media(&self) -> Arc<MediaSettings> {
@@ -147,6 +155,8 @@ impl Sfu {
             session_id,
             max_participants: self.inner.max_participants,
             max_guests: self.inner.max_guests,
+            recorder: self.inner.recorder.clone(),
+            record_sessions: room.record_sessions != 0,
         };
         let handle = Room::start(spec, self.inner.log.clone(), on_change);
         rooms.insert(room_id, handle.clone());

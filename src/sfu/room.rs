@@ -19,6 +19,7 @@
 mod handle;
 mod moderation;
 mod publishing;
+mod recording;
 mod roster;
 mod standing;
 
@@ -31,6 +32,7 @@ use tokio::sync::mpsc;
 use super::event_log::{EventLog, LogEntry, Written};
 use super::track::Published;
 use crate::access::Who;
+use crate::recording::{Active, Recorder};
 use crate::signal::error::SignalError;
 use crate::signal::protocol::{Abilities, ServerMessage};
 use crate::store::live_sessions::SessionEvent;
@@ -48,6 +50,9 @@ pub struct RoomSpec {
     pub max_participants: usize,
     /// Open-house guests at once (`limits.max_guests_per_room`).
     pub max_guests: usize,
+    pub recorder: Recorder,
+    /// Record the session from the moment its host arrives (the room's setting).
+    pub record_sessions: bool,
 }
 
 pub struct Room {
@@ -58,6 +63,8 @@ pub struct Room {
     held: BTreeSet<String>,
     /// The room's own queue, for timers.
     me: mpsc::WeakSender<Command>,
+    /// The recording in progress, if any; the room's own commands tell it of a failure.
+    recording: Option<Active>,
     /// Whom the host removed from this session (see `moderation.rs`).
     removed: HashSet<String>,
     counts: Counts,
@@ -90,6 +97,7 @@ impl Room {
             tracks: BTreeMap::new(),
             held: BTreeSet::new(),
             me: handle.tx.downgrade(),
+            recording: None,
             removed: HashSet::new(),
             counts: Counts::default(),
             seq: 0,
@@ -163,6 +171,7 @@ impl Room {
                     let _ = reply.send(self.tracks.values().cloned().collect());
                 }
                 Command::Revoke(revocation) => self.revoke(&revocation),
+                Command::RecordingFailed(reason) => self.recording_stopped(None, reason),
                 Command::Close => {
                     end_reason = "server_shutdown";
                     break;
@@ -283,6 +292,11 @@ impl Room {
             false,
         );
         self.count_changed(Some(id));
+        if self.spec.record_sessions && abilities.host && self.recording.is_none() {
+            if let Err(e) = self.record(id, true) {
+                tracing::warn!(error = %e, "the room records every session, but not this one");
+            }
+        }
         Ok(Snapshot {
             session_id: self.spec.session_id,
             abilities,
@@ -290,6 +304,7 @@ impl Room {
             participants,
             participant_count: self.participant_count(),
             tracks,
+            recording: self.recording.is_some(),
         })
     }
 
@@ -332,6 +347,14 @@ impl Room {
     fn close(mut self, reason: &'static str, ended_by: Option<u64>) {
         self.closed.store(true, Ordering::Release);
         self.rx.close();
+        if let Some(recording) = self.recording.take() {
+            recording.stop(None, "session_ended");
+            self.log(
+                None,
+                "recording_stopped",
+                serde_json::json!({"reason": "session_ended"}),
+            );
+        }
         for (id, peer) in &self.peers {
             if Some(*id) != ended_by {
                 peer.tell(ServerMessage::Ended {

@@ -133,6 +133,8 @@ pub struct Published {
     /// The host muted it: nothing is forwarded.
     pub muted: AtomicBool,
     fanout: Fanout,
+    /// Recorders of this track: bounded queues that are never waited on (`crate::recording`).
+    taps: Mutex<Vec<mpsc::Sender<rtp::Packet>>>,
     input: Mutex<Input>,
     pli: Mutex<PliLimiter>,
 }
@@ -149,6 +151,7 @@ impl Published {
             generation: AtomicU32::new(0),
             muted: AtomicBool::new(false),
             fanout: Fanout::default(),
+            taps: Mutex::default(),
             input: Mutex::new(Input {
                 remote: incoming.remote,
                 media_ssrc: incoming.media_ssrc,
@@ -203,6 +206,22 @@ impl Published {
 
     pub fn remove_sink(&self, participant_id: u64) {
         self.fanout.remove(participant_id);
+    }
+
+    /// Hands every packet the publisher sends (while not muted) to a recorder too. A full
+    /// queue drops the packet for the recorder only; a closed one is removed.
+    pub fn add_tap(&self, tap: mpsc::Sender<rtp::Packet>) {
+        self.taps.lock().expect("taps lock").push(tap);
+    }
+
+    fn tap(&self, packet: &rtp::Packet) {
+        let mut taps = self.taps.lock().expect("taps lock");
+        taps.retain(|tap| {
+            !matches!(
+                tap.try_send(packet.clone()),
+                Err(mpsc::error::TrySendError::Closed(_))
+            )
+        });
     }
 
     /// Asks the publisher for a keyframe, within the rate limit (a held request goes out at
@@ -270,7 +289,11 @@ impl Published {
                         // subscriber's copy.
                         packet.header.extension = false;
                         packet.header.extensions.clear();
-                        self.fanout.send(self.kind, self.muted.load(Ordering::Relaxed), &packet, generation);
+                        let muted = self.muted.load(Ordering::Relaxed);
+                        self.fanout.send(self.kind, muted, &packet, generation);
+                        if !muted {
+                            self.tap(&packet);
+                        }
                     }
                     Some(TrackRemoteEvent::OnEnded) | None => break,
                     Some(_) => {}

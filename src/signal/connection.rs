@@ -338,6 +338,8 @@ pub const KNOWN_TYPES: &[&str] = &[
     "kick",
     "end",
     "leave",
+    "start_recording",
+    "stop_recording",
     "ping",
 ];
 

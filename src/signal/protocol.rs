@@ -137,6 +137,13 @@ pub enum ClientMessage {
     End {
         id: u64,
     },
+    /// Host: start recording the session (everyone is told), or stop.
+    StartRecording {
+        id: u64,
+    },
+    StopRecording {
+        id: u64,
+    },
     Leave {
         id: u64,
     },
@@ -169,6 +176,8 @@ impl ClientMessage {
             Mute { .. } => "mute",
             Kick { .. } => "kick",
             End { .. } => "end",
+            StartRecording { .. } => "start_recording",
+            StopRecording { .. } => "stop_recording",
             Leave { .. } => "leave",
             Ping { .. } => "ping",
         }
@@ -192,6 +201,8 @@ impl ClientMessage {
             | Mute { id, .. }
             | Kick { id, .. }
             | End { id }
+            | StartRecording { id }
+            | StopRecording { id }
             | Leave { id }
             | Ping { id } => *id,
         }
@@ -252,6 +263,9 @@ pub enum ServerMessage {
         /// How many people are here, this participant included.
         participant_count: u64,
         tracks: Vec<TrackInfo>,
+        /// The session is being recorded.
+        #[serde(default)]
+        recording: bool,
     },
     /// The answer to a publisher offer.
     Answer {
@@ -306,6 +320,14 @@ pub enum ServerMessage {
         at: i64,
     },
     Admitted,
+    /// Recording started or stopped: `by` names the host who did it (empty when it stopped on
+    /// its own), `reason` says why it stopped.
+    Recording {
+        recording: bool,
+        by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// You were removed from the room; the server closes the connection.
     Kicked {
         reason: String,
@@ -391,7 +413,7 @@ mod documented {
             );
         }
         // Adding a message type without documenting it fails here.
-        assert_eq!(client_types.len(), 17, "{client_types:?}");
-        assert_eq!(server_types.len(), 18, "{server_types:?}");
+        assert_eq!(client_types.len(), 19, "{client_types:?}");
+        assert_eq!(server_types.len(), 19, "{server_types:?}");
     }
 }

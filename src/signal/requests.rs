@@ -162,6 +162,12 @@ pub(super) async fn handle(
             });
             return Ok(None);
         }
+        ClientMessage::StartRecording { .. } => {
+            ask(Request::Record(true)).await?;
+        }
+        ClientMessage::StopRecording { .. } => {
+            ask(Request::Record(false)).await?;
+        }
         ClientMessage::Leave { .. } => {}
         ClientMessage::Join { .. } | ClientMessage::Ping { .. } => unreachable!("handled above"),
     }
@@ -228,6 +234,7 @@ async fn join(
         participants: snapshot.participants,
         participant_count: snapshot.participant_count,
         tracks: snapshot.tracks,
+        recording: snapshot.recording,
     };
     Ok((
         Joined {

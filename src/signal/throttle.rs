@@ -24,6 +24,8 @@ pub const RATES: &[(&str, f64, f64)] = &[
     ("mute", 10.0, 1.0),
     ("kick", 10.0, 1.0),
     ("end", 5.0, 0.5),
+    ("start_recording", 5.0, 0.5),
+    ("stop_recording", 5.0, 0.5),
     ("leave", 5.0, 0.5),
     ("ping", 10.0, 2.0),
     // Messages that do not parse: answered with an error each, so they are bounded too.

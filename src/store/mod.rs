@@ -12,6 +12,7 @@ pub mod invites;
 pub mod live_sessions;
 pub mod password_resets;
 pub mod posts;
+pub mod recordings;
 pub mod rooms;
 pub mod school;
 pub mod session_logs;

@@ -16,9 +16,17 @@ pub struct Room {
     /// The tutor or teacher assigned to host a tutoring room.
     pub host_user_id: Option<i64>,
     pub created_at: i64,
+    /// Every session is recorded from the moment its host arrives (`crate::recording`).
+    #[serde(serialize_with = "flag")]
+    #[schema(value_type = bool)]
+    pub record_sessions: i64,
 }
 
-const COLUMNS: &str = "id, class_id, kind, name, host_user_id, created_at";
+fn flag<S: serde::Serializer>(value: &i64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_bool(*value != 0)
+}
+
+const COLUMNS: &str = "id, class_id, kind, name, host_user_id, created_at, record_sessions";
 
 impl Store {
     pub async fn create_room(
@@ -39,6 +47,15 @@ impl Store {
         .bind(now_ms())
         .fetch_one(self.pool())
         .await
+    }
+
+    pub async fn set_room_recording(&self, room_id: i64, on: bool) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE rooms SET record_sessions = $1 WHERE id = $2 AND deleted_at IS NULL")
+            .bind(on as i64)
+            .bind(room_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 
     pub async fn room(&self, id: i64) -> Result<Option<Room>, sqlx::Error> {

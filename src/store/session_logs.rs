@@ -20,6 +20,10 @@ pub struct SessionRow {
     pub end_reason: Option<String>,
     pub peak_participants: i64,
     pub recording_path: Option<String>,
+    /// The session's latest recording that can be watched (`/recording/{id}`).
+    pub recording_id: Option<i64>,
+    /// When the cleaner deleted the session's recording (past retention), if it did.
+    pub recording_deleted_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -34,7 +38,9 @@ pub struct EventRow {
 
 const COLUMNS: &str =
     "s.id, s.room_id, r.name AS room_name, r.kind AS room_kind, r.class_id, r.host_user_id,
-     s.started_at, s.ended_at, s.end_reason, s.peak_participants, s.recording_path";
+     s.started_at, s.ended_at, s.end_reason, s.peak_participants, s.recording_path,
+     (SELECT MAX(x.id) FROM recordings x WHERE x.session_id = s.id AND x.state = 'ready') AS recording_id,
+     (SELECT MAX(x.deleted_at) FROM recordings x WHERE x.session_id = s.id AND x.state = 'deleted') AS recording_deleted_at";
 
 impl Store {
     /// A class's sessions started in [from, to), newest first.

@@ -8,6 +8,7 @@ mod loadtest;
 mod peer;
 mod posts;
 mod recovery;
+mod recordings;
 mod rooms;
 mod schemathesis;
 mod security_accounts;

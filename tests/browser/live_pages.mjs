@@ -1,6 +1,9 @@
 // Live pages that stay current: a family's class page (Spanish, on a phone) learns within 2 s
 // that the class went live and that it ended, without a reload (the class event stream); the
-// watch page decodes video, then shows the end with a link to the session's log; a post
+// watch page decodes video and shows that the teacher records 10 s of the session (the family
+// chats 5 s in), then shows the end with a link to the session's log, from which the family
+// replays the recording: about 10 s long, a click on the chat line seeks to it and shows
+// frames, at double speed; the teacher publishes it to the timeline with a note. A post
 // appears on another open class page. Then a tutoring room that its host has not opened yet:
 // the family is told whom it waits for, the tutor opens it, lets the family in, and both see
 // each other. Started by main.rs (`live_pages_stay_current`).
@@ -44,7 +47,19 @@ await scenario('class page follows the live session', async () => {
   await flowing('family watch', watch, (a, b) => sum(b, 'framesDecoded') > sum(a, 'framesDecoded') && sum(b, 'framesDecoded') > 10);
   log('the family decodes video');
   await watch.locator(`.titles a.back-link[href="/class/${cfg.class_id}"]`).waitFor();
+
+  // The teacher records 10 s; the family's page says so while it runs, and chats 5 s in.
+  const recordingShown = () => document.querySelector('.badge.recording')?.hidden === false;
+  await teacher.locator('button.record').click();
+  const recordingSince = Date.now();
+  await within(3000, 'the watch page shows the recording', watch, recordingShown);
   await shoot(watch, 'live/watch-es-phone.png');
+  await watch.waitForTimeout(Math.max(0, 5000 - (Date.now() - recordingSince)));
+  await watch.locator('.chat-form input').fill('Hola desde casa');
+  await watch.locator('.chat-form button[type=submit]').click();
+  await watch.waitForTimeout(Math.max(0, 10000 - (Date.now() - recordingSince)));
+  await teacher.locator('button.record[aria-pressed="true"]').click();
+  await within(3000, 'the badge goes when the recording stops', watch, () => !document.querySelector('.badge.recording') || document.querySelector('.badge.recording').hidden);
 
   // Ending asks first; "keep going" keeps it live.
   await teacher.locator('button.end').click();
@@ -76,6 +91,48 @@ await scenario('class page follows the live session', async () => {
   await watch.waitForURL(`${cfg.base}${href}`);
   await watch.locator('section.attendance').waitFor();
   log('the end reaches the class page within 2 s; the watch page links to the log');
+
+  // The recording, from the log: it lasts about 10 s, the chat line sits beside it, and a
+  // click on the line seeks there (about 5 s in) and shows a picture; 2× plays faster.
+  await watch.locator('a.recording-link').click();
+  await watch.waitForURL(/\/recording\/\d+$/);
+  await watch.waitForFunction(() => document.querySelector('video.replay-main')?.readyState >= 1);
+  const duration = await watch.evaluate(() => document.querySelector('video.replay-main').duration);
+  if (!(duration > 9 && duration < 11.5)) throw new Error(`the recording lasts ${duration} s`);
+  const line = watch.locator('.replay-chat li', { hasText: 'Hola desde casa' });
+  await watch.locator('button.speed[data-rate="2"]').click();
+  await line.locator('button').click();
+  await watch.waitForFunction(() => {
+    const v = document.querySelector('video.replay-main');
+    return !v.seeking && v.readyState >= 2 && Math.abs(v.currentTime - 5) < 1.5;
+  });
+  const picture = await watch.evaluate(() => {
+    const v = document.querySelector('video.replay-main');
+    const canvas = document.createElement('canvas');
+    canvas.width = 64;
+    canvas.height = 36;
+    const g = canvas.getContext('2d');
+    g.drawImage(v, 0, 0, 64, 36);
+    const d = g.getImageData(0, 0, 64, 36).data;
+    let [lo, hi] = [765, 0];
+    for (let i = 0; i < d.length; i += 4) {
+      const sum = d[i] + d[i + 1] + d[i + 2];
+      [lo, hi] = [Math.min(lo, sum), Math.max(hi, sum)];
+    }
+    return { contrast: hi - lo, at: v.currentTime, rate: v.playbackRate, width: v.videoWidth };
+  });
+  if (picture.contrast < 30 || !picture.width) throw new Error(`no picture at ${picture.at} s: ${JSON.stringify(picture)}`);
+  if (picture.rate !== 2) throw new Error(`plays at ${picture.rate}×`);
+  await within(2000, 'the chat line is marked as played', watch, () => document.querySelector('.replay-chat li.current')?.innerText.includes('Hola desde casa'));
+  await shoot(watch, 'live/replay-es-phone.png');
+  log(`the recording plays: ${duration.toFixed(2)} s, a picture at ${picture.at.toFixed(2)} s`);
+
+  // The teacher publishes it to the class timeline, from the same pages.
+  await teacher.locator('a.session-log-link').click();
+  await teacher.locator('a.recording-link').click();
+  await teacher.getByLabel('A note for the families').fill('Today in class, for those at work.');
+  await teacher.locator('form.publish-recording button[type=submit]').click();
+  await teacher.locator('.published-note').waitFor({ state: 'visible' });
 });
 
 await scenario('a new post appears on an open class page', async () => {

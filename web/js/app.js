@@ -9,6 +9,7 @@ import { classHome } from './pages/class.js';
 import { guest, watch } from './pages/watch.js';
 import { studio } from './pages/studio.js';
 import { sessionPage } from './pages/timeline.js';
+import { replay } from './pages/replay.js';
 import { tutor } from './pages/tutor.js';
 import { schoolPage } from './pages/school.js';
 import { people } from './pages/people.js';
@@ -27,6 +28,7 @@ const ROUTES = [
   [/^\/watch\/(\d+)$/, watch],
   [/^\/studio\/(\d+)$/, studio],
   [/^\/session\/(\d+)$/, sessionPage],
+  [/^\/recording\/(\d+)$/, replay],
   [/^\/tutor\/(\d+)$/, tutor],
   [/^\/school$/, schoolPage],
   [/^\/people$/, people],

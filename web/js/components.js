@@ -1,7 +1,7 @@
 // Pieces the live pages share: chat, remote audio with the autoplay unlock, video elements, and
 // the status line that follows a session's state (including reconnecting).
 
-import { h, status } from './dom.js';
+import { h, showError, status } from './dom.js';
 import { setLabel, setText } from './i18n.js';
 import { api } from './api.js';
 
@@ -229,6 +229,43 @@ export function overPanel(session, room) {
     panel.hidden = false;
   });
   return panel;
+}
+
+/** "Recording": shown to everyone in the room while the session is being recorded. */
+export function recordingBadge(session) {
+  const badge = h('span', { class: 'badge recording', role: 'status', text: 'recording_on', hidden: true });
+  const show = () => {
+    badge.hidden = session.over || session.recording?.recording !== true;
+  };
+  session.addEventListener('recording', show);
+  session.addEventListener('state', show);
+  return badge;
+}
+
+/** Host: starts and stops recording; a refusal (the server's disk is full) shows beside it. */
+export function recordButton(session) {
+  const button = h('button', { type: 'button', class: 'record', text: 'recording_start', hidden: true, 'aria-pressed': 'false' });
+  const error = h('p', { class: 'error record-error', role: 'alert', hidden: true });
+  const show = () => {
+    const on = session.recording?.recording === true;
+    button.hidden = session.state !== 'joined' || !session.abilities.host;
+    setText(button, on ? 'recording_stop' : 'recording_start');
+    button.setAttribute('aria-pressed', String(on));
+  };
+  session.addEventListener('recording', show);
+  session.addEventListener('state', show);
+  button.addEventListener('click', async () => {
+    error.hidden = true;
+    button.disabled = true;
+    try {
+      await session.record(session.recording?.recording !== true);
+    } catch (e) {
+      showError(error, e);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return h('span', { class: 'record-control' }, button, recordingBadge(session), error);
 }
 
 /** Exposes the live session to the page's tests (and curious developers). */

@@ -7,7 +7,8 @@
 // cannot answer is reported (`answer_failed`) and the server offers afresh.
 //
 // Events (CustomEvent, details in `event.detail`): state, participants, tracks, chat, me,
-// error. `session.remote` maps the server's track ids to the MediaStreamTracks we receive.
+// recording (whether the session is being recorded, and by whom), error. `session.remote` maps
+// the server's track ids to the MediaStreamTracks we receive.
 // Hosts get the list of participants; everyone else gets `session.count` (people here, us
 // included) and `participants` holds only what the server shows them.
 
@@ -97,6 +98,8 @@ export class LiveSession extends EventTarget {
     this.count = joined.participant_count ?? this.participants.size + 1;
     this.me = mine || { participant_id: this.meId, waiting: joined.waiting };
     this.tracks = new Map(joined.tracks.map((t) => [t.track_id, t]));
+    this.recording = { recording: joined.recording === true, by: '' };
+    this.emit('recording', this.recording);
     this.setState(joined.waiting ? 'waiting' : 'joined', { rejoined: this.wasJoined === true });
     this.wasJoined = true;
     this.emit('participants');
@@ -223,6 +226,10 @@ export class LiveSession extends EventTarget {
       case 'chat':
         this.emit('chat', m);
         break;
+      case 'recording':
+        this.recording = { recording: m.recording, by: m.by, reason: m.reason };
+        this.emit('recording', this.recording);
+        break;
       case 'admitted':
         this.me = { ...this.me, waiting: false };
         this.setState('joined', { admitted: true });
@@ -241,6 +248,11 @@ export class LiveSession extends EventTarget {
         this.emit('error', m);
         break;
     }
+  }
+
+  /** Host: start or stop recording the session. */
+  record(on) {
+    return this.request({ type: on ? 'start_recording' : 'stop_recording' });
   }
 
   finish(state, reason) {

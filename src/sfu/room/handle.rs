@@ -46,6 +46,8 @@ pub struct Snapshot {
     /// How many are here, the newcomer included.
     pub participant_count: u64,
     pub tracks: Vec<TrackInfo>,
+    /// The session is being recorded.
+    pub recording: bool,
 }
 
 /// Requests a participant makes of the room.
@@ -61,6 +63,8 @@ pub enum Request {
     Kick(u64),
     End,
     Keyframe(String),
+    /// Host: start (true) or stop recording the session.
+    Record(bool),
     /// Nothing but the checks every request passes (still in the room, admitted): for
     /// messages handled outside the room (answers, candidates, audio-only).
     Check,
@@ -108,6 +112,8 @@ pub enum Command {
     Tracks {
         reply: oneshot::Sender<Vec<Arc<Published>>>,
     },
+    /// The recording stopped on its own (the disk filled).
+    RecordingFailed(&'static str),
     /// The node is shutting down.
     Close,
 }

@@ -104,6 +104,7 @@ impl Room {
             Request::End => {
                 self.log(Some(participant_id), "end", serde_json::json!({}));
             }
+            Request::Record(on) => self.record(participant_id, on)?,
             Request::Check => {}
         }
         Ok(None)

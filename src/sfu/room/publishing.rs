@@ -85,6 +85,9 @@ impl Room {
                     let _ = peer.media.send(PeerCommand::Subscribe(track.clone()));
                 }
             }
+            if let Some(recording) = &self.recording {
+                recording.add_track(&track, &self.peers[&participant_id].display_name);
+            }
             self.tracks.insert(track.id.clone(), track.clone());
         }
         Some((track, generation))

@@ -164,6 +164,11 @@ function roomsSection(classId, ctx, onChange) {
           h('fieldset', { class: 'student-picks' }, h('legend', { text: 'who_may_enter' }), h('div', { class: 'picks' }, boxes)),
           h('button', { type: 'submit', text: 'save_who_may_enter', label: 'save_who_may_enter_in', vars: { name: room.name } })));
       }
+      // Every session recorded from the host's arrival (src/recording).
+      controls.push(h('label', { class: 'record-sessions' },
+        h('input', { type: 'checkbox', name: 'record_sessions', checked: room.record_sessions === true,
+          on: { change: acting(rowError, (e) => api('PATCH', `/api/v1/rooms/${room.id}`, { record_sessions: e.target.checked }), onChange) } }),
+        ' ', h('span', { text: 'record_every_session' })));
       const forNames = room.student_ids.map((id) => ctx.students.find((st) => st.id === id)?.name).filter(Boolean).join(', ');
       return h('li', { class: 'card room', dataset: { roomId: String(room.id) } },
         h('div', { class: 'room-head' },

@@ -6,7 +6,7 @@
 import { h, mount, status } from '../dom.js';
 import { setText } from '../i18n.js';
 import { LiveSession } from '../live.js';
-import { AudioOut, backToClass, chatPanel, expose, followState, overPanel, roomDetail, smallButton, openCamera, roleKey, showTrack, videoElement } from '../components.js';
+import { AudioOut, backToClass, chatPanel, expose, followState, overPanel, recordButton, roomDetail, smallButton, openCamera, roleKey, showTrack, videoElement } from '../components.js';
 import { requireMe } from './account.js';
 import { api } from '../api.js';
 import { copyButton } from '../copy.js';
@@ -78,6 +78,7 @@ export async function studio(roomId) {
   const viewers = h('ul', { class: 'viewers' });
   const chatBox = h('div', { class: 'chat-slot' });
   const overSlot = h('div', { class: 'over-slot' });
+  const recordSlot = h('span', { class: 'record-slot' });
   const audience = h('section', { class: 'audience', 'aria-labelledby': 'viewers-title' },
     h('h2', { id: 'viewers-title', text: 'viewers' }), viewerCount, viewers);
   const unmuteSlot = h('div', { class: 'unmute-slot' });
@@ -220,6 +221,7 @@ export async function studio(roomId) {
     });
     for (const event of ['participants', 'tracks']) session.addEventListener(event, renderViewers);
     chatBox.replaceChildren(chatPanel(session));
+    recordSlot.replaceChildren(recordButton(session));
     overSlot.replaceChildren(overPanel(session, room));
     const entries = camera ? camera.getTracks().map((track) => ({ track, stream: camera, source: track.kind === 'audio' ? 'microphone' : 'camera' })) : [];
     if (screen) entries.push({ track: screen.getVideoTracks()[0], stream: screen, source: 'screen' });
@@ -260,7 +262,7 @@ export async function studio(roomId) {
       h('div', { class: 'studio-main' },
         h('div', { class: 'watch-head' },
           h('div', { class: 'titles' }, heading, room ? h('p', { class: 'class-name' }, backToClass(room)) : null),
-          h('div', { class: 'on-air' }, liveBadge, timer, endButton)),
+          h('div', { class: 'on-air' }, liveBadge, timer, recordSlot, endButton)),
         endConfirm,
         h('div', { class: 'stage' }, preview, screenPreview, stageFromOthers, unmuteSlot),
         h('div', { class: 'controls devices', role: 'toolbar', label: 'controls' },

@@ -65,7 +65,15 @@ function sessionCard(item) {
     h('p', { class: 'meta' }, when(s.started_at)),
     h('p', {}, h('strong', { text: 'session_item', vars: { room: s.room_name } })),
     h('p', { class: 'hint' }, summary(s.duration_ms, s.attendees)),
-    h('a', { href: `/session/${s.id}`, class: 'button', text: 'session_open' }));
+    h('a', { href: `/session/${s.id}`, class: 'button', text: 'session_open' }),
+    recordingLink(s));
+}
+
+/** The session's recording: a link to replay it, or when it was deleted. */
+function recordingLink(s) {
+  if (s.recording_id) return h('a', { href: `/recording/${s.recording_id}`, class: 'button primary recording-link', text: 'recording_watch' });
+  if (s.recording_deleted_at) return h('p', { class: 'hint recording-deleted', text: 'recording_deleted', vars: { date: { date_ms: s.recording_deleted_at } } });
+  return null;
 }
 
 function composer(klass, onDone) {
@@ -237,6 +245,7 @@ export async function sessionPage(sessionId) {
   mount('session_title',
     h('h1', { text: 'session_item', vars: { room: log.room_name } }),
     h('p', { class: 'meta' }, when(log.started_at), ' · ', summary(log.duration_ms, log.attendance.length)),
+    recordingLink(log),
     log.attendance_visible !== 'none' ? h('section', { class: 'attendance' },
       h('h2', { text: 'attendance' }),
       h('table', {}, h('tbody', {}, rows)),

@@ -6,7 +6,7 @@
 import { h, mount, status } from '../dom.js';
 import { setText } from '../i18n.js';
 import { LiveSession } from '../live.js';
-import { AudioOut, backToClass, chatPanel, expose, followState, overPanel, roomDetail, smallButton, openCamera, showTrack, toggle, videoElement } from '../components.js';
+import { AudioOut, backToClass, chatPanel, expose, followState, overPanel, recordButton, roomDetail, smallButton, openCamera, showTrack, toggle, videoElement } from '../components.js';
 import { requireMe } from './account.js';
 
 const SPEAKING = 0.04;
@@ -165,7 +165,7 @@ export async function tutor(roomId) {
   mount('tutoring_room',
     h('div', { class: 'tutor' },
       h('div', { class: 'tutor-main' },
-        h('div', { class: 'watch-head' }, h('div', { class: 'titles' }, title, room ? h('p', { class: 'class-name' }, backToClass(room)) : null)),
+        h('div', { class: 'watch-head' }, h('div', { class: 'titles' }, title, room ? h('p', { class: 'class-name' }, backToClass(room)) : null), recordButton(session)),
         notice,
         waitingBox,
         h('div', { class: 'grid-wrap' }, grid, audio.unmuteButton),

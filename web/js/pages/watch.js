@@ -6,7 +6,7 @@ import { api } from '../api.js';
 import { field, h, mount, showError } from '../dom.js';
 import { setText } from '../i18n.js';
 import { LiveSession } from '../live.js';
-import { AudioOut, backToClass, chatPanel, expose, followState, openCamera, overPanel, roomDetail, showTrack, toggle, videoElement } from '../components.js';
+import { AudioOut, backToClass, chatPanel, expose, followState, openCamera, overPanel, recordingBadge, roomDetail, showTrack, toggle, videoElement } from '../components.js';
 import { requireMe } from './account.js';
 
 export async function watch(roomId) {
@@ -164,7 +164,7 @@ function watchView(session, { guest, room = null }) {
   mount('watch_title',
     h('div', { class: 'watch' },
       h('div', { class: 'watch-main' },
-        h('div', { class: 'watch-head' }, h('div', { class: 'titles' }, title, room ? h('p', { class: 'class-name' }, backToClass(room)) : null), count),
+        h('div', { class: 'watch-head' }, h('div', { class: 'titles' }, title, room ? h('p', { class: 'class-name' }, backToClass(room)) : null), recordingBadge(session), count),
         player,
         controls,
         over),
