@@ -69,6 +69,8 @@ impl Output {
         let sender = pc.add_track(local.clone() as Arc<dyn TrackLocal>).await?;
         let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
         let payload_type = Arc::new(AtomicU16::new(0));
+        // Only the codecs of `media_engine` are negotiated; anything else would be forwarded
+        // without waiting for keyframes, as audio is.
         let codec = Codec::from_mime(&published.codec.mime_type).unwrap_or(Codec::Opus);
         let outgoing = Arc::new(Mutex::new(OutgoingTrack::new(
             codec,
