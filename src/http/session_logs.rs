@@ -7,7 +7,7 @@
 //! teachers (and admins). Everyone else gets the answer a missing session gets.
 
 use axum::extract::{Path, Query, State};
-use axum::http::header;
+use axum::http::{header, Uri};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -16,12 +16,16 @@ use utoipa::ToSchema;
 
 use super::classes::who_in;
 use super::extract::CurrentUser;
+use super::page::{split, PageQuery, Paged};
 use super::{Error, Result};
 use crate::access::{decide, Action, Facts, Grant, Role, Who};
 use crate::sfu::room::RoomKind;
 use crate::state::AppState;
 use crate::store::now_ms;
-use crate::store::session_logs::{attendance, Attendance, SessionRow};
+use crate::store::posts::Position;
+use crate::store::session_logs::{
+    attendance, Attendance, SessionFilter, SessionReader, SessionRow,
+};
 use crate::store::users::User;
 
 pub fn router() -> Router<AppState> {
@@ -82,31 +86,75 @@ pub(super) fn visibility(
     sees_log.then_some((attendance, reads || hosts))
 }
 
-/// [`visibility`], with the facts looked up: whether the caller took part in a tutoring
-/// session is only asked of tutoring sessions, and only of people who are neither its host
-/// nor a teacher.
-pub(super) async fn session_visibility(
-    state: &AppState,
+/// [`visibility`] of a session row read for this caller (its `took_part` asked in SQL).
+fn row_visibility(
     who: Who,
     user: &User,
     session: &SessionRow,
     action: Action,
-) -> Result<Option<(Visible, bool)>> {
-    let asks = session.room_kind == RoomKind::Tutoring.as_str()
-        && session.host_user_id != Some(user.id)
-        && !decide(who, Action::ManageClass, Facts::default()).allowed()
-        && who != Who::Outsider;
-    let took_part = asks
-        && state
-            .store
-            .took_part(
-                session.id,
-                session.class_id,
-                user.id,
-                who == Who::Member(Role::Family),
-            )
-            .await?;
-    Ok(visibility(who, user, session, action, took_part))
+) -> Option<(Visible, bool)> {
+    visibility(who, user, session, action, session.took_part == 1)
+}
+
+/// How a session list is filtered in SQL for the caller: the rows [`visibility`] lets them
+/// see, and no others.
+pub(super) fn reader(who: Who, user: &User) -> SessionReader {
+    let filter = if decide(who, Action::ManageClass, Facts::default()).allowed() {
+        SessionFilter::All
+    } else if decide(who, Action::ReadTimeline, Facts::default()).allowed() {
+        SessionFilter::Reader
+    } else {
+        SessionFilter::Host
+    };
+    SessionReader {
+        user_id: user.id,
+        family: who == Who::Member(Role::Family),
+        filter,
+    }
+}
+
+/// The summaries of a page of sessions, in order (None for one the caller may not see): the
+/// attendance of sessions that ended is counted in their rows; only open ones, and only when
+/// the caller sees all of it, cost one more query for the whole page.
+pub(super) async fn summaries(
+    state: &AppState,
+    who: Who,
+    user: &User,
+    sessions: Vec<SessionRow>,
+    action: Action,
+) -> Result<Vec<Option<SessionSummary>>> {
+    let seen: Vec<Option<Visible>> = sessions
+        .iter()
+        .map(|s| row_visibility(who, user, s, action).map(|(v, _)| v))
+        .collect();
+    let open: Vec<&SessionRow> = sessions
+        .iter()
+        .zip(&seen)
+        .filter(|(s, v)| s.attendees.is_none() && v.is_some_and(|v| v != Visible::None))
+        .map(|(s, _)| s)
+        .collect();
+    let live = match open.is_empty() {
+        true => Default::default(),
+        false => state.store.attendance_of(&open, now_ms()).await?,
+    };
+    Ok(sessions
+        .into_iter()
+        .zip(seen)
+        .map(|(session, seen)| {
+            let seen = seen?;
+            let attendees = match (&live.get(&session.id), seen) {
+                (_, Visible::None) => 0,
+                (Some(people), _) => only_own((*people).clone(), seen, user).len(),
+                (None, Visible::All) => session.attendees.unwrap_or(0) as usize,
+                (None, Visible::Own) => session.attended as usize,
+            };
+            Some(SessionSummary {
+                duration_ms: until(&session) - session.started_at,
+                attendees,
+                session,
+            })
+        })
+        .collect())
 }
 
 #[derive(Serialize, ToSchema)]
@@ -181,36 +229,47 @@ pub(super) fn only_own(
     }
 }
 
-/// The class's sessions the caller may see, newest first.
-#[utoipa::path(get, path = "/api/v1/classes/{class_id}/sessions", tag = "session logs", params(("class_id" = i64, Path), Range),
-    responses((status = 200, body = [SessionSummary]), (status = 404, body = super::error::ErrorBody)))]
+/// The class's sessions the caller may see, newest first, a page at a time
+/// (`Link: rel="next"`), optionally only those started in a date range.
+#[utoipa::path(get, path = "/api/v1/classes/{class_id}/sessions", tag = "session logs", params(("class_id" = i64, Path), Range, PageQuery),
+    responses((status = 200, body = [SessionSummary], headers(("link" = String, description = "The next page, absent on the last"))),
+        (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
 pub async fn list_sessions(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(class_id): Path<i64>,
     Query(range): Query<Range>,
-) -> Result<Json<Vec<SessionSummary>>> {
+    Query(page): Query<PageQuery>,
+    uri: Uri,
+) -> Result<Paged<SessionSummary>> {
     let who = who_in(&state, &current.user, class_id).await?;
     if who == Who::Outsider {
         return Err(Error::NotFound);
     }
-    let (from, to) = range.bounds()?;
-    let mut summaries = Vec::new();
-    for session in state.store.class_sessions(class_id, from, to).await? {
-        let Some((visible, _)) =
-            session_visibility(&state, who, &current.user, &session, Action::SeeAttendance).await?
-        else {
-            continue;
-        };
-        let events = state.store.session_events(session.id).await?;
-        let people = only_own(attendance(&events, until(&session)), visible, &current.user);
-        summaries.push(SessionSummary {
-            duration_ms: until(&session) - session.started_at,
-            attendees: people.len(),
-            session,
-        });
-    }
-    Ok(Json(summaries))
+    let range = range.bounds()?;
+    let limit = page.limit()?;
+    let start = page.start(Position::START)?;
+    let rows = state
+        .store
+        .sessions_before(
+            class_id,
+            reader(who, &current.user),
+            range,
+            start,
+            limit + 1,
+        )
+        .await?;
+    let (rows, next) = split(rows, limit, |s: &SessionRow| Position {
+        at: s.started_at,
+        rank: 0,
+        id: s.id,
+    });
+    let items = summaries(&state, who, &current.user, rows, Action::SeeAttendance)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok(Paged { items, next, uri })
 }
 
 async fn visible_session(
@@ -221,14 +280,23 @@ async fn visible_session(
 ) -> Result<(SessionRow, Visible, bool)> {
     let session = state
         .store
-        .session_log(session_id)
+        .session_log(session_id, user.id, false)
         .await?
         .ok_or(Error::NotFound)?;
     let who = who_in(state, user, session.class_id).await?;
     if who == Who::Outsider {
         return Err(Error::NotFound);
     }
-    match session_visibility(state, who, user, &session, action).await? {
+    // A family member's child taking part counts as theirs: asked once the role is known.
+    let session = match who == Who::Member(Role::Family) && session.took_part == 0 {
+        true => state
+            .store
+            .session_log(session_id, user.id, true)
+            .await?
+            .ok_or(Error::NotFound)?,
+        false => session,
+    };
+    match row_visibility(who, user, &session, action) {
         Some((visible, chat)) => Ok((session, visible, chat)),
         // Someone outside a tutoring session does not learn that it exists.
         None if session.room_kind == RoomKind::Tutoring.as_str() => Err(Error::NotFound),
@@ -323,12 +391,16 @@ pub async fn session_csv(
             "your role in this class does not export attendance",
         ));
     }
-    let events = state.store.session_events(session.id).await?;
+    let mut people = state.store.attendance_of(&[&session], now_ms()).await?;
     let mut body = CSV_HEADER.to_owned();
     csv_rows(
         &mut body,
         &session,
-        &only_own(attendance(&events, until(&session)), visible, &current.user),
+        &only_own(
+            people.remove(&session.id).unwrap_or_default(),
+            visible,
+            &current.user,
+        ),
     );
     Ok(csv_response(
         body,
@@ -355,22 +427,35 @@ pub async fn class_csv(
             "your role in this class does not export attendance",
         ));
     }
-    let (from, to) = range.bounds()?;
-    let mut body = CSV_HEADER.to_owned();
-    let mut sessions = state.store.class_sessions(class_id, from, to).await?;
+    // Every session in the range, oldest first, with attendance read in batches.
+    let mut sessions = state
+        .store
+        .sessions_before(
+            class_id,
+            reader(who, &current.user),
+            range.bounds()?,
+            Position::START,
+            i64::MAX,
+        )
+        .await?;
     sessions.reverse();
-    for session in sessions {
-        let Some((visible, _)) =
-            session_visibility(&state, who, &current.user, &session, Action::ExportLogs).await?
-        else {
-            continue;
-        };
-        let events = state.store.session_events(session.id).await?;
-        csv_rows(
-            &mut body,
-            &session,
-            &only_own(attendance(&events, until(&session)), visible, &current.user),
-        );
+    let mut body = CSV_HEADER.to_owned();
+    for chunk in sessions.chunks(500) {
+        let shown: Vec<(&SessionRow, Visible)> = chunk
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    s,
+                    row_visibility(who, &current.user, s, Action::ExportLogs)?.0,
+                ))
+            })
+            .collect();
+        let rows: Vec<&SessionRow> = shown.iter().map(|(s, _)| *s).collect();
+        let mut people = state.store.attendance_of(&rows, now_ms()).await?;
+        for (session, visible) in shown {
+            let all = people.remove(&session.id).unwrap_or_default();
+            csv_rows(&mut body, session, &only_own(all, visible, &current.user));
+        }
     }
     Ok(csv_response(
         body,
