@@ -90,6 +90,13 @@ pub(super) async fn views(
         return Ok(Vec::new());
     }
     let teaches = manages(who);
+    let mut posts = posts;
+    // A post stored without its HTML (written behind the server's back since start-up
+    // rendered the rest) is rendered once, here, and kept.
+    for post in posts.iter_mut().filter(|p| p.html.is_empty()) {
+        post.html = render(&state.store, class_id, &post.body).await?;
+        state.store.set_post_html(post.id, &post.html).await?;
+    }
     let ids: Vec<i64> = posts.iter().map(|p| p.id).collect();
     let mut details = state.store.post_details(class_id, &ids, teaches).await?;
     Ok(posts
