@@ -2,6 +2,7 @@
 
 mod accounts;
 mod attachments;
+mod attendance_csv;
 mod class_events;
 mod classes;
 mod comments;
