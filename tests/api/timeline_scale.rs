@@ -10,6 +10,21 @@ use serde_json::json;
 use crate::both_backends;
 use crate::helpers::{error_code, Actor, ClassFixture, Db, TestApp, Workspace};
 
+/// The JSON answer of a GET.
+async fn read(actor: &Actor, path: &str) -> serde_json::Value {
+    actor.get(path).await.json().await.unwrap()
+}
+
+/// A fresh, migrated database and a store on it.
+async fn migrated(db: Db) -> (Workspace, homeroom::store::Store) {
+    let workspace = Workspace::new(db).await;
+    let store = homeroom::store::Store::connect(&workspace.database_url)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    (workspace, store)
+}
+
 /// The queries a GET made (the server runs with `count_queries`), and its JSON.
 async fn counted(actor: &Actor, path: &str) -> (u32, serde_json::Value) {
     let response = actor.get(path).await;
@@ -165,7 +180,7 @@ async fn feed_readers_never_count_as_seen(db: Db) {
     let class = ClassFixture::new(&app, &admin, "s").await;
     let id = class.class_id;
     let posts = format!("/api/v1/classes/{id}/posts");
-    let read = class
+    let opened = class
         .teacher
         .post_ok(&posts, json!({"body": "Read on the page"}))
         .await["id"]
@@ -222,7 +237,7 @@ async fn feed_readers_never_count_as_seen(db: Db) {
     assert_eq!(
         class
             .family
-            .post(&seen, json!({"post_ids": [read]}))
+            .post(&seen, json!({"post_ids": [opened]}))
             .await
             .status(),
         202
@@ -230,17 +245,12 @@ async fn feed_readers_never_count_as_seen(db: Db) {
     let views = |post: i64| {
         let teacher = &class.teacher;
         async move {
-            let view: serde_json::Value = teacher
-                .get(&format!("/api/v1/posts/{post}"))
-                .await
-                .json()
-                .await
-                .unwrap();
+            let view = read(&teacher, &format!("/api/v1/posts/{post}")).await;
             view["family_views"].as_i64().unwrap()
         }
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while views(read).await == 0 {
+    while views(opened).await == 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the report was never written"
@@ -253,28 +263,16 @@ async fn feed_readers_never_count_as_seen(db: Db) {
         0,
         "feed reads and the teacher's own count for nothing"
     );
-    let seen_by: serde_json::Value = class
-        .teacher
-        .get(&format!("/api/v1/posts/{read}/seen"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let seen_by = read(&class.teacher, &format!("/api/v1/posts/{opened}/seen")).await;
     assert_eq!(seen_by.as_array().unwrap().len(), 1);
     assert_eq!(seen_by[0]["user_id"], class.family.user_id);
-    let none: serde_json::Value = class
-        .teacher
-        .get(&format!("/api/v1/posts/{fed}/seen"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let none = read(&class.teacher, &format!("/api/v1/posts/{fed}/seen")).await;
     assert_eq!(none, json!([]));
     // Who has seen a post is for teachers.
     let (status, _) = error_code(
         class
             .family
-            .get(&format!("/api/v1/posts/{read}/seen"))
+            .get(&format!("/api/v1/posts/{opened}/seen"))
             .await,
     )
     .await;
@@ -323,11 +321,7 @@ async fn plan(db: Db, pool: &sqlx::AnyPool, sql: &str, binds: &[Bind]) -> String
 async fn paging_queries_use_their_indexes(db: Db) {
     use homeroom::store::post_pages::{posts_before_sql, posts_in_state_sql, POST_COMMENTS_SQL};
     use homeroom::store::session_logs::{sessions_before_sql, SessionFilter};
-    let workspace = Workspace::new(db).await;
-    let store = homeroom::store::Store::connect(&workspace.database_url)
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let (workspace, store) = migrated(db).await;
     let pool = workspace.database().await;
     let ints = |values: &[i64]| values.iter().map(|v| Bind::I(*v)).collect::<Vec<_>>();
     let max = i64::MAX;
@@ -388,11 +382,7 @@ async fn paging_queries_use_their_indexes(db: Db) {
 async fn constraint_violations_answer_4xx(db: Db) {
     use axum::http::StatusCode;
     use homeroom::http::Error;
-    let workspace = Workspace::new(db).await;
-    let store = homeroom::store::Store::connect(&workspace.database_url)
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let (workspace, store) = migrated(db).await;
     // A membership of a user and class that do not exist: a foreign key.
     let missing = store
         .set_membership(999, 999, homeroom::access::Role::Family)
@@ -419,11 +409,7 @@ async fn constraint_violations_answer_4xx(db: Db) {
 }
 
 async fn expired_rows_are_purged(db: Db) {
-    let workspace = Workspace::new(db).await;
-    let store = homeroom::store::Store::connect(&workspace.database_url)
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let (workspace, store) = migrated(db).await;
     let pool = workspace.database().await;
     sqlx::query("INSERT INTO users (login, display_name, password_hash, created_at) VALUES ('u', 'U', 'x', 0)")
         .execute(&pool)
