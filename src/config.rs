@@ -49,6 +49,12 @@ pub struct Config {
     /// Bearer token a monitoring system sends to read `/metrics`. Without one, `/metrics`
     /// answers only clients on this machine (loopback), and nobody when behind a proxy.
     pub metrics_token: Option<String>,
+    /// This node's name in a shared database: the live sessions it runs carry it, and its
+    /// start-up closes only those. Defaults to the host name.
+    pub node_id: Option<String>,
+    /// Answer every request with `x-homeroom-queries: <n>`, the store calls it made (tests and
+    /// `homeroom bench`; off in production).
+    pub count_queries: bool,
     pub tls: TlsConfig,
     pub media: MediaConfig,
     pub limits: LimitsConfig,
@@ -177,6 +183,8 @@ impl Default for Config {
             log_format: LogFormat::Text,
             web_dir: None,
             metrics_token: None,
+            node_id: None,
+            count_queries: false,
             tls: TlsConfig::default(),
             media: MediaConfig::default(),
             limits: LimitsConfig::default(),

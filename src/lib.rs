@@ -19,12 +19,14 @@
 //! - `store`: the database (SQLite or PostgreSQL), one file of queries per concept.
 //! - `client`: a WebRTC participant, WHIP publisher and WHEP player for tests and `loadtest`.
 //! - `loadtest`: the load-test command and its figures.
+//! - `bench`: `homeroom bench timeline`, the timeline at school scale and its figures.
 //! - `markdown`, `names`: safe HTML from Markdown; names checked at the edge.
 //! - `tls`: the configured or self-signed certificate.
 //! - `metrics`, `telemetry`: Prometheus counters and logging.
 
 pub mod access;
 pub mod auth;
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod events;

@@ -37,6 +37,9 @@ enum Command {
     Admin(AdminCommand),
     /// Load a running server: one publisher, N subscribers; prints figures.
     Loadtest(homeroom::loadtest::LoadTest),
+    /// Seed a database at school scale and measure pages against it; prints figures.
+    #[command(subcommand)]
+    Bench(homeroom::bench::Bench),
 }
 
 #[derive(Subcommand)]
@@ -103,6 +106,7 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Admin(admin) => run_admin(admin, config).await,
         Command::Loadtest(args) => homeroom::loadtest::main(args).await,
+        Command::Bench(bench) => homeroom::bench::main(bench).await,
     }
 }
 

@@ -11,12 +11,14 @@ use axum::response::{IntoResponse, Redirect};
 use axum_server::tls_rustls::RustlsConfig;
 use axum_server::Handle;
 
+use crate::auth::room_token::RoomTokens;
 use crate::auth::token;
 use crate::config::Config;
 use crate::events::ClassEvents;
 use crate::metrics::Metrics;
 use crate::sfu::Sfu;
 use crate::state::AppState;
+use crate::store::post_views::SeenWriter;
 use crate::store::Store;
 use crate::{http, recording, tls};
 
@@ -51,6 +53,18 @@ pub async fn run(
     if closed > 0 {
         tracing::warn!(closed, "closed live sessions left open by an earlier crash");
     }
+    let rendered = http::render_missing_html(&store)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot render stored posts: {e}"))?;
+    if rendered > 0 {
+        tracing::info!(rendered, "rendered posts written before HTML was stored");
+    }
+    let room_key = store
+        .shared_secret("room_tokens", &hex::encode(rand::random::<[u8; 32]>()))
+        .await?;
+    let room_tokens = RoomTokens::from_secret(&room_key).context("the stored room-token key")?;
+    let purge = spawn_purge(store.clone());
+    let seen = SeenWriter::start(store.clone());
     let metrics = Arc::new(Metrics::default());
     let events = ClassEvents::default();
     let sfu = Sfu::new(&config, store.clone(), metrics.clone(), events.clone());
@@ -72,9 +86,10 @@ pub async fn run(
         metrics,
         rate_limits: Arc::default(),
         hasher: Arc::default(),
-        room_tokens: Arc::default(),
+        room_tokens: Arc::new(room_tokens),
         sfu: sfu.clone(),
         events: events.clone(),
+        seen: seen.clone(),
         whip: Arc::default(),
         whep: Arc::default(),
         guest_slots: Arc::new(crate::signal::guests::GuestSlots::new(
@@ -128,16 +143,42 @@ pub async fn run(
         let _ = redirect.await;
     }
     sfu.flush_log().await;
+    seen.flush().await;
+    purge.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
+/// How often expired sessions, links and tokens are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Purges what expired now and then every `PURGE_EVERY`; a failure is logged and tried again
+/// at the next turn.
+fn spawn_purge(store: Store) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(PURGE_EVERY);
+        loop {
+            every.tick().await;
+            match store.purge_expired(crate::store::now_ms()).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "purged expired sessions, links and tokens"),
+                Err(e) => tracing::warn!(error = %e, "purging expired rows failed"),
+            }
+        }
+    })
+}
+
 /// Connects and migrates; used by `serve` and by the `migrate` command.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let node_id = match &config.node_id {
+        Some(id) => id.clone(),
+        None => gethostname::gethostname().to_string_lossy().into_owned(),
+    };
     let store = Store::connect(&config.database_url())
         .await
-        .context("cannot open the database")?;
+        .context("cannot open the database")?
+        .with_node_id(&node_id);
     store
         .migrate()
         .await

@@ -21,6 +21,8 @@ pub struct AppState {
     pub hasher: Arc<Hasher>,
     pub room_tokens: Arc<RoomTokens>,
     pub sfu: Sfu,
+    /// Where pages report the posts they showed (written in batches in the background).
+    pub seen: crate::store::post_views::SeenWriter,
     /// What open class pages are told (sessions starting and ending, posts, comments).
     pub events: ClassEvents,
     /// Encoders publishing over WHIP.

@@ -1,14 +1,13 @@
 //! Short-lived room tokens: what an open-house guest (who has no account) presents to the
 //! signalling socket, and what a standard WHEP player presents to watch one room. Signed with
-//! a key that lives only in this process's memory, so a token dies with a restart; guests and
-//! players simply fetch a new one.
+//! a key kept in the database (`store::keys`), so a token outlives a restart and would be
+//! honoured by another node sharing the database.
 //!
 //! A token names its purpose and its room, and `verify` takes both: a token made for one use
 //! or one room is worth nothing anywhere else (a member's viewer token never opens the
 //! signalling socket as that member).
 
 use hmac::{Hmac, Mac};
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -47,15 +46,15 @@ pub struct RoomTokens {
     key: [u8; 32],
 }
 
-impl Default for RoomTokens {
-    fn default() -> Self {
-        RoomTokens {
-            key: rand::thread_rng().gen(),
-        }
-    }
-}
-
 impl RoomTokens {
+    /// Tokens signed with the stored key (64 hex digits).
+    pub fn from_secret(hex_key: &str) -> anyhow::Result<RoomTokens> {
+        let key = hex::decode(hex_key)?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("a room-token key is 32 bytes"))?;
+        Ok(RoomTokens { key })
+    }
+
     pub fn issue(&self, claims: &RoomClaims) -> String {
         let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialize"));
         format!(
@@ -96,9 +95,13 @@ impl RoomTokens {
 mod tests {
     use super::*;
 
+    fn random() -> RoomTokens {
+        RoomTokens::from_secret(&hex::encode(rand::random::<[u8; 32]>())).unwrap()
+    }
+
     #[test]
     fn tokens_verify_expire_and_resist_tampering() {
-        let tokens = RoomTokens::default();
+        let tokens = random();
         let claims = RoomClaims {
             purpose: Purpose::Guest,
             room_id: 1,
@@ -134,9 +137,9 @@ mod tests {
         let signature = token.split_once('.').unwrap().1;
         assert_eq!(verify(&format!("{forged_body}.{signature}"), 0), None);
         assert_eq!(
-            RoomTokens::default().verify(&token, Purpose::Guest, None, 0),
+            random().verify(&token, Purpose::Guest, None, 0),
             None,
-            "another process's key"
+            "another deployment's key"
         );
     }
 }

@@ -233,13 +233,9 @@ pub async fn create_class(
         }
         None => user.id,
     };
-    let class = state.store.create_class(name.as_str()).await?;
-    if !(who == Who::Admin && request.teacher_id.is_none()) {
-        state
-            .store
-            .set_membership(teacher, class.id, Role::Teacher)
-            .await?;
-    }
+    // An admin opening a class for nobody in particular does not teach it.
+    let teacher = (!(who == Who::Admin && request.teacher_id.is_none())).then_some(teacher);
+    let class = state.store.create_class(name.as_str(), teacher).await?;
     Ok((StatusCode::CREATED, Json(class)))
 }
 

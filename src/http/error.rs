@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
+use crate::store::{violation, Violation};
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("sign in first")]
@@ -91,7 +93,12 @@ impl Error {
                 StatusCode::TOO_MANY_REQUESTS
             }
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Database(e) => match violation(e) {
+                Some(Violation::Unique | Violation::ForeignKey) => StatusCode::CONFLICT,
+                Some(Violation::Check) => StatusCode::BAD_REQUEST,
+                None => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -110,7 +117,29 @@ impl Error {
             Error::RateLimited { .. } => "rate_limited",
             Error::Busy => "busy",
             Error::TooLarge { .. } => "too_large",
-            Error::Database(_) | Error::Internal(_) => "internal",
+            Error::Database(e) => match violation(e) {
+                Some(Violation::Unique) => "already_exists",
+                Some(Violation::ForeignKey) => "missing_reference",
+                Some(Violation::Check) => "invalid_value",
+                None => "internal",
+            },
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    /// The human text of the answer. A broken constraint says which kind (handlers check
+    /// what they can first; this is what a race between check and write leaves).
+    fn message(&self) -> String {
+        match self {
+            Error::Database(e) => match violation(e) {
+                Some(Violation::Unique) => "that exists already".into(),
+                Some(Violation::ForeignKey) => {
+                    "the request names something that does not exist (any more)".into()
+                }
+                Some(Violation::Check) => "a value is not one this field takes".into(),
+                None => self.to_string(),
+            },
+            _ => self.to_string(),
         }
     }
 }
@@ -131,6 +160,9 @@ pub struct ErrorDetail {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         match &self {
+            Error::Database(e) if violation(e).is_some() => {
+                tracing::info!(error = %e, "refused: constraint violation")
+            }
             Error::Database(e) => tracing::error!(error = %e, "database error"),
             Error::Internal(e) => tracing::error!(error = format!("{e:#}"), "internal error"),
             _ => {}
@@ -138,7 +170,7 @@ impl IntoResponse for Error {
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code().to_owned(),
-                message: self.to_string(),
+                message: self.message(),
             },
         };
         let mut response = (self.status(), Json(body)).into_response();

@@ -121,7 +121,10 @@ async fn feed(
                 format!("post:{}", post.post.id),
                 headline(&post.post.body),
                 post.post.author_name.clone().unwrap_or_default(),
-                format!("<content type=\"html\">{}</content>", escape(&post.html)),
+                format!(
+                    "<content type=\"html\">{}</content>",
+                    escape(&post.post.html)
+                ),
             ),
             Item::Session { session, .. } => (
                 format!("session:{}", session.session.id),

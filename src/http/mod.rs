@@ -2,8 +2,10 @@
 
 mod accounts;
 mod attachments;
+mod attendance_csv;
 mod class_events;
 mod classes;
+mod comments;
 pub mod error;
 pub mod extract;
 mod feeds;
@@ -13,10 +15,13 @@ mod health;
 mod invites;
 pub mod media_sessions;
 mod openapi;
+mod page;
+mod post_view;
 mod posts;
 mod recordings;
 mod rooms;
 mod school;
+mod seen;
 mod session_logs;
 mod timeline;
 mod web;
@@ -34,6 +39,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use attachments::remove_crash_leftovers;
 pub use error::{Error, Result};
+pub use post_view::render_missing_html;
 
 /// No inline scripts or styles, nothing from elsewhere; the socket is `wss:` on this host and
 /// media elements play `MediaStream`s.
@@ -63,6 +69,8 @@ pub fn router(state: AppState) -> Router {
         .merge(rooms::router())
         .merge(school::router())
         .merge(posts::router())
+        .merge(comments::router())
+        .merge(seen::router())
         .merge(attachments::router())
         .merge(timeline::router())
         .merge(class_events::router())
@@ -75,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .merge(whip::router())
         .merge(whep::router())
         .layer(middleware::from_fn(read_whole_body))
+        .layer(middleware::from_fn_with_state(state.clone(), count_queries))
         .layer(middleware::from_fn(error::json_refusals))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -129,6 +138,21 @@ async fn read_whole_body(request: Request, next: Next) -> Response {
         }
         .into_response(),
     }
+}
+
+/// With `count_queries` on, answers how many store calls the request made (see
+/// `store::query_count`), for tests and the benchmark to check that a page costs the same
+/// whatever its length.
+async fn count_queries(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if !state.config.count_queries {
+        return next.run(request).await;
+    }
+    let (mut response, queries) = crate::store::query_count::counted(next.run(request)).await;
+    response.headers_mut().insert(
+        HeaderName::from_static("x-homeroom-queries"),
+        HeaderValue::from(queries),
+    );
+    response
 }
 
 /// Counts and logs each request by its route template. The raw URI is never logged: links

@@ -7,8 +7,8 @@ use utoipa::OpenApi;
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    accounts, attachments, class_events, classes, feeds, health, invites, posts, recordings, rooms,
-    school, session_logs, timeline, whep, whip,
+    accounts, attachments, attendance_csv, class_events, classes, comments, feeds, health, invites,
+    posts, recordings, rooms, school, seen, session_logs, timeline, whep, whip,
 };
 use crate::state::AppState;
 
@@ -31,8 +31,8 @@ use crate::state::AppState;
         whip::create_key, whip::list_keys, whip::revoke_key, whip::publish, whip::trickle, whip::stop,
         whep::viewer_token, whep::play, whep::trickle, whep::stop,
         posts::create_post, posts::list_posts, posts::get_post, posts::edit_post, posts::delete_post, posts::submit, posts::approve,
-        posts::return_post, posts::comment, timeline::timeline, class_events::events, attachments::upload, attachments::download, attachments::thumbnail, feeds::create_token, feeds::revoke_token,
-        session_logs::list_sessions, session_logs::session_log, session_logs::session_csv, session_logs::class_csv,
+        posts::return_post, comments::comment, comments::list_comments, seen::report_seen, seen::seen_by, timeline::timeline, class_events::events, attachments::upload, attachments::download, attachments::thumbnail, feeds::create_token, feeds::revoke_token,
+        session_logs::list_sessions, session_logs::session_log, attendance_csv::session_csv, attendance_csv::class_csv,
         recordings::list_recordings, recordings::get_recording, recordings::publish_recording, recordings::play_file, recordings::download_file,
     ),
     components(schemas(ErrorBody, ErrorDetail)),

@@ -9,26 +9,27 @@
 //! is returned or approved, and approval names the revision the teacher read.
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::classes::{require, who_in};
+use super::classes::require;
 use super::extract::{ApiJson, CurrentUser};
+use super::page::{split, PageQuery, Paged};
+pub(super) use super::post_view::visible;
+use super::post_view::{manages, reader, render, view, views, writes, PostView};
 use super::{Error, Result};
-use crate::access::{decide, Action, Facts, Grant, Role, Who};
+use crate::access::{Action, Grant, Who};
 use crate::events::ClassEvent;
-use crate::markdown::{attachment_refs, to_safe_html};
 use crate::state::AppState;
-use crate::store::attachments::Attachment;
-use crate::store::posts::{Comment, NewPost, Post, PostError};
+use crate::store::posts::{NewPost, Position, Post, PostError};
 use crate::store::users::User;
 
 /// Longest post body and comment, in characters.
 const MAX_BODY: usize = 20_000;
-const MAX_COMMENT: usize = 2_000;
+pub(super) const MAX_COMMENT: usize = 2_000;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -43,7 +44,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/posts/{post_id}/submit", post(submit))
         .route("/api/v1/posts/{post_id}/approve", post(approve))
         .route("/api/v1/posts/{post_id}/return", post(return_post))
-        .route("/api/v1/posts/{post_id}/comments", post(comment))
 }
 
 /// What a post says and whom it is for; sent whole when creating or editing.
@@ -88,37 +88,10 @@ pub struct ReturnRequest {
     pub note: String,
 }
 
-#[derive(Deserialize, ToSchema)]
-pub struct CommentRequest {
-    pub body: String,
-}
-
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct PostFilter {
     /// `published` (default) or `pending` (the approval queue, for teachers).
     pub state: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct StudentRef {
-    pub id: i64,
-    pub name: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct PostView {
-    #[serde(flatten)]
-    pub post: Post,
-    /// The body rendered and sanitized.
-    pub html: String,
-    pub students: Vec<StudentRef>,
-    pub targets: Vec<String>,
-    /// Download each at /api/v1/attachments/{id}.
-    pub attachments: Vec<Attachment>,
-    pub comments: Vec<Comment>,
-    /// Families of the class who have seen the post; teachers only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub family_views: Option<i64>,
 }
 
 impl From<PostError> for Error {
@@ -140,66 +113,7 @@ impl From<PostError> for Error {
     }
 }
 
-/// Whether the caller wrote the post and may still write posts in its class (their role is
-/// asked, not just their name on the post).
-fn writes(who: Who, user: &User, post: &Post) -> bool {
-    post.author_id == Some(user.id) && decide(who, Action::PublishPost, Facts::default()).allowed()
-}
-
-/// The caller's standing in the post's class, if the post is theirs to see.
-pub(super) async fn visible(state: &AppState, user: &User, post: &Post) -> Result<Who> {
-    // Membership decides first: an outsider (someone removed, too) is denied every action.
-    let who = who_in(state, user, post.class_id).await?;
-    let sees = if manages(who) || writes(who, user, post) {
-        true
-    } else if post.state != "published"
-        || !decide(who, Action::ReadTimeline, Facts::default()).allowed()
-    {
-        false
-    } else {
-        post.visibility == "class" || state.store.featured_for(post.id, user.id).await?
-    };
-    if sees {
-        Ok(who)
-    } else {
-        Err(Error::NotFound)
-    }
-}
-
-pub(super) async fn view(state: &AppState, who: Who, user: &User, post: Post) -> Result<PostView> {
-    let teaches = manages(who);
-    // Images may show only the class's own attachments (see `markdown`).
-    let own_images = state
-        .store
-        .class_attachment_ids(post.class_id, &attachment_refs(&post.body))
-        .await?
-        .into_iter()
-        .collect();
-    if who == Who::Member(Role::Family) && post.state == "published" {
-        state.store.record_view(post.id, user.id).await?;
-    }
-    let students = state
-        .store
-        .post_students(post.id)
-        .await?
-        .into_iter()
-        .map(|(id, name)| StudentRef { id, name })
-        .collect();
-    Ok(PostView {
-        html: to_safe_html(&post.body, &own_images),
-        students,
-        targets: state.store.post_targets(post.id).await?,
-        attachments: state.store.post_attachments(post.id).await?,
-        comments: state.store.comments(post.id).await?,
-        family_views: match teaches {
-            true => Some(state.store.family_views(post.id, post.class_id).await?),
-            false => None,
-        },
-        post,
-    })
-}
-
-async fn load(state: &AppState, user: &User, post_id: i64) -> Result<(Post, Who)> {
+pub(super) async fn load(state: &AppState, user: &User, post_id: i64) -> Result<(Post, Who)> {
     let post = state.store.post(post_id).await?.ok_or(Error::NotFound)?;
     let who = visible(state, user, &post).await?;
     Ok((post, who))
@@ -211,10 +125,6 @@ fn changed(state: &AppState, post: &Post) -> StatusCode {
         .events
         .publish(post.class_id, ClassEvent::Post { post_id: post.id });
     StatusCode::NO_CONTENT
-}
-
-fn manages(who: Who) -> bool {
-    decide(who, Action::ManageClass, Facts::default()).allowed()
 }
 
 /// Writes a post: published for teachers (or a draft if asked), a draft for students. When
@@ -230,6 +140,7 @@ pub async fn create_post(
 ) -> Result<(StatusCode, Json<PostView>)> {
     let (who, grant) = require(&state, &current.user, class_id, Action::PublishPost).await?;
     let (body, targets) = checked(&state, class_id, &request.content).await?;
+    let html = render(&state.store, class_id, &body).await?;
     let post_state = match (grant, request.draft) {
         (Grant::Allowed, false) => "published",
         _ => "draft",
@@ -240,6 +151,7 @@ pub async fn create_post(
             class_id,
             author_id: current.user.id,
             body: &body,
+            html: &html,
             visibility: &request.content.visibility,
             state: post_state,
             student_ids: &request.content.student_ids,
@@ -251,21 +163,22 @@ pub async fn create_post(
     state
         .events
         .publish(class_id, ClassEvent::Post { post_id: post.id });
-    Ok((
-        StatusCode::CREATED,
-        Json(view(&state, who, &current.user, post).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(view(&state, who, post).await?)))
 }
 
-/// The class's published posts the caller may see, or (teachers) the approval queue.
-#[utoipa::path(get, path = "/api/v1/classes/{class_id}/posts", tag = "posts", params(("class_id" = i64, Path), PostFilter),
-    responses((status = 200, body = [PostView]), (status = 404, body = super::error::ErrorBody)))]
+/// The class's published posts the caller may see, newest first, or (teachers) the approval
+/// queue, most recently handed in first; a page at a time (`Link: rel="next"`).
+#[utoipa::path(get, path = "/api/v1/classes/{class_id}/posts", tag = "posts", params(("class_id" = i64, Path), PostFilter, PageQuery),
+    responses((status = 200, body = [PostView], headers(("link" = String, description = "The next page: `<…?cursor=…>; rel=\"next\"`, absent on the last"))),
+        (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
 pub async fn list_posts(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(class_id): Path<i64>,
     Query(filter): Query<PostFilter>,
-) -> Result<Json<Vec<PostView>>> {
+    Query(page): Query<PageQuery>,
+    uri: Uri,
+) -> Result<Paged<PostView>> {
     let wanted = filter.state.as_deref().unwrap_or("published");
     let action = match wanted {
         "published" => Action::ReadTimeline,
@@ -278,13 +191,37 @@ pub async fn list_posts(
         }
     };
     let (who, _) = require(&state, &current.user, class_id, action).await?;
-    let mut views = Vec::new();
-    for post in state.store.class_posts(class_id, wanted).await? {
-        if visible(&state, &current.user, &post).await.is_ok() {
-            views.push(view(&state, who, &current.user, post).await?);
+    let limit = page.limit()?;
+    let start = page.start(Position::START)?;
+    let (posts, next) = match wanted {
+        "published" => {
+            let rows = state
+                .store
+                .posts_before(class_id, reader(who, &current.user), start, limit + 1)
+                .await?;
+            split(rows, limit, |p: &Post| Position {
+                at: p.published_at.unwrap_or(p.updated_at),
+                rank: 1,
+                id: p.id,
+            })
         }
-    }
-    Ok(Json(views))
+        _ => {
+            let rows = state
+                .store
+                .posts_in_state(class_id, wanted, start, limit + 1)
+                .await?;
+            split(rows, limit, |p: &Post| Position {
+                at: p.updated_at,
+                rank: 1,
+                id: p.id,
+            })
+        }
+    };
+    Ok(Paged {
+        items: views(&state, who, class_id, posts).await?,
+        next,
+        uri,
+    })
 }
 
 /// Checks a post's content against the class; returns the trimmed body and targets.
@@ -336,7 +273,7 @@ async fn checked(
 
 /// Text as people type it: line ends made `\n`, and no other control character than tab and
 /// newline (they would break the class's feed for every reader, and no one types them).
-fn plain_text(text: &str) -> Result<String> {
+pub(super) fn plain_text(text: &str) -> Result<String> {
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
     if text
         .chars()
@@ -386,6 +323,7 @@ pub async fn edit_post(
         ));
     }
     let (body, targets) = checked(&state, post.class_id, &content).await?;
+    let html = render(&state.store, post.class_id, &body).await?;
     state
         .store
         .update_post(
@@ -393,6 +331,7 @@ pub async fn edit_post(
             post.class_id,
             editable_in,
             &body,
+            &html,
             &content.visibility,
             &content.student_ids,
             &targets,
@@ -402,7 +341,7 @@ pub async fn edit_post(
     state
         .events
         .publish(post.class_id, ClassEvent::Post { post_id: post.id });
-    Ok(Json(view(&state, who, &current.user, post).await?))
+    Ok(Json(view(&state, who, post).await?))
 }
 
 /// One post with its comments.
@@ -414,7 +353,7 @@ pub async fn get_post(
     Path(post_id): Path<i64>,
 ) -> Result<Json<PostView>> {
     let (post, who) = load(&state, &current.user, post_id).await?;
-    Ok(Json(view(&state, who, &current.user, post).await?))
+    Ok(Json(view(&state, who, post).await?))
 }
 
 /// Deletes a post: its author (while a member who writes posts) or a teacher.
@@ -519,50 +458,4 @@ pub async fn return_post(
             "only handed-in posts are returned",
         )),
     }
-}
-
-/// Families comment, teachers reply.
-#[utoipa::path(post, path = "/api/v1/posts/{post_id}/comments", tag = "posts", params(("post_id" = i64, Path)),
-    request_body = CommentRequest, responses((status = 201, body = Comment), (status = 400, body = super::error::ErrorBody),
-        (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
-pub async fn comment(
-    State(state): State<AppState>,
-    current: CurrentUser,
-    Path(post_id): Path<i64>,
-    ApiJson(request): ApiJson<CommentRequest>,
-) -> Result<(StatusCode, Json<Comment>)> {
-    let (post, who) = load(&state, &current.user, post_id).await?;
-    if post.state != "published" || !decide(who, Action::Comment, Facts::default()).allowed() {
-        return Err(Error::forbidden(
-            "not_allowed",
-            "your role in this class does not comment",
-        ));
-    }
-    let body = plain_text(&request.body)?;
-    let body = body.trim();
-    if body.is_empty() || body.chars().count() > MAX_COMMENT {
-        return Err(Error::bad_request(
-            "invalid_body",
-            format!("a comment is 1 to {MAX_COMMENT} characters"),
-        ));
-    }
-    let id = state
-        .store
-        .add_comment(post.id, current.user.id, body)
-        .await?;
-    state.events.publish(
-        post.class_id,
-        ClassEvent::Comment {
-            post_id: post.id,
-            comment_id: id,
-        },
-    );
-    let comment = state
-        .store
-        .comments(post.id)
-        .await?
-        .into_iter()
-        .find(|c| c.id == id)
-        .ok_or(Error::NotFound)?;
-    Ok((StatusCode::CREATED, Json(comment)))
 }

@@ -268,12 +268,14 @@ pub async fn publish_recording(
         super::session_logs::iso8601(recording.started_at),
         recording.id
     );
+    let html = super::post_view::render(&state.store, rights.session.class_id, text.trim()).await?;
     let post_id = state
         .store
         .create_post(NewPost {
             class_id: rights.session.class_id,
             author_id: current.user.id,
             body: text.trim(),
+            html: &html,
             visibility: "class",
             state: "published",
             student_ids: &[],

@@ -7,8 +7,7 @@
 //! teachers (and admins). Everyone else gets the answer a missing session gets.
 
 use axum::extract::{Path, Query, State};
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::Uri;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -16,22 +15,29 @@ use utoipa::ToSchema;
 
 use super::classes::who_in;
 use super::extract::CurrentUser;
+use super::page::{split, PageQuery, Paged};
 use super::{Error, Result};
 use crate::access::{decide, Action, Facts, Grant, Role, Who};
 use crate::sfu::room::RoomKind;
 use crate::state::AppState;
 use crate::store::now_ms;
-use crate::store::session_logs::{attendance, Attendance, SessionRow};
+use crate::store::posts::Position;
+use crate::store::session_logs::{
+    attendance, Attendance, SessionFilter, SessionReader, SessionRow,
+};
 use crate::store::users::User;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/classes/{class_id}/sessions", get(list_sessions))
-        .route("/api/v1/classes/{class_id}/attendance.csv", get(class_csv))
+        .route(
+            "/api/v1/classes/{class_id}/attendance.csv",
+            get(super::attendance_csv::class_csv),
+        )
         .route("/api/v1/sessions/{session_id}", get(session_log))
         .route(
             "/api/v1/sessions/{session_id}/attendance.csv",
-            get(session_csv),
+            get(super::attendance_csv::session_csv),
         )
 }
 
@@ -82,31 +88,75 @@ pub(super) fn visibility(
     sees_log.then_some((attendance, reads || hosts))
 }
 
-/// [`visibility`], with the facts looked up: whether the caller took part in a tutoring
-/// session is only asked of tutoring sessions, and only of people who are neither its host
-/// nor a teacher.
-pub(super) async fn session_visibility(
-    state: &AppState,
+/// [`visibility`] of a session row read for this caller (its `took_part` asked in SQL).
+pub(super) fn row_visibility(
     who: Who,
     user: &User,
     session: &SessionRow,
     action: Action,
-) -> Result<Option<(Visible, bool)>> {
-    let asks = session.room_kind == RoomKind::Tutoring.as_str()
-        && session.host_user_id != Some(user.id)
-        && !decide(who, Action::ManageClass, Facts::default()).allowed()
-        && who != Who::Outsider;
-    let took_part = asks
-        && state
-            .store
-            .took_part(
-                session.id,
-                session.class_id,
-                user.id,
-                who == Who::Member(Role::Family),
-            )
-            .await?;
-    Ok(visibility(who, user, session, action, took_part))
+) -> Option<(Visible, bool)> {
+    visibility(who, user, session, action, session.took_part == 1)
+}
+
+/// How a session list is filtered in SQL for the caller: the rows [`visibility`] lets them
+/// see, and no others.
+pub(super) fn reader(who: Who, user: &User) -> SessionReader {
+    let filter = if decide(who, Action::ManageClass, Facts::default()).allowed() {
+        SessionFilter::All
+    } else if decide(who, Action::ReadTimeline, Facts::default()).allowed() {
+        SessionFilter::Reader
+    } else {
+        SessionFilter::Host
+    };
+    SessionReader {
+        user_id: user.id,
+        family: who == Who::Member(Role::Family),
+        filter,
+    }
+}
+
+/// The summaries of a page of sessions, in order (None for one the caller may not see): the
+/// attendance of sessions that ended is counted in their rows; only open ones, and only when
+/// the caller sees all of it, cost one more query for the whole page.
+pub(super) async fn summaries(
+    state: &AppState,
+    who: Who,
+    user: &User,
+    sessions: Vec<SessionRow>,
+    action: Action,
+) -> Result<Vec<Option<SessionSummary>>> {
+    let seen: Vec<Option<Visible>> = sessions
+        .iter()
+        .map(|s| row_visibility(who, user, s, action).map(|(v, _)| v))
+        .collect();
+    let open: Vec<&SessionRow> = sessions
+        .iter()
+        .zip(&seen)
+        .filter(|(s, v)| s.attendees.is_none() && v.is_some_and(|v| v != Visible::None))
+        .map(|(s, _)| s)
+        .collect();
+    let live = match open.is_empty() {
+        true => Default::default(),
+        false => state.store.attendance_of(&open, now_ms()).await?,
+    };
+    Ok(sessions
+        .into_iter()
+        .zip(seen)
+        .map(|(session, seen)| {
+            let seen = seen?;
+            let attendees = match (&live.get(&session.id), seen) {
+                (_, Visible::None) => 0,
+                (Some(people), _) => only_own((*people).clone(), seen, user).len(),
+                (None, Visible::All) => session.attendees.unwrap_or(0) as usize,
+                (None, Visible::Own) => session.attended as usize,
+            };
+            Some(SessionSummary {
+                duration_ms: until(&session) - session.started_at,
+                attendees,
+                session,
+            })
+        })
+        .collect())
 }
 
 #[derive(Serialize, ToSchema)]
@@ -143,7 +193,7 @@ pub struct Range {
 }
 
 impl Range {
-    fn bounds(&self) -> Result<(i64, i64)> {
+    pub(super) fn bounds(&self) -> Result<(i64, i64)> {
         let parse = |text: &Option<String>, end: bool| -> Result<Option<i64>> {
             let Some(text) = text.as_deref().map(str::trim).filter(|t| !t.is_empty()) else {
                 return Ok(None);
@@ -181,36 +231,47 @@ pub(super) fn only_own(
     }
 }
 
-/// The class's sessions the caller may see, newest first.
-#[utoipa::path(get, path = "/api/v1/classes/{class_id}/sessions", tag = "session logs", params(("class_id" = i64, Path), Range),
-    responses((status = 200, body = [SessionSummary]), (status = 404, body = super::error::ErrorBody)))]
+/// The class's sessions the caller may see, newest first, a page at a time
+/// (`Link: rel="next"`), optionally only those started in a date range.
+#[utoipa::path(get, path = "/api/v1/classes/{class_id}/sessions", tag = "session logs", params(("class_id" = i64, Path), Range, PageQuery),
+    responses((status = 200, body = [SessionSummary], headers(("link" = String, description = "The next page, absent on the last"))),
+        (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
 pub async fn list_sessions(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(class_id): Path<i64>,
     Query(range): Query<Range>,
-) -> Result<Json<Vec<SessionSummary>>> {
+    Query(page): Query<PageQuery>,
+    uri: Uri,
+) -> Result<Paged<SessionSummary>> {
     let who = who_in(&state, &current.user, class_id).await?;
     if who == Who::Outsider {
         return Err(Error::NotFound);
     }
-    let (from, to) = range.bounds()?;
-    let mut summaries = Vec::new();
-    for session in state.store.class_sessions(class_id, from, to).await? {
-        let Some((visible, _)) =
-            session_visibility(&state, who, &current.user, &session, Action::SeeAttendance).await?
-        else {
-            continue;
-        };
-        let events = state.store.session_events(session.id).await?;
-        let people = only_own(attendance(&events, until(&session)), visible, &current.user);
-        summaries.push(SessionSummary {
-            duration_ms: until(&session) - session.started_at,
-            attendees: people.len(),
-            session,
-        });
-    }
-    Ok(Json(summaries))
+    let range = range.bounds()?;
+    let limit = page.limit()?;
+    let start = page.start(Position::START)?;
+    let rows = state
+        .store
+        .sessions_before(
+            class_id,
+            reader(who, &current.user),
+            range,
+            start,
+            limit + 1,
+        )
+        .await?;
+    let (rows, next) = split(rows, limit, |s: &SessionRow| Position {
+        at: s.started_at,
+        rank: 0,
+        id: s.id,
+    });
+    let items = summaries(&state, who, &current.user, rows, Action::SeeAttendance)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok(Paged { items, next, uri })
 }
 
 pub(super) async fn visible_session(
@@ -221,14 +282,23 @@ pub(super) async fn visible_session(
 ) -> Result<(SessionRow, Visible, bool)> {
     let session = state
         .store
-        .session_log(session_id)
+        .session_log(session_id, user.id, false)
         .await?
         .ok_or(Error::NotFound)?;
     let who = who_in(state, user, session.class_id).await?;
     if who == Who::Outsider {
         return Err(Error::NotFound);
     }
-    match session_visibility(state, who, user, &session, action).await? {
+    // A family member's child taking part counts as theirs: asked once the role is known.
+    let session = match who == Who::Member(Role::Family) && session.took_part == 0 {
+        true => state
+            .store
+            .session_log(session_id, user.id, true)
+            .await?
+            .ok_or(Error::NotFound)?,
+        false => session,
+    };
+    match row_visibility(who, user, &session, action) {
         Some((visible, chat)) => Ok((session, visible, chat)),
         // Someone outside a tutoring session does not learn that it exists.
         None if session.room_kind == RoomKind::Tutoring.as_str() => Err(Error::NotFound),
@@ -273,123 +343,6 @@ pub async fn session_log(
         chat,
         session,
     }))
-}
-
-const CSV_HEADER: &str = "session_id,room,session_started,participant,joined,left,minutes\r\n";
-
-fn csv_rows(out: &mut String, session: &SessionRow, people: &[Attendance]) {
-    for person in people {
-        for [joined, left] in &person.intervals {
-            out.push_str(&format!(
-                "{},{},{},{},{},{},{:.1}\r\n",
-                session.id,
-                csv_field(&session.room_name),
-                iso8601(session.started_at),
-                csv_field(&person.name),
-                iso8601(*joined),
-                iso8601(*left),
-                (left - joined) as f64 / 60_000.0
-            ));
-        }
-    }
-}
-
-fn csv_response(body: String, name: &str) -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
-        ],
-        body,
-    )
-}
-
-/// Attendance of one session as CSV (one row per stay).
-#[utoipa::path(get, path = "/api/v1/sessions/{session_id}/attendance.csv", tag = "session logs", params(("session_id" = i64, Path)),
-    responses((status = 200, content_type = "text/csv"), (status = 404, body = super::error::ErrorBody)))]
-pub async fn session_csv(
-    State(state): State<AppState>,
-    current: CurrentUser,
-    Path(session_id): Path<i64>,
-) -> Result<impl IntoResponse> {
-    let (session, visible, _) =
-        visible_session(&state, &current.user, session_id, Action::ExportLogs).await?;
-    if visible == Visible::None {
-        return Err(Error::forbidden(
-            "not_allowed",
-            "your role in this class does not export attendance",
-        ));
-    }
-    let events = state.store.session_events(session.id).await?;
-    let mut body = CSV_HEADER.to_owned();
-    csv_rows(
-        &mut body,
-        &session,
-        &only_own(attendance(&events, until(&session)), visible, &current.user),
-    );
-    Ok(csv_response(
-        body,
-        &format!("attendance-session-{session_id}.csv"),
-    ))
-}
-
-/// Attendance of every session of the class in a date range, as CSV.
-#[utoipa::path(get, path = "/api/v1/classes/{class_id}/attendance.csv", tag = "session logs", params(("class_id" = i64, Path), Range),
-    responses((status = 200, content_type = "text/csv"), (status = 404, body = super::error::ErrorBody)))]
-pub async fn class_csv(
-    State(state): State<AppState>,
-    current: CurrentUser,
-    Path(class_id): Path<i64>,
-    Query(range): Query<Range>,
-) -> Result<impl IntoResponse> {
-    let who = who_in(&state, &current.user, class_id).await?;
-    if who == Who::Outsider {
-        return Err(Error::NotFound);
-    }
-    if !decide(who, Action::ExportLogs, Facts::default()).allowed() {
-        return Err(Error::forbidden(
-            "not_allowed",
-            "your role in this class does not export attendance",
-        ));
-    }
-    let (from, to) = range.bounds()?;
-    let mut body = CSV_HEADER.to_owned();
-    let mut sessions = state.store.class_sessions(class_id, from, to).await?;
-    sessions.reverse();
-    for session in sessions {
-        let Some((visible, _)) =
-            session_visibility(&state, who, &current.user, &session, Action::ExportLogs).await?
-        else {
-            continue;
-        };
-        let events = state.store.session_events(session.id).await?;
-        csv_rows(
-            &mut body,
-            &session,
-            &only_own(attendance(&events, until(&session)), visible, &current.user),
-        );
-    }
-    Ok(csv_response(
-        body,
-        &format!("attendance-class-{class_id}.csv"),
-    ))
-}
-
-/// Quotes a CSV field when needed, and defuses spreadsheet formulas (a name starting with `=`).
-fn csv_field(text: &str) -> String {
-    let text = if text.starts_with(['=', '+', '-', '@']) {
-        format!("'{text}")
-    } else {
-        text.to_owned()
-    };
-    if text.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text
-    }
 }
 
 /// Days since 1970-01-01 of a YYYY-MM-DD date.
@@ -438,7 +391,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dates_and_csv_fields() {
+    fn dates() {
         assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso8601(1_795_000_000_000), "2026-11-18T11:06:40Z");
         assert_eq!(
@@ -446,7 +399,5 @@ mod tests {
             Some(1_795_000_000_000 / 86_400_000)
         );
         assert_eq!(parse_day("2026-13-01"), None);
-        assert_eq!(csv_field("Ana, Leo's mum"), "\"Ana, Leo's mum\"");
-        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
     }
 }

@@ -5,33 +5,23 @@
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::classes::require;
 use super::extract::CurrentUser;
-use super::posts::{view, visible, PostView};
-use super::session_logs::{only_own, session_visibility, until, SessionSummary};
-use super::{Error, Result};
+use super::page::{encode, PageQuery};
+use super::post_view::{reader, views, PostView};
+use super::session_logs::{reader as session_reader, summaries, SessionSummary};
+use super::Result;
 use crate::access::Action;
 use crate::access::Who;
 use crate::state::AppState;
 use crate::store::posts::Position;
-use crate::store::session_logs::attendance;
 use crate::store::users::User;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/classes/{class_id}/timeline", get(timeline))
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-pub struct Page {
-    /// `next_cursor` of the previous page; absent for the newest items.
-    pub cursor: Option<String>,
-    /// Items per page, 1 to 50 (default 20).
-    pub limit: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -54,41 +44,18 @@ pub struct TimelinePage {
     pub next_cursor: Option<String>,
 }
 
-fn encode(p: Position) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{}:{}", p.at, p.rank, p.id))
-}
-
-fn decode(cursor: &str) -> Option<Position> {
-    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
-    let mut parts = text.split(':').map(|n| n.parse::<i64>().ok());
-    let position = Position {
-        at: parts.next()??,
-        rank: parts.next()??,
-        id: parts.next()??,
-    };
-    (0..=1).contains(&position.rank).then_some(position)
-}
-
 /// One page of the timeline.
-#[utoipa::path(get, path = "/api/v1/classes/{class_id}/timeline", tag = "timeline", params(("class_id" = i64, Path), Page),
+#[utoipa::path(get, path = "/api/v1/classes/{class_id}/timeline", tag = "timeline", params(("class_id" = i64, Path), PageQuery),
     responses((status = 200, body = TimelinePage), (status = 404, body = super::error::ErrorBody)))]
 pub async fn timeline(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(class_id): Path<i64>,
-    Query(page): Query<Page>,
+    Query(page): Query<PageQuery>,
 ) -> Result<Json<TimelinePage>> {
     let (who, _) = require(&state, &current.user, class_id, Action::ReadTimeline).await?;
-    let limit = page.limit.unwrap_or(20);
-    if !(1..=50).contains(&limit) {
-        return Err(Error::bad_request("invalid_limit", "limit is 1 to 50"));
-    }
-    let start = match &page.cursor {
-        Some(cursor) => decode(cursor).ok_or_else(|| {
-            Error::bad_request("invalid_cursor", "this cursor is not one we gave out")
-        })?,
-        None => Position::START,
-    };
+    let limit = page.limit()?;
+    let start = page.start(Position::START)?;
     let (items, more) = page_of(&state, &current.user, who, class_id, start, limit).await?;
     let next_cursor = match more {
         true => items.last().map(|(p, _)| encode(*p)),
@@ -101,7 +68,8 @@ pub async fn timeline(
 }
 
 /// Up to `limit` items older than `start` that `user` may see, newest first, and whether
-/// there are more.
+/// there are more. What the caller may see is decided in SQL, so each list is one query of
+/// `limit + 1` rows, and the page's details one batch: the same queries for any page length.
 pub(super) async fn page_of(
     state: &AppState,
     user: &User,
@@ -110,91 +78,59 @@ pub(super) async fn page_of(
     start: Position,
     limit: i64,
 ) -> Result<(Vec<(Position, Item)>, bool)> {
-    // Candidates older than the cursor, each list in order; what the caller may not see is
-    // skipped, and batches continue until a page is full or the list ends.
-    let mut items: Vec<(Position, Item)> = Vec::new();
-    let mut from = start;
-    loop {
-        let batch = state.store.posts_before(class_id, from, limit + 1).await?;
-        let full = batch.len() as i64 == limit + 1;
-        for post in batch {
-            from = Position {
-                at: post.published_at.unwrap_or(post.updated_at),
-                rank: 1,
-                id: post.id,
-            };
-            if visible(state, user, &post).await.is_ok() {
-                items.push((
-                    from,
-                    Item::Post {
-                        at: from.at,
-                        post: Box::new(view(state, who, user, post).await?),
-                    },
-                ));
-            }
-        }
-        if !full || items.len() as i64 > limit {
-            break;
-        }
-    }
-    let mut from = start;
-    let mut sessions = 0;
-    loop {
-        let batch = state
-            .store
-            .sessions_before(class_id, from, limit + 1)
-            .await?;
-        let full = batch.len() as i64 == limit + 1;
-        for session in batch {
-            from = Position {
-                at: session.started_at,
-                rank: 0,
-                id: session.id,
-            };
-            let Some((seen, _)) =
-                session_visibility(state, who, user, &session, Action::SeeAttendance).await?
-            else {
-                continue;
-            };
-            let events = state.store.session_events(session.id).await?;
-            let people = only_own(attendance(&events, until(&session)), seen, user);
-            let summary = SessionSummary {
-                duration_ms: until(&session) - session.started_at,
-                attendees: people.len(),
-                session,
-            };
-            items.push((
-                from,
-                Item::Session {
-                    at: from.at,
-                    session: Box::new(summary),
-                },
-            ));
-            sessions += 1;
-        }
-        if !full || sessions > limit {
-            break;
-        }
-    }
-    items.sort_by_key(|(p, _)| std::cmp::Reverse((p.at, p.rank, p.id)));
-    let more = items.len() as i64 > limit;
-    items.truncate(limit as usize);
-    Ok((items, more))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_refuse_junk() {
-        let p = Position {
-            at: 1_795_000_000_000,
+    let posts = state
+        .store
+        .posts_before(class_id, reader(who, user), start, limit + 1)
+        .await?;
+    let sessions = state
+        .store
+        .sessions_before(
+            class_id,
+            session_reader(who, user),
+            (0, i64::MAX),
+            start,
+            limit + 1,
+        )
+        .await?;
+    // Newest first across both lists; only what makes the page is looked up further. Each
+    // list is in that same order, so the page takes a front part of each.
+    let mut order: Vec<Position> = posts
+        .iter()
+        .map(|p| Position {
+            at: p.published_at.unwrap_or(p.updated_at),
             rank: 1,
-            id: 42,
+            id: p.id,
+        })
+        .chain(sessions.iter().map(|s| Position {
+            at: s.started_at,
+            rank: 0,
+            id: s.id,
+        }))
+        .collect();
+    order.sort_by_key(|p| std::cmp::Reverse((p.at, p.rank, p.id)));
+    let more = order.len() as i64 > limit;
+    order.truncate(limit as usize);
+    let mut posts = posts;
+    let mut sessions = sessions;
+    posts.truncate(order.iter().filter(|p| p.rank == 1).count());
+    sessions.truncate(order.iter().filter(|p| p.rank == 0).count());
+    let mut posts = views(state, who, class_id, posts).await?.into_iter();
+    let mut sessions = summaries(state, who, user, sessions, Action::SeeAttendance)
+        .await?
+        .into_iter();
+    let mut items = Vec::with_capacity(order.len());
+    for position in order {
+        let item = match position.rank {
+            1 => posts.next().map(|post| Item::Post {
+                at: position.at,
+                post: Box::new(post),
+            }),
+            _ => sessions.next().flatten().map(|session| Item::Session {
+                at: position.at,
+                session: Box::new(session),
+            }),
         };
-        assert_eq!(decode(&encode(p)), Some(p));
-        assert_eq!(decode("not a cursor"), None);
-        assert_eq!(decode(&URL_SAFE_NO_PAD.encode("1:7:3")), None);
+        items.extend(item.map(|item| (position, item)));
     }
+    Ok((items, more))
 }

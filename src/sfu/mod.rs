@@ -77,7 +77,7 @@ impl Sfu {
                 max_rooms: config.limits.max_rooms_per_node,
                 max_participants: config.limits.max_participants_per_room,
                 max_guests: config.limits.max_guests_per_room,
-                next_participant: AtomicU64::new(1),
+                next_participant: AtomicU64::new(first_participant_id()),
                 events,
             }),
         }
@@ -92,6 +92,8 @@ impl Sfu {
         self.inner.media.clone()
     }
 
+    /// A participant id never given out before, by this process or an earlier one (see
+    /// [`first_participant_id`]).
     pub fn next_participant_id(&self) -> u64 {
         self.inner.next_participant.fetch_add(1, Ordering::Relaxed)
     }
@@ -266,4 +268,12 @@ impl Inner {
             participants as i64,
         );
     }
+}
+
+/// Where this process's participant ids start: the start time in unix ms times 1,000, so a
+/// restarted server never hands out an id an earlier run gave (that would need more than
+/// 1,000 joins per millisecond of uptime), and ids stay below 2^53 (exact in JavaScript)
+/// until the year 2255.
+fn first_participant_id() -> u64 {
+    crate::store::now_ms().max(0) as u64 * 1_000
 }

@@ -40,7 +40,7 @@ pub struct NewAttachment<'a> {
     pub thumbnail_sha256: Option<&'a str>,
 }
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "id, class_id, post_id, uploader_id, sha256, content_type, size_bytes, file_name, thumbnail_sha256, created_at";
 
 impl Store {
@@ -71,31 +71,23 @@ impl Store {
             .await
     }
 
-    pub async fn post_attachments(&self, post_id: i64) -> Result<Vec<Attachment>, sqlx::Error> {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM attachments WHERE post_id = $1 ORDER BY id"
-        ))
-        .bind(post_id)
-        .fetch_all(self.pool())
-        .await
-    }
-
     /// Which of `ids` are attachments of this class (for images a post may show inline).
     pub async fn class_attachment_ids(
         &self,
         class_id: i64,
         ids: &[i64],
     ) -> Result<Vec<i64>, sqlx::Error> {
-        let mut found = Vec::new();
-        for id in ids {
-            let here: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM attachments WHERE id = $1 AND class_id = $2")
-                    .bind(id)
-                    .bind(class_id)
-                    .fetch_optional(self.pool())
-                    .await?;
-            found.extend(here);
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(found)
+        let sql = format!(
+            "SELECT id FROM attachments WHERE class_id = $1 AND id IN ({})",
+            super::placeholders(2, ids.len())
+        );
+        let mut query = sqlx::query_scalar(&sql).bind(class_id);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(self.pool()).await
     }
 }

@@ -61,14 +61,34 @@ pub struct FamilyLink {
 }
 
 impl Store {
-    pub async fn create_class(&self, name: &str) -> Result<Class, sqlx::Error> {
-        sqlx::query_as(&format!(
+    /// Opens a class and, when one is named, makes its teacher a member in the same
+    /// transaction: a class never exists without the teacher who opened it.
+    pub async fn create_class(
+        &self,
+        name: &str,
+        teacher: Option<i64>,
+    ) -> Result<Class, sqlx::Error> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let class: Class = sqlx::query_as(&format!(
             "INSERT INTO classes (name, created_at) VALUES ($1, $2) RETURNING {CLASS_COLUMNS}"
         ))
         .bind(name)
-        .bind(now_ms())
-        .fetch_one(self.pool())
-        .await
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        if let Some(teacher) = teacher {
+            sqlx::query(
+                "INSERT INTO memberships (user_id, class_id, role, created_at) VALUES ($1, $2, 'teacher', $3)",
+            )
+            .bind(teacher)
+            .bind(class.id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(class)
     }
 
     pub async fn class(&self, id: i64) -> Result<Option<Class>, sqlx::Error> {

@@ -4,15 +4,24 @@
 //! long as they appear in order), BIGINT ids and unix-millisecond times, TEXT everywhere else.
 //! Only the DDL differs, so each backend has its own migration folder, both embedded.
 //! One file per concept holds that concept's queries.
+//!
+//! Every statement reaches the database through [`Store::pool`] (or a transaction begun
+//! there), which counts it for the request in progress when counting is on (see
+//! [`query_count`]): that is how tests and the benchmark check that a page costs the same number
+//! of queries whatever its length.
 
 pub mod attachments;
 pub mod classes;
 pub mod feed_tokens;
 pub mod invites;
+pub mod keys;
 pub mod live_sessions;
 pub mod password_resets;
+pub mod post_pages;
+pub mod post_views;
 pub mod posts;
 pub mod recordings;
+pub mod purge;
 pub mod rooms;
 pub mod school;
 pub mod session_logs;
@@ -42,6 +51,33 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// This node's name: the live sessions it opens carry it, and start-up closes only those.
+    node_id: std::sync::Arc<str>,
+}
+
+pub mod query_count {
+    //! Queries per request: a task-local counter that [`super::Store::pool`] bumps. Whoever
+    //! wants a count runs the work inside [`counted`]; everywhere else counting costs one
+    //! task-local lookup.
+
+    use std::future::Future;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    tokio::task_local! {
+        static QUERIES: Arc<AtomicU32>;
+    }
+
+    pub(super) fn bump() {
+        let _ = QUERIES.try_with(|n| n.fetch_add(1, Ordering::Relaxed));
+    }
+
+    /// Runs `work` and answers its output with the number of store calls it made.
+    pub async fn counted<T>(work: impl Future<Output = T>) -> (T, u32) {
+        let counter = Arc::new(AtomicU32::new(0));
+        let out = QUERIES.scope(counter.clone(), work).await;
+        (out, counter.load(Ordering::Relaxed))
+    }
 }
 
 impl Store {
@@ -81,7 +117,21 @@ impl Store {
             // WAL lets readers go on while one writer writes; it persists in the file.
             pool.execute("PRAGMA journal_mode = WAL").await?;
         }
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            node_id: std::sync::Arc::from(""),
+        })
+    }
+
+    /// Names the node whose live sessions this handle opens (see `live_sessions`).
+    pub fn with_node_id(mut self, node_id: &str) -> Store {
+        self.node_id = std::sync::Arc::from(node_id);
+        self
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
     }
 
     /// Applies the embedded migrations of this backend; a no-op when they are applied already.
@@ -92,7 +142,10 @@ impl Store {
         }
     }
 
+    /// The pool every query runs on; each call counts as one query of the request (a
+    /// transaction begun here counts once, however many statements it holds).
     pub fn pool(&self) -> &AnyPool {
+        query_count::bump();
         &self.pool
     }
 
@@ -102,8 +155,8 @@ impl Store {
     /// fails with "database is locked" instead.
     pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool().begin().await,
         }
     }
 
@@ -129,12 +182,71 @@ fn sqlite_path(url: &str) -> Option<&Path> {
     (!path.is_empty() && path != ":memory:").then(|| Path::new(path))
 }
 
+/// `$start, $start+1, …` for an `IN (...)` list of `n` values.
+pub(crate) fn placeholders(start: usize, n: usize) -> String {
+    (start..start + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A query with every id bound in order.
+pub(crate) fn bind_ids<'q, O>(
+    sql: &'q str,
+    ids: &'q [i64],
+) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>
+where
+    O: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
+{
+    let mut query = sqlx::query_as::<_, O>(sql);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query
+}
+
 /// The current time in unix milliseconds, the only time format the store keeps.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Which constraint a write broke, on either backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Violation {
+    /// The row exists already.
+    Unique,
+    /// The row names something that does not exist (any more).
+    ForeignKey,
+    /// A value outside what the column takes (CHECK or NOT NULL).
+    Check,
+}
+
+/// The constraint the error reports, if it is a constraint violation.
+pub fn violation(err: &sqlx::Error) -> Option<Violation> {
+    let sqlx::Error::Database(db) = err else {
+        return None;
+    };
+    let code = db.code();
+    let message = db.message();
+    if is_unique_violation(err) {
+        Some(Violation::Unique)
+    } else if db.is_foreign_key_violation()
+        || code.as_deref() == Some("23503")
+        || message.contains("FOREIGN KEY constraint failed")
+    {
+        Some(Violation::ForeignKey)
+    } else if db.is_check_violation()
+        || matches!(code.as_deref(), Some("23514" | "23502"))
+        || message.contains("CHECK constraint failed")
+        || message.contains("NOT NULL constraint failed")
+    {
+        Some(Violation::Check)
+    } else {
+        None
+    }
 }
 
 /// True when the error is a unique-constraint violation, on either backend.

@@ -4,7 +4,7 @@
 //! Every content edit bumps the post's `revision`; approval names the revision the teacher
 //! read, so an edit made after that reading is never published by it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 
 use super::{now_ms, Store};
@@ -17,6 +17,8 @@ pub struct Post {
     pub author_name: Option<String>,
     /// The Markdown as written.
     pub body: String,
+    /// The body rendered and sanitized (when it was written or last edited).
+    pub html: String,
     /// `class` or `students`.
     pub visibility: String,
     /// `draft`, `pending`, `returned` or `published`.
@@ -45,6 +47,8 @@ pub struct NewPost<'a> {
     pub class_id: i64,
     pub author_id: i64,
     pub body: &'a str,
+    /// `body` rendered and sanitized.
+    pub html: &'a str,
     pub visibility: &'a str,
     pub state: &'a str,
     pub student_ids: &'a [i64],
@@ -106,8 +110,8 @@ async fn link(
     Ok(())
 }
 
-const COLUMNS: &str =
-    "p.id, p.class_id, p.author_id, u.display_name AS author_name, p.body, p.visibility, p.state,
+pub(super) const COLUMNS: &str =
+    "p.id, p.class_id, p.author_id, u.display_name AS author_name, p.body, COALESCE(p.html, '') AS html, p.visibility, p.state,
      p.review_note, p.created_at, p.updated_at, p.published_at, p.revision";
 
 /// A SQL list of post states, e.g. `'draft', 'returned'` (the states are constants of the code).
@@ -131,12 +135,13 @@ impl Store {
         let published_at = (new.state == "published").then_some(now);
         let mut tx = self.pool().begin().await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO posts (class_id, author_id, body, visibility, state, created_at, updated_at, published_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING id",
+            "INSERT INTO posts (class_id, author_id, body, html, visibility, state, created_at, updated_at, published_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) RETURNING id",
         )
         .bind(new.class_id)
         .bind(new.author_id)
         .bind(new.body)
+        .bind(new.html)
         .bind(new.visibility)
         .bind(new.state)
         .bind(now)
@@ -179,17 +184,19 @@ impl Store {
         class_id: i64,
         editable_in: &[&str],
         body: &str,
+        html: &str,
         visibility: &str,
         student_ids: &[i64],
         targets: &[String],
     ) -> Result<(), PostError> {
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query(&format!(
-            "UPDATE posts SET body = $1, visibility = $2, updated_at = $3, revision = revision + 1
-             WHERE id = $4 AND state IN ({})",
+            "UPDATE posts SET body = $1, html = $2, visibility = $3, updated_at = $4, revision = revision + 1
+             WHERE id = $5 AND state IN ({})",
             state_list(editable_in)
         ))
         .bind(body)
+        .bind(html)
         .bind(visibility)
         .bind(now_ms())
         .bind(id)
@@ -218,36 +225,6 @@ impl Store {
         ))
         .bind(id)
         .fetch_optional(self.pool())
-        .await
-    }
-
-    /// A class's posts in one state, newest first.
-    pub async fn class_posts(&self, class_id: i64, state: &str) -> Result<Vec<Post>, sqlx::Error> {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM posts p LEFT JOIN users u ON u.id = p.author_id
-             WHERE p.class_id = $1 AND p.state = $2 ORDER BY COALESCE(p.published_at, p.updated_at) DESC, p.id DESC"
-        ))
-        .bind(class_id)
-        .bind(state)
-        .fetch_all(self.pool())
-        .await
-    }
-
-    pub async fn post_students(&self, post_id: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT s.id, s.name FROM post_students ps JOIN students s ON s.id = ps.student_id WHERE ps.post_id = $1 ORDER BY s.name",
-        )
-        .bind(post_id)
-        .fetch_all(self.pool())
-        .await
-    }
-
-    pub async fn post_targets(&self, post_id: i64) -> Result<Vec<String>, sqlx::Error> {
-        sqlx::query_scalar(
-            "SELECT t.name FROM post_targets pt JOIN learning_targets t ON t.id = pt.target_id WHERE pt.post_id = $1 ORDER BY t.name",
-        )
-        .bind(post_id)
-        .fetch_all(self.pool())
         .await
     }
 
@@ -337,42 +314,42 @@ impl Store {
             .await
     }
 
-    pub async fn comments(&self, post_id: i64) -> Result<Vec<Comment>, sqlx::Error> {
+    pub async fn comment(&self, id: i64) -> Result<Option<Comment>, sqlx::Error> {
         sqlx::query_as(
             "SELECT c.id, c.post_id, c.author_id, u.display_name AS author_name, c.body, c.created_at
-             FROM comments c LEFT JOIN users u ON u.id = c.author_id WHERE c.post_id = $1 ORDER BY c.created_at, c.id",
+             FROM comments c LEFT JOIN users u ON u.id = c.author_id WHERE c.id = $1",
         )
-        .bind(post_id)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    /// Posts whose HTML predates rendering at write time: (id, class, body), a batch at a time.
+    pub async fn posts_without_html(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(i64, i64, String)>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, class_id, body FROM posts WHERE html IS NULL ORDER BY id LIMIT $1",
+        )
+        .bind(limit)
         .fetch_all(self.pool())
         .await
     }
 
-    pub async fn record_view(&self, post_id: i64, user_id: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO post_views (post_id, user_id, first_seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(post_id)
-            .bind(user_id)
-            .bind(now_ms())
+    pub async fn set_post_html(&self, id: i64, html: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE posts SET html = $1 WHERE id = $2")
+            .bind(html)
+            .bind(id)
             .execute(self.pool())
             .await?;
         Ok(())
-    }
-
-    /// How many of the class's families have seen the post.
-    pub async fn family_views(&self, post_id: i64, class_id: i64) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM post_views v JOIN memberships m ON m.user_id = v.user_id
-             WHERE v.post_id = $1 AND m.class_id = $2 AND m.role = 'family'",
-        )
-        .bind(post_id)
-        .bind(class_id)
-        .fetch_one(self.pool())
-        .await
     }
 }
 
 /// A position in the timeline: items strictly older than (time, rank, id) come next. Posts
 /// rank 1 and sessions 0, so items at the same millisecond still have one order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
     pub at: i64,
     pub rank: i64,
@@ -385,28 +362,4 @@ impl Position {
         rank: 1,
         id: i64::MAX,
     };
-}
-
-impl Store {
-    /// Published posts older than `before`, newest first.
-    pub async fn posts_before(
-        &self,
-        class_id: i64,
-        before: Position,
-        limit: i64,
-    ) -> Result<Vec<Post>, sqlx::Error> {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM posts p LEFT JOIN users u ON u.id = p.author_id
-             WHERE p.class_id = $1 AND p.state = 'published'
-               AND (p.published_at < $2 OR (p.published_at = $2 AND $3 = 1 AND p.id < $4))
-             ORDER BY p.published_at DESC, p.id DESC LIMIT $5"
-        ))
-        .bind(class_id)
-        .bind(before.at)
-        .bind(before.rank)
-        .bind(before.id)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await
-    }
 }

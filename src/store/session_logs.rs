@@ -1,10 +1,36 @@
-//! The reading side of session logs: a class's live sessions, their events, and attendance
-//! worked out from join and leave events.
+//! The reading side of session logs: a class's live sessions a page at a time, their events,
+//! and attendance, worked out from join and leave events (stored once a session ends, see
+//! `live_sessions`).
 
-use serde::Serialize;
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 
-use super::Store;
+use super::{bind_ids, Store};
+
+/// What a session list is filtered to, in SQL, so a page is one query whoever reads it.
+/// The role table's finer answer (how much attendance, the chat) is then decided per row by
+/// `http::session_logs::visibility` from the row's `took_part`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionFilter {
+    /// Teachers and admins: every session of the class.
+    All,
+    /// Readers of the timeline: every session, but tutoring sessions only when they host
+    /// them or took part (themselves or, for a family, their child).
+    Reader,
+    /// Tutors: the rooms they host, and tutoring sessions they took part in.
+    Host,
+}
+
+/// The reader a session list is read for.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionReader {
+    pub user_id: i64,
+    /// The reader is family in the class: their children's taking part counts as theirs.
+    pub family: bool,
+    pub filter: SessionFilter,
+}
 
 #[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct SessionRow {
@@ -24,6 +50,18 @@ pub struct SessionRow {
     pub recording_id: Option<i64>,
     /// When the cleaner deleted the session's recording (past retention), if it did.
     pub recording_deleted_at: Option<i64>,
+    /// People who attended, counted when the session ended; None while it is open.
+    #[serde(skip)]
+    pub attendees: Option<i64>,
+    /// The reader joined this tutoring session, or is family of a student who did (only
+    /// asked of tutoring sessions).
+    #[serde(skip)]
+    #[sqlx(default)]
+    pub took_part: i64,
+    /// The reader is in the stored attendance.
+    #[serde(skip)]
+    #[sqlx(default)]
+    pub attended: i64,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -38,61 +76,88 @@ pub struct EventRow {
 
 const COLUMNS: &str =
     "s.id, s.room_id, r.name AS room_name, r.kind AS room_kind, r.class_id, r.host_user_id,
-     s.started_at, s.ended_at, s.end_reason, s.peak_participants, s.recording_path,
+     s.started_at, s.ended_at, s.end_reason, s.peak_participants, s.recording_path, s.attendees,
      (SELECT MAX(x.id) FROM recordings x WHERE x.session_id = s.id AND x.state = 'ready') AS recording_id,
      (SELECT MAX(x.deleted_at) FROM recordings x WHERE x.session_id = s.id AND x.state = 'deleted') AS recording_deleted_at";
 
+/// The reader-specific columns of a session row (`$1` is the reader's id, `$2` 1 when the
+/// reader is family).
+const READER_COLUMNS: &str = ",
+     CAST(CASE WHEN r.kind = 'tutoring' AND EXISTS (
+         SELECT 1 FROM session_events e WHERE e.session_id = s.id AND e.kind = 'join' AND (
+             e.user_id = $1 OR ($2 = 1 AND e.user_id IN (
+                 SELECT st.user_id FROM students st JOIN family_students fs ON fs.student_id = st.id
+                 WHERE st.class_id = r.class_id AND fs.user_id = $1))))
+     THEN 1 ELSE 0 END AS BIGINT) AS took_part,
+     CAST(CASE WHEN EXISTS (SELECT 1 FROM session_attendance a WHERE a.session_id = s.id AND a.user_id = $1)
+     THEN 1 ELSE 0 END AS BIGINT) AS attended";
+
+/// The filter of a session list over the rows of `READER_COLUMNS`.
+fn filter_sql(filter: SessionFilter) -> &'static str {
+    match filter {
+        SessionFilter::All => "",
+        SessionFilter::Reader => {
+            "AND (room_kind <> 'tutoring' OR host_user_id = $1 OR took_part = 1)"
+        }
+        SessionFilter::Host => {
+            "AND (host_user_id = $1 OR (room_kind = 'tutoring' AND took_part = 1))"
+        }
+    }
+}
+
+/// The query of [`Store::sessions_before`] for a filter (the plan tests read the same text).
+pub fn sessions_before_sql(filter: SessionFilter) -> String {
+    // The filter reads the computed `took_part`, so the rows are filtered one level up.
+    format!(
+        "SELECT * FROM (
+             SELECT {COLUMNS}{READER_COLUMNS} FROM live_sessions s JOIN rooms r ON r.id = s.room_id
+             WHERE r.class_id = $3 AND s.started_at >= $4 AND s.started_at < $5
+               AND (s.started_at < $6 OR (s.started_at = $6 AND ($7 = 1 OR s.id < $8)))
+         ) page WHERE 1 = 1 {} ORDER BY started_at DESC, id DESC LIMIT $9",
+        filter_sql(filter)
+    )
+}
+
 impl Store {
-    /// A class's sessions started in [from, to), newest first.
-    pub async fn class_sessions(
+    /// A page of a class's sessions older than `before` (sessions rank below posts at the same
+    /// time) and started in [from, to), newest first, as `reader` may list them.
+    pub async fn sessions_before(
         &self,
         class_id: i64,
-        from: i64,
-        to: i64,
+        reader: SessionReader,
+        range: (i64, i64),
+        before: super::posts::Position,
+        limit: i64,
     ) -> Result<Vec<SessionRow>, sqlx::Error> {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM live_sessions s JOIN rooms r ON r.id = s.room_id
-             WHERE r.class_id = $1 AND s.started_at >= $2 AND s.started_at < $3
-             ORDER BY s.started_at DESC, s.id DESC"
-        ))
-        .bind(class_id)
-        .bind(from)
-        .bind(to)
-        .fetch_all(self.pool())
-        .await
-    }
-
-    pub async fn session_log(&self, session_id: i64) -> Result<Option<SessionRow>, sqlx::Error> {
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM live_sessions s JOIN rooms r ON r.id = s.room_id WHERE s.id = $1"))
-            .bind(session_id)
-            .fetch_optional(self.pool())
+        sqlx::query_as(&sessions_before_sql(reader.filter))
+            .bind(reader.user_id)
+            .bind(reader.family as i64)
+            .bind(class_id)
+            .bind(range.0)
+            .bind(range.1)
+            .bind(before.at)
+            .bind(before.rank)
+            .bind(before.id)
+            .bind(limit)
+            .fetch_all(self.pool())
             .await
     }
 
-    /// Whether the user joined the session, or (when `as_family`: the caller is a family
-    /// member of the class) is family of a student of the class who did. Only a family's link
-    /// counts: an invite may link a tutor to a student as well.
-    pub async fn took_part(
+    /// One session, with the reader's `took_part` and `attended`.
+    pub async fn session_log(
         &self,
         session_id: i64,
-        class_id: i64,
         user_id: i64,
-        as_family: bool,
-    ) -> Result<bool, sqlx::Error> {
-        let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM session_events e
-             WHERE e.session_id = $1 AND e.kind = 'join' AND e.user_id IS NOT NULL AND (
-                 e.user_id = $2 OR (EXISTS (
-                     SELECT 1 FROM students s JOIN family_students f ON f.student_id = s.id
-                     WHERE s.user_id = e.user_id AND s.class_id = $3 AND f.user_id = $2) AND $4 = 1))",
-        )
-        .bind(session_id)
+        family: bool,
+    ) -> Result<Option<SessionRow>, sqlx::Error> {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS}{READER_COLUMNS} FROM live_sessions s JOIN rooms r ON r.id = s.room_id WHERE s.id = $3"
+        ))
         .bind(user_id)
-        .bind(class_id)
-        .bind(as_family as i64)
-        .fetch_one(self.pool())
-        .await?;
-        Ok(count > 0)
+        .bind(family as i64)
+        .bind(session_id)
+        .fetch_optional(self.pool())
+        .await
     }
 
     pub async fn session_events(&self, session_id: i64) -> Result<Vec<EventRow>, sqlx::Error> {
@@ -103,10 +168,80 @@ impl Store {
         .fetch_all(self.pool())
         .await
     }
+
+    /// Attendance of the given sessions: stored for those that ended, worked out from their
+    /// comings and goings for those still open (at `now`). Two queries, however many sessions.
+    pub async fn attendance_of(
+        &self,
+        sessions: &[&SessionRow],
+        now: i64,
+    ) -> Result<HashMap<i64, Vec<Attendance>>, sqlx::Error> {
+        let mut out: HashMap<i64, Vec<Attendance>> = HashMap::new();
+        let ended: Vec<i64> = sessions
+            .iter()
+            .filter(|s| s.attendees.is_some())
+            .map(|s| s.id)
+            .collect();
+        for chunk in ended.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT session_id, user_id, name, intervals, total_ms FROM session_attendance
+                 WHERE session_id IN ({}) ORDER BY session_id, position",
+                super::placeholders(1, chunk.len())
+            );
+            let rows = bind_ids::<(i64, Option<i64>, String, String, i64)>(&sql, chunk)
+                .fetch_all(self.pool())
+                .await?;
+            for (session_id, user_id, name, intervals, total_ms) in rows {
+                out.entry(session_id).or_default().push(Attendance {
+                    user_id,
+                    name,
+                    intervals: serde_json::from_str(&intervals).unwrap_or_default(),
+                    total_ms,
+                });
+            }
+        }
+        let open: Vec<i64> = sessions
+            .iter()
+            .filter(|s| s.attendees.is_none())
+            .map(|s| s.id)
+            .collect();
+        for chunk in open.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT session_id, seq, at, user_id, actor_name, kind, detail FROM session_events
+                 WHERE session_id IN ({}) AND kind IN ('join', 'leave') ORDER BY session_id, seq",
+                super::placeholders(1, chunk.len())
+            );
+            let rows =
+                bind_ids::<(i64, i64, i64, Option<i64>, String, String, String)>(&sql, chunk)
+                    .fetch_all(self.pool())
+                    .await?;
+            let mut events: HashMap<i64, Vec<EventRow>> = HashMap::new();
+            for (session_id, seq, at, user_id, actor_name, kind, detail) in rows {
+                events.entry(session_id).or_default().push(EventRow {
+                    seq,
+                    at,
+                    user_id,
+                    actor_name,
+                    kind,
+                    detail,
+                });
+            }
+            for (session_id, events) in events {
+                out.insert(session_id, attendance(&events, now));
+            }
+        }
+        for session in sessions {
+            out.entry(session.id).or_default();
+        }
+        Ok(out)
+    }
 }
 
+/// Sessions or posts asked about in one `IN (...)` list at most (a page is smaller).
+pub(super) const IN_CHUNK: usize = 500;
+
 /// One person's presence in a session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attendance {
     /// None for open-house guests.
     pub user_id: Option<i64>,
@@ -165,29 +300,6 @@ pub fn attendance(events: &[EventRow], until: i64) -> Vec<Attendance> {
             person
         })
         .collect()
-}
-
-impl Store {
-    /// A class's sessions older than `before` (sessions rank below posts at the same time).
-    pub async fn sessions_before(
-        &self,
-        class_id: i64,
-        before: super::posts::Position,
-        limit: i64,
-    ) -> Result<Vec<SessionRow>, sqlx::Error> {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM live_sessions s JOIN rooms r ON r.id = s.room_id
-             WHERE r.class_id = $1 AND (s.started_at < $2 OR (s.started_at = $2 AND ($3 = 1 OR s.id < $4)))
-             ORDER BY s.started_at DESC, s.id DESC LIMIT $5"
-        ))
-        .bind(class_id)
-        .bind(before.at)
-        .bind(before.rank)
-        .bind(before.id)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await
-    }
 }
 
 #[cfg(test)]

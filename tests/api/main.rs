@@ -15,6 +15,7 @@ mod security_accounts;
 mod security_content;
 mod security_edge;
 mod security_live;
+mod timeline_scale;
 mod whip;
 
 mod accounts;

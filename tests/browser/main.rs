@@ -119,6 +119,16 @@ async fn watch_present_and_tutor_in_chromium() {
     let classroom = room(&class, "classroom", None).await;
     let tutoring = room(&class, "tutoring", Some(class.tutor.user_id)).await;
     let open_house = room(&class, "open_house", None).await;
+    // A history longer than the timeline's first page (10 items), for "Older".
+    for n in 0..10 {
+        class
+            .teacher
+            .post_ok(
+                &format!("/api/v1/classes/{}/posts", class.class_id),
+                json!({"body": format!("Earlier update {n}")}),
+            )
+            .await;
+    }
     let new_family_invite = invite(&class, "family").await;
     let reset = class
         .teacher

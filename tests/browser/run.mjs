@@ -348,6 +348,20 @@ await scenario('timeline', async () => {
   await family.locator('article.post', { hasText: 'Volcano day' }).waitFor();
   await shoot(family, 'timeline.png');
   log('a class update reaches a family, who comments and reads its own attendance');
+  // The first page holds the ten newest items; "Older" brings the rest, the oldest post last.
+  const items = family.locator('.timeline-items > article');
+  await family.locator('article.post', { hasText: 'Earlier update 9' }).waitFor();
+  if ((await items.count()) !== 10) throw new Error(`the first page shows ${await items.count()} items, not 10`);
+  if (await family.locator('article.post', { hasText: 'Earlier update 0' }).count()) throw new Error('the oldest post is on the first page');
+  await family.locator('button.older').click();
+  await family.locator('article.post', { hasText: 'Earlier update 0' }).waitFor();
+  log('older items load a page at a time');
+  // The family's pages reported the posts they showed: the teacher sees who has seen them.
+  await teacher.reload();
+  const volcano = teacher.locator('article.post', { hasText: 'Volcano day' });
+  await volcano.locator('button.seen-by-toggle').click();
+  await volcano.locator('ul.seen-by li', { hasText: cfg.family1 }).waitFor();
+  log('the teacher sees which families have seen a post');
 });
 
 await finish();

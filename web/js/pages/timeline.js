@@ -29,16 +29,56 @@ function attachmentView(a) {
   return h('a', { href: url }, a.file_name);
 }
 
+/** Every comment of a post, following the list's pages (`Link: rel="next"`). */
+async function allComments(postId) {
+  const comments = [];
+  let next = `/api/v1/posts/${postId}/comments?limit=50`;
+  while (next) {
+    const response = await fetch(next, { headers: { accept: 'application/json' }, credentials: 'same-origin' });
+    if (!response.ok) throw new Error(`comments: ${response.status}`);
+    comments.push(...await response.json());
+    next = /<([^>]*)>;\s*rel="next"/.exec(response.headers.get('link') || '')?.[1] || null;
+  }
+  return comments;
+}
+
+/** The first comments of a post; a post with more offers to show them all. */
 function commentList(post) {
-  return h('ul', { class: 'comments' }, post.comments.map((c) =>
-    h('li', {}, h('strong', {}, c.author_name || ''), ' ', c.body)));
+  const block = h('div', { class: 'comment-block' }, h('ul', { class: 'comments' }, post.comments.map((c) =>
+    h('li', {}, h('strong', {}, c.author_name || ''), ' ', c.body))));
+  if (post.comment_count > post.comments.length) {
+    block.append(h('button', {
+      type: 'button', class: 'all-comments', text: 'comments_all',
+      on: { click: async () => {
+        const comments = await allComments(post.id);
+        block.replaceWith(commentList({ ...post, comments, comment_count: comments.length }));
+      } },
+    }));
+  }
+  return block;
+}
+
+/** Teachers: "Seen by N families" opens the list of those families. */
+function seenBy(post) {
+  const list = h('ul', { class: 'seen-by', hidden: true });
+  const button = h('button', { type: 'button', class: 'badge seen-by-toggle', text: 'post_seen_by', vars: { count: post.family_views }, 'aria-expanded': 'false' });
+  button.addEventListener('click', async () => {
+    if (list.hidden) {
+      const viewers = await api('GET', `/api/v1/posts/${post.id}/seen`);
+      list.replaceChildren(...(viewers.length ? viewers.map((v) => h('li', {}, v.display_name)) : [h('li', { class: 'hint', text: 'seen_by_none' })]));
+    }
+    list.hidden = !list.hidden;
+    button.setAttribute('aria-expanded', String(!list.hidden));
+  });
+  return [button, list];
 }
 
 function postCard(klass, post, onChange) {
   const comments = commentList(post);
+  const [seenButton, seenList] = post.family_views !== undefined ? seenBy(post) : [null, null];
   const card = h('article', { class: 'card post', dataset: { postId: String(post.id) } },
-    h('p', { class: 'meta' }, h('strong', {}, post.author_name || ''), ' · ', when(post.published_at || post.updated_at),
-      post.family_views !== undefined ? h('span', { class: 'badge', text: 'post_seen_by', vars: { count: post.family_views } }) : null),
+    h('p', { class: 'meta' }, h('strong', {}, post.author_name || ''), ' · ', when(post.published_at || post.updated_at), seenButton),
+    seenList,
     rendered(post.html),
     post.attachments.length ? h('div', { class: 'attachments' }, post.attachments.map(attachmentView)) : null,
     post.targets.length ? h('p', { class: 'targets' }, post.targets.map((t) => h('span', { class: 'badge target' }, t))) : null,
@@ -175,9 +215,16 @@ export function timelineSection(klass) {
     for (const item of page.items) if (item.kind === 'post') cardOf(item.post.id)?.remove();
     list.append(...page.items.map((item) => (item.kind === 'post' ? postCard(klass, item.post, (id) => section.commentsChanged(id)) : sessionCard(item))));
     if (reset && !page.items.length) list.append(h('p', { class: 'hint', text: 'timeline_empty' }));
+    reportSeen(page.items.filter((item) => item.kind === 'post').map((item) => item.post.id));
     cursor = page.next_cursor || null;
     more.hidden = !cursor;
     if (allowed(klass, 'manage_class')) queue.replaceChildren(h('h3', { text: 'approval_queue' }), await approvalQueue(klass, () => load(true)));
+  }
+  /** A family member's page tells the server which posts it showed them (teachers count
+   * them); nothing waits for the answer. */
+  function reportSeen(postIds) {
+    if (klass.role !== 'family' || !postIds.length) return;
+    api('POST', `/api/v1/classes/${klass.id}/seen`, { post_ids: postIds }).catch(() => {});
   }
   more.addEventListener('click', () => load(false));
   feed.append(h('button', {
@@ -217,6 +264,7 @@ export function timelineSection(klass) {
       return;
     }
     const card = postCard(klass, post, section.commentsChanged);
+    if (!old) reportSeen([post.id]);
     if (old) old.replaceWith(card);
     else {
       list.querySelector(':scope > p.hint')?.remove();
@@ -228,7 +276,7 @@ export function timelineSection(klass) {
     const old = cardOf(postId);
     if (!old) return section.postChanged(postId);
     const post = await fetchPost(postId);
-    if (post) old.querySelector('ul.comments').replaceWith(commentList(post));
+    if (post) old.querySelector('.comment-block').replaceWith(commentList(post));
   };
   section.reload = () => load(true);
   return section;
