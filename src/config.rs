@@ -52,6 +52,10 @@ pub struct Config {
     pub tls: TlsConfig,
     pub media: MediaConfig,
     pub limits: LimitsConfig,
+    /// Web Push and the delivery worker.
+    pub notify: crate::notify::NotifyConfig,
+    /// SMTP for invitations, reset links and digests; off without `smtp_host`.
+    pub email: crate::notify::EmailConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -160,6 +164,8 @@ impl Default for Config {
             tls: TlsConfig::default(),
             media: MediaConfig::default(),
             limits: LimitsConfig::default(),
+            notify: Default::default(),
+            email: Default::default(),
         }
     }
 }
@@ -271,6 +277,9 @@ impl Config {
                 "must be at least 1024",
             ));
         }
+        if let Err((key, message)) = self.email.validate() {
+            return Err(key_error(key, &message));
+        }
         if self.limits.media_connect_timeout_secs == 0 {
             return Err(key_error(
                 "limits.media_connect_timeout_secs",
@@ -318,7 +327,7 @@ impl Config {
 /// names a section selects it. The value is read as TOML when it parses (numbers, booleans,
 /// arrays) and as a plain string otherwise.
 fn apply_override(table: &mut toml::Table, name: &str, value: &str) {
-    const SECTIONS: &[&str] = &["tls", "media", "limits"];
+    const SECTIONS: &[&str] = &["tls", "media", "limits", "notify", "email"];
     let key = name.trim_start_matches("HOMEROOM_").to_ascii_lowercase();
     let parsed = format!("v = {value}")
         .parse::<toml::Table>()

@@ -12,6 +12,7 @@ mod fuzz;
 mod health;
 mod invites;
 pub mod media_sessions;
+mod notifications;
 mod openapi;
 mod posts;
 mod rooms;
@@ -33,6 +34,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use attachments::remove_crash_leftovers;
 pub use error::{Error, Result};
+/// Whether a person may see a post: `notify` asks it exactly as the timeline does.
+pub use posts::visible as post_visible;
 
 /// No inline scripts or styles, nothing from elsewhere; the socket is `wss:` on this host and
 /// media elements play `MediaStream`s.
@@ -59,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(accounts::router())
         .merge(classes::router())
         .merge(invites::router())
+        .merge(notifications::router())
         .merge(rooms::router())
         .merge(school::router())
         .merge(posts::router())

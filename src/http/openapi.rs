@@ -7,8 +7,8 @@ use utoipa::OpenApi;
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    accounts, attachments, class_events, classes, feeds, health, invites, posts, rooms, school,
-    session_logs, timeline, whep, whip,
+    accounts, attachments, class_events, classes, feeds, health, invites, notifications, posts,
+    rooms, school, session_logs, timeline, whep, whip,
 };
 use crate::state::AppState;
 
@@ -33,6 +33,8 @@ use crate::state::AppState;
         posts::create_post, posts::list_posts, posts::get_post, posts::edit_post, posts::delete_post, posts::submit, posts::approve,
         posts::return_post, posts::comment, timeline::timeline, class_events::events, attachments::upload, attachments::download, attachments::thumbnail, feeds::create_token, feeds::revoke_token,
         session_logs::list_sessions, session_logs::session_log, session_logs::session_csv, session_logs::class_csv,
+        notifications::server_info, notifications::get_settings, notifications::put_settings, notifications::subscribe,
+        notifications::unsubscribe, notifications::send_test, notifications::stop, notifications::email_invite,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&CsrfHeader)
@@ -60,6 +62,7 @@ const PUBLIC_OPERATIONS: &[(&str, &str)] = &[
     ("patch", "/whep/{room_id}/{resource}"),
     ("delete", "/whep/{room_id}/{resource}"),
     ("get", "/feeds/{file}"),
+    ("post", "/api/v1/notifications/stop"),
 ];
 
 /// The served document: what the handlers declare, plus the conventions every operation
