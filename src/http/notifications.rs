@@ -306,7 +306,8 @@ pub async fn send_test(
 /// Turns the digest off: the one-click link of every digest email (RFC 8058). The token is
 /// the credential; it stops that account's digest and nothing else.
 #[utoipa::path(post, path = "/api/v1/notifications/stop", tag = "notifications", params(StopQuery),
-    responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 204), (status = 400, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody)))]
 pub async fn stop(
     State(state): State<AppState>,
     Query(query): Query<StopQuery>,

@@ -22,11 +22,10 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use sha2::Sha256;
 
-/// One browser's side of a subscription: the keys only it knows.
+/// A browser, by the name its endpoint carries (its keys stay with the service's state, as
+/// they would stay in the browser).
 pub struct Browser {
     pub name: String,
-    secret: p256::SecretKey,
-    auth: [u8; 16],
 }
 
 /// A message the push service accepted or refused, decrypted.
@@ -93,8 +92,6 @@ impl PushService {
         (
             Browser {
                 name: name.to_owned(),
-                secret,
-                auth,
             },
             json,
         )
