@@ -42,6 +42,7 @@ pub fn router() -> Router<AppState> {
             "/api/v1/classes/{class_id}/invites/email",
             post(email_invite),
         )
+        .route("/api/v1/password-resets/email", post(email_reset))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -112,6 +113,12 @@ pub struct TestSent {
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct StopQuery {
     /// The token from the email's link.
+    pub token: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ResetEmail {
+    /// The secret after `#` in the `reset_url` the caller was given.
     pub token: String,
 }
 
@@ -333,12 +340,7 @@ pub async fn email_invite(
     require(&state, &current.user, class_id, Action::CreateInvite).await?;
     let to = parse_address(&request.email)
         .ok_or_else(|| Error::bad_request("bad_email", "this is not an email address"))?;
-    if !state.notify.email_enabled() {
-        return Err(Error::conflict(
-            "email_off",
-            "this server does not send email; hand the link over instead",
-        ));
-    }
+    email_on(&state)?;
     let code = token::normalize_code(&request.code).ok_or(Error::NotFound)?;
     let invite = state
         .store
@@ -366,5 +368,54 @@ pub async fn email_invite(
         class_id,
         "invitation queued for email"
     );
+    Ok(StatusCode::ACCEPTED)
+}
+
+fn email_on(state: &AppState) -> Result<()> {
+    match state.notify.email_enabled() {
+        true => Ok(()),
+        false => Err(Error::conflict(
+            "email_off",
+            "this server does not send email; hand the link over instead",
+        )),
+    }
+}
+
+/// Emails a reset link the caller made (`POST /api/v1/users/{id}/password-reset`) to the
+/// account's own address. Only its maker may: whoever else holds the secret could use it.
+#[utoipa::path(post, path = "/api/v1/password-resets/email", tag = "accounts",
+    request_body = ResetEmail, responses((status = 202), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody)))]
+pub async fn email_reset(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    ApiJson(request): ApiJson<ResetEmail>,
+) -> Result<StatusCode> {
+    email_on(&state)?;
+    let (user_id, _) = state
+        .store
+        .open_password_reset(&token::hash(request.token.trim()))
+        .await?
+        .filter(|(_, made_by)| *made_by == Some(current.user.id))
+        .ok_or(Error::NotFound)?;
+    let user = state.store.user_by_id(user_id).await?.ok_or(Error::NotFound)?;
+    let to = user.email.as_deref().and_then(parse_address).ok_or_else(|| {
+        Error::conflict("no_email", "this account has no email address; hand the link over")
+    })?;
+    let mut link = state.public_url.join("reset").expect("a valid path");
+    link.set_fragment(Some(request.token.trim()));
+    let email = Email {
+        subject: "Choose your Homeroom password".into(),
+        text: format!(
+            "Hello {},\n\n{} made you a link to choose a new password for Homeroom (login: {}).\n\n\
+             Open it within 72 hours:\n{link}\n\nIf you did not expect this, ignore this email.\n",
+            user.display_name, current.user.display_name, user.login
+        ),
+        stop_url: None,
+        stop_post_url: None,
+    };
+    let dedupe = format!("reset:{}", token::hash(request.token.trim()));
+    state.notify.email_to(Some(user.id), &to, &dedupe, &email).await?;
+    tracing::info!(user_id, "password link queued for email");
     Ok(StatusCode::ACCEPTED)
 }

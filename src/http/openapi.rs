@@ -34,7 +34,7 @@ use crate::state::AppState;
         posts::return_post, posts::comment, timeline::timeline, class_events::events, attachments::upload, attachments::download, attachments::thumbnail, feeds::create_token, feeds::revoke_token,
         session_logs::list_sessions, session_logs::session_log, session_logs::session_csv, session_logs::class_csv,
         notifications::server_info, notifications::get_settings, notifications::put_settings, notifications::subscribe,
-        notifications::unsubscribe, notifications::send_test, notifications::stop, notifications::email_invite,
+        notifications::unsubscribe, notifications::send_test, notifications::stop, notifications::email_invite, notifications::email_reset,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&CsrfHeader)

@@ -1,6 +1,6 @@
 //! Email against a real SMTP server (Python's aiosmtpd, pinned in the schemathesis venv that
 //! scripts/test.sh installs), which writes what it receives into a Maildir: an invitation
-//! arrives with its join link; the digest lists only the posts its reader may see, and its
+//! arrives with its join link, a password link reaches its account's address; the digest lists only the posts its reader may see, and its
 //! one-click stop link (RFC 8058) turns the digest off.
 
 use std::path::{Path, PathBuf};
@@ -220,6 +220,20 @@ async fn invitations_and_digests_arrive_by_email(db: Db) {
         .unwrap();
     assert_eq!(response.status(), 201);
     let reader = app.sign_in("ana-family", PASSWORD).await;
+
+    // A password link goes to the account's own address, sent by the one who made it.
+    let link = admin
+        .post_ok(&format!("/api/v1/users/{}/password-reset", reader.user_id), json!({}))
+        .await["reset_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = link.split('#').nth(1).unwrap();
+    let path = "/api/v1/password-resets/email";
+    assert_eq!(class.teacher.post(path, json!({"token": token})).await.status(), 404);
+    assert_eq!(admin.post(path, json!({"token": token})).await.status(), 202);
+    let reset = &smtp.wait_for("ana.family@example.org", 1).await[0];
+    assert!(reset.body.contains(&link), "{}", reset.body);
     let posts = class.class_id;
     for body in [
         json!({"body": "Field trip on Friday"}),
@@ -240,7 +254,11 @@ async fn invitations_and_digests_arrive_by_email(db: Db) {
         )
         .await;
     assert_eq!(response.status(), 200);
-    let digest = &smtp.wait_for("ana.family@example.org", 1).await[0];
+    let mails = smtp.wait_for("ana.family@example.org", 2).await;
+    let digest = mails
+        .iter()
+        .find(|m| m.header("Subject").is_some_and(|s| s.starts_with("Class updates")))
+        .expect("the digest");
     assert!(
         digest.body.contains("Field trip on Friday"),
         "{}",

@@ -201,6 +201,36 @@ export async function stopPage() {
 }
 
 let emailOn = null;
+const emailEnabled = () => {
+  emailOn ??= api('GET', '/api/v1/notifications/server').then((s) => s.email_enabled).catch(() => false);
+  return emailOn;
+};
+
+/** Under a new password link: send it to the account's own address (when email is on). */
+export function emailResetButton(resetUrl, address) {
+  const done = h('p', { class: 'ok', role: 'status', hidden: true, text: 'reset_email_sent', vars: { email: address } });
+  const error = h('p', { class: 'error', role: 'alert', hidden: true });
+  const button = h('button', {
+    type: 'button',
+    class: 'email-reset',
+    hidden: true,
+    text: 'reset_email_send',
+    vars: { email: address },
+    on: {
+      click: async () => {
+        error.hidden = true;
+        try {
+          await api('POST', '/api/v1/password-resets/email', { token: new URL(resetUrl).hash.slice(1) });
+          done.hidden = false;
+        } catch (e) {
+          showError(error, e);
+        }
+      },
+    },
+  });
+  emailEnabled().then((on) => { button.hidden = !on; });
+  return h('div', { class: 'reset-email' }, button, done, error);
+}
 
 /** Under a new invite: send its link by email (shown only when the server sends email). */
 export function emailInviteForm(classId, code) {
@@ -226,7 +256,6 @@ export function emailInviteForm(classId, code) {
       },
     },
   }, field('invite_email_label', address), h('button', { type: 'submit', text: 'invite_email_send' }), done, error);
-  emailOn ??= api('GET', '/api/v1/notifications/server').then((s) => s.email_enabled).catch(() => false);
-  emailOn.then((on) => { form.hidden = !on; });
+  emailEnabled().then((on) => { form.hidden = !on; });
   return form;
 }
