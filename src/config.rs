@@ -59,6 +59,10 @@ pub struct Config {
     pub media: MediaConfig,
     pub limits: LimitsConfig,
     pub recording: RecordingConfig,
+    /// Web Push and the delivery worker.
+    pub notify: crate::notify::NotifyConfig,
+    /// SMTP for invitations, reset links and digests; off without `smtp_host`.
+    pub email: crate::notify::EmailConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -189,6 +193,8 @@ impl Default for Config {
             media: MediaConfig::default(),
             limits: LimitsConfig::default(),
             recording: RecordingConfig::default(),
+            notify: Default::default(),
+            email: Default::default(),
         }
     }
 }
@@ -324,6 +330,9 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if let Err((key, message)) = self.email.validate() {
+            return Err(key_error(key, &message));
+        }
         if self.limits.media_connect_timeout_secs == 0 {
             return Err(key_error(
                 "limits.media_connect_timeout_secs",
@@ -374,7 +383,7 @@ impl Config {
 /// names a section selects it. The value is read as TOML when it parses (numbers, booleans,
 /// arrays) and as a plain string otherwise.
 fn apply_override(table: &mut toml::Table, name: &str, value: &str) {
-    const SECTIONS: &[&str] = &["tls", "media", "limits", "recording"];
+    const SECTIONS: &[&str] = &["tls", "media", "limits", "recording", "notify", "email"];
     let key = name.trim_start_matches("HOMEROOM_").to_ascii_lowercase();
     let parsed = format!("v = {value}")
         .parse::<toml::Table>()

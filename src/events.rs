@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 /// Events kept per class for a reader that is behind; past this it is dropped.
 pub const BACKLOG: usize = 64;
@@ -61,6 +61,9 @@ struct Hub {
     /// Set at shutdown: open streams end and no new ones start, so draining never waits on
     /// a page that would listen forever.
     closed: bool,
+    /// Every event of every class, for `notify` (which must hear of classes nobody has open).
+    /// Unbounded: events come from people's actions, and the reader only queues rows.
+    tap: Option<mpsc::UnboundedSender<(i64, ClassEvent)>>,
 }
 
 impl ClassEvents {
@@ -80,9 +83,19 @@ impl ClassEvents {
         )
     }
 
-    /// Tells the class's open pages; nobody listening costs nothing.
+    /// Every event of every class from now on (one reader: a second call replaces the first).
+    pub fn tap(&self) -> mpsc::UnboundedReceiver<(i64, ClassEvent)> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.inner.lock().expect("events lock").tap = Some(tx);
+        rx
+    }
+
+    /// Tells the class's open pages (and the tap); nobody listening costs nothing.
     pub fn publish(&self, class_id: i64, event: ClassEvent) {
         let mut hub = self.inner.lock().expect("events lock");
+        if let Some(tap) = &hub.tap {
+            let _ = tap.send((class_id, event.clone()));
+        }
         if let Some(tx) = hub.channels.get(&class_id) {
             if tx.send(event).is_err() {
                 hub.channels.remove(&class_id);
@@ -95,6 +108,7 @@ impl ClassEvents {
         let mut hub = self.inner.lock().expect("events lock");
         hub.closed = true;
         hub.channels.clear();
+        hub.tap = None;
     }
 }
 
@@ -134,6 +148,18 @@ mod tests {
         events.close();
         assert_eq!(open.recv().await, Err(RecvError::Closed));
         assert!(events.subscribe(1).is_none());
+    }
+
+    #[test]
+    fn the_tap_hears_every_class_even_unwatched_ones() {
+        let events = ClassEvents::default();
+        let mut tap = events.tap();
+        events.publish(1, post(7));
+        events.publish(2, post(8));
+        assert_eq!(tap.try_recv(), Ok((1, post(7))));
+        assert_eq!(tap.try_recv(), Ok((2, post(8))));
+        events.close();
+        assert!(tap.try_recv().is_err());
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //!   security headers, and the browser app from `web/` (`http::web`; `build.rs` builds it in).
 //! - `events`: the class event hub that pushes sessions starting and ending, posts and
 //!   comments to open class pages (`http::class_events` serves it).
+//! - `notify`: Web Push and email notifications: who hears of what (through `access`), the
+//!   durable outbox and its delivery worker, preferences and quiet hours, digests, VAPID.
 //! - `signal`: the WebSocket signalling protocol, who may enter which room, and how often each
 //!   message type may be sent.
 //! - `sfu`: rooms, participants' peer connections, published tracks and their fan-out, and
@@ -36,6 +38,7 @@ pub mod markdown;
 pub mod metrics;
 pub mod names;
 pub mod recording;
+pub mod notify;
 pub mod server;
 pub mod sfu;
 pub mod signal;

@@ -16,6 +16,7 @@ use crate::auth::token;
 use crate::config::Config;
 use crate::events::ClassEvents;
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
 use crate::sfu::Sfu;
 use crate::state::AppState;
 use crate::store::post_views::SeenWriter;
@@ -80,6 +81,8 @@ pub async fn run(
         );
     }
     recording::retention::spawn(store.clone(), root, config.recording.clone());
+    let notify = Notifier::new(&config, store.clone(), &public_url)?;
+    let tap = events.tap();
     let state = AppState {
         config: Arc::new(config.clone()),
         store: store.clone(),
@@ -95,8 +98,13 @@ pub async fn run(
         guest_slots: Arc::new(crate::signal::guests::GuestSlots::new(
             config.limits.max_guests_per_ip,
         )),
+        notify: notify.clone(),
         public_url: public_url.clone(),
     };
+    // Queued notifications left by an earlier run go out now; new ones as events come.
+    notify.start(&config.notify);
+    tokio::spawn(crate::notify::fanout::run(state.clone(), tap));
+    tokio::spawn(crate::notify::digest::run(state.clone()));
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
 
     let handle = Handle::new();

@@ -31,6 +31,8 @@ pub struct AppState {
     pub whep: Arc<crate::http::whep::WhepSessions>,
     /// Guest signalling sockets open per IP address.
     pub guest_slots: Arc<crate::signal::guests::GuestSlots>,
+    /// Web Push and email: queues notifications for the delivery worker.
+    pub notify: crate::notify::Notifier,
     /// The base of every link we hand out (invites, set-up, feeds).
     pub public_url: url::Url,
 }

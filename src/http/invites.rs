@@ -306,6 +306,7 @@ pub async fn accept(
         class_id = invite.class_id,
         "invite accepted"
     );
+    crate::notify::fanout::invitation_accepted(&state, invite.class_id, invite.id, &user).await;
     match current {
         Some(current) => {
             let classes = state.store.classes_of(user.id, user.is_admin()).await?;
@@ -369,7 +370,7 @@ pub async fn qr_code(
 }
 
 /// The link a family opens: the code after `#`, so it never reaches a server log.
-fn join_url(state: &AppState, code: &str) -> String {
+pub(super) fn join_url(state: &AppState, code: &str) -> String {
     let mut url = state.public_url.join("join").expect("valid path");
     url.set_fragment(Some(code));
     url.to_string()

@@ -14,6 +14,7 @@ mod fuzz;
 mod health;
 mod invites;
 pub mod media_sessions;
+mod notifications;
 mod openapi;
 mod page;
 mod post_view;
@@ -40,6 +41,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 pub use attachments::remove_crash_leftovers;
 pub use error::{Error, Result};
 pub use post_view::render_missing_html;
+/// Whether a person may see a post: `notify` asks it exactly as the timeline does.
+pub use post_view::visible as post_visible;
 
 /// No inline scripts or styles, nothing from elsewhere; the socket is `wss:` on this host and
 /// media elements play `MediaStream`s.
@@ -66,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .merge(accounts::router())
         .merge(classes::router())
         .merge(invites::router())
+        .merge(notifications::router())
         .merge(rooms::router())
         .merge(school::router())
         .merge(posts::router())

@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
     accounts, attachments, attendance_csv, class_events, classes, comments, feeds, health, invites,
-    posts, recordings, rooms, school, seen, session_logs, timeline, whep, whip,
+    notifications, posts, recordings, rooms, school, seen, session_logs, timeline, whep, whip,
 };
 use crate::state::AppState;
 
@@ -34,6 +34,8 @@ use crate::state::AppState;
         posts::return_post, comments::comment, comments::list_comments, seen::report_seen, seen::seen_by, timeline::timeline, class_events::events, attachments::upload, attachments::download, attachments::thumbnail, feeds::create_token, feeds::revoke_token,
         session_logs::list_sessions, session_logs::session_log, attendance_csv::session_csv, attendance_csv::class_csv,
         recordings::list_recordings, recordings::get_recording, recordings::publish_recording, recordings::play_file, recordings::download_file,
+        notifications::server_info, notifications::get_settings, notifications::put_settings, notifications::subscribe,
+        notifications::unsubscribe, notifications::send_test, notifications::stop, notifications::email_invite, notifications::email_reset,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&CsrfHeader)
@@ -61,6 +63,7 @@ const PUBLIC_OPERATIONS: &[(&str, &str)] = &[
     ("patch", "/whep/{room_id}/{resource}"),
     ("delete", "/whep/{room_id}/{resource}"),
     ("get", "/feeds/{file}"),
+    ("post", "/api/v1/notifications/stop"),
 ];
 
 /// The served document: what the handlers declare, plus the conventions every operation

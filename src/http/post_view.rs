@@ -59,7 +59,7 @@ pub(super) fn reader(who: Who, user: &User) -> PostReader {
 }
 
 /// The caller's standing in the post's class, if the post is theirs to see.
-pub(super) async fn visible(state: &AppState, user: &User, post: &Post) -> Result<Who> {
+pub async fn visible(state: &AppState, user: &User, post: &Post) -> Result<Who> {
     // Membership decides first: an outsider (someone removed, too) is denied every action.
     let who = who_in(state, user, post.class_id).await?;
     let sees = if manages(who) || writes(who, user, post) {

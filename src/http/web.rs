@@ -1,7 +1,8 @@
 //! The browser app: `web/` built into the binary (or read from `web_dir` during development),
 //! its pages and its files under `/static/`.
 //!
-//! Every page is the same `index.html`; the app's router picks the page from the path. Files
+//! Every page is the same `index.html`; the app's router picks the page from the path; the
+//! service worker and the web app manifest are served at the root (`ROOT_FILES`). Files
 //! carry a strong ETag (SHA-256 of the bytes) and `no-cache`, so browsers revalidate cheaply
 //! and never run a stale script after an upgrade.
 
@@ -41,12 +42,31 @@ const PAGES: &[&str] = &[
     "/classes",
     "/class/{id}/manage",
     "/class/{id}/sheet",
+    "/notifications",
+    "/notifications/stop",
+];
+
+/// Files served at the root rather than under `/static/`: a service worker controls only
+/// pages under its own path, so it must be `/sw.js` to cover the whole app.
+const ROOT_FILES: &[(&str, &str)] = &[
+    ("/sw.js", "sw.js"),
+    ("/manifest.webmanifest", "manifest.webmanifest"),
 ];
 
 pub fn router() -> Router<AppState> {
     let mut router = Router::new().route("/static/{*path}", get(file));
     for page in PAGES {
         router = router.route(page, get(index));
+    }
+    for (path, name) in ROOT_FILES {
+        router = router.route(
+            path,
+            get(
+                move |State(state): State<AppState>, headers: HeaderMap| async move {
+                    serve(&state, &headers, name).await
+                },
+            ),
+        );
     }
     router
 }

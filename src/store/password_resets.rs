@@ -41,3 +41,20 @@ impl Store {
         .await
     }
 }
+
+impl Store {
+    /// Whose password an unused, unexpired link resets, and who made it (to email it).
+    pub async fn open_password_reset(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(i64, Option<i64>)>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT user_id, created_by FROM password_resets
+             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now_ms())
+        .fetch_optional(self.pool())
+        .await
+    }
+}

@@ -12,7 +12,8 @@ use crate::helpers::{ClassFixture, Db, TestApp};
 /// operation's error paths, small enough for the suite's time budget.
 const MAX_EXAMPLES: &str = "8";
 
-fn venv() -> PathBuf {
+/// The venv scripts/test.sh makes (schemathesis, and aiosmtpd for `notify_email`).
+pub fn venv() -> PathBuf {
     let dir = std::env::var("HOMEROOM_TEST_SCHEMATHESIS_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {

@@ -72,6 +72,9 @@ await scenario('signed-out pages', async () => {
 await scenario('signed-in pages', async () => {
   const teacher = await person('teacher', cfg.teacher, options());
   await check(teacher, 'home');
+  await teacher.goto(`${cfg.base}/notifications`);
+  await teacher.locator('#send-test').waitFor();
+  await check(teacher, 'notifications');
   await teacher.goto(`${cfg.base}/class/${cfg.class_id}`);
   await teacher.locator('article.post').first().waitFor();
   await check(teacher, 'class-teacher');

@@ -6,7 +6,11 @@
 // frames, at double speed; the teacher publishes it to the timeline with a note. A post
 // appears on another open class page. Then a tutoring room that its host has not opened yet:
 // the family is told whom it waits for, the tutor opens it, lets the family in, and both see
-// each other. Started by main.rs (`live_pages_stay_current`).
+// each other. Then the installable app on a phone: the manifest is valid (as Chromium reads
+// it), the service worker registers at the root and shows the offline page without a network,
+// the add-to-home-screen hint can be put away, and the notification settings are clicked
+// through (a kind turned off stays off; "send me a test" answers). Started by main.rs
+// (`live_pages_stay_current`).
 
 import { cfg, finish, flowing, log, person, PHONE, scenario, shoot, state, sum, within } from './common.mjs';
 
@@ -178,6 +182,69 @@ await scenario('tutoring room waits for its host', async () => {
     await flowing(name, page, (a, b) => others.every((id) => (b[id]?.framesDecoded || 0) > (a[id]?.framesDecoded || 0) && b[id].framesDecoded > 10));
     log(`${name} decodes the other`);
   }
+});
+
+await scenario('installable app and notification settings', async () => {
+  const family = await person('family-app', cfg.family, { viewport: PHONE });
+  // Chromium's own reading of the manifest: no errors, the fields an install needs.
+  const cdp = await family.context().newCDPSession(family);
+  const manifest = await cdp.send('Page.getAppManifest');
+  if (manifest.errors.length) throw new Error(`manifest errors: ${JSON.stringify(manifest.errors)}`);
+  const app = JSON.parse(manifest.data);
+  if (app.name !== 'Homeroom' || app.display !== 'standalone' || !String(app.start_url).endsWith('/')) {
+    throw new Error(`manifest: ${manifest.data}`);
+  }
+  for (const size of [192, 512]) {
+    const icon = app.icons.find((i) => i.sizes === `${size}x${size}` && i.purpose !== 'maskable');
+    if (!icon) throw new Error(`no ${size} px icon`);
+    const real = await family.evaluate(async (src) => {
+      const img = new Image();
+      img.src = src;
+      await img.decode();
+      return img.naturalWidth;
+    }, new URL(icon.src, cfg.base).href);
+    if (real !== size) throw new Error(`the ${size} px icon is ${real} px`);
+  }
+  // The service worker controls the whole site.
+  const scope = await family.evaluate(async () => (await navigator.serviceWorker.ready).scope);
+  if (scope !== `${cfg.base}/`) throw new Error(`service worker scope ${scope}`);
+  await family.reload();
+  await family.waitForFunction(() => navigator.serviceWorker.controller !== null);
+  log('the service worker registered and controls the page');
+
+  // The phone hint: shown until put away, and not again.
+  const hint = family.locator('#install-hint');
+  await hint.waitFor({ state: 'visible' });
+  await hint.getByRole('button', { name: 'Not now' }).click();
+  await family.reload();
+  await family.locator('main h1').waitFor();
+  if (await hint.isVisible()) throw new Error('the install hint came back');
+
+  // No network: the offline page, then back.
+  await family.context().setOffline(true);
+  await family.goto(`${cfg.base}/class/${cfg.class_id}`).catch(() => {});
+  await family.locator('h1', { hasText: 'You are offline' }).waitFor({ timeout: 5000 });
+  await shoot(family, 'app/offline-phone.png');
+  await family.context().setOffline(false);
+
+  // The settings page from the header: turn "Class updates" off for the class; it stays off.
+  await family.goto(`${cfg.base}/`);
+  await family.locator('#nav-notifications').click();
+  await family.waitForURL(`${cfg.base}/notifications`);
+  const box = () => family.locator(`fieldset[data-class-id="${cfg.class_id}"]`).getByLabel('Class updates');
+  if (!(await box().isChecked())) throw new Error('updates start switched on');
+  await box().uncheck();
+  await family.locator('form button[type=submit]', { hasText: 'Save' }).click();
+  await family.getByText('Saved.').waitFor();
+  await family.reload();
+  await family.locator('#send-test').waitFor();
+  if (await box().isChecked()) throw new Error('the switch did not stay off');
+  if (!(await family.locator(`fieldset[data-class-id="${cfg.class_id}"]`).getByLabel('Live lessons').isChecked())) {
+    throw new Error('another switch changed');
+  }
+  await family.locator('#send-test').click();
+  await family.locator('#test-result', { hasText: /turn on notifications|Test sent/ }).waitFor();
+  await shoot(family, 'app/notifications-phone.png');
 });
 
 await finish();

@@ -16,6 +16,8 @@ import { people } from './pages/people.js';
 import { classesPage } from './pages/classes.js';
 import { manage } from './pages/manage.js';
 import { sheet } from './pages/sheet.js';
+import { notificationsPage, stopPage } from './pages/notifications.js';
+import { installHint, registerServiceWorker } from './install.js';
 
 const ROUTES = [
   [/^\/$/, home],
@@ -35,6 +37,8 @@ const ROUTES = [
   [/^\/classes$/, classesPage],
   [/^\/class\/(\d+)\/manage$/, manage],
   [/^\/class\/(\d+)\/sheet$/, sheet],
+  [/^\/notifications$/, notificationsPage],
+  [/^\/notifications\/stop$/, stopPage],
 ];
 
 async function start() {
@@ -43,15 +47,18 @@ async function start() {
   switcher.value = language();
   switcher.addEventListener('change', () => setLanguage(switcher.value, { save: true }));
 
+  registerServiceWorker();
   const user = await me().catch(() => null);
   const signOutButton = document.getElementById('sign-out');
   signOutButton.hidden = !user;
+  document.getElementById('nav-notifications').hidden = !user;
   signOutButton.addEventListener('click', async () => {
     await signOut().catch(() => {});
     location.assign('/signin');
   });
 
   const path = location.pathname.replace(/\/+$/, '') || '/';
+  if (path === '/' || path === '/notifications') installHint();
   for (const [pattern, page] of ROUTES) {
     const match = pattern.exec(path);
     if (match) {

@@ -7,6 +7,7 @@ import { api } from '../api.js';
 import { field, h, showError } from '../dom.js';
 import { roleKey } from '../components.js';
 import { copyField } from '../copy.js';
+import { emailInviteForm } from './notifications.js';
 
 const when = (ms) => new Date(ms).toLocaleDateString();
 
@@ -23,14 +24,15 @@ export function qrImage(svg, className = 'qr') {
 }
 
 /** What a new invite shows once: the link (with Copy), the short code and the QR code. */
-function createdCard(made, students) {
+function createdCard(classId, made, students) {
   const names = made.invite.student_ids.map((id) => students.find((s) => s.id === id)?.name).filter(Boolean).join(', ');
   return h('section', { class: 'card new-invite', 'aria-live': 'polite', dataset: { role: made.invite.role } },
     h('h3', {}, h('span', { text: 'invite_made' }), ' ', h('span', { class: 'badge', text: roleKey(made.invite.role) }), names ? ` · ${names}` : ''),
     h('p', { class: 'hint', text: 'invite_shown_once' }),
     copyField('invite_link', made.join_url, { className: 'join-url' }),
     h('p', { class: 'invite-code' }, h('span', { text: 'invite_code' }), ': ', h('strong', { class: 'code' }, made.code)),
-    qrImage(made.qr_svg));
+    qrImage(made.qr_svg),
+    emailInviteForm(classId, made.code));
 }
 
 export function invitationsSection(classId, ctx) {
@@ -66,7 +68,7 @@ export function invitationsSection(classId, ctx) {
         }
         try {
           const made = await api('POST', `/api/v1/classes/${classId}/invites`, body);
-          created.prepend(createdCard(made, ctx.students));
+          created.prepend(createdCard(classId, made, ctx.students));
           for (const input of picks.querySelectorAll('input')) input.checked = false;
           await refresh();
         } catch (e) {

@@ -7,6 +7,7 @@ import { setText } from '../i18n.js';
 import { copyField, printCard } from '../copy.js';
 import { requireMe } from './account.js';
 import { adminNav } from './school.js';
+import { emailResetButton } from './notifications.js';
 
 /** The card that hands a one-time link to a person: copy it, or print it. */
 function linkCard(titleKey, vars, url, hintKey) {
@@ -51,7 +52,8 @@ export async function people() {
       const reset = h('button', { type: 'button', text: 'reset_password', label: 'reset_password_for', vars: { name: u.display_name },
         on: { click: act(async () => {
           const link = await api('POST', `/api/v1/users/${u.id}/password-reset`, {});
-          out.replaceChildren(linkCard('reset_link_for', { name: u.display_name }, link.reset_url, 'reset_link_hint'));
+          out.replaceChildren(linkCard('reset_link_for', { name: u.display_name }, link.reset_url, 'reset_link_hint'),
+            u.email ? emailResetButton(link.reset_url, u.email) : null);
         }) } });
       const toggle = u.id === me.user.id ? null : h('button', {
         type: 'button', class: u.deactivated ? '' : 'danger', text: u.deactivated ? 'reactivate' : 'deactivate',
