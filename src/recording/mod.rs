@@ -101,10 +101,6 @@ impl Recorder {
         &self.settings.root
     }
 
-    pub fn store(&self) -> &Store {
-        &self.settings.store
-    }
-
     /// Starts recording a session, unless the disk is under its floor.
     pub fn start(&self, start: Start, on_failure: OnFailure) -> Result<Active, RecordError> {
         std::fs::create_dir_all(self.root())?;
