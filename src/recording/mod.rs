@@ -101,10 +101,6 @@ impl Recorder {
         &self.settings.root
     }
 
-    pub fn store(&self) -> &Store {
-        &self.settings.store
-    }
-
     /// Starts recording a session, unless the disk is under its floor.
     pub fn start(&self, start: Start, on_failure: OnFailure) -> Result<Active, RecordError> {
         std::fs::create_dir_all(self.root())?;
@@ -141,6 +137,9 @@ impl Recorder {
     }
 }
 
+/// A file's input and the instant its clock starts, by (participant, source).
+type FileInput = (mpsc::Sender<Record>, Instant);
+
 /// A recording in progress; stopping it (or dropping it) finalises its files.
 pub struct Active {
     shared: Arc<Shared>,
@@ -150,8 +149,7 @@ struct Shared {
     settings: Arc<Settings>,
     dir: PathBuf,
     started: Instant,
-    /// Each file's input and the instant its clock starts, by (participant, source).
-    files: Mutex<HashMap<(u64, &'static str), (mpsc::Sender<Record>, Instant)>>,
+    files: Mutex<HashMap<(u64, &'static str), FileInput>>,
     /// Set when the recording stops: every track task ends.
     stopping: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -214,7 +212,7 @@ impl Active {
         participant_id: u64,
         source: &'static str,
         participant: &str,
-    ) -> Option<(mpsc::Sender<Record>, Instant)> {
+    ) -> Option<FileInput> {
         let shared = &self.shared;
         let mut files = shared.files.lock().expect("files lock");
         if let Some(file) = files.get(&(participant_id, source)) {
