@@ -205,11 +205,13 @@ pub async fn run(args: LoadTest) -> anyhow::Result<Summary> {
     if homeroom.is_none() && (args.whip.is_none() || args.whep.is_none()) {
         bail!("give --server, --room, --login and a password, or both --whip and --whep");
     }
-    // The teacher (`viewer` false) or one subscriber, joined.
+    let homeroom = homeroom.map(std::sync::Arc::new);
+    // The teacher (`viewer` false) or one subscriber, joined. On a task of its own, so that a
+    // join the server never answers fails that subscriber, not the run.
     let connect = |viewer: bool, index: usize| {
         let tls = tls.clone();
-        let (homeroom, bind, pem) = (homeroom.as_ref(), args.bind.clone(), pem.clone());
-        async move {
+        let (homeroom, bind, pem) = (homeroom.clone(), args.bind.clone(), pem.clone());
+        let joining = async move {
             let homeroom = homeroom.expect("checked above");
             let token;
             let credential = match (viewer, &homeroom.viewers) {
@@ -226,7 +228,8 @@ pub async fn run(args: LoadTest) -> anyhow::Result<Summary> {
                 .map_err(anyhow::Error::msg)?;
             expect_joined(participant.join(homeroom.room).await)?;
             Ok::<_, anyhow::Error>(participant)
-        }
+        };
+        async move { tokio::spawn(joining).await.context("the join failed")? }
     };
     let shape = VideoShape {
         fps: args.fps,

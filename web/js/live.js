@@ -14,7 +14,7 @@ const RETRY_MS = [500, 1000, 2000, 4000, 8000];
 const PING_MS = 10000;
 const NOT_LIVE_RETRY_MS = 3000;
 /** Errors that another attempt will not fix. */
-const FATAL = new Set(['not_allowed', 'room_not_found', 'token_invalid', 'unauthorized', 'room_full', 'guests_full']);
+const FATAL = new Set(['not_allowed', 'room_not_found', 'token_invalid', 'unauthorized', 'room_full', 'guests_full', 'removed']);
 
 /** mid → {stream, track} from an SDP's `a=msid:` lines. */
 export function msidsByMid(sdp) {
