@@ -6,6 +6,9 @@
 //! treats an audience. How long a join takes as the room fills is reported for the first and
 //! the last 50 joins: a room whose joins cost more as it grows shows it there.
 //!
+//! `accounts.rs` signs the tool in, `figures.rs` computes the summary's figures and
+//! `usage.rs` reads the server's CPU and memory.
+//!
 //! The client costs about as much CPU per packet as the server, so on a small machine the two
 //! compete: the server's own CPU and memory are read from `/proc/<pid>`, never inferred.
 
@@ -13,6 +16,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde::Serialize;
+
+mod accounts;
+mod figures;
+mod usage;
+
+use accounts::{guest_token, sign_in};
+use figures::{percentile, sorted_joins, totals};
+use usage::CpuMeter;
 
 use crate::client::whep::WhepViewer;
 use crate::client::whip::WhipPublisher;
@@ -205,11 +216,13 @@ pub async fn run(args: LoadTest) -> anyhow::Result<Summary> {
     if homeroom.is_none() && (args.whip.is_none() || args.whep.is_none()) {
         bail!("give --server, --room, --login and a password, or both --whip and --whep");
     }
-    // The teacher (`viewer` false) or one subscriber, joined.
+    let homeroom = homeroom.map(std::sync::Arc::new);
+    // The teacher (`viewer` false) or one subscriber, joined. On a task of its own, so that a
+    // join the server never answers fails that subscriber, not the run.
     let connect = |viewer: bool, index: usize| {
         let tls = tls.clone();
-        let (homeroom, bind, pem) = (homeroom.as_ref(), args.bind.clone(), pem.clone());
-        async move {
+        let (homeroom, bind, pem) = (homeroom.clone(), args.bind.clone(), pem.clone());
+        let joining = async move {
             let homeroom = homeroom.expect("checked above");
             let token;
             let credential = match (viewer, &homeroom.viewers) {
@@ -226,7 +239,8 @@ pub async fn run(args: LoadTest) -> anyhow::Result<Summary> {
                 .map_err(anyhow::Error::msg)?;
             expect_joined(participant.join(homeroom.room).await)?;
             Ok::<_, anyhow::Error>(participant)
-        }
+        };
+        async move { tokio::spawn(joining).await.context("the join failed")? }
     };
     let shape = VideoShape {
         fps: args.fps,
@@ -378,66 +392,13 @@ pub async fn run(args: LoadTest) -> anyhow::Result<Summary> {
         server_rss_mb: whole.and_then(|w| w.1),
         seconds,
     };
+    // Each leaves on a task of its own: one the server already let go must not cost the
+    // figures.
     for viewer in viewers {
-        viewer.client.close().await;
+        let _ = tokio::spawn(viewer.client.close()).await;
     }
-    publisher.close().await;
+    let _ = tokio::spawn(publisher.close()).await;
     Ok(summary)
-}
-
-/// Join times in milliseconds, sorted.
-fn sorted_joins<'a>(viewers: impl Iterator<Item = &'a Viewer>) -> Vec<u64> {
-    let mut joins: Vec<u64> = viewers.map(|v| v.join.as_millis() as u64).collect();
-    joins.sort_unstable();
-    joins
-}
-
-fn https_client(pem: &[u8]) -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(pem)?)
-        .use_rustls_tls()
-        .build()?)
-}
-
-/// A guest's room token for the open house of the guest link `code`.
-async fn guest_token(server: &str, code: &str, index: usize, pem: &[u8]) -> anyhow::Result<String> {
-    let response = https_client(pem)?
-        .post(format!("{server}/api/v1/guest-token"))
-        .json(&serde_json::json!({"code": code, "display_name": format!("Load guest {index}")}))
-        .send()
-        .await
-        .context("cannot reach the server")?;
-    if !response.status().is_success() {
-        bail!("guest token refused: {}", response.status());
-    }
-    let body: serde_json::Value = response.json().await?;
-    body["token"]
-        .as_str()
-        .map(str::to_owned)
-        .context("no token in the guest-token answer")
-}
-
-/// Signs in and returns the session cookie's value.
-async fn sign_in(server: &str, login: &str, password: &str, pem: &[u8]) -> anyhow::Result<String> {
-    let response = https_client(pem)?
-        .post(format!("{}/api/v1/session", server.trim_end_matches('/')))
-        .json(&serde_json::json!({"login": login, "password": password}))
-        .send()
-        .await
-        .context("cannot reach the server")?;
-    if !response.status().is_success() {
-        bail!("sign-in refused: {}", response.status());
-    }
-    response
-        .headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            v.strip_prefix("homeroom_session=")
-                .map(|rest| rest.split(';').next().unwrap_or("").to_owned())
-        })
-        .context("no session cookie in the sign-in answer")
 }
 
 fn expect_joined(reply: ServerMessage) -> anyhow::Result<()> {
@@ -445,122 +406,6 @@ fn expect_joined(reply: ServerMessage) -> anyhow::Result<()> {
         ServerMessage::Joined { .. } => Ok(()),
         other => bail!("join refused: {other:?}"),
     }
-}
-
-/// Packets delivered so far and when counting began, for a rate.
-struct Rate {
-    packets: u64,
-    since: Option<Instant>,
-}
-
-impl Rate {
-    fn per_second(&self) -> f64 {
-        match self.since {
-            Some(since) if since.elapsed().as_secs_f64() > 0.5 => {
-                self.packets as f64 / since.elapsed().as_secs_f64()
-            }
-            _ => 0.0,
-        }
-    }
-}
-
-/// Delivery so far: the packet rate, and the loss as the share of each track's sequence range
-/// that did not arrive intact.
-fn totals(viewers: &[Viewer]) -> (Rate, f64) {
-    let (mut packets, mut expected, mut intact) = (0u64, 0u64, 0u64);
-    let mut since: Option<Instant> = None;
-    for viewer in viewers {
-        for received in viewer.client.received().values() {
-            packets += received.packets;
-            since = match (since, received.first_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            if let (Some(min), Some(max)) = (received.distinct.first(), received.distinct.last()) {
-                expected += (max - min + 1) as u64;
-                intact += received.distinct.len() as u64;
-            }
-        }
-    }
-    let loss = if expected == 0 {
-        0.0
-    } else {
-        100.0 * (expected - intact) as f64 / expected as f64
-    };
-    (Rate { packets, since }, loss)
-}
-
-fn percentile(sorted: &[u64], p: usize) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() - 1) * p).div_ceil(100).min(sorted.len() - 1)]
-}
-
-/// The server's CPU share and resident memory, read from `/proc/<pid>`.
-struct CpuMeter {
-    pid: u32,
-    ticks_per_second: f64,
-    start: (Instant, u64),
-    last: (Instant, u64),
-}
-
-impl CpuMeter {
-    fn new(pid: u32) -> CpuMeter {
-        let ticks = cpu_ticks(pid).unwrap_or(0);
-        // SAFETY: sysconf has no preconditions.
-        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        CpuMeter {
-            pid,
-            ticks_per_second: per_second,
-            start: (Instant::now(), ticks),
-            last: (Instant::now(), ticks),
-        }
-    }
-
-    fn share(&self, from: (Instant, u64), ticks: u64) -> f64 {
-        let seconds = from.0.elapsed().as_secs_f64().max(0.001);
-        100.0 * (ticks.saturating_sub(from.1)) as f64 / self.ticks_per_second / seconds
-    }
-
-    /// CPU % over the last second, and RSS in MB.
-    fn sample(&mut self) -> (Option<f64>, Option<f64>) {
-        let Some(ticks) = cpu_ticks(self.pid) else {
-            return (None, None);
-        };
-        let share = self.share(self.last, ticks);
-        self.last = (Instant::now(), ticks);
-        (Some(share), rss_mb(self.pid))
-    }
-
-    /// CPU % over the whole run, and RSS in MB now.
-    fn since_start(&self) -> (Option<f64>, Option<f64>) {
-        match cpu_ticks(self.pid) {
-            Some(ticks) => (Some(self.share(self.start, ticks)), rss_mb(self.pid)),
-            None => (None, None),
-        }
-    }
-}
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces; fields count from after its closing parenthesis.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-}
-
-fn rss_mb(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
 }
 
 /// Runs the load test, prints the summary as JSON, and fails when loss exceeds the limit.
@@ -579,19 +424,4 @@ pub async fn main(args: LoadTest) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentiles_and_proc_parsing() {
-        assert_eq!(percentile(&[], 50), 0);
-        assert_eq!(percentile(&[10, 20, 30, 40], 50), 30);
-        assert_eq!(percentile(&[10, 20, 30, 40], 95), 40);
-        let me = std::process::id();
-        assert!(cpu_ticks(me).is_some());
-        assert!(rss_mb(me).unwrap() > 1.0);
-    }
 }

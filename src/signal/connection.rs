@@ -2,10 +2,11 @@
 //! answers and the room's events written (`outgoing.rs`). A bad message gets an `error` and
 //! the connection stays usable; the socket closing means leaving the room.
 //!
-//! Every request of a joined participant is authorised anew: its sign-in session must still
-//! exist and its standing in the class must be what it was at join (a removed member or a
-//! signed-out session is `kicked` and the socket closes). Each message type has its own rate
-//! (`throttle.rs`); a message over it is refused before anything else happens.
+//! Every request of a joined participant (but the media plumbing: answers, candidates) is
+//! authorised anew: its sign-in session must still exist and its standing in the class must
+//! be what it was at join (a removed member or a signed-out session is `kicked` and the socket
+//! closes). Each message type has its own rate (`throttle.rs`); a message over it is refused
+//! before anything else happens.
 //!
 //! Two things end a connection from this side: silence (nothing received for
 //! `limits.idle_timeout_secs`: the client's network vanished; it leaves as of when it was last
@@ -203,9 +204,15 @@ impl Connection {
             "signal in"
         );
         let leaving = matches!(message, ClientMessage::Leave { .. });
+        // Answers and candidates only carry the media of a participation already checked (and
+        // ended at once by a revocation); checking each against the database would make a
+        // room's joins wait on its pool as it fills.
         let checked = !matches!(
             message,
-            ClientMessage::Leave { .. } | ClientMessage::Ping { .. }
+            ClientMessage::Leave { .. }
+                | ClientMessage::Ping { .. }
+                | ClientMessage::Answer { .. }
+                | ClientMessage::Candidate { .. }
         );
         if checked {
             if let Err(why) = still_entitled(&self.state, &self.caller, self.joined.as_ref()).await

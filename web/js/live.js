@@ -20,7 +20,7 @@ const NOT_LIVE_RETRY_MS = 3000;
 /** How long an ICE restart may take before joining again instead. */
 const ICE_RESTART_MS = 8000;
 /** Errors that another attempt will not fix. */
-const FATAL = new Set(['not_allowed', 'room_not_found', 'token_invalid', 'unauthorized', 'room_full', 'guests_full']);
+const FATAL = new Set(['not_allowed', 'room_not_found', 'token_invalid', 'unauthorized', 'room_full', 'guests_full', 'removed']);
 
 /** mid → {stream, track} from an SDP's `a=msid:` lines. */
 export function msidsByMid(sdp) {
