@@ -492,7 +492,47 @@ async fn bench_runs_on_a_tiny_seed(db: Db) {
     }
 }
 
+/// Groundwork for several nodes: the room-token key is the database's, made once; a node's
+/// start-up closes (and summarizes) only the sessions it ran.
+async fn nodes_share_the_key_and_close_only_their_sessions(db: Db) {
+    let (workspace, store) = migrated(db).await;
+    let first = store.shared_secret("room_tokens", "aa").await.unwrap();
+    let again = store.shared_secret("room_tokens", "bb").await.unwrap();
+    assert_eq!((first.as_str(), again.as_str()), ("aa", "aa"));
+    let pool = workspace.database().await;
+    let class = store.create_class("Nodes", None).await.unwrap();
+    let room: i64 = sqlx::query_scalar("INSERT INTO rooms (class_id, kind, name, created_at) VALUES ($1, 'classroom', 'r', 0) RETURNING id")
+        .bind(class.id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let node_a = store.clone().with_node_id("node-a");
+    let node_b = store.clone().with_node_id("node-b");
+    let a = node_a.start_live_session(room, None).await.unwrap();
+    let b = node_b.start_live_session(room, None).await.unwrap();
+    assert_eq!(node_a.close_orphaned_sessions().await.unwrap(), 1);
+    let open: Vec<i64> = sqlx::query_scalar("SELECT id FROM live_sessions WHERE ended_at IS NULL")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(open, [b], "node b's session is b's to close");
+    let summarized: Option<i64> =
+        sqlx::query_scalar("SELECT attendees FROM live_sessions WHERE id = $1")
+            .bind(a)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        summarized,
+        Some(0),
+        "a closed session's attendance is stored"
+    );
+    pool.close().await;
+    store.close().await;
+}
+
 both_backends!(
+    nodes_share_the_key_and_close_only_their_sessions,
     query_counts_do_not_grow_with_the_page,
     feed_readers_never_count_as_seen,
     paging_queries_use_their_indexes,
