@@ -70,12 +70,14 @@ pub async fn run(args: TimelineBench) -> anyhow::Result<()> {
     store.close().await;
 
     let dir = tempfile_dir()?;
-    let mut config = Config::default();
-    config.listen = "127.0.0.1:0".parse()?;
-    config.data_dir = dir.join("data");
-    config.database_url = Some(args.database_url.clone());
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: dir.join("data"),
+        database_url: Some(args.database_url.clone()),
+        count_queries: true,
+        ..Default::default()
+    };
     config.tls.behind_proxy = true;
-    config.count_queries = true;
     let listener = std::net::TcpListener::bind(config.listen)?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

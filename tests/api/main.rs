@@ -18,6 +18,7 @@ mod security_accounts;
 mod security_content;
 mod security_edge;
 mod security_live;
+mod storage;
 mod timeline_scale;
 mod whip;
 
