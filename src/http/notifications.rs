@@ -398,10 +398,21 @@ pub async fn email_reset(
         .await?
         .filter(|(_, made_by)| *made_by == Some(current.user.id))
         .ok_or(Error::NotFound)?;
-    let user = state.store.user_by_id(user_id).await?.ok_or(Error::NotFound)?;
-    let to = user.email.as_deref().and_then(parse_address).ok_or_else(|| {
-        Error::conflict("no_email", "this account has no email address; hand the link over")
-    })?;
+    let user = state
+        .store
+        .user_by_id(user_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let to = user
+        .email
+        .as_deref()
+        .and_then(parse_address)
+        .ok_or_else(|| {
+            Error::conflict(
+                "no_email",
+                "this account has no email address; hand the link over",
+            )
+        })?;
     let mut link = state.public_url.join("reset").expect("a valid path");
     link.set_fragment(Some(request.token.trim()));
     let email = Email {
@@ -415,7 +426,10 @@ pub async fn email_reset(
         stop_post_url: None,
     };
     let dedupe = format!("reset:{}", token::hash(request.token.trim()));
-    state.notify.email_to(Some(user.id), &to, &dedupe, &email).await?;
+    state
+        .notify
+        .email_to(Some(user.id), &to, &dedupe, &email)
+        .await?;
     tracing::info!(user_id, "password link queued for email");
     Ok(StatusCode::ACCEPTED)
 }
