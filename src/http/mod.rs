@@ -4,6 +4,7 @@ mod accounts;
 mod attachments;
 mod class_events;
 mod classes;
+mod emails;
 pub mod error;
 pub mod extract;
 mod feeds;
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(classes::router())
         .merge(invites::router())
         .merge(notifications::router())
+        .merge(emails::router())
         .merge(rooms::router())
         .merge(school::router())
         .merge(posts::router())

@@ -7,8 +7,8 @@ use utoipa::OpenApi;
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    accounts, attachments, class_events, classes, feeds, health, invites, notifications, posts,
-    rooms, school, session_logs, timeline, whep, whip,
+    accounts, attachments, class_events, classes, emails, feeds, health, invites, notifications,
+    posts, rooms, school, session_logs, timeline, whep, whip,
 };
 use crate::state::AppState;
 
@@ -34,7 +34,7 @@ use crate::state::AppState;
         posts::return_post, posts::comment, timeline::timeline, class_events::events, attachments::upload, attachments::download, attachments::thumbnail, feeds::create_token, feeds::revoke_token,
         session_logs::list_sessions, session_logs::session_log, session_logs::session_csv, session_logs::class_csv,
         notifications::server_info, notifications::get_settings, notifications::put_settings, notifications::subscribe,
-        notifications::unsubscribe, notifications::send_test, notifications::stop, notifications::email_invite, notifications::email_reset,
+        notifications::unsubscribe, notifications::send_test, notifications::stop, emails::email_invite, emails::email_reset,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&CsrfHeader)
