@@ -5,7 +5,7 @@
 //! - `server`: opens the store and serves HTTPS until shutdown; `main` is a thin wrapper.
 //! - `access`: the one permission function (the role table of ARCHITECTURE.md).
 //! - `http`: one router per resource (accounts, classes, invites, rooms, posts, attachments,
-//!   timeline, session logs, feeds, WHIP, WHEP), the error type, the OpenAPI document, the
+//!   timeline, session logs, feeds, notifications, emailed links, WHIP, WHEP), the error type, the OpenAPI document, the
 //!   security headers, and the browser app from `web/` (`http::web`; `build.rs` builds it in).
 //! - `events`: the class event hub that pushes sessions starting and ending, posts and
 //!   comments to open class pages (`http::class_events` serves it).
@@ -37,8 +37,8 @@ pub mod loadtest;
 pub mod markdown;
 pub mod metrics;
 pub mod names;
-pub mod recording;
 pub mod notify;
+pub mod recording;
 pub mod server;
 pub mod sfu;
 pub mod signal;

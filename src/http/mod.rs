@@ -6,6 +6,7 @@ mod attendance_csv;
 mod class_events;
 mod classes;
 mod comments;
+mod emails;
 pub mod error;
 pub mod extract;
 mod feeds;
@@ -70,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .merge(classes::router())
         .merge(invites::router())
         .merge(notifications::router())
+        .merge(emails::router())
         .merge(rooms::router())
         .merge(school::router())
         .merge(posts::router())

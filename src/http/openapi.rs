@@ -7,8 +7,9 @@ use utoipa::OpenApi;
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    accounts, attachments, attendance_csv, class_events, classes, comments, feeds, health, invites,
-    notifications, posts, recordings, rooms, school, seen, session_logs, timeline, whep, whip,
+    accounts, attachments, attendance_csv, class_events, classes, comments, emails, feeds, health,
+    invites, notifications, posts, recordings, rooms, school, seen, session_logs, timeline, whep,
+    whip,
 };
 use crate::state::AppState;
 
@@ -35,7 +36,7 @@ use crate::state::AppState;
         session_logs::list_sessions, session_logs::session_log, attendance_csv::session_csv, attendance_csv::class_csv,
         recordings::list_recordings, recordings::get_recording, recordings::publish_recording, recordings::play_file, recordings::download_file,
         notifications::server_info, notifications::get_settings, notifications::put_settings, notifications::subscribe,
-        notifications::unsubscribe, notifications::send_test, notifications::stop, notifications::email_invite, notifications::email_reset,
+        notifications::unsubscribe, notifications::send_test, notifications::stop, emails::email_invite, emails::email_reset,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&CsrfHeader)

@@ -96,7 +96,12 @@ async fn updates_for(
         };
         let recent = state
             .store
-            .posts_before(class_id, all, crate::store::posts::Position::START, DIGEST_POSTS)
+            .posts_before(
+                class_id,
+                all,
+                crate::store::posts::Position::START,
+                DIGEST_POSTS,
+            )
             .await?;
         for post in recent {
             if post.published_at.is_none_or(|at| at <= since) {

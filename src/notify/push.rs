@@ -71,7 +71,8 @@ impl Subscription {
             None => true,
         };
         let secure = url.scheme() == "https" && !host_is_internal;
-        if !secure && !(allow_insecure && matches!(url.scheme(), "http" | "https")) {
+        let allowed = allow_insecure && matches!(url.scheme(), "http" | "https");
+        if !(secure || allowed) {
             return Err(SubscriptionError::NotPublicHttps);
         }
         let subscription = Subscription {

@@ -445,9 +445,10 @@ async fn publisher_cut_is_noticed_and_logged(db: Db) {
     // for the reconnect grace and are announced gone only after it.
     for peer in [&mut family, &mut student] {
         let left = peer
-            .wait_for(Duration::from_secs(2), |m| {
-                matches!(m, ServerMessage::ParticipantCount { count } if *count == 2)
-            })
+            .wait_for(
+                Duration::from_secs(2),
+                |m| matches!(m, ServerMessage::ParticipantCount { count } if *count == 2),
+            )
             .await;
         assert!(
             left.is_some(),

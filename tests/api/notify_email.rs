@@ -223,15 +223,28 @@ async fn invitations_and_digests_arrive_by_email(db: Db) {
 
     // A password link goes to the account's own address, sent by the one who made it.
     let link = admin
-        .post_ok(&format!("/api/v1/users/{}/password-reset", reader.user_id), json!({}))
+        .post_ok(
+            &format!("/api/v1/users/{}/password-reset", reader.user_id),
+            json!({}),
+        )
         .await["reset_url"]
         .as_str()
         .unwrap()
         .to_owned();
     let token = link.split('#').nth(1).unwrap();
     let path = "/api/v1/password-resets/email";
-    assert_eq!(class.teacher.post(path, json!({"token": token})).await.status(), 404);
-    assert_eq!(admin.post(path, json!({"token": token})).await.status(), 202);
+    assert_eq!(
+        class
+            .teacher
+            .post(path, json!({"token": token}))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        admin.post(path, json!({"token": token})).await.status(),
+        202
+    );
     let reset = &smtp.wait_for("ana.family@example.org", 1).await[0];
     assert!(reset.body.contains(&link), "{}", reset.body);
     let posts = class.class_id;
@@ -257,7 +270,10 @@ async fn invitations_and_digests_arrive_by_email(db: Db) {
     let mails = smtp.wait_for("ana.family@example.org", 2).await;
     let digest = mails
         .iter()
-        .find(|m| m.header("Subject").is_some_and(|s| s.starts_with("Class updates")))
+        .find(|m| {
+            m.header("Subject")
+                .is_some_and(|s| s.starts_with("Class updates"))
+        })
         .expect("the digest");
     assert!(
         digest.body.contains("Field trip on Friday"),

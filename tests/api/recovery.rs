@@ -137,7 +137,10 @@ async fn viewers_keep_their_connections_when_the_teacher_reconnects() {
     // The family (not a host) sees the count drop: the teacher, the family and the WHEP
     // player were here.
     assert!(family
-        .wait_for(Duration::from_secs(3), |m| matches!(m, ServerMessage::ParticipantCount { count } if *count == 2))
+        .wait_for(
+            Duration::from_secs(3),
+            |m| matches!(m, ServerMessage::ParticipantCount { count } if *count == 2)
+        )
         .await
         .is_some());
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -11,7 +11,6 @@ use futures_util::{SinkExt, StreamExt};
 use homeroom::signal::protocol::{ClientMessage, ServerMessage};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::both_backends;
@@ -764,7 +763,11 @@ async fn oversized_messages_get_too_large_and_far_oversized_ones_close_with_1009
     // The server closes while the rest of the message is still on its way, so the client's
     // write can meet a reset connection (which also discards the close frame in flight): then
     // all there is to see is that the socket is gone.
-    match socket.stream.send(Message::Text(chat(2 * limit).into())).await {
+    match socket
+        .stream
+        .send(Message::Text(chat(2 * limit).into()))
+        .await
+    {
         Ok(()) => {
             let end = socket.until(Duration::from_secs(5), |_| false).await;
             assert!(

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Command, PeerCommand, Peer, Room};
+use super::{Command, Peer, PeerCommand, Room};
 use crate::sfu::track::{new_track_id, Incoming, Published};
 use crate::signal::protocol::ServerMessage;
 
@@ -129,9 +129,10 @@ impl Room {
 
     pub(super) fn unpublished(&mut self, participant_id: u64, track_id: &str) {
         // Only its current publisher ends a track (not the old input of a rebound slot).
-        let current = self.tracks.get(track_id).is_some_and(|t| {
-            t.participant_id() == participant_id && !self.held.contains(track_id)
-        });
+        let current = self
+            .tracks
+            .get(track_id)
+            .is_some_and(|t| t.participant_id() == participant_id && !self.held.contains(track_id));
         if !current {
             return;
         }
