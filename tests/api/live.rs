@@ -129,7 +129,7 @@ async fn one_publisher_five_subscribers_get_intact_media() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_late_subscriber_gets_a_keyframe_request_sent_within_500_ms() {
+async fn a_late_subscriber_gets_a_keyframe_request_once_it_can_receive() {
     let app = TestApp::spawn(Db::Sqlite).await;
     let admin = app.admin().await;
     let class = ClassFixture::new(&app, &admin, "a").await;
@@ -140,9 +140,12 @@ async fn a_late_subscriber_gets_a_keyframe_request_sent_within_500_ms() {
     wait_for_tracks(&first, 2, Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
 
+    // The request goes out once the late subscriber can receive (its connection is up and its
+    // answer applied: "Continuous media" in docs/signalling.md), so the bound includes its ICE and
+    // DTLS set-up on loopback.
     let asked_at = Instant::now();
     let _late = joined(&app, &class.student, room_id).await;
-    let deadline = asked_at + Duration::from_millis(500);
+    let deadline = asked_at + Duration::from_secs(2);
     loop {
         if teacher
             .plis
@@ -155,7 +158,7 @@ async fn a_late_subscriber_gets_a_keyframe_request_sent_within_500_ms() {
         }
         assert!(
             Instant::now() < deadline + Duration::from_millis(100),
-            "no PLI at the publisher within 500 ms of the late join"
+            "no PLI at the publisher within 2 s of the late join"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
