@@ -75,7 +75,13 @@ pub async fn run(
              by default the HTTPS port's number); remove it from the config file"
         );
     }
-    let sfu = Sfu::new(&config, bound, store.clone(), metrics.clone(), events.clone())?;
+    let sfu = Sfu::new(
+        &config,
+        bound,
+        store.clone(),
+        metrics.clone(),
+        events.clone(),
+    )?;
     let ice_tcp = IceTcpSplit {
         port: sfu.media().port().clone(),
     };

@@ -10,10 +10,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rtc::ice::mdns::MulticastDnsMode;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
-use rtc::ice::mdns::MulticastDnsMode;
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
     PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateType,
@@ -161,7 +161,10 @@ impl MediaSettings {
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let udp = SocketAddr::new(bind_ip, config.port.unwrap_or(https.port()));
         let port = MediaPort::bind(udp, config.ice_tcp.then_some(https.port())).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot bind the media port {udp} (UDP): {e}"))
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot bind the media port {udp} (UDP): {e}"),
+            )
         })?;
         Ok(MediaSettings {
             port,

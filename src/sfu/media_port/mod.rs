@@ -139,8 +139,16 @@ impl MediaPort {
                 value.load(Ordering::Relaxed)
             );
         };
-        counter("homeroom_media_datagrams_received_total", "Datagrams received on the media port.", &c.received);
-        counter("homeroom_media_datagrams_sent_total", "Datagrams sent from the media port.", &c.sent);
+        counter(
+            "homeroom_media_datagrams_received_total",
+            "Datagrams received on the media port.",
+            &c.received,
+        );
+        counter(
+            "homeroom_media_datagrams_sent_total",
+            "Datagrams sent from the media port.",
+            &c.sent,
+        );
         let _ = writeln!(
             out,
             "# HELP homeroom_media_datagrams_dropped_total Datagrams dropped on the media port, by reason.\n\

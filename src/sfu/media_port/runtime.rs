@@ -86,9 +86,10 @@ impl Runtime for PortRuntime {
     ) -> io::Result<Arc<dyn AsyncTcpListener>> {
         let ip = listener.local_addr()?.ip();
         drop(listener);
-        let port = self.shared.tcp_port.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::Unsupported, "ICE over TCP is off")
-        })?;
+        let port = self
+            .shared
+            .tcp_port
+            .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "ICE over TCP is off"))?;
         Ok(VirtualListener::new(&self.slot, SocketAddr::new(ip, port)))
     }
 

@@ -106,7 +106,10 @@ impl AsyncUdpSocket for SocketHandle {
         // On a port bound to every address, a reply leaves from the address it was sent to.
         let src_ip = (shared.local.ip().is_unspecified() && !socket.local.ip().is_unspecified())
             .then(|| socket.local.ip());
-        let outgoing = Transmit { src_ip, ..*transmit };
+        let outgoing = Transmit {
+            src_ip,
+            ..*transmit
+        };
         match shared
             .state
             .try_send(UdpSockRef::from(&shared.socket), &outgoing)

@@ -46,7 +46,9 @@ mod tests {
             binding_usernames(&message.raw),
             Some(("server".into(), "client".into()))
         );
-        let rtp = [0x80u8, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0x21, 0x12, 0xA4, 0x42, 0, 0, 0, 0];
+        let rtp = [
+            0x80u8, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0x21, 0x12, 0xA4, 0x42, 0, 0, 0, 0,
+        ];
         assert!(!is_stun(&rtp));
         assert_eq!(binding_usernames(&rtp), None);
     }
