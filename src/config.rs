@@ -82,8 +82,12 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MediaConfig {
-    /// UDP ports the media sockets are taken from, e.g. "50000-50199".
-    pub udp_ports: PortRange,
+    /// The one UDP port all media uses (ICE over TCP uses the HTTPS port). Default: the HTTPS
+    /// port's number, so a school opens that number for TCP and UDP and nothing else; 0 takes
+    /// any free port.
+    pub port: Option<u16>,
+    /// No longer used (media shares one port); still read so older config files load.
+    pub udp_ports: Option<PortRange>,
     /// The public address of this machine when it sits behind a 1:1 NAT.
     pub public_ip: Option<IpAddr>,
     /// Only offer ICE candidates on these local addresses (empty: all interfaces).
@@ -224,10 +228,8 @@ impl Default for TlsConfig {
 impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig {
-            udp_ports: PortRange {
-                low: 50000,
-                high: 50999,
-            },
+            port: None,
+            udp_ports: None,
             public_ip: None,
             interfaces: Vec::new(),
             ice_tcp: true,

@@ -335,7 +335,10 @@ async fn answer(
         }
     }
     let answer = pc.create_answer(None).await.map_err(internal)?;
-    pc.set_local_description(answer).await.map_err(internal)?;
+    connection
+        .set_local_description(answer)
+        .await
+        .map_err(internal)?;
     let local = gathered_description(&pc)
         .await
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("no answer")))?;

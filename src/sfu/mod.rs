@@ -5,7 +5,8 @@
 //! live session and ends when the session does; see `room.rs` for the actor; `peer.rs`,
 //! `peer_events.rs` and `subscriber.rs` for a participant's two connections; `track.rs` for
 //! the fan-out; `output.rs` and `outgoing.rs` for one receiver's copy of a track and its
-//! numbering (`payload.rs` reads codec payloads); `sdp.rs` for what is read in and added to
+//! numbering (`payload.rs` reads codec payloads); `media_port/` for the one UDP port all of it
+//! travels on; `sdp.rs` for what is read in and added to
 //! SDP; `forward.rs` for the rules; and `revocation.rs` for ending participations whose right
 //! ended.
 
@@ -13,12 +14,12 @@ pub mod event_log;
 pub mod forward;
 pub mod keyframe_requests;
 pub mod media;
+pub mod media_port;
 pub mod outgoing;
 pub mod output;
 pub mod payload;
 pub mod peer;
 pub mod peer_events;
-pub mod ports;
 pub mod revocation;
 pub mod room;
 pub mod sdp;
@@ -64,12 +65,20 @@ struct Inner {
 }
 
 impl Sfu {
-    pub fn new(config: &Config, store: Store, metrics: Arc<Metrics>, events: ClassEvents) -> Sfu {
-        Sfu {
+    /// Binds the media port (see `media_port/`); `https` is the bound HTTPS address.
+    pub fn new(
+        config: &Config,
+        https: std::net::SocketAddr,
+        store: Store,
+        metrics: Arc<Metrics>,
+        events: ClassEvents,
+    ) -> std::io::Result<Sfu> {
+        let media = MediaSettings::new(&config.media, &config.limits, https)?;
+        Ok(Sfu {
             inner: Arc::new(Inner {
                 rooms: Mutex::default(),
                 occupancy: Mutex::default(),
-                media: Arc::new(MediaSettings::new(&config.media, &config.limits)),
+                media: Arc::new(media),
                 log: EventLog::start(store.clone()),
                 recorder: Recorder::new(config, store.clone()),
                 store,
@@ -80,7 +89,7 @@ impl Sfu {
                 next_participant: AtomicU64::new(first_participant_id()),
                 events,
             }),
-        }
+        })
     }
 
     /// Where recordings are written and how.

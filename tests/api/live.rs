@@ -35,7 +35,7 @@ pub(crate) async fn joined(app: &TestApp, actor: &Actor, room_id: i64) -> TestPe
 }
 
 /// Share of the sequence range [min, max] that arrived, per track.
-fn completeness(received: &Received) -> f64 {
+pub(crate) fn completeness(received: &Received) -> f64 {
     let (Some(min), Some(max)) = (received.distinct.first(), received.distinct.last()) else {
         return 0.0;
     };
@@ -43,7 +43,7 @@ fn completeness(received: &Received) -> f64 {
 }
 
 /// Waits until `peer` receives at least `count` tracks that are flowing.
-async fn wait_for_tracks(peer: &TestPeer, count: usize, within: Duration) {
+pub(crate) async fn wait_for_tracks(peer: &TestPeer, count: usize, within: Duration) {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         let flowing = peer.received().values().filter(|r| r.packets > 5).count();
