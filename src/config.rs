@@ -115,6 +115,10 @@ pub struct LimitsConfig {
     pub max_message_bytes: usize,
     pub max_participants_per_room: usize,
     pub max_rooms_per_node: usize,
+    /// Participants in all live rooms of this server together; past it, new viewers get
+    /// `node_full` (hosts still get into their own rooms). Size it to the machine: see
+    /// docs/performance.md for what two cores carry.
+    pub max_participants_per_node: usize,
     /// Largest upload accepted, in megabytes.
     pub max_upload_mb: u64,
     /// Guests (open-house link holders) in one open-house room at once; a guest link is
@@ -244,6 +248,7 @@ impl Default for LimitsConfig {
             max_message_bytes: 64 * 1024,
             max_participants_per_room: 500,
             max_rooms_per_node: 100,
+            max_participants_per_node: 400,
             max_upload_mb: 50,
             max_guests_per_room: 100,
             max_guests_per_ip: 8,

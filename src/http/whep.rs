@@ -217,6 +217,7 @@ pub async fn play(
         .sfu
         .live_room(room.id)
         .ok_or(crate::signal::error::SignalError::NotLive)?;
+    state.sfu.admit(false)?;
     let participant_id = state.sfu.next_participant_id();
     let (outbox, outbox_rx) = mpsc::channel(256);
     // A WHEP viewer cannot be renegotiated, so the room sends its media side nothing.

@@ -58,7 +58,7 @@ impl MediaError {
 }
 
 /// Whose fault a media failure is: the client's description (`bad_sdp`) or the server's own
-/// (`media_unavailable` for capacity, `internal` for the rest, which is logged).
+/// (`internal`, which is logged).
 impl From<MediaError> for crate::signal::error::SignalError {
     fn from(e: MediaError) -> Self {
         use crate::signal::error::SignalError;

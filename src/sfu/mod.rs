@@ -57,6 +57,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     max_rooms: usize,
     max_participants: usize,
+    max_node_participants: usize,
     max_guests: usize,
     next_participant: AtomicU64,
     /// Told when a session starts and ends, for the class pages.
@@ -85,6 +86,7 @@ impl Sfu {
                 metrics,
                 max_rooms: config.limits.max_rooms_per_node,
                 max_participants: config.limits.max_participants_per_room,
+                max_node_participants: config.limits.max_participants_per_node,
                 max_guests: config.limits.max_guests_per_room,
                 next_participant: AtomicU64::new(first_participant_id()),
                 events,
@@ -122,6 +124,7 @@ impl Sfu {
         is_host: bool,
     ) -> Result<RoomHandle, SignalError> {
         let (room_id, class_id) = (room.id, room.class_id);
+        self.admit(is_host)?;
         if let Some(handle) = self.live_room(room_id) {
             return Ok(handle);
         }
@@ -193,6 +196,23 @@ impl Sfu {
             );
         });
         Ok(handle)
+    }
+
+    /// Refuses a new participant with `node_full` when the server carries as many as it may
+    /// (`limits.max_participants_per_node`): the families already watching keep their media
+    /// rather than everyone's degrading. A room's host always gets in.
+    pub fn admit(&self, is_host: bool) -> Result<(), SignalError> {
+        let participants: usize = self
+            .inner
+            .occupancy
+            .lock()
+            .expect("occupancy lock")
+            .values()
+            .sum();
+        if !is_host && participants >= self.inner.max_node_participants {
+            return Err(SignalError::NodeFull);
+        }
+        Ok(())
     }
 
     /// Ends, in every live room it concerns, the participations the revocation reaches; the

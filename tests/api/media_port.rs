@@ -244,3 +244,22 @@ async fn a_viewer_that_stops_reading_costs_no_memory_and_no_one_else_media() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_server_refuses_new_viewers_with_node_full_but_lets_hosts_in() {
+    let app = TestApp::spawn_with(Db::Sqlite, "[limits]\nmax_participants_per_node = 2").await;
+    let admin = app.admin().await;
+    let class = ClassFixture::new(&app, &admin, "a").await;
+    let room_id = room(&class.teacher, class.class_id, "classroom", None).await;
+    let teacher = joined(&app, &class.teacher, room_id).await;
+    let _family = joined(&app, &class.family, room_id).await;
+    let mut student = crate::peer::connect(&app, Credential::Cookie(&class.student.cookie)).await;
+    let full = student.join(room_id).await;
+    assert!(
+        matches!(&full, ServerMessage::Error { code, .. } if code == "node_full"),
+        "{full:?}"
+    );
+    // The teacher's connection drops; the host gets back into the full server.
+    teacher.vanish().await;
+    let _back = joined(&app, &class.teacher, room_id).await;
+}
