@@ -240,7 +240,7 @@ pub async fn publish(
         media.close().await;
         return Err(e.into());
     }
-    let answer = match media.publish_offer(offer, Default::default(), true).await {
+    let answer = match media.publish_offer(offer, Default::default()).await {
         Ok(answer) => answer,
         Err(e) => {
             handle.leave(participant_id, "left").await;

@@ -233,7 +233,7 @@ impl MediaSettings {
             .with_setting_engine(settings.build())
             .with_handler(handler)
             .with_runtime(runtime.clone())
-            // Connection drivers run on their own threads, apart from signalling and HTTP.
+            // Connection drivers run on threads of their own, apart from signalling and HTTP.
             .with_dedicated_reactor_pool_size(MEDIA_THREADS)
             .with_udp_addrs(vec![gather_on]);
         if self.ice_tcp {

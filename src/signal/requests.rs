@@ -71,7 +71,7 @@ pub(super) async fn handle(
     match message {
         ClientMessage::Offer { sdp, sources, .. } => {
             ask(Request::MayPublish).await?;
-            let sdp = media.publish_offer(sdp, sources, false).await?;
+            let sdp = media.publish_offer(sdp, sources).await?;
             return Ok(Some(ServerMessage::Answer { id, sdp }));
         }
         ClientMessage::Answer { sdp, .. } => {
