@@ -69,6 +69,9 @@ pub async fn run(
     let metrics = Arc::new(Metrics::default());
     let events = ClassEvents::default();
     let sfu = Sfu::new(&config, store.clone(), metrics.clone(), events.clone());
+    let turn = crate::turn::Turn::start(&config, &store, &public_url, sfu.media().relays.clone())
+        .await?
+        .map(Arc::new);
     // Recordings a crash interrupted become playable files before anyone can ask for them.
     let root = sfu.recorder().root().to_owned();
     let recovered = recording::finalise::recover(&store, &root)
@@ -100,6 +103,7 @@ pub async fn run(
         )),
         notify: notify.clone(),
         public_url: public_url.clone(),
+        turn: turn.clone(),
     };
     // Queued notifications left by an earlier run go out now; new ones as events come.
     notify.start(&config.notify);
@@ -118,6 +122,7 @@ pub async fn run(
         let handle = handle.clone();
         let sfu = sfu.clone();
         let events = events.clone();
+        let turn = turn.clone();
         async move {
             shutdown.await;
             tracing::info!("shutting down");
@@ -125,6 +130,9 @@ pub async fn run(
             // the HTTP drain below only waits for ordinary requests. Class pages' event
             // streams end too (they would otherwise stay open until the drain timeout).
             sfu.shutdown().await;
+            if let Some(turn) = &turn {
+                turn.close().await;
+            }
             events.close();
             handle.graceful_shutdown(Some(DRAIN));
         }

@@ -1,6 +1,10 @@
 //! Making peer connections: codecs, interceptors (NACK, RTCP reports, TWCC), the UDP port
 //! pool, NAT 1:1 and ICE over TCP. Every connection of the SFU is built here, the same way.
 //!
+//! The SFU's connections gather host candidates (UDP, and TCP with ICE-TCP) and nothing
+//! else: no STUN or TURN server. Clients relay through TURN when they must; the server is
+//! reached directly, and allocating on a relay for itself would only cost the relay.
+//!
 //! Only codecs every viewer can decode are registered: Opus, VP8 and H.264 constrained
 //! baseline. A publisher offering none of them is refused (`sdp::check_offer`) rather than
 //! forwarded to viewers who would see a black picture.
@@ -14,12 +18,13 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateType, RTCIceServer,
-    Registry, SettingEngineBuilder,
+    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateType, Registry,
+    SettingEngineBuilder,
 };
 
+use super::paths::{PathWatch, RelayAddresses};
 use super::ports::{PortLease, PortPool};
-use crate::config::{IceServer, LimitsConfig, MediaConfig};
+use crate::config::{LimitsConfig, MediaConfig};
 
 /// The network side of media, from `[media]` in the config.
 pub struct MediaSettings {
@@ -28,7 +33,8 @@ pub struct MediaSettings {
     bind_ip: IpAddr,
     public_ip: Option<IpAddr>,
     ice_tcp: bool,
-    pub ice_servers: Vec<IceServer>,
+    /// The built-in TURN relay's sockets, to tell relayed connections apart in `/metrics`.
+    pub relays: Arc<RelayAddresses>,
     /// How long a connection may take to come up before its participant is dropped
     /// (`limits.media_connect_timeout_secs`): one that never answers must not hold a port.
     pub connect_timeout: Duration,
@@ -147,7 +153,7 @@ impl MediaSettings {
                 .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             public_ip: config.public_ip,
             ice_tcp: config.ice_tcp,
-            ice_servers: config.ice_servers.clone(),
+            relays: Arc::default(),
             connect_timeout: Duration::from_secs(limits.media_connect_timeout_secs),
             answer_timeout: Duration::from_secs(limits.subscriber_answer_timeout_secs),
         }
@@ -181,31 +187,21 @@ impl MediaSettings {
         if self.bind_ip.is_loopback() {
             settings = settings.with_include_loopback_candidate(true);
         }
-        // The server only answers ICE checks from clients that found it through signalling.
-        let configuration = RTCConfigurationBuilder::new()
-            .with_ice_servers(
-                self.ice_servers
-                    .iter()
-                    .filter(|s| s.urls.iter().any(|u| u.starts_with("turn")))
-                    .map(|s| RTCIceServer {
-                        urls: s.urls.clone(),
-                        username: s.username.clone().unwrap_or_default(),
-                        credential: s.credential.clone().unwrap_or_default(),
-                    })
-                    .collect(),
-            )
-            .build();
+        // No ICE servers: host candidates only (see the module's doc).
+        let configuration = RTCConfigurationBuilder::new().build();
+        let watch = PathWatch::new(handler, self.relays.clone());
         let mut builder = PeerConnectionBuilder::new()
             .with_configuration(configuration)
             .with_media_engine(media)
             .with_interceptor_registry(registry)
             .with_setting_engine(settings.build())
-            .with_handler(handler)
+            .with_handler(watch.clone())
             .with_udp_addrs(vec![addr]);
         if self.ice_tcp {
             builder = builder.with_tcp_addrs(vec![addr]);
         }
         let pc: Arc<dyn PeerConnection> = Arc::new(builder.build().await?);
+        watch.watch(&pc);
         Ok(Connection { pc, _port: lease })
     }
 }
