@@ -284,7 +284,7 @@ impl Conn for GateConn {
 mod tests {
     use super::*;
     use std::time::Duration;
-    use stun::message::TransactionId;
+    use stun::agent::TransactionId;
     use turn::proto::peeraddr::PeerAddress;
 
     fn gate() -> Gate {
