@@ -88,7 +88,8 @@ impl Metrics {
             );
         }
         let mut previous = "";
-        for ((name, labels), (help, kind, value)) in self.series.lock().expect("metrics lock").iter()
+        for ((name, labels), (help, kind, value)) in
+            self.series.lock().expect("metrics lock").iter()
         {
             if *name != previous {
                 let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {}", kind.name());

@@ -475,6 +475,11 @@ impl Participant {
             .map_err(|e| e.to_string())
     }
 
+    /// The publisher connection, once `publish` made it.
+    pub fn publisher_connection(&self) -> Option<Arc<dyn PeerConnection>> {
+        self.publisher.lock().unwrap().clone()
+    }
+
     pub fn received(&self) -> HashMap<String, Received> {
         self.inbox.lock().unwrap().clone()
     }

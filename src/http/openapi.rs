@@ -8,8 +8,8 @@ use utoipa::OpenApi;
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
     accounts, attachments, attendance_csv, class_events, classes, comments, emails, feeds, health,
-    ice_servers, invites, notifications, posts, recordings, rooms, school, seen, session_logs, timeline, whep,
-    whip,
+    ice_servers, invites, notifications, posts, recordings, rooms, school, seen, session_logs,
+    timeline, whep, whip,
 };
 use crate::state::AppState;
 

@@ -283,7 +283,11 @@ pub async fn publish(
 /// Adds the ICE servers (the built-in relay with a credential for this participant) as
 /// `Link` headers, for an encoder or player that could not reach the media ports directly
 /// and restarts ICE through a relay.
-pub(super) fn with_ice_servers(state: &AppState, mut response: Response, participant_id: u64) -> Response {
+pub(super) fn with_ice_servers(
+    state: &AppState,
+    mut response: Response,
+    participant_id: u64,
+) -> Response {
     let (servers, _) = crate::turn::ice_servers(state, &format!("p{participant_id}"));
     for (name, value) in super::ice_servers::link_headers(&servers) {
         if let Ok(value) = header::HeaderValue::from_str(&value) {

@@ -60,14 +60,17 @@ impl RelayAddresses {
 }
 
 /// The path of a connection whose selected pair ends at `remote`.
-pub fn classify(local: &RTCIceCandidate, remote: &RTCIceCandidate, relays: &RelayAddresses) -> Path {
+pub fn classify(
+    local: &RTCIceCandidate,
+    remote: &RTCIceCandidate,
+    relays: &RelayAddresses,
+) -> Path {
     let remote_addr = remote
         .address
         .parse::<IpAddr>()
         .ok()
         .map(|ip| SocketAddr::new(ip, remote.port));
-    if remote.typ == RTCIceCandidateType::Relay || remote_addr.is_some_and(|a| relays.contains(a))
-    {
+    if remote.typ == RTCIceCandidateType::Relay || remote_addr.is_some_and(|a| relays.contains(a)) {
         Path::Relay
     } else if local.protocol == RTCIceProtocol::Tcp || remote.protocol == RTCIceProtocol::Tcp {
         Path::Tcp
@@ -130,7 +133,11 @@ impl PathWatch {
             let Ok(Some(transport)) = transport else {
                 continue;
             };
-            if let Ok(Some(pair)) = transport.ice_transport().get_selected_candidate_pair().await {
+            if let Ok(Some(pair)) = transport
+                .ice_transport()
+                .get_selected_candidate_pair()
+                .await
+            {
                 let path = classify(pair.local(), pair.remote(), &self.relays);
                 let index = Path::ALL.iter().position(|p| *p == path).unwrap_or(0);
                 CONNECTED[index].fetch_add(1, Ordering::Relaxed);
@@ -188,7 +195,11 @@ impl PeerConnectionEventHandler for PathWatch {
 mod tests {
     use super::*;
 
-    fn candidate(typ: RTCIceCandidateType, protocol: RTCIceProtocol, addr: &str) -> RTCIceCandidate {
+    fn candidate(
+        typ: RTCIceCandidateType,
+        protocol: RTCIceProtocol,
+        addr: &str,
+    ) -> RTCIceCandidate {
         let addr: SocketAddr = addr.parse().unwrap();
         RTCIceCandidate {
             typ,
@@ -203,11 +214,31 @@ mod tests {
     fn paths_by_candidate() {
         let relays = RelayAddresses::default();
         relays.insert("127.0.0.1:40000".parse().unwrap());
-        let host = candidate(RTCIceCandidateType::Host, RTCIceProtocol::Udp, "127.0.0.1:50000");
-        let tcp = candidate(RTCIceCandidateType::Host, RTCIceProtocol::Tcp, "127.0.0.1:50000");
-        let relay = candidate(RTCIceCandidateType::Relay, RTCIceProtocol::Udp, "192.0.2.1:3");
-        let prflx = candidate(RTCIceCandidateType::Prflx, RTCIceProtocol::Udp, "127.0.0.1:40000");
-        let client = candidate(RTCIceCandidateType::Host, RTCIceProtocol::Udp, "127.0.0.1:9");
+        let host = candidate(
+            RTCIceCandidateType::Host,
+            RTCIceProtocol::Udp,
+            "127.0.0.1:50000",
+        );
+        let tcp = candidate(
+            RTCIceCandidateType::Host,
+            RTCIceProtocol::Tcp,
+            "127.0.0.1:50000",
+        );
+        let relay = candidate(
+            RTCIceCandidateType::Relay,
+            RTCIceProtocol::Udp,
+            "192.0.2.1:3",
+        );
+        let prflx = candidate(
+            RTCIceCandidateType::Prflx,
+            RTCIceProtocol::Udp,
+            "127.0.0.1:40000",
+        );
+        let client = candidate(
+            RTCIceCandidateType::Host,
+            RTCIceProtocol::Udp,
+            "127.0.0.1:9",
+        );
         assert_eq!(classify(&host, &client, &relays), Path::Udp);
         assert_eq!(classify(&tcp, &client, &relays), Path::Tcp);
         assert_eq!(classify(&host, &relay, &relays), Path::Relay);

@@ -68,7 +68,10 @@ impl TurnConfig {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c));
             if !ok {
-                return Err(("turn.public_host", "must be a host name or an address".into()));
+                return Err((
+                    "turn.public_host",
+                    "must be a host name or an address".into(),
+                ));
             }
         }
         Ok(())

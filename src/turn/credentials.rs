@@ -133,8 +133,19 @@ mod tests {
     fn malformed_usernames_are_refused() {
         let credentials = credentials();
         let now = SystemTime::now();
-        for bad in ["", "p42", "soon:p42", "99999999999:", "99999999999:a b", "x:y:z"] {
-            assert_eq!(credentials.check(bad, now), Err(Refusal::Malformed), "{bad}");
+        for bad in [
+            "",
+            "p42",
+            "soon:p42",
+            "99999999999:",
+            "99999999999:a b",
+            "x:y:z",
+        ] {
+            assert_eq!(
+                credentials.check(bad, now),
+                Err(Refusal::Malformed),
+                "{bad}"
+            );
         }
     }
 

@@ -24,8 +24,8 @@ use stun::error_code::{
 use stun::fingerprint::FINGERPRINT;
 use stun::integrity::MessageIntegrity;
 use stun::message::{
-    Getter, Message, MessageType, Setter, CLASS_ERROR_RESPONSE, CLASS_INDICATION,
-    CLASS_REQUEST, METHOD_ALLOCATE, METHOD_CHANNEL_BIND, METHOD_CREATE_PERMISSION, METHOD_SEND,
+    Getter, Message, MessageType, Setter, CLASS_ERROR_RESPONSE, CLASS_INDICATION, CLASS_REQUEST,
+    METHOD_ALLOCATE, METHOD_CHANNEL_BIND, METHOD_CREATE_PERMISSION, METHOD_SEND,
 };
 use stun::textattrs::Username;
 use webrtc_util::Conn;
@@ -72,7 +72,11 @@ impl Gate {
             self.allocations.refuse("peer_not_allowed");
             return Verdict::Drop;
         }
-        let watched = [METHOD_ALLOCATE, METHOD_CREATE_PERMISSION, METHOD_CHANNEL_BIND];
+        let watched = [
+            METHOD_ALLOCATE,
+            METHOD_CREATE_PERMISSION,
+            METHOD_CHANNEL_BIND,
+        ];
         if m.typ.class != CLASS_REQUEST || !watched.contains(&method) {
             return Verdict::Pass;
         }
@@ -93,10 +97,7 @@ impl Gate {
                 return Verdict::Pass;
             }
         };
-        if MessageIntegrity(key.clone())
-            .check(&mut m.clone())
-            .is_err()
-        {
+        if MessageIntegrity(key.clone()).check(&mut m.clone()).is_err() {
             self.allocations.refuse("forged");
             return Verdict::Pass;
         }
@@ -311,7 +312,12 @@ mod tests {
     }
 
     /// A signed request as a TURN client sends it.
-    fn request(gate: &Gate, method: stun::message::Method, peer: &str, password: Option<&str>) -> Vec<u8> {
+    fn request(
+        gate: &Gate,
+        method: stun::message::Method,
+        peer: &str,
+        password: Option<&str>,
+    ) -> Vec<u8> {
         let (username, good, _) = gate.credentials.mint("p1", SystemTime::now());
         let password = password.map(str::to_owned).unwrap_or(good);
         let peer: SocketAddr = peer.parse().unwrap();

@@ -179,10 +179,16 @@ mod tests {
             allocations.request([i as u8; 12], flow(port), "a").unwrap();
             allocations.answered([i as u8; 12], true);
         }
-        assert_eq!(allocations.request([9; 12], flow(1002), "a"), Err(OverLimit::User));
+        assert_eq!(
+            allocations.request([9; 12], flow(1002), "a"),
+            Err(OverLimit::User)
+        );
         allocations.request([3; 12], flow(1003), "b").unwrap();
         // b's request is pending: it counts.
-        assert_eq!(allocations.request([4; 12], flow(1004), "c"), Err(OverLimit::Total));
+        assert_eq!(
+            allocations.request([4; 12], flow(1004), "c"),
+            Err(OverLimit::Total)
+        );
         allocations.answered([3; 12], false);
         allocations.request([4; 12], flow(1004), "c").unwrap();
         // A retransmission of the same request is not a second allocation.

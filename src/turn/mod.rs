@@ -167,7 +167,11 @@ impl Turn {
                 }
             }));
             conn_configs.push(ConnConfig {
-                conn: Arc::new(GateConn::new(conn as Arc<dyn Conn + Send + Sync>, transport, gate.clone())),
+                conn: Arc::new(GateConn::new(
+                    conn as Arc<dyn Conn + Send + Sync>,
+                    transport,
+                    gate.clone(),
+                )),
                 relay_addr_generator: relay_ports(),
             });
         }

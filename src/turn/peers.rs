@@ -155,8 +155,14 @@ mod tests {
         );
         let public: SocketAddr = "203.0.113.10:50010".parse().unwrap();
         assert!(own.allows(public));
-        assert_eq!(own.to_local(public), "192.168.1.20:50010".parse::<SocketAddr>().unwrap());
-        assert_eq!(own.from_local("192.168.1.20:50010".parse().unwrap()), public);
+        assert_eq!(
+            own.to_local(public),
+            "192.168.1.20:50010".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            own.from_local("192.168.1.20:50010".parse().unwrap()),
+            public
+        );
         assert_eq!(own.relay_ip(), "192.168.1.20".parse::<IpAddr>().unwrap());
     }
 }

@@ -92,11 +92,15 @@ impl Drop for RelayConn {
 #[async_trait]
 impl Conn for RelayConn {
     async fn connect(&self, _addr: SocketAddr) -> webrtc_util::Result<()> {
-        Err(webrtc_util::Error::Other("a relay socket is not connected".into()))
+        Err(webrtc_util::Error::Other(
+            "a relay socket is not connected".into(),
+        ))
     }
 
     async fn recv(&self, _buf: &mut [u8]) -> webrtc_util::Result<usize> {
-        Err(webrtc_util::Error::Other("a relay socket is not connected".into()))
+        Err(webrtc_util::Error::Other(
+            "a relay socket is not connected".into(),
+        ))
     }
 
     /// Packets from anyone but our own media ports are dropped here, before the server even
@@ -113,7 +117,9 @@ impl Conn for RelayConn {
     }
 
     async fn send(&self, _buf: &[u8]) -> webrtc_util::Result<usize> {
-        Err(webrtc_util::Error::Other("a relay socket is not connected".into()))
+        Err(webrtc_util::Error::Other(
+            "a relay socket is not connected".into(),
+        ))
     }
 
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {

@@ -84,8 +84,7 @@ impl StreamConn {
                     match tls {
                         None => conn.carry(stream, peer).await,
                         Some(acceptor) => {
-                            match tokio::time::timeout(FIRST_WORDS, acceptor.accept(stream)).await
-                            {
+                            match tokio::time::timeout(FIRST_WORDS, acceptor.accept(stream)).await {
                                 Ok(Ok(stream)) => conn.carry(stream, peer).await,
                                 _ => tracing::debug!(%peer, "TURN TLS handshake failed"),
                             }
