@@ -9,6 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use homeroom::config::IceServer;
 use homeroom::signal::protocol::ServerMessage;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::net::UdpSocket;
 use turn::client::{Client, ClientConfig};
 use webrtc_util::Conn;
@@ -460,3 +462,67 @@ async fn a_viewer_through_the_tcp_relay_receives_media() {
     assert!(metric(&app, "homeroom_turn_relayed_bytes_total").await > 10_000);
     viewer.leave().await;
 }
+
+/// WHEP players (and WHIP encoders) are told about the relay in `Link` headers (RFC 9725
+/// section 4.6), with a credential of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whep_answers_carry_the_relay_in_link_headers() {
+    let app = TestApp::spawn_with(Db::Sqlite, TURN).await;
+    let admin = app.admin().await;
+    let class = ClassFixture::new(&app, &admin, "links").await;
+    let (room_id, _teacher, _) = live_teacher(&app, &class).await;
+    let pc = homeroom::client::media::new_pc(Arc::new(NoEvents), "127.0.0.1:0").await;
+    for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Recvonly,
+            ..Default::default()
+        };
+        pc.add_transceiver_from_kind(kind, Some(init))
+            .await
+            .unwrap();
+    }
+    let offer = pc.create_offer(None).await.unwrap();
+    pc.set_local_description(offer).await.unwrap();
+    let sdp = pc.local_description().await.unwrap().sdp;
+    let response = class
+        .family
+        .client
+        .post(app.url(&format!("/whep/{room_id}")))
+        .header("x-csrf-token", &class.family.csrf)
+        .header("content-type", "application/sdp")
+        .body(sdp)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let links: Vec<String> = response
+        .headers()
+        .get_all("link")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(links.len(), 3, "{links:?}");
+    for link in &links {
+        assert!(link.contains("rel=\"ice-server\""), "{link}");
+        assert!(link.contains("credential-type=\"password\""), "{link}");
+        assert!(
+            link.contains("; username=\"") && link.contains(":p"),
+            "{link}"
+        );
+    }
+    assert!(links[0].starts_with("<turn:127.0.0.1:") && links[0].contains("?transport=udp>"));
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let _ = pc.close().await;
+    class
+        .family
+        .client
+        .delete(app.url(&location))
+        .header("x-csrf-token", &class.family.csrf)
+        .send()
+        .await
+        .unwrap();
+}
+
+struct NoEvents;
+
+impl webrtc::peer_connection::PeerConnectionEventHandler for NoEvents {}
