@@ -22,8 +22,8 @@ pub struct IceServers {
     /// The configured servers (`media.ice_servers`) and, when the built-in relay runs, its
     /// `turn:`/`turns:` URLs with a username and credential.
     pub ice_servers: Vec<IceServer>,
-    /// When the built-in relay's credential stops being accepted for new allocations (unix
-    /// ms); absent when the relay is off.
+    /// When the built-in relay stops accepting the credential, for new allocations and
+    /// refreshes alike (unix ms); null when the relay is off.
     pub expires_at: Option<i64>,
 }
 

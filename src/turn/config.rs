@@ -30,7 +30,9 @@ pub struct TurnConfig {
     /// browser allocates once per TURN URL, network interface and connection, and a
     /// participant has two connections: 2 × 3 URLs × 2 interfaces is 12.
     pub max_allocations_per_user: usize,
-    /// How long a handed-out credential may be used to start relaying.
+    /// How long a handed-out credential is accepted, for new allocations and for refreshing
+    /// them: a relayed connection lasts at most this long (plus an allocation's lifetime)
+    /// unless the client fetches a fresh credential.
     pub credential_ttl_secs: u64,
 }
 
