@@ -117,33 +117,34 @@ impl PathWatch {
     pub(crate) fn watch(&self, pc: &Arc<dyn PeerConnection>) {
         let _ = self.pc.set(Arc::downgrade(pc));
     }
+}
 
-    async fn count(&self) {
-        let Some(pc) = self.pc.get().and_then(Weak::upgrade) else {
-            return;
+/// Counts the path of `pc`'s selected candidate pair.
+async fn count(pc: Weak<dyn PeerConnection>, relays: Arc<RelayAddresses>) {
+    let Some(pc) = pc.upgrade() else {
+        return;
+    };
+    for transceiver in pc.get_transceivers().await {
+        let transport = match transceiver.receiver().await {
+            Ok(Some(receiver)) => receiver.transport().await,
+            _ => match transceiver.sender().await {
+                Ok(Some(sender)) => sender.transport().await,
+                _ => continue,
+            },
         };
-        for transceiver in pc.get_transceivers().await {
-            let transport = match transceiver.receiver().await {
-                Ok(Some(receiver)) => receiver.transport().await,
-                _ => match transceiver.sender().await {
-                    Ok(Some(sender)) => sender.transport().await,
-                    _ => continue,
-                },
-            };
-            let Ok(Some(transport)) = transport else {
-                continue;
-            };
-            if let Ok(Some(pair)) = transport
-                .ice_transport()
-                .get_selected_candidate_pair()
-                .await
-            {
-                let path = classify(pair.local(), pair.remote(), &self.relays);
-                let index = Path::ALL.iter().position(|p| *p == path).unwrap_or(0);
-                CONNECTED[index].fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(path = path.label(), "media connection up");
-                return;
-            }
+        let Ok(Some(transport)) = transport else {
+            continue;
+        };
+        if let Ok(Some(pair)) = transport
+            .ice_transport()
+            .get_selected_candidate_pair()
+            .await
+        {
+            let path = classify(pair.local(), pair.remote(), &relays);
+            let index = Path::ALL.iter().position(|p| *p == path).unwrap_or(0);
+            CONNECTED[index].fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(path = path.label(), "media connection up");
+            return;
         }
     }
 }
@@ -175,9 +176,12 @@ impl PeerConnectionEventHandler for PathWatch {
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        // Counted in a task of its own: the connection's driver is waiting for this handler.
         if state == RTCPeerConnectionState::Connected && !self.counted.swap(true, Ordering::Relaxed)
         {
-            self.count().await;
+            if let Some(pc) = self.pc.get() {
+                tokio::spawn(count(pc.clone(), self.relays.clone()));
+            }
         }
         self.inner.on_connection_state_change(state).await
     }
