@@ -26,7 +26,8 @@ pub struct TurnConfig {
     pub relay_ports: Option<PortRange>,
     /// Relay allocations at once, all users together.
     pub max_allocations: usize,
-    /// Relay allocations at once per credential (one participant, one viewer, one page). A
+    /// Relay allocations at once per user of credentials: a participant (each join, WHIP or
+    /// WHEP session is one) or a signed-in page, however many credentials it fetched. A
     /// browser allocates once per TURN URL, network interface and connection, and a
     /// participant has two connections: 2 × 3 URLs × 2 interfaces is 12.
     pub max_allocations_per_user: usize,

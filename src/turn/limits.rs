@@ -94,7 +94,9 @@ impl Allocations {
             .collect();
         flows.sort_by_key(|(f, _)| (f.transport, f.local, f.remote));
         flows.dedup_by_key(|(f, _)| **f);
-        if flows.iter().filter(|(_, u)| *u == username).count() >= self.max_per_user {
+        // Per user, not per credential: a fresh credential (a later expiry) is the same user.
+        let user = who(username);
+        if flows.iter().filter(|(_, u)| who(u) == user).count() >= self.max_per_user {
             return Err(OverLimit::User);
         }
         if flows.len() >= self.max_total {
@@ -160,6 +162,11 @@ impl Allocations {
     }
 }
 
+/// The user a credential was minted for: its username without the expiry.
+fn who(username: &str) -> &str {
+    username.split_once(':').map_or(username, |(_, who)| who)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +207,17 @@ mod tests {
         allocations.request([5; 12], flow(1005), "a").unwrap();
         assert_eq!(allocations.sole_user_of(flow(1004)), Some("c".into()));
         assert_eq!(allocations.sole_user_of(flow(1000)), None);
+    }
+
+    #[test]
+    fn fresh_credentials_count_as_the_same_user() {
+        let allocations = Allocations::new(10, 1);
+        allocations.request([1; 12], flow(1000), "100:u7").unwrap();
+        allocations.answered([1; 12], true);
+        assert_eq!(
+            allocations.request([2; 12], flow(1001), "200:u7"),
+            Err(OverLimit::User)
+        );
+        allocations.request([3; 12], flow(1002), "200:u8").unwrap();
     }
 }

@@ -169,6 +169,16 @@ async fn live_teacher(app: &TestApp, class: &ClassFixture) -> (i64, TestPeer, So
     (room_id, teacher, media)
 }
 
+/// Signs credentials as the server does, with the secret it keeps in the database.
+async fn signer(app: &TestApp) -> homeroom::turn::credentials::Credentials {
+    let pool = app.workspace.database().await;
+    let secret: String = sqlx::query_scalar("SELECT secret FROM server_keys WHERE name = 'turn'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    homeroom::turn::credentials::Credentials::new(&secret, Duration::from_secs(60), "homeroom")
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -250,14 +260,8 @@ async fn expired_and_forged_credentials_are_refused(db: Db) {
         .username
         .ends_with(&format!(":u{}", class.family.user_id)));
 
-    // The secret is in the database; a credential made with it but already expired.
-    let pool = app.workspace.database().await;
-    let secret: String = sqlx::query_scalar("SELECT secret FROM server_keys WHERE name = 'turn'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let signer =
-        homeroom::turn::credentials::Credentials::new(&secret, Duration::from_secs(60), "homeroom");
+    // A credential made with the stored secret, but already expired.
+    let signer = signer(&app).await;
     let expired = format!("{}:u{}", unix_now() - 60, class.family.user_id);
     assert!(allocate(relay.udp, &expired, &signer.password(&expired))
         .await
@@ -305,6 +309,14 @@ async fn allocations_are_limited_per_user_and_in_total() {
     assert!(
         third.is_err(),
         "a third allocation for one user was granted"
+    );
+    // A fresh credential (another expiry) is still the same user.
+    let signer = signer(&app).await;
+    let fresh = format!("{}:u{}", unix_now() + 700, class.family.user_id);
+    let refreshed = allocate(family.udp, &fresh, &signer.password(&fresh)).await;
+    assert!(
+        refreshed.is_err(),
+        "a fresh credential passed the user's limit"
     );
     let _teachers = allocate(teacher.udp, &teacher.username, &teacher.credential)
         .await
