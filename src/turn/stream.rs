@@ -30,6 +30,11 @@ const QUEUE: usize = 256;
 
 type Writers = Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>;
 
+/// Bytes on a TURN stream that are neither STUN nor ChannelData, or a frame too large.
+#[derive(Debug, thiserror::Error)]
+#[error("not a STUN message or ChannelData of at most {MAX_FRAME} bytes")]
+pub struct BadFrame;
+
 /// All streams of one listener, as one datagram socket for the server.
 pub struct StreamConn {
     local: SocketAddr,
@@ -118,7 +123,7 @@ impl StreamConn {
         'reading: loop {
             loop {
                 match frame_length(&buf) {
-                    Err(()) => break 'reading,
+                    Err(BadFrame) => break 'reading,
                     Ok(Some(len)) if buf.len() >= len => {
                         let frame = buf.split_to(len).to_vec();
                         if self.incoming_tx.send((frame, peer)).await.is_err() {
@@ -140,7 +145,7 @@ impl StreamConn {
 
 /// The length of the frame at the start of `buf`: `Ok(None)` until its header is in,
 /// `Err` when it is neither STUN nor ChannelData (or too large): the stream is then closed.
-fn frame_length(buf: &[u8]) -> Result<Option<usize>, ()> {
+fn frame_length(buf: &[u8]) -> Result<Option<usize>, BadFrame> {
     if buf.len() < 4 {
         return Ok(None);
     }
@@ -148,11 +153,11 @@ fn frame_length(buf: &[u8]) -> Result<Option<usize>, ()> {
     let frame = match buf[0] >> 6 {
         0 => 20 + len,
         1 => 4 + len.div_ceil(4) * 4,
-        _ => return Err(()),
+        _ => return Err(BadFrame),
     };
     match frame <= MAX_FRAME {
         true => Ok(Some(frame)),
-        false => Err(()),
+        false => Err(BadFrame),
     }
 }
 
@@ -222,7 +227,7 @@ impl Conn for StreamConn {
 
 /// Splits a byte stream into the frames `frame_length` finds; for clients (tests, the
 /// connection check) that speak TURN over a stream.
-pub fn split_frames(buf: &mut BytesMut) -> Result<Vec<Vec<u8>>, ()> {
+pub fn split_frames(buf: &mut BytesMut) -> Result<Vec<Vec<u8>>, BadFrame> {
     let mut frames = Vec::new();
     while let Some(len) = frame_length(buf)? {
         if buf.len() < len {

@@ -52,32 +52,36 @@ impl Bridge {
                     let Ok((n, client)) = socket.recv_from(&mut buf).await else {
                         return;
                     };
-                    if !writers.contains_key(&client) {
-                        let (tx, rx) = mpsc::unbounded_channel();
-                        let task = match &upstream {
-                            Upstream::Tcp(server) => {
-                                let stream = TcpStream::connect(server).await.unwrap();
-                                tokio::spawn(carry(stream, rx, socket.clone(), client))
-                            }
-                            Upstream::Tls(server, tls) => {
-                                let stream = TcpStream::connect(server).await.unwrap();
-                                let name =
-                                    rustls::pki_types::ServerName::try_from("localhost").unwrap();
-                                let stream = tokio_rustls::TlsConnector::from(tls.clone())
-                                    .connect(name, stream)
-                                    .await
-                                    .expect("TLS to the TURN port");
-                                tokio::spawn(carry(stream, rx, socket.clone(), client))
-                            }
-                        };
-                        streams.lock().unwrap().push(task);
-                        writers.insert(client, tx);
-                    }
+                    let writer = match writers.get(&client) {
+                        Some(writer) => writer.clone(),
+                        None => {
+                            let (tx, rx) = mpsc::unbounded_channel();
+                            let task = match &upstream {
+                                Upstream::Tcp(server) => {
+                                    let stream = TcpStream::connect(server).await.unwrap();
+                                    tokio::spawn(carry(stream, rx, socket.clone(), client))
+                                }
+                                Upstream::Tls(server, tls) => {
+                                    let stream = TcpStream::connect(server).await.unwrap();
+                                    let name = rustls::pki_types::ServerName::try_from("localhost")
+                                        .unwrap();
+                                    let stream = tokio_rustls::TlsConnector::from(tls.clone())
+                                        .connect(name, stream)
+                                        .await
+                                        .expect("TLS to the TURN port");
+                                    tokio::spawn(carry(stream, rx, socket.clone(), client))
+                                }
+                            };
+                            streams.lock().unwrap().push(task);
+                            writers.insert(client, tx.clone());
+                            tx
+                        }
+                    };
                     let mut frame = buf[..n].to_vec();
                     if frame[0] >> 6 == 1 {
                         frame.resize(frame.len().div_ceil(4) * 4, 0);
                     }
-                    let _ = writers[&client].send(frame);
+                    let _ = writer.send(frame);
                 }
             }
         });
