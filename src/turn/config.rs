@@ -10,7 +10,8 @@ pub struct TurnConfig {
     /// Run the relay. Off by default: most families reach the media ports directly or over
     /// ICE-TCP, and a relay is one more port to open.
     pub enabled: bool,
-    /// UDP port of the TURN listener (0: any free port, told to clients; for tests).
+    /// UDP port of the TURN listener (0: any free port, told to clients; for tests). The
+    /// listeners bind the first of `media.interfaces`, or every address when none is listed.
     pub udp_port: u16,
     /// TCP port of the TURN listener, for networks that block UDP (0: any free port).
     pub tcp_port: u16,

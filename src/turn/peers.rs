@@ -18,8 +18,10 @@ pub struct OwnAddresses {
     ports: PortRange,
     /// (public, local): relayed packets for the public address go to the local one.
     public_to_local: Option<(IpAddr, IpAddr)>,
-    /// Where relay sockets bind, and the address reported to clients for them: a local
-    /// address the SFU reaches directly.
+    /// Where relay sockets bind, and the address reported to clients for them: the address
+    /// the SFU's sockets bind to (the first of `media.interfaces`), or the machine's first
+    /// IPv4 address; the SFU reaches it directly, and its packets to it come from an address
+    /// the client has a permission for.
     relay_ip: IpAddr,
 }
 
@@ -35,9 +37,7 @@ impl OwnAddresses {
 
     pub fn new(local: Vec<IpAddr>, public_ip: Option<IpAddr>, ports: PortRange) -> OwnAddresses {
         let relay_ip = local
-            .iter()
-            .find(|ip| ip.is_ipv4() && !ip.is_loopback())
-            .or_else(|| local.first())
+            .first()
             .copied()
             .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
         let mut ips = local;
@@ -102,8 +102,8 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The machine's own addresses, loopback and link-local left out (the SFU offers neither
-/// when it listens on all interfaces).
+/// The machine's own addresses, IPv4 first, loopback and link-local left out (the SFU offers
+/// neither when it listens on all interfaces).
 fn machine_addresses() -> Vec<IpAddr> {
     let mut ips: Vec<IpAddr> = webrtc_util::ifaces::ifaces()
         .unwrap_or_default()
