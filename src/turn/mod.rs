@@ -271,9 +271,10 @@ impl Turn {
         }
     }
 
-    /// Ends every allocation and stops listening.
+    /// Ends every allocation and stops listening (giving up after a second: shutdown must
+    /// not wait on the relay).
     pub async fn close(&self) {
-        let _ = self.server.close().await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.server.close()).await;
         for task in &self.tasks {
             task.abort();
         }

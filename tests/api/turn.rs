@@ -538,3 +538,18 @@ async fn whep_answers_carry_the_relay_in_link_headers() {
 struct NoEvents;
 
 impl webrtc::peer_connection::PeerConnectionEventHandler for NoEvents {}
+
+/// With the relay on and an allocation live, SIGTERM still ends the server cleanly and fast.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_the_relay_on_is_clean() {
+    let app = TestApp::spawn_with(Db::Sqlite, TURN).await;
+    let admin = app.admin().await;
+    let class = ClassFixture::new(&app, &admin, "stop").await;
+    let relay = relay_of(&ice_servers(&class.family).await.0);
+    let _allocation = allocate(relay.udp, &relay.username, &relay.credential)
+        .await
+        .unwrap();
+    let (status, took, _) = app.terminate().await;
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
