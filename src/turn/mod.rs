@@ -18,7 +18,7 @@ mod config;
 pub mod credentials;
 mod gate;
 mod limits;
-pub mod peers;
+mod peers;
 mod relay;
 pub mod stream;
 
