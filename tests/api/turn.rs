@@ -553,3 +553,36 @@ async fn shutdown_with_the_relay_on_is_clean() {
     assert!(status.success(), "{status:?}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
+
+/// The SFU's own connections use no TURN server, not even a configured one: the server is
+/// reached directly, and only clients are told about relays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_never_allocates_on_a_configured_turn_server() {
+    let watcher = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("turn:{}?transport=udp", watcher.local_addr().unwrap());
+    let config = format!(
+        "[[media.ice_servers]]\nurls = [\"{url}\"]\nusername = \"school\"\ncredential = \"pw\""
+    );
+    let app = TestApp::spawn_with(Db::Sqlite, &config).await;
+    let admin = app.admin().await;
+    let class = ClassFixture::new(&app, &admin, "external").await;
+    let room_id = room(&class.teacher, class.class_id, "classroom", None).await;
+    let mut teacher = crate::peer::connect(&app, Credential::Cookie(&class.teacher.cookie)).await;
+    let ServerMessage::Joined { ice_servers, .. } = teacher.join(room_id).await else {
+        panic!("join refused");
+    };
+    assert_eq!(ice_servers[0].urls, vec![url.clone()], "clients are told");
+    // The teacher publishes and a family watches: the server makes both of its connections.
+    assert!(matches!(
+        teacher.publish().await,
+        ServerMessage::Answer { .. }
+    ));
+    let _family = joined(&app, &class.family, room_id).await;
+    let mut buf = [0u8; 1500];
+    let heard = tokio::time::timeout(Duration::from_secs(3), watcher.recv_from(&mut buf)).await;
+    assert!(
+        heard.is_err(),
+        "the server sent to the configured TURN server: {:?}",
+        heard.ok()
+    );
+}
