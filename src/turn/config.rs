@@ -25,7 +25,9 @@ pub struct TurnConfig {
     /// Relays only ever talk to this server's own media ports, so this range needs no
     /// opening in a firewall.
     pub relay_ports: Option<PortRange>,
-    /// Relay allocations at once, all users together.
+    /// Relay allocations at once, all users together. Browsers allocate on every TURN URL
+    /// while gathering candidates, even when they then connect directly: count about six per
+    /// participant. Each one holds a UDP socket.
     pub max_allocations: usize,
     /// Relay allocations at once per user of credentials: a participant (each join, WHIP or
     /// WHEP session is one) or a signed-in page, however many credentials it fetched. A
@@ -47,7 +49,7 @@ impl Default for TurnConfig {
             tls_port: None,
             public_host: None,
             relay_ports: None,
-            max_allocations: 200,
+            max_allocations: 1000,
             max_allocations_per_user: 16,
             credential_ttl_secs: 6 * 3600,
         }
