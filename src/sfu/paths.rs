@@ -119,34 +119,46 @@ impl PathWatch {
     }
 }
 
-/// Counts the path of `pc`'s selected candidate pair.
+/// Counts the path of `pc`'s selected candidate pair. The pair may be settled a moment after
+/// "connected" is reported, so it is looked for a few times.
 async fn count(pc: Weak<dyn PeerConnection>, relays: Arc<RelayAddresses>) {
-    let Some(pc) = pc.upgrade() else {
-        return;
-    };
-    for transceiver in pc.get_transceivers().await {
-        let transport = match transceiver.receiver().await {
-            Ok(Some(receiver)) => receiver.transport().await,
-            _ => match transceiver.sender().await {
-                Ok(Some(sender)) => sender.transport().await,
-                _ => continue,
-            },
+    for _ in 0..20 {
+        let Some(pc) = pc.upgrade() else {
+            return;
         };
-        let Ok(Some(transport)) = transport else {
-            continue;
-        };
-        if let Ok(Some(pair)) = transport
-            .ice_transport()
-            .get_selected_candidate_pair()
-            .await
-        {
-            let path = classify(pair.local(), pair.remote(), &relays);
+        if let Some(path) = selected_path(&pc, &relays).await {
             let index = Path::ALL.iter().position(|p| *p == path).unwrap_or(0);
             CONNECTED[index].fetch_add(1, Ordering::Relaxed);
             tracing::debug!(path = path.label(), "media connection up");
             return;
         }
+        drop(pc);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    tracing::debug!("media connection up, but its candidate pair was not found");
+}
+
+/// The path of the selected pair of `pc`'s transport, when there is one.
+async fn selected_path(pc: &Arc<dyn PeerConnection>, relays: &RelayAddresses) -> Option<Path> {
+    for transceiver in pc.get_transceivers().await {
+        let mut transports = Vec::new();
+        if let Ok(Some(receiver)) = transceiver.receiver().await {
+            transports.push(receiver.transport().await);
+        }
+        if let Ok(Some(sender)) = transceiver.sender().await {
+            transports.push(sender.transport().await);
+        }
+        for transport in transports.into_iter().flatten().flatten() {
+            if let Ok(Some(pair)) = transport
+                .ice_transport()
+                .get_selected_candidate_pair()
+                .await
+            {
+                return Some(classify(pair.local(), pair.remote(), relays));
+            }
+        }
+    }
+    None
 }
 
 #[async_trait::async_trait]

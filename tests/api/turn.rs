@@ -472,6 +472,8 @@ async fn a_viewer_through_the_tcp_relay_receives_media() {
     )
     .await;
     assert!(metric(&app, "homeroom_turn_relayed_bytes_total").await > 10_000);
+    // The teacher's own connection came straight over UDP.
+    metric_reaches(&app, "homeroom_media_connections{path=\"udp\"}", 1).await;
     viewer.leave().await;
 }
 
