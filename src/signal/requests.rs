@@ -230,7 +230,7 @@ async fn join(
         session_id: snapshot.session_id,
         abilities: snapshot.abilities,
         waiting: snapshot.waiting,
-        ice_servers: state.config.media.ice_servers.clone(),
+        ice_servers: crate::turn::ice_servers(state, &format!("p{participant_id}")).0,
         participants: snapshot.participants,
         participant_count: snapshot.participant_count,
         tracks: snapshot.tracks,
