@@ -69,6 +69,69 @@ fn vp8_payload(start: bool, keyframe: bool, picture_id: u16, checked: Vec<u8>) -
 /// Receive-side statistics, by track id.
 pub type Inbox = Arc<Mutex<HashMap<String, Received>>>;
 
+/// A received track's counts without the set of what was seen: cheap to take every second.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tally {
+    pub video: bool,
+    pub packets: u64,
+    pub intact: u64,
+    /// Distinct checked sequence numbers seen, and the range they span (first to last).
+    pub distinct: u64,
+    pub span: u64,
+    pub first_at: Option<Instant>,
+    pub jitter_ms: f64,
+}
+
+impl Received {
+    pub fn tally(&self) -> Tally {
+        let span = match (self.distinct.first(), self.distinct.last()) {
+            (Some(first), Some(last)) => u64::from(last - first) + 1,
+            _ => 0,
+        };
+        Tally {
+            video: self.kind == "video",
+            packets: self.packets,
+            intact: self.intact,
+            distinct: self.distinct.len() as u64,
+            span,
+            first_at: self.first_at,
+            jitter_ms: self.jitter_ms,
+        }
+    }
+}
+
+/// The tallies of every track in an inbox.
+pub fn tallies(inbox: &Inbox) -> Vec<Tally> {
+    inbox
+        .lock()
+        .unwrap()
+        .values()
+        .map(Received::tally)
+        .collect()
+}
+
+/// How fast a synthetic publisher sends: its full shape, or while throttled a trickle of one
+/// one-packet frame a second on each track. The trickle keeps the tracks alive (a track exists
+/// for the server from its first packet on), so a run can measure what connected but idle
+/// viewers cost before the media starts in earnest.
+#[derive(Debug, Clone, Default)]
+pub struct Throttle(Arc<AtomicBool>);
+
+impl Throttle {
+    /// A throttle that holds the sender to the trickle until `release`.
+    pub fn trickle() -> Throttle {
+        Throttle(Arc::new(AtomicBool::new(true)))
+    }
+
+    pub fn release(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+
+    fn trickling(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// The shape of the synthetic video: frames per second and bits per second.
 #[derive(Debug, Clone, Copy)]
 pub struct VideoShape {
@@ -201,26 +264,25 @@ pub async fn receive(remote: Arc<dyn TrackRemote>, inbox: Inbox) {
 pub async fn new_pc(
     handler: Arc<dyn PeerConnectionEventHandler>,
     bind: &str,
-) -> Arc<dyn PeerConnection> {
+) -> Result<Arc<dyn PeerConnection>, String> {
     let mut media = MediaEngine::default();
-    media.register_default_codecs().unwrap();
+    media.register_default_codecs().map_err(|e| e.to_string())?;
     let registry = crate::sfu::keyframe_requests::register(
-        register_default_interceptors(Registry::new(), &mut media).unwrap(),
+        register_default_interceptors(Registry::new(), &mut media).map_err(|e| e.to_string())?,
     );
     let settings = SettingEngineBuilder::new()
         .with_include_loopback_candidate(true)
         .build();
-    Arc::new(
-        PeerConnectionBuilder::new()
-            .with_media_engine(media)
-            .with_interceptor_registry(registry)
-            .with_setting_engine(settings)
-            .with_handler(handler)
-            .with_udp_addrs(vec![bind.to_owned()])
-            .build()
-            .await
-            .unwrap(),
-    )
+    let pc = PeerConnectionBuilder::new()
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(settings)
+        .with_handler(handler)
+        .with_udp_addrs(vec![bind.to_owned()])
+        .build()
+        .await
+        .map_err(|e| format!("peer connection: {e}"))?;
+    Ok(Arc::new(pc))
 }
 
 /// The two tracks a synthetic publisher sends.
@@ -231,14 +293,17 @@ pub fn publisher_tracks() -> (Arc<TrackLocalStaticRTP>, Arc<TrackLocalStaticRTP>
     )
 }
 
-/// Starts sending on both tracks; returns the tasks. `sent` counts packets (audio, video);
-/// `plis` gets the time of every keyframe request, each answered with a keyframe.
+/// Starts sending on both tracks at the pace `throttle` sets; returns the tasks. `sent`
+/// counts packets (audio, video); `plis` gets the time of every keyframe request, each
+/// answered with a keyframe.
+#[allow(clippy::too_many_arguments)]
 pub fn start_sending(
     video: Arc<TrackLocalStaticRTP>,
     video_pt: u8,
     audio: Arc<TrackLocalStaticRTP>,
     audio_pt: u8,
     shape: VideoShape,
+    throttle: Throttle,
     sent: Arc<[AtomicU64; 2]>,
     plis: Arc<Mutex<Vec<Instant>>>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -254,20 +319,26 @@ pub fn start_sending(
         tokio::spawn(send_media(
             video,
             video_pt,
-            90000 / shape.fps.max(1),
-            interval,
-            per_frame,
-            size,
+            Frames {
+                ticks: 90000 / shape.fps.max(1),
+                interval,
+                per_frame,
+                size,
+            },
+            throttle.clone(),
             sent.clone(),
             Some(keyframe),
         )),
         tokio::spawn(send_media(
             audio,
             audio_pt,
-            960,
-            Duration::from_millis(20),
-            1,
-            100,
+            Frames {
+                ticks: 960,
+                interval: Duration::from_millis(20),
+                per_frame: 1,
+                size: 100,
+            },
+            throttle,
             sent,
             None,
         )),
@@ -320,33 +391,50 @@ fn local_track(
     )))
 }
 
-/// Sends frames of `per_frame` packets every `interval`; the last packet of a frame has the
-/// marker bit, and timestamps advance by `ticks` per frame. Video (`keyframe` given) is
-/// VP8-shaped, a keyframe whenever `keyframe` was set.
-#[allow(clippy::too_many_arguments)]
-async fn send_media(
-    track: Arc<TrackLocalStaticRTP>,
-    payload_type: u8,
+/// A track's frames: `per_frame` packets of `size` payload bytes every `interval`, the
+/// timestamp advancing by `ticks` per frame.
+struct Frames {
     ticks: u32,
     interval: Duration,
     per_frame: usize,
     size: usize,
+}
+
+/// Sends `frames`; the last packet of a frame has the marker bit. Video (`keyframe` given) is
+/// VP8-shaped, a keyframe whenever `keyframe` was set. While `throttle` holds, one frame a
+/// second goes out, of one packet.
+async fn send_media(
+    track: Arc<TrackLocalStaticRTP>,
+    payload_type: u8,
+    frames: Frames,
+    throttle: Throttle,
     sent: Arc<[AtomicU64; 2]>,
     keyframe: Option<Arc<AtomicBool>>,
 ) {
-    let ssrc = track.ssrcs().await.first().copied().unwrap();
-    let mut tick = tokio::time::interval(interval);
+    let Some(ssrc) = track.ssrcs().await.first().copied() else {
+        return;
+    };
+    let mut tick = tokio::time::interval(frames.interval);
+    let per_second = (1.0 / frames.interval.as_secs_f64()).round().max(1.0) as u64;
     let (mut seq, mut timestamp, mut counter) =
         (rand::random::<u16>(), rand::random::<u32>(), 0u32);
     let mut picture_id = rand::random::<u16>() & 0x7fff;
     let slot = keyframe.is_some() as usize;
-    loop {
+    for frame in 0u64.. {
         tick.tick().await;
+        let per_frame = match throttle.trickling() {
+            true if frame % per_second != 0 => {
+                timestamp = timestamp.wrapping_add(frames.ticks);
+                continue;
+            }
+            true => 1,
+            false => frames.per_frame,
+        };
         let key = keyframe
             .as_ref()
             .is_some_and(|k| k.swap(false, Ordering::Relaxed));
         for i in 0..per_frame {
-            let checked = make_payload(counter, size);
+            let checked = make_payload(counter, frames.size);
             let payload = match keyframe {
                 Some(_) => vp8_payload(i == 0, key, picture_id, checked),
                 None => checked,
@@ -369,7 +457,7 @@ async fn send_media(
                 sent[slot].fetch_add(1, Ordering::Relaxed);
             }
         }
-        timestamp = timestamp.wrapping_add(ticks);
+        timestamp = timestamp.wrapping_add(frames.ticks);
         picture_id = (picture_id + 1) & 0x7fff;
     }
 }
