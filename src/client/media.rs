@@ -7,6 +7,7 @@
 //! a keyframe, and so is the next frame after each keyframe request (PLI, FIR).
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -108,6 +109,23 @@ pub fn tallies(inbox: &Inbox) -> Vec<Tally> {
         .values()
         .map(Received::tally)
         .collect()
+}
+
+/// Distinct intact packets in an inbox whose payload sequence numbers are in `video` or
+/// `audio`, by the track's kind.
+pub fn seen_between(inbox: &Inbox, video: Range<u32>, audio: Range<u32>) -> u64 {
+    inbox
+        .lock()
+        .unwrap()
+        .values()
+        .map(|r| {
+            let range = match r.kind == "video" {
+                true => video.clone(),
+                false => audio.clone(),
+            };
+            r.distinct.range(range).count() as u64
+        })
+        .sum()
 }
 
 /// How fast a synthetic publisher sends: its full shape, or while throttled a trickle of one

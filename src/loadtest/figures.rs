@@ -74,9 +74,14 @@ pub(super) struct Sample {
     pub(super) tool_cpu_s: Option<f64>,
     pub(super) server_rss_mb: Option<f64>,
     pub(super) server_fds: Option<u64>,
-    /// Packets received by every subscriber together, and sent by the publisher.
+    /// Packets received by every subscriber together (repeats included), the intact ones
+    /// among them, and the distinct intact ones.
     pub(super) received: u64,
-    pub(super) sent: u64,
+    pub(super) intact: u64,
+    pub(super) distinct: u64,
+    /// The publisher's packets so far (audio, video): the next sequence number each track
+    /// writes into its payloads.
+    pub(super) sent: [u64; 2],
 }
 
 /// What happened between two samples.
@@ -86,18 +91,23 @@ pub(super) struct Phase {
     pub(super) server_cpu_s: Option<f64>,
     pub(super) tool_cpu_s: Option<f64>,
     pub(super) received: u64,
+    pub(super) intact: u64,
+    pub(super) distinct: u64,
     pub(super) sent: u64,
 }
 
 impl Phase {
     pub(super) fn between(from: &Sample, to: &Sample) -> Phase {
         let delta = |a: Option<f64>, b: Option<f64>| Some((b? - a?).max(0.0));
+        let sent = |s: &Sample| s.sent[0] + s.sent[1];
         Phase {
             seconds: to.at.duration_since(from.at).as_secs_f64(),
             server_cpu_s: delta(from.server_cpu_s, to.server_cpu_s),
             tool_cpu_s: delta(from.tool_cpu_s, to.tool_cpu_s),
             received: to.received.saturating_sub(from.received),
-            sent: to.sent.saturating_sub(from.sent),
+            intact: to.intact.saturating_sub(from.intact),
+            distinct: to.distinct.saturating_sub(from.distinct),
+            sent: sent(to).saturating_sub(sent(from)),
         }
     }
 
@@ -109,16 +119,47 @@ impl Phase {
         }
     }
 
-    /// CPU microseconds per packet the subscribers received.
-    pub(super) fn us_per_packet(&self, cpu_s: Option<f64>) -> Option<f64> {
-        match self.received > 0 {
-            true => Some(1e6 * cpu_s? / self.received as f64),
+    /// CPU microseconds per packet.
+    pub(super) fn us_per_packet(&self, cpu_s: Option<f64>, packets: u64) -> Option<f64> {
+        match packets > 0 {
+            true => Some(1e6 * cpu_s? / packets as f64),
             false => None,
         }
     }
 
     pub(super) fn per_second(&self, packets: u64) -> Option<f64> {
         (self.seconds > 0.0).then(|| packets as f64 / self.seconds)
+    }
+
+    /// Intact packets that arrived more than once, as a share of those received, in %.
+    pub(super) fn repeated_pct(&self) -> Option<f64> {
+        self.share(self.intact.saturating_sub(self.distinct))
+    }
+
+    /// Packets whose payload failed its check, as a share of those received, in %.
+    pub(super) fn corrupt_pct(&self) -> Option<f64> {
+        self.share(self.received.saturating_sub(self.intact))
+    }
+
+    fn share(&self, packets: u64) -> Option<f64> {
+        (self.received > 0).then(|| 100.0 * packets as f64 / self.received as f64)
+    }
+}
+
+/// The steady phase's packets, counted by the sequence numbers in their payloads: what the
+/// publisher sent between the phase's two samples, to every subscriber (`nominal`), and how
+/// many of those reached a subscriber intact (`delivered`, each at most once). Counting by
+/// sequence number rather than by arrival time keeps packets still queued in the tool at
+/// either end of the phase from counting in the wrong phase.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Delivery {
+    pub(super) nominal: u64,
+    pub(super) delivered: u64,
+}
+
+impl Delivery {
+    pub(super) fn ratio(&self) -> Option<f64> {
+        (self.nominal > 0).then(|| self.delivered as f64 / self.nominal as f64)
     }
 }
 
@@ -167,19 +208,26 @@ mod tests {
             server_rss_mb: None,
             server_fds: None,
             received: 1000,
-            sent: 10,
+            intact: 1000,
+            distinct: 1000,
+            sent: [5, 5],
         };
         let to = Sample {
             at: at + std::time::Duration::from_secs(2),
             server_cpu_s: Some(1.5),
             received: 11_000,
-            sent: 110,
+            intact: 10_990,
+            distinct: 10_890,
+            sent: [55, 65],
             ..from
         };
         let phase = Phase::between(&from, &to);
         assert_eq!(phase.cpu_pct(phase.server_cpu_s), Some(25.0));
-        assert_eq!(phase.us_per_packet(phase.server_cpu_s), Some(50.0));
-        assert_eq!(phase.us_per_packet(phase.tool_cpu_s), None);
+        assert_eq!(phase.us_per_packet(phase.server_cpu_s, 10_000), Some(50.0));
+        assert_eq!(phase.us_per_packet(phase.tool_cpu_s, 10_000), None);
         assert_eq!(phase.per_second(phase.received), Some(5000.0));
+        assert_eq!(phase.sent, 110);
+        assert_eq!(phase.repeated_pct(), Some(1.0));
+        assert_eq!(phase.corrupt_pct(), Some(0.1));
     }
 }

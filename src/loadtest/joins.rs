@@ -6,10 +6,12 @@
 //! 503…), `timeout` past `--join-timeout`, `closed` when the socket ended before the reply,
 //! `connect` when there was no answer at all. A failed join never ends the run.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::accounts::guest_token;
+use crate::client::media::seen_between;
 use crate::client::whep::WhepViewer;
 use crate::client::{ConnectError, Credential, Participant, RequestError, Tally};
 use crate::signal::protocol::ServerMessage;
@@ -25,6 +27,14 @@ impl Client {
         match self {
             Client::Signalling(p) => p.tallies(),
             Client::Whep(w) => w.tallies(),
+        }
+    }
+
+    /// Distinct intact packets with sequence numbers in `video` or `audio`, by track kind.
+    pub(super) fn seen_between(&self, video: Range<u32>, audio: Range<u32>) -> u64 {
+        match self {
+            Client::Signalling(p) => seen_between(&p.inbox, video, audio),
+            Client::Whep(w) => seen_between(&w.inbox, video, audio),
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
-use super::figures::{Sample, Totals};
+use super::figures::{Delivery, Sample, Totals};
 use super::joins::{Client, Refusal};
 use super::setup::{setup, Publisher, Setup};
 use super::stop::Stop;
@@ -20,6 +20,9 @@ use super::LoadTest;
 
 /// Tracks the publisher sends (video and audio): a subscriber has media once all flow.
 const TRACKS: usize = 2;
+
+/// How long after the steady phase its last packets may still arrive and count.
+const DRAIN: Duration = Duration::from_secs(1);
 
 /// A subscriber as the load tool tracks it.
 pub(super) struct Viewer {
@@ -49,6 +52,8 @@ pub(super) struct Record {
     pub(super) joined: Option<Sample>,
     pub(super) steady: Option<Sample>,
     pub(super) end: Option<Sample>,
+    /// The steady phase's packets by sequence number, once it ran.
+    pub(super) delivery: Option<Delivery>,
 }
 
 /// What is left to close once the summary is out.
@@ -102,6 +107,7 @@ pub(super) async fn run(args: &LoadTest, stop: &mut Stop) -> (Record, Leftovers)
         joined: None,
         steady: None,
         end: None,
+        delivery: None,
     };
     let mut leftovers = Leftovers {
         viewers: Vec::new(),
@@ -203,7 +209,23 @@ pub(super) async fn run(args: &LoadTest, stop: &mut Stop) -> (Record, Leftovers)
     if unfinished > 0 {
         *record.refusals.entry("stopped".into()).or_default() += unfinished;
     }
-    record.end = Some(sampler.take(&record.viewers));
+    let end = sampler.take(&record.viewers);
+    record.end = Some(end);
+    if let Some(from) = record.steady {
+        // Packets of the phase still on their way get a moment to arrive.
+        tokio::time::sleep(DRAIN).await;
+        let range = |kind: usize| from.sent[kind] as u32..end.sent[kind] as u32;
+        let delivered = record
+            .viewers
+            .iter()
+            .map(|v| v.client.seen_between(range(1), range(0)))
+            .sum();
+        let per_viewer = range(0).len() + range(1).len();
+        record.delivery = Some(Delivery {
+            nominal: (per_viewer * record.viewers.len()) as u64,
+            delivered,
+        });
+    }
     note_media(&mut record.viewers);
     record.viewers.sort_by_key(|v| v.index);
     leftovers.publisher = Some(publisher);
@@ -276,16 +298,16 @@ struct Sampler {
 
 impl Sampler {
     fn take(&self, viewers: &[Viewer]) -> Sample {
-        let received = viewers
-            .iter()
-            .flat_map(|v| v.client.tallies())
-            .map(|t| t.packets)
-            .sum();
+        let (mut received, mut intact, mut distinct) = (0, 0, 0);
+        for tally in viewers.iter().flat_map(|v| v.client.tallies()) {
+            received += tally.packets;
+            intact += tally.intact;
+            distinct += tally.distinct;
+        }
         let sent = self
             .sent
-            .iter()
-            .map(|s| s.load(std::sync::atomic::Ordering::Relaxed))
-            .sum();
+            .each_ref()
+            .map(|s| s.load(std::sync::atomic::Ordering::Relaxed));
         Sample {
             at: Instant::now(),
             server_cpu_s: self.server.as_ref().and_then(Process::cpu_seconds),
@@ -293,6 +315,8 @@ impl Sampler {
             server_rss_mb: self.server.as_ref().and_then(Process::rss_mb),
             server_fds: self.server.as_ref().and_then(Process::fds),
             received,
+            intact,
+            distinct,
             sent,
         }
     }

@@ -55,12 +55,21 @@ pub struct Summary {
     /// what should have arrived.
     pub publisher_packets_per_second: Option<f64>,
     pub nominal_packets_per_second: Option<f64>,
-    /// Packets the subscribers received per second, together: what the server forwarded.
-    pub delivered_packets_per_second: Option<f64>,
-    /// Delivered over nominal, and the shortfall in %.
+    /// The packets of the steady phase that reached the subscribers (intact, each counted
+    /// once), per second, all subscribers together: what the server forwarded.
+    pub forwarded_packets_per_second: Option<f64>,
+    /// Those packets over the nominal ones, and the shortfall in %. Packets are counted by
+    /// the sequence numbers the publisher wrote during the phase, arriving up to a second
+    /// after it.
     pub delivered_ratio: Option<f64>,
     pub delivered_loss_pct: Option<f64>,
-    /// CPU in % of one core over the steady phase, and per delivered packet.
+    /// Packets received more than once (retransmissions of packets that had arrived), as a
+    /// share of those received in the steady phase.
+    pub repeated_pct: Option<f64>,
+    /// Packets whose payload failed its check (sequence number and checksum), as a share of
+    /// those received in the steady phase.
+    pub corrupt_pct: Option<f64>,
+    /// CPU in % of one core over the steady phase, and in µs per forwarded packet.
     pub server_cpu_pct_steady: Option<f64>,
     pub tool_cpu_pct_steady: Option<f64>,
     pub server_cpu_us_per_packet: Option<f64>,
@@ -123,11 +132,9 @@ impl Summary {
             .steady
             .zip(record.end)
             .map(|(from, to)| Phase::between(&from, &to));
-        let nominal = steady.map(|s| s.sent * connected as u64);
-        let ratio = steady
-            .zip(nominal)
-            .filter(|(_, nominal)| *nominal > 0)
-            .map(|(s, nominal)| s.received as f64 / nominal as f64);
+        let delivery = record.delivery;
+        let ratio = delivery.and_then(|d| d.ratio());
+        let delivered = delivery.map_or(0, |d| d.delivered);
         let per_viewer = |before: Option<f64>, after: Option<f64>| match connected {
             0 => None,
             n => Some((after? - before?) / n as f64),
@@ -161,14 +168,19 @@ impl Summary {
             jitter_ms: totals.jitter_ms(),
             steady_seconds: steady.map(|s| s.seconds),
             publisher_packets_per_second: steady.and_then(|s| s.per_second(s.sent)),
-            nominal_packets_per_second: steady.zip(nominal).and_then(|(s, n)| s.per_second(n)),
-            delivered_packets_per_second: steady.and_then(|s| s.per_second(s.received)),
+            nominal_packets_per_second: steady
+                .zip(delivery)
+                .and_then(|(s, d)| s.per_second(d.nominal)),
+            forwarded_packets_per_second: steady.and_then(|s| s.per_second(delivered)),
             delivered_ratio: ratio,
             delivered_loss_pct: ratio.map(|r| (100.0 * (1.0 - r)).max(0.0)),
+            repeated_pct: steady.and_then(|s| s.repeated_pct()),
+            corrupt_pct: steady.and_then(|s| s.corrupt_pct()),
             server_cpu_pct_steady: steady.and_then(|s| s.cpu_pct(s.server_cpu_s)),
             tool_cpu_pct_steady: steady.and_then(|s| s.cpu_pct(s.tool_cpu_s)),
-            server_cpu_us_per_packet: steady.and_then(|s| s.us_per_packet(s.server_cpu_s)),
-            tool_cpu_us_per_packet: steady.and_then(|s| s.us_per_packet(s.tool_cpu_s)),
+            server_cpu_us_per_packet: steady
+                .and_then(|s| s.us_per_packet(s.server_cpu_s, delivered)),
+            tool_cpu_us_per_packet: steady.and_then(|s| s.us_per_packet(s.tool_cpu_s, delivered)),
             server_cpu_pct: whole.and_then(|w| w.cpu_pct(w.server_cpu_s)),
             tool_cpu_pct: whole.and_then(|w| w.cpu_pct(w.tool_cpu_s)),
             server_rss_mb_start: rss(start),
