@@ -4,13 +4,17 @@
 mod errors;
 pub mod media;
 pub mod participant;
+pub mod receive;
+mod seq_set;
 mod signalling;
 pub mod whep;
 pub mod whip;
 
 pub use errors::{ConnectError, RequestError};
-pub use media::{check_payload, make_payload, Inbox, Received, Tally, Throttle, VideoShape};
+pub use media::{check_payload, make_payload, Throttle, VideoShape};
 pub use participant::{Credential, Participant};
+pub use receive::{Inbox, Received, Tally};
+pub use seq_set::SeqSet;
 
 use std::sync::Arc;
 

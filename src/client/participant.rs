@@ -18,9 +18,8 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::peer_connection::RTCSessionDescription;
 
 use super::errors::{ConnectError, RequestError};
-use super::media::{
-    new_pc, publisher_tracks, start_sending, tallies, Inbox, Received, Tally, Throttle, VideoShape,
-};
+use super::media::{new_pc, publisher_tracks, start_sending, Throttle, VideoShape};
+use super::receive::{tallies, Inbox, Received, Tally};
 use super::signalling::{
     spawn_keepalive, spawn_writer, to_text, Connection, Events, Negotiator, Pending, Reader,
     Remotes,

@@ -20,7 +20,8 @@ use webrtc::peer_connection::{
     PeerConnection, PeerConnectionEventHandler, RTCPeerConnectionIceEvent, RTCSessionDescription,
 };
 
-use super::media::{new_pc, receive, Inbox};
+use super::media::new_pc;
+use super::receive::{receive, Inbox};
 use crate::sfu::peer::candidate_init;
 use crate::signal::protocol::{Candidate, ClientMessage, ServerMessage, Target};
 

@@ -7,7 +7,8 @@ use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{PeerConnection, PeerConnectionEventHandler};
 
-use super::media::{new_pc, receive, tallies, Inbox, Received, Tally};
+use super::media::new_pc;
+use super::receive::{receive, tallies, Inbox, Received, Tally};
 use super::whip::{exchange, https_client};
 
 struct Receiving {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::accounts::guest_token;
-use crate::client::media::seen_between;
+use crate::client::receive::seen_between;
 use crate::client::whep::WhepViewer;
 use crate::client::{ConnectError, Credential, Participant, RequestError, Tally};
 use crate::signal::protocol::ServerMessage;
