@@ -94,6 +94,17 @@ impl Joining {
     /// Joins subscriber number `index` within the join timeout.
     pub(super) async fn join(&self, index: usize) -> Result<Client, Refusal> {
         let deadline = Instant::now() + self.timeout;
+        let client = self.join_by(index, deadline).await?;
+        // A timer only fires once its future has been polled: a reply that was ready at that
+        // moment can still come in after the deadline, and is then late all the same.
+        if Instant::now() > deadline {
+            client.close(Duration::ZERO).await;
+            return Err(Refusal::timeout(self.timeout));
+        }
+        Ok(client)
+    }
+
+    async fn join_by(&self, index: usize, deadline: Instant) -> Result<Client, Refusal> {
         match &self.audience {
             Audience::Whep { url, token } => {
                 let start = WhepViewer::start(url, token, &self.pem, &self.bind);

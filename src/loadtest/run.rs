@@ -21,6 +21,10 @@ use super::LoadTest;
 /// Tracks the publisher sends (video and audio): a subscriber has media once all flow.
 const TRACKS: usize = 2;
 
+/// How long, once every join is done, the subscribers' media may take to flow before the run
+/// goes on without it (those still without are then counted as without media).
+const MEDIA_WAIT: Duration = Duration::from_secs(10);
+
 /// How long after the steady phase its last packets may still arrive and count.
 const DRAIN: Duration = Duration::from_secs(1);
 
@@ -82,7 +86,7 @@ impl Leftovers {
 
 enum Phase {
     Ramp,
-    /// All joins are done; waiting (at most the join timeout) for everyone's media.
+    /// All joins are done; waiting (at most `MEDIA_WAIT`) for everyone's media.
     Settling {
         since: Instant,
     },
@@ -182,7 +186,7 @@ pub(super) async fn run(args: &LoadTest, stop: &mut Stop) -> (Record, Leftovers)
             }
             Phase::Settling { since } => {
                 let settled = record.viewers.iter().all(|v| v.flowing);
-                if settled || now.duration_since(since) >= joining.timeout {
+                if settled || now.duration_since(since) >= MEDIA_WAIT {
                     phase = match args.idle_secs {
                         0 => steady(&mut record, &sampler, &throttle, args.duration),
                         idle => Phase::Idle {
