@@ -14,11 +14,15 @@ use crate::helpers::{signal, ClassFixture, Db, TestApp, BIN, PASSWORD};
 async fn classroom(app: &TestApp) -> i64 {
     let admin = app.admin().await;
     let class = ClassFixture::new(app, &admin, "a").await;
+    room_of(&class, "classroom").await
+}
+
+async fn room_of(class: &ClassFixture, kind: &str) -> i64 {
     class
         .teacher
         .post_ok(
             &format!("/api/v1/classes/{}/rooms", class.class_id),
-            json!({"kind": "classroom", "name": "Load"}),
+            json!({"kind": kind, "name": "Load"}),
         )
         .await["id"]
         .as_i64()
@@ -27,6 +31,13 @@ async fn classroom(app: &TestApp) -> i64 {
 
 /// The tool against `room`, teacher-a publishing and family-a watching, with `extra` args.
 fn loadtest(app: &TestApp, room: i64, extra: &[&str]) -> tokio::process::Command {
+    let mut command = loadtest_as(app, room, &["--viewer-login", "family-a"]);
+    command.args(extra);
+    command
+}
+
+/// The tool against `room`, teacher-a publishing and `audience` (arguments) watching.
+fn loadtest_as(app: &TestApp, room: i64, audience: &[&str]) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(BIN);
     command
         .args([
@@ -36,11 +47,11 @@ fn loadtest(app: &TestApp, room: i64, extra: &[&str]) -> tokio::process::Command
             "--room",
             &room.to_string(),
         ])
-        .args(["--login", "teacher-a", "--viewer-login", "family-a"])
+        .args(["--login", "teacher-a"])
+        .args(audience)
         .arg("--ca")
         .arg(app.workspace.path().join("certs/self-signed.crt"))
         .args(["--server-pid", &app.pid().to_string()])
-        .args(extra)
         .env("LOADTEST_PASSWORD", PASSWORD)
         .env("RUST_LOG", "warn,rtc=error,rtc_ice=error,webrtc=error")
         .kill_on_drop(true);
@@ -274,6 +285,37 @@ async fn a_full_room_refuses_joins_and_the_tool_counts_them_by_reason() {
     assert_eq!(summary["server_cpus_allowed"], json!(["0"]), "{summary}");
     assert_eq!(summary["tool_cpus_allowed"], json!(["1"]), "{summary}");
     assert_eq!(allowed_cpus(app.pid()), ["0"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_past_the_address_limit_are_counted_by_their_http_status() {
+    // Two guest sockets from one address; the third and fourth are refused before the
+    // upgrade with 429.
+    let app = TestApp::spawn_with(Db::Sqlite, "[limits]\nmax_guests_per_ip = 2").await;
+    let admin = app.admin().await;
+    let class = ClassFixture::new(&app, &admin, "a").await;
+    let open_house = room_of(&class, "open_house").await;
+    let link = class
+        .teacher
+        .post_ok(&format!("/api/v1/rooms/{open_house}/guest-link"), json!({}))
+        .await;
+    let code = link["code"].as_str().unwrap();
+    let run = loadtest_as(&app, open_house, &["--guest-link", code])
+        .args(["--subscribers", "4", "--ramp", "5", "--duration", "2"])
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the run ends by itself")
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let summary = summary_of(&stdout, &stderr);
+    assert_eq!(summary["joins_failed"], json!({"http_429": 2}), "{summary}");
+    assert_eq!(summary["subscribers_connected"], 2, "{summary}");
+    assert_eq!(summary["subscribers_with_media"], 2, "{summary}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
