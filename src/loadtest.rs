@@ -115,9 +115,9 @@ pub struct LoadTest {
 /// run was not clean (see `Summary::verdict`).
 pub async fn main(args: LoadTest) -> anyhow::Result<()> {
     let mut stop = stop::Stop::install();
-    let (record, leftovers) = run::run(&args, &mut stop).await;
+    let (record, mut leftovers) = run::run(&args, &mut stop).await;
     let summary = Summary::of(&record, &args);
-    drop(record);
+    leftovers.add_viewers(record);
     println!("{}", serde_json::to_string_pretty(&summary)?);
     leftovers.close(Duration::from_secs(5)).await;
     summary.verdict(args.max_loss)

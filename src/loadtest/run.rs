@@ -67,6 +67,12 @@ pub(super) struct Leftovers {
 }
 
 impl Leftovers {
+    /// Takes over the subscribers of a run whose figures have been drawn.
+    pub(super) fn add_viewers(&mut self, record: Record) {
+        self.viewers
+            .extend(record.viewers.into_iter().map(|v| v.client));
+    }
+
     /// Closes everything at once, for at most `within`: one the server already let go must
     /// not hold up the exit.
     pub(super) async fn close(self, within: Duration) {
