@@ -30,6 +30,24 @@ impl Client {
         }
     }
 
+    /// Reads the room's events that came since the last call (the tool has no use for most,
+    /// and unread they would pile up for the whole run); returns why the server let this
+    /// subscriber go, if it did (`kicked`, `ended`).
+    pub(super) fn drain_events(&mut self) -> Option<String> {
+        let Client::Signalling(p) = self else {
+            return None;
+        };
+        let mut gone = None;
+        while let Ok(event) = p.events.try_recv() {
+            match event {
+                ServerMessage::Kicked { reason } => gone = Some(format!("kicked_{reason}")),
+                ServerMessage::Ended { reason } => gone = Some(format!("ended_{reason}")),
+                _ => {}
+            }
+        }
+        gone
+    }
+
     /// Distinct intact packets with sequence numbers in `video` or `audio`, by track kind.
     pub(super) fn seen_between(&self, video: Range<u32>, audio: Range<u32>) -> u64 {
         match self {

@@ -38,6 +38,8 @@ pub(super) struct Viewer {
     pub(super) first_packet: Option<Duration>,
     /// Whether every track has delivered.
     pub(super) flowing: bool,
+    /// Why the server let it go during the run, if it did.
+    pub(super) dropped: Option<String>,
 }
 
 /// Everything a run found out, for the summary.
@@ -209,6 +211,7 @@ pub(super) async fn run(args: &LoadTest, stop: &mut Stop) -> (Record, Leftovers)
         }
         if now >= next_report {
             next_report += Duration::from_secs(1);
+            drain_events(&mut record.viewers);
             let sample = sampler.take(&record.viewers);
             progress(&record, args.subscribers, &last_report, &sample);
             last_report = sample;
@@ -237,6 +240,7 @@ pub(super) async fn run(args: &LoadTest, stop: &mut Stop) -> (Record, Leftovers)
         });
     }
     note_media(&mut record.viewers);
+    drain_events(&mut record.viewers);
     record.viewers.sort_by_key(|v| v.index);
     leftovers.publisher = Some(publisher);
     (record, leftovers)
@@ -272,6 +276,7 @@ fn joined(
                 join,
                 first_packet: None,
                 flowing: false,
+                dropped: None,
             });
             return;
         }
@@ -296,6 +301,15 @@ fn note_media(viewers: &mut [Viewer]) {
             }
         }
         viewer.flowing = tallies.iter().filter(|t| t.packets > 0).count() >= TRACKS;
+    }
+}
+
+/// Reads the subscribers' events, noting those the server let go.
+fn drain_events(viewers: &mut [Viewer]) {
+    for viewer in viewers {
+        if let Some(reason) = viewer.client.drain_events() {
+            viewer.dropped.get_or_insert(reason);
+        }
     }
 }
 

@@ -28,6 +28,9 @@ pub struct Summary {
     /// Joins that failed, by reason: the server's error code (`node_full`, `room_full`…),
     /// `http_<status>`, `timeout`, `closed`, `connect`, `stopped` (still joining at the end).
     pub joins_failed: BTreeMap<String, usize>,
+    /// Subscribers the server let go during the run, by reason: `kicked_<reason>` (e.g.
+    /// `kicked_connection_failed`) or `ended_<reason>`.
+    pub subscribers_dropped: BTreeMap<String, usize>,
     /// Subscribers started per second: as asked (`--ramp`) and as it happened.
     pub arrival_per_second_requested: f64,
     pub arrival_per_second: Option<f64>,
@@ -151,6 +154,13 @@ impl Summary {
             subscribers_connected: connected,
             subscribers_with_media: viewers.iter().filter(|v| v.first_packet.is_some()).count(),
             joins_failed: record.refusals.clone(),
+            subscribers_dropped: viewers.iter().filter_map(|v| v.dropped.clone()).fold(
+                BTreeMap::new(),
+                |mut by, reason| {
+                    *by.entry(reason).or_default() += 1;
+                    by
+                },
+            ),
             arrival_per_second_requested: args.ramp,
             arrival_per_second,
             join_ms_p50: percentile(&joins, 50),
@@ -213,15 +223,17 @@ impl Summary {
         }
         let failed: usize = self.joins_failed.values().sum();
         if failed > 0 {
-            let reasons: Vec<String> = self
-                .joins_failed
-                .iter()
-                .map(|(reason, n)| format!("{reason}: {n}"))
-                .collect();
             problems.push(format!(
                 "{failed} of {} joins failed ({})",
                 self.subscribers_requested,
-                reasons.join(", ")
+                reasons(&self.joins_failed)
+            ));
+        }
+        let dropped: usize = self.subscribers_dropped.values().sum();
+        if dropped > 0 {
+            problems.push(format!(
+                "the server let {dropped} subscribers go ({})",
+                reasons(&self.subscribers_dropped)
             ));
         }
         if self.subscribers_with_media < self.subscribers_connected {
@@ -245,6 +257,12 @@ impl Summary {
     }
 }
 
+/// "reason: count, …"
+fn reasons(by: &BTreeMap<String, usize>) -> String {
+    let parts: Vec<String> = by.iter().map(|(r, n)| format!("{r}: {n}")).collect();
+    parts.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,7 +284,7 @@ mod tests {
     }
 
     #[test]
-    fn refused_joins_a_signal_and_a_shortfall_each_fail_it() {
+    fn refused_joins_a_signal_a_shortfall_and_a_drop_each_fail_it() {
         let mut refused = good();
         refused.joins_failed.insert("room_full".into(), 2);
         let error = refused.verdict(1.0).unwrap_err().to_string();
@@ -281,5 +299,11 @@ mod tests {
             ..good()
         };
         assert!(short.verdict(1.0).is_err());
+        let mut dropped = good();
+        dropped
+            .subscribers_dropped
+            .insert("kicked_connection_failed".into(), 1);
+        let error = dropped.verdict(1.0).unwrap_err().to_string();
+        assert!(error.contains("kicked_connection_failed: 1"), "{error}");
     }
 }
