@@ -238,22 +238,24 @@ impl Reader {
                 let _ = self.offers.send(sdp);
             }
             ServerMessage::Candidate { target, candidate } => {
-                let pc = match target {
-                    Target::Subscriber => self.subscriber.lock().unwrap().clone(),
-                    Target::Publisher => self.publisher.lock().unwrap().clone(),
+                let slot = match target {
+                    Target::Subscriber => self.subscriber.clone(),
+                    Target::Publisher => self.publisher.clone(),
                 };
-                if let Some(pc) = pc {
-                    // The answer may still be being applied; candidates wait for it.
-                    tokio::spawn(async move {
-                        for _ in 0..200 {
+                // The connection may still be being made (a subscriber offer was just read)
+                // or its remote description applied: the candidate waits for both, 2 s at most.
+                tokio::spawn(async move {
+                    for _ in 0..200 {
+                        let pc = slot.lock().unwrap().clone();
+                        if let Some(pc) = pc {
                             if pc.remote_description().await.is_some() {
                                 let _ = pc.add_ice_candidate(candidate_init(candidate)).await;
                                 return;
                             }
-                            tokio::time::sleep(Duration::from_millis(10)).await;
                         }
-                    });
-                }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                });
             }
             other => {
                 let _ = self.events.send(other);
