@@ -23,6 +23,7 @@ mod timeline_scale;
 mod whip;
 
 mod accounts;
+mod check;
 mod foundation;
 mod school_admin;
 mod web;
