@@ -128,7 +128,8 @@ impl Checks {
     }
 }
 
-/// The answer with only the candidates of `protocol` (`udp` or `tcp`), and how many it kept.
+/// The description with only the candidates of `protocol` (`udp` or `tcp`), and how many it
+/// kept.
 pub fn keep_candidates(sdp: &str, protocol: &str) -> (String, usize) {
     let mut kept = 0;
     let lines: Vec<&str> = sdp
@@ -168,7 +169,10 @@ pub async fn start(
     transport: Transport,
     slot: CheckSlot,
 ) -> Result<String, CheckError> {
-    // What the page sent is read before a port is taken for it.
+    // What the page sent is read before a port is taken for it. Its candidates of the other
+    // protocol go too: the server's own checks towards them would otherwise find a path the
+    // page did not ask to test (a UDP pair learnt in a TCP check).
+    let (offer, _) = keep_candidates(&offer, transport.protocol());
     let offer = RTCSessionDescription::offer(offer).map_err(MediaError::refused)?;
     if !offer.sdp.contains("\nm=video ") {
         return Err(CheckError::NoVideo);

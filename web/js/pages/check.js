@@ -208,12 +208,13 @@ export async function checkPage() {
   };
   const showVerdict = () => {
     const { key, advice } = verdict(results);
-    verdictBox.replaceChildren(
+    verdictBox.replaceChildren(...[
       h('h2', { id: 'check-verdict-title', text: 'check_verdict_title' }),
       h('p', { class: 'check-verdict-text', 'data-verdict': key, text: key }),
       advice.length ? h('ul', { class: 'check-advice' }, advice.map((a) => h('li', { 'data-advice': a, text: a }))) : null,
       h('p', { class: 'hint', text: 'check_copy_hint' }),
-      copyButton(report, { labelKey: 'check_copy' }));
+      copyButton(report, { labelKey: 'check_copy' }),
+    ].filter(Boolean));
     verdictBox.hidden = false;
   };
 
