@@ -7,9 +7,9 @@ use utoipa::OpenApi;
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    accounts, attachments, attendance_csv, check, class_events, classes, comments, emails, feeds, health,
-    invites, notifications, posts, recordings, rooms, school, seen, session_logs, timeline, whep,
-    whip,
+    accounts, attachments, attendance_csv, check, class_events, classes, comments, emails, feeds,
+    health, invites, notifications, posts, recordings, rooms, school, seen, session_logs, timeline,
+    whep, whip,
 };
 use crate::state::AppState;
 

@@ -213,11 +213,12 @@ async fn answer(
     pc.set_local_description(answer)
         .await
         .map_err(MediaError::WebRtc)?;
-    let local = gathered_description(pc)
-        .await
-        .ok_or(MediaError::WebRtc(webrtc::error::Error::Other(
-            "no local description".into(),
-        )))?;
+    let local =
+        gathered_description(pc)
+            .await
+            .ok_or(MediaError::WebRtc(webrtc::error::Error::Other(
+                "no local description".into(),
+            )))?;
     let payload_type = sender
         .get_parameters()
         .await

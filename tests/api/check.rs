@@ -54,14 +54,21 @@ async fn offer(inbox: &Inbox) -> (Arc<dyn PeerConnection>, String) {
 
 async fn post_offer(actor: &Actor, sdp: &str, transport: &str) -> reqwest::Response {
     actor
-        .post("/api/v1/check/offer", json!({"sdp": sdp, "transport": transport}))
+        .post(
+            "/api/v1/check/offer",
+            json!({"sdp": sdp, "transport": transport}),
+        )
         .await
 }
 
 fn candidates(sdp: &str, protocol: &str) -> usize {
     sdp.lines()
         .filter(|l| l.starts_with("a=candidate:"))
-        .filter(|l| l.split_whitespace().nth(2).is_some_and(|p| p.eq_ignore_ascii_case(protocol)))
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(2)
+                .is_some_and(|p| p.eq_ignore_ascii_case(protocol))
+        })
         .count()
 }
 
@@ -99,7 +106,13 @@ async fn a_signed_in_person_gets_the_test_stream() {
         .unwrap();
     // The stream runs 5 s once connected; then the server closes the connection.
     tokio::time::sleep(Duration::from_secs(8)).await;
-    let received = inbox.lock().unwrap().values().next().cloned().expect("a track arrived");
+    let received = inbox
+        .lock()
+        .unwrap()
+        .values()
+        .next()
+        .cloned()
+        .expect("a track arrived");
     let (first, last) = (received.first_at.unwrap(), received.last_at.unwrap());
     let seconds = last.duration_since(first).as_secs_f64();
     assert!((4.0..6.5).contains(&seconds), "the stream ran {seconds} s");
@@ -141,7 +154,9 @@ async fn checks_are_refused_and_bounded() {
         (409, "transport_unavailable".into())
     );
     assert_eq!(
-        error_code(post_offer(&admin, &sdp, "carrier pigeon").await).await.0,
+        error_code(post_offer(&admin, &sdp, "carrier pigeon").await)
+            .await
+            .0,
         400
     );
     // Two at once for one person; the third waits until one ends (nobody connects to these,

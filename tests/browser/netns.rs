@@ -23,7 +23,12 @@ fn run(args: &[&str]) {
     let output = Command::new(args[0])
         .args(&args[1..])
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e} (network tests need iproute2 and nftables)", args[0]));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {}: {e} (network tests need iproute2 and nftables)",
+                args[0]
+            )
+        });
     assert!(
         output.status.success(),
         "`{}` failed: {}",
@@ -55,7 +60,9 @@ impl NetNs {
             }
             let (host_if, peer) = (format!("hrt{n}h"), format!("hrt{n}n"));
             // A veth left by a killed run may hold the name: then that index is taken too.
-            if !tries(&["ip", "link", "add", &host_if, "type", "veth", "peer", "name", &peer]) {
+            if !tries(&[
+                "ip", "link", "add", &host_if, "type", "veth", "peer", "name", &peer,
+            ]) {
                 let _ = Command::new("ip").args(["netns", "del", &name]).output();
                 continue;
             }
@@ -66,7 +73,14 @@ impl NetNs {
                 name,
             };
             run(&["ip", "link", "set", &peer, "netns", &ns.name]);
-            run(&["ip", "addr", "add", &format!("{}/30", ns.host_ip), "dev", &ns.host_if]);
+            run(&[
+                "ip",
+                "addr",
+                "add",
+                &format!("{}/30", ns.host_ip),
+                "dev",
+                &ns.host_if,
+            ]);
             run(&["ip", "link", "set", &ns.host_if, "up"]);
             let inside = |args: &[&str]| {
                 let mut all = vec!["ip", "-n", &ns.name];
@@ -92,14 +106,31 @@ impl NetNs {
                      }\n";
         let path = std::env::temp_dir().join(format!("{}.nft", self.name));
         std::fs::write(&path, rules).expect("write the nftables rules");
-        run(&["ip", "netns", "exec", &self.name, "nft", "-f", path.to_str().unwrap()]);
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.name,
+            "nft",
+            "-f",
+            path.to_str().unwrap(),
+        ]);
         let _ = std::fs::remove_file(path);
     }
 
     /// UDP datagrams the rule dropped so far (proof that the browser tried UDP and was stopped).
     pub fn dropped_udp_packets(&self) -> u64 {
         let output = Command::new("ip")
-            .args(["netns", "exec", &self.name, "nft", "list", "table", "inet", "homeroom_test"])
+            .args([
+                "netns",
+                "exec",
+                &self.name,
+                "nft",
+                "list",
+                "table",
+                "inet",
+                "homeroom_test",
+            ])
             .output()
             .expect("nft runs");
         let text = String::from_utf8_lossy(&output.stdout);
@@ -129,8 +160,12 @@ impl NetNs {
 impl Drop for NetNs {
     fn drop(&mut self) {
         // Deleting one end deletes the pair; deleting the namespace takes its rules with it.
-        let _ = Command::new("ip").args(["link", "del", &self.host_if]).output();
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 

@@ -130,7 +130,8 @@ async fn family_watches_over_ice_tcp_where_udp_is_dropped() {
 async fn a_family_without_video_finds_the_check() {
     let ns = NetNs::new();
     ns.drop_outbound_udp();
-    let Setup { app: _app, config } = setup("stalled", Some(&ns), "[media]\nice_tcp = false\n").await;
+    let Setup { app: _app, config } =
+        setup("stalled", Some(&ns), "[media]\nice_tcp = false\n").await;
     let config = with(
         &config,
         json!({
