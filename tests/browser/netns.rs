@@ -175,3 +175,29 @@ fn rand_index() -> usize {
         .map(|d| d.subsec_nanos() as usize)
         .unwrap_or(0)
 }
+
+/// The namespace, its veth pair and its rules are gone after a test that panics while using them.
+#[test]
+fn a_panicking_test_leaves_no_namespace_behind() {
+    let mut names = (String::new(), String::new());
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let ns = NetNs::new();
+        ns.drop_outbound_udp();
+        names = (ns.name.clone(), ns.host_if.clone());
+        assert_eq!(ns.dropped_udp_packets(), 0);
+        panic!("the test fails while the namespace is up");
+    }));
+    assert!(outcome.is_err());
+    let (name, host_if) = names;
+    assert!(!name.is_empty());
+    let namespaces = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&namespaces.stdout);
+    assert!(
+        !listed.split_whitespace().any(|n| n == name),
+        "{name} is still there: {listed}"
+    );
+    assert!(
+        !tries(&["ip", "link", "show", &host_if]),
+        "{host_if} is still there"
+    );
+}
