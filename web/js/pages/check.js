@@ -135,7 +135,7 @@ async function runPath(transport, iceServers) {
 /** The relay's servers with fresh credentials, or none when the school has no relay. */
 async function iceServers() {
   try {
-    const servers = await api('GET', '/api/v1/ice-servers');
+    const { ice_servers: servers } = await api('GET', '/api/v1/ice-servers');
     return Array.isArray(servers) ? servers : [];
   } catch {
     return [];
