@@ -4,8 +4,9 @@
 // (`cfg.family_base` is the server's address seen from there) while the teacher's stays on the
 // host. The family only clicks and types. Scenarios (cfg.scenario):
 // - 'check': from the sign-in page to the check's verdict; `cfg.expect` is each path's result
-//   (ok, blocked, off), `cfg.verdict` and `cfg.advice` the catalogue keys shown; the copied
-//   report is read back from the clipboard.
+//   (ok, blocked, off), `cfg.relay_over` how the relay must be reached (tcp, udp),
+//   `cfg.verdict` and `cfg.advice` the catalogue keys shown; the copied report is read back
+//   from the clipboard.
 // - 'stalled': nothing gets through; the watch page's "Video does not start?" hint opens the
 //   check, which says so.
 // - 'watch': the teacher goes live in the studio, the family watches and decodes video;
@@ -56,6 +57,7 @@ async function runCheck(page) {
     if (via(r.via) !== path) throw new Error(`${path}: the media came ${JSON.stringify(r.via)}`);
     if (!(r.bitsPerSecond > 500000)) throw new Error(`${path}: only ${r.bitsPerSecond} bit/s of the 1 Mbit/s test stream`);
     if (typeof r.rttMs !== 'number') throw new Error(`${path}: no round-trip time`);
+    if (path === 'relay' && cfg.relay_over && r.via.relayProtocol !== cfg.relay_over) throw new Error(`the relay was reached over ${r.via.relayProtocol}, not ${cfg.relay_over}`);
   }
   const verdict = await page.locator('.check-verdict-text').getAttribute('data-verdict');
   if (verdict !== cfg.verdict) throw new Error(`verdict ${verdict}, expected ${cfg.verdict}`);
