@@ -161,8 +161,9 @@ impl PeerConnectionEventHandler for CheckEvents {
     }
 }
 
-/// Answers the page's offer for one path (the answer's SDP) and starts the check: the test stream begins when
-/// the connection comes up, and the connection closes when the stream ends or at `LIFETIME`.
+/// Answers the page's offer for one path (the answer's SDP) and starts the check: the test
+/// stream begins when the connection comes up, and the connection closes when the stream ends
+/// or at `LIFETIME`.
 pub async fn start(
     media: &MediaSettings,
     offer: String,
