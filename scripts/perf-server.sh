@@ -17,7 +17,6 @@ log_format = "text"
 cert_dir = "$DIR/certs"
 [media]
 interfaces = ["127.0.0.1"]
-udp_ports = "40000-44999"
 ice_tcp = false
 [limits]
 max_participants_per_room = 2000

@@ -82,8 +82,12 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MediaConfig {
-    /// UDP ports the media sockets are taken from, e.g. "50000-50199".
-    pub udp_ports: PortRange,
+    /// The one UDP port all media uses (ICE over TCP uses the HTTPS port). Default: the HTTPS
+    /// port's number, so a school opens that number for TCP and UDP and nothing else; 0 takes
+    /// any free port.
+    pub port: Option<u16>,
+    /// No longer used (media shares one port); still read so older config files load.
+    pub udp_ports: Option<PortRange>,
     /// The public address of this machine when it sits behind a 1:1 NAT.
     pub public_ip: Option<IpAddr>,
     /// Only offer ICE candidates on these local addresses (empty: all interfaces).
@@ -111,6 +115,10 @@ pub struct LimitsConfig {
     pub max_message_bytes: usize,
     pub max_participants_per_room: usize,
     pub max_rooms_per_node: usize,
+    /// Participants in all live rooms of this server together; past it, new viewers get
+    /// `node_full` (hosts still get into their own rooms). Size it to the machine: see
+    /// docs/performance.md for what two cores carry.
+    pub max_participants_per_node: usize,
     /// Largest upload accepted, in megabytes.
     pub max_upload_mb: u64,
     /// Guests (open-house link holders) in one open-house room at once; a guest link is
@@ -124,7 +132,8 @@ pub struct LimitsConfig {
     /// Seconds a signalling socket may stay silent (clients ping every 10 s) before the server
     /// closes it and the participant leaves: a phone that vanished does not linger.
     pub idle_timeout_secs: u64,
-    /// Connection checks (`/check`) running at once; each holds a media port for a few seconds.
+    /// Connection checks (`/check`) running at once; each holds a media connection for a few
+    /// seconds.
     pub max_connection_checks: usize,
     /// Seconds the server waits for the answer to a subscriber offer before it rolls the
     /// offer back and makes a fresh one.
@@ -226,10 +235,8 @@ impl Default for TlsConfig {
 impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig {
-            udp_ports: PortRange {
-                low: 50000,
-                high: 50999,
-            },
+            port: None,
+            udp_ports: None,
             public_ip: None,
             interfaces: Vec::new(),
             ice_tcp: true,
@@ -244,6 +251,7 @@ impl Default for LimitsConfig {
             max_message_bytes: 64 * 1024,
             max_participants_per_room: 500,
             max_rooms_per_node: 100,
+            max_participants_per_node: 400,
             max_upload_mb: 50,
             max_guests_per_room: 100,
             max_guests_per_ip: 8,

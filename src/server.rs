@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect};
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use axum_server::Handle;
 
 use crate::auth::room_token::RoomTokens;
@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::events::ClassEvents;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
+use crate::sfu::media_port::tcp::IceTcpSplit;
 use crate::sfu::Sfu;
 use crate::state::AppState;
 use crate::store::post_views::SeenWriter;
@@ -68,7 +69,22 @@ pub async fn run(
     let seen = SeenWriter::start(store.clone());
     let metrics = Arc::new(Metrics::default());
     let events = ClassEvents::default();
-    let sfu = Sfu::new(&config, store.clone(), metrics.clone(), events.clone());
+    if config.media.udp_ports.is_some() {
+        tracing::warn!(
+            "[media] udp_ports is no longer used: all media shares one port ([media] port, \
+             by default the HTTPS port's number); remove it from the config file"
+        );
+    }
+    let sfu = Sfu::new(
+        &config,
+        bound,
+        store.clone(),
+        metrics.clone(),
+        events.clone(),
+    )?;
+    let ice_tcp = IceTcpSplit {
+        port: sfu.media().port().clone(),
+    };
     // Recordings a crash interrupted become playable files before anyone can ask for them.
     let root = sfu.recorder().root().to_owned();
     let recovered = recording::finalise::recover(&store, &root)
@@ -138,13 +154,16 @@ pub async fn run(
     tracing::info!(%bound, "serving");
     match tls_config {
         Some(tls_config) => {
-            axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(tls_config))
+            let tls = RustlsAcceptor::new(RustlsConfig::from_config(tls_config)).acceptor(ice_tcp);
+            axum_server::from_tcp(listener)
+                .acceptor(tls)
                 .handle(handle)
                 .serve(app)
                 .await?
         }
         None => {
             axum_server::from_tcp(listener)
+                .acceptor(ice_tcp)
                 .handle(handle)
                 .serve(app)
                 .await?

@@ -1,8 +1,8 @@
 //! The connection check (`/check`): the page offers a receive-only connection for one path
 //! (UDP, TCP or the relay) and the server answers with a short test stream on it
 //! (`sfu::check`). It needs a signed-in person but no class: families run it before they ever
-//! watch. Signed-out visitors may not, because a check holds a media port and the relay's
-//! credentials are per person; the page asks them to sign in first.
+//! watch. Signed-out visitors may not, because a check holds a media connection and the
+//! relay's credentials are per person; the page asks them to sign in first.
 
 use axum::extract::State;
 use axum::http::StatusCode;

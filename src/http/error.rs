@@ -37,6 +37,9 @@ pub enum Error {
     /// A bound on how much one client may hold at once (429 with its own code).
     #[error("{message}")]
     TooMany { code: &'static str, message: String },
+    /// The server carries as much as it may (`node_full`): 503, try again later.
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
     /// Too many password hashes are queued (a burst of sign-ins): try again in a moment.
     #[error("the server is busy; try again in a moment")]
     Busy,
@@ -88,11 +91,14 @@ impl Error {
             Error::Forbidden { .. } | Error::Csrf => StatusCode::FORBIDDEN,
             Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Error::Conflict { .. } => StatusCode::CONFLICT,
+            Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::Gone { .. } => StatusCode::GONE,
             Error::RateLimited { .. } | Error::TooMany { .. } | Error::Busy => {
                 StatusCode::TOO_MANY_REQUESTS
             }
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            // Every connection busy for the whole acquire timeout: overload, not a fault.
+            Error::Database(sqlx::Error::PoolTimedOut) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(e) => match violation(e) {
                 Some(Violation::Unique | Violation::ForeignKey) => StatusCode::CONFLICT,
                 Some(Violation::Check) => StatusCode::BAD_REQUEST,
@@ -111,11 +117,12 @@ impl Error {
             | Error::Unauthenticated { code, .. }
             | Error::BadRequest { code, .. }
             | Error::Conflict { code, .. }
+            | Error::Unavailable { code, .. }
             | Error::Gone { code, .. }
             | Error::TooMany { code, .. } => code,
             Error::Csrf => "csrf",
             Error::RateLimited { .. } => "rate_limited",
-            Error::Busy => "busy",
+            Error::Busy | Error::Database(sqlx::Error::PoolTimedOut) => "busy",
             Error::TooLarge { .. } => "too_large",
             Error::Database(e) => match violation(e) {
                 Some(Violation::Unique) => "already_exists",
@@ -131,6 +138,7 @@ impl Error {
     /// what they can first; this is what a race between check and write leaves).
     fn message(&self) -> String {
         match self {
+            Error::Database(sqlx::Error::PoolTimedOut) => Error::Busy.to_string(),
             Error::Database(e) => match violation(e) {
                 Some(Violation::Unique) => "that exists already".into(),
                 Some(Violation::ForeignKey) => {
@@ -160,6 +168,9 @@ pub struct ErrorDetail {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         match &self {
+            Error::Database(sqlx::Error::PoolTimedOut) => {
+                tracing::warn!("refused: every database connection stayed busy")
+            }
             Error::Database(e) if violation(e).is_some() => {
                 tracing::info!(error = %e, "refused: constraint violation")
             }
@@ -176,7 +187,8 @@ impl IntoResponse for Error {
         let mut response = (self.status(), Json(body)).into_response();
         let retry_after = match self {
             Error::RateLimited { retry_after_secs } => Some(retry_after_secs.max(1)),
-            Error::Busy => Some(1),
+            Error::Busy | Error::Database(sqlx::Error::PoolTimedOut) => Some(1),
+            Error::Unavailable { .. } => Some(30),
             _ => None,
         };
         if let Some(secs) = retry_after {
@@ -222,6 +234,10 @@ impl From<crate::signal::error::SignalError> for Error {
             S::NotAllowed(message) => Error::Forbidden {
                 code: "not_allowed",
                 message,
+            },
+            S::NodeFull => Error::Unavailable {
+                code: "node_full",
+                message: S::NodeFull.to_string(),
             },
             other => Error::Conflict {
                 code: other.code(),

@@ -64,12 +64,14 @@ pub async fn metrics(
         "Tasks alive in the async runtime.",
         tasks as i64,
     );
+    let mut text = state.metrics.render();
+    text.push_str(&state.sfu.media().port().render_metrics());
     Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        text,
     ))
 }
 

@@ -100,7 +100,8 @@ pub struct AcceptRequest {
 /// Makes an invite for a role in the class.
 #[utoipa::path(post, path = "/api/v1/classes/{class_id}/invites", tag = "invites", params(("class_id" = i64, Path)),
     request_body = CreateInviteRequest,
-    responses((status = 201, body = CreatedInvite), (status = 404, body = super::error::ErrorBody)))]
+    responses((status = 201, body = CreatedInvite), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody)))]
 pub async fn create_invite(
     State(state): State<AppState>,
     current: CurrentUser,
@@ -223,7 +224,8 @@ pub async fn revoke_invite(
 /// What an invite code is for, so the join page can greet the family by their child's class.
 #[utoipa::path(post, path = "/api/v1/invites/lookup", tag = "invites", request_body = CodeRequest,
     responses((status = 200, body = InvitePreview), (status = 404, body = super::error::ErrorBody),
-        (status = 410, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody)))]
+        (status = 409, body = super::error::ErrorBody), (status = 410, body = super::error::ErrorBody),
+        (status = 429, body = super::error::ErrorBody)))]
 pub async fn lookup(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,

@@ -195,7 +195,8 @@ pub async fn get_room(
 
 /// Adds a room to the class.
 #[utoipa::path(post, path = "/api/v1/classes/{class_id}/rooms", tag = "rooms", params(("class_id" = i64, Path)),
-    request_body = CreateRoomRequest, responses((status = 201, body = Room), (status = 404, body = super::error::ErrorBody)))]
+    request_body = CreateRoomRequest, responses((status = 201, body = Room), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody)))]
 pub async fn create_room(
     State(state): State<AppState>,
     current: CurrentUser,

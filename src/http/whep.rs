@@ -217,6 +217,7 @@ pub async fn play(
         .sfu
         .live_room(room.id)
         .ok_or(crate::signal::error::SignalError::NotLive)?;
+    state.sfu.admit(false)?;
     let participant_id = state.sfu.next_participant_id();
     let (outbox, outbox_rx) = mpsc::channel(256);
     // A WHEP viewer cannot be renegotiated, so the room sends its media side nothing.
@@ -335,7 +336,10 @@ async fn answer(
         }
     }
     let answer = pc.create_answer(None).await.map_err(internal)?;
-    pc.set_local_description(answer).await.map_err(internal)?;
+    connection
+        .set_local_description(answer)
+        .await
+        .map_err(internal)?;
     let local = gathered_description(&pc)
         .await
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("no answer")))?;

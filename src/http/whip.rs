@@ -324,7 +324,7 @@ pub async fn stop(
 }
 
 /// A media failure as an HTTP answer: the client's offer (400 `bad_sdp`) or the server's own
-/// (`media_unavailable`, `internal`).
+/// (`internal`).
 pub(super) fn media_error(e: MediaError) -> Error {
     match e {
         MediaError::Refused(message) => Error::bad_request("bad_sdp", message),

@@ -2,8 +2,8 @@
 //! server connection per check that sends a synthetic VP8-shaped test stream at a known rate,
 //! so a family's browser learns whether media reaches it over UDP, over TCP or through the
 //! relay, and measures the round trip and the download rate. The connection is built by
-//! `MediaSettings::connect`, exactly like a room's, so a check exercises the same ports, ICE-TCP
-//! listeners and candidates as a real class.
+//! `MediaSettings::connect`, exactly like a room's, so a check exercises the same media port,
+//! ICE-TCP listener and candidates as a real class.
 //!
 //! A check needs no room and no class. What bounds it: a total and a per-person number of
 //! checks at once (`Checks`), the test stream's length, and a lifetime after which the
@@ -37,7 +37,8 @@ pub const BITRATE_BPS: u32 = 1_000_000;
 /// How long the test stream runs once the connection is up.
 pub const STREAM: Duration = Duration::from_secs(5);
 /// A check's connection closes this long after it was made, up or not: the page gives up on a
-/// path well before (a blocked path never connects), and a port must not stay taken.
+/// path well before (a blocked path never connects), and a connection the page abandoned must
+/// not stay open.
 pub const LIFETIME: Duration = Duration::from_secs(12);
 /// Checks one person may run at once (the page runs its three in turn; a second tab may
 /// overlap).
@@ -211,7 +212,8 @@ async fn answer(
         .await
         .map_err(MediaError::WebRtc)?;
     let answer = pc.create_answer(None).await.map_err(MediaError::WebRtc)?;
-    pc.set_local_description(answer)
+    connection
+        .set_local_description(answer)
         .await
         .map_err(MediaError::WebRtc)?;
     let local =
@@ -262,8 +264,8 @@ fn test_track() -> Arc<TrackLocalStaticRTP> {
     )))
 }
 
-/// Waits for the connection, sends the test stream, closes. The slot is held until the port
-/// is given back.
+/// Waits for the connection, sends the test stream, closes. The slot is held until the
+/// connection is closed.
 async fn run(
     connection: Connection,
     mut state: watch::Receiver<RTCPeerConnectionState>,

@@ -1,5 +1,6 @@
-//! Making peer connections: codecs, interceptors (NACK, RTCP reports, TWCC), the UDP port
-//! pool, NAT 1:1 and ICE over TCP. Every connection of the SFU is built here, the same way.
+//! Making peer connections: codecs, interceptors (NACK, RTCP reports, TWCC), the one media
+//! port (`media_port/`), NAT 1:1 and ICE over TCP. Every connection of the SFU is built here,
+//! the same way.
 //!
 //! Only codecs every viewer can decode are registered: Opus, VP8 and H.264 constrained
 //! baseline. A publisher offering none of them is refused (`sdp::check_offer`) rather than
@@ -9,22 +10,23 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rtc::ice::mdns::MulticastDnsMode;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateType, RTCIceServer,
-    Registry, SettingEngineBuilder,
+    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateType,
+    RTCSessionDescription, Registry, SettingEngineBuilder,
 };
 
-use super::ports::{PortLease, PortPool};
+use super::media_port::{MediaPort, PortRuntime};
 use crate::config::{IceServer, LimitsConfig, MediaConfig};
 
 /// The network side of media, from `[media]` in the config.
 pub struct MediaSettings {
-    ports: PortPool,
-    /// The address sockets bind to: the one configured interface, or all of them.
+    port: MediaPort,
+    /// The address candidates are gathered on: the one configured interface, or all of them.
     bind_ip: IpAddr,
     public_ip: Option<IpAddr>,
     ice_tcp: bool,
@@ -39,8 +41,6 @@ pub struct MediaSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
-    #[error("no free media port in the configured range")]
-    NoPort,
     /// What the client sent (a description, a candidate) was refused: its fault, not the
     /// server's.
     #[error("{0}")]
@@ -58,13 +58,12 @@ impl MediaError {
 }
 
 /// Whose fault a media failure is: the client's description (`bad_sdp`) or the server's own
-/// (`media_unavailable` for capacity, `internal` for the rest, which is logged).
+/// (`internal`, which is logged).
 impl From<MediaError> for crate::signal::error::SignalError {
     fn from(e: MediaError) -> Self {
         use crate::signal::error::SignalError;
         match e {
             MediaError::Refused(message) => SignalError::bad("bad_sdp", message),
-            MediaError::NoPort => SignalError::MediaUnavailable,
             MediaError::WebRtc(e) => {
                 tracing::error!(error = %e, "media failure");
                 SignalError::Internal
@@ -130,39 +129,66 @@ pub fn media_engine() -> Result<MediaEngine, webrtc::error::Error> {
     Ok(media)
 }
 
-/// A peer connection with the port it holds; the port returns to the pool when this drops.
+/// A peer connection of the SFU, on the media port.
 pub struct Connection {
     pub pc: Arc<dyn PeerConnection>,
-    _port: PortLease,
+    runtime: Arc<PortRuntime>,
+}
+
+impl Connection {
+    /// Applies a local description; the media port routes its ICE checks here from now on.
+    pub async fn set_local_description(
+        &self,
+        description: RTCSessionDescription,
+    ) -> Result<(), webrtc::error::Error> {
+        self.runtime.claim_description(&description.sdp);
+        self.pc.set_local_description(description).await
+    }
 }
 
 impl MediaSettings {
-    pub fn new(config: &MediaConfig, limits: &LimitsConfig) -> MediaSettings {
-        MediaSettings {
-            ports: PortPool::new(config.udp_ports),
-            bind_ip: config
-                .interfaces
-                .first()
-                .copied()
-                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+    /// Binds the media port: `[media] port`, or the number of the HTTPS port `https` when
+    /// none is set.
+    pub fn new(
+        config: &MediaConfig,
+        limits: &LimitsConfig,
+        https: SocketAddr,
+    ) -> std::io::Result<MediaSettings> {
+        let bind_ip = config
+            .interfaces
+            .first()
+            .copied()
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let udp = SocketAddr::new(bind_ip, config.port.unwrap_or(https.port()));
+        let port = MediaPort::bind(udp, config.ice_tcp.then_some(https.port())).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot bind the media port {udp} (UDP): {e}"),
+            )
+        })?;
+        Ok(MediaSettings {
+            port,
+            bind_ip,
             public_ip: config.public_ip,
             ice_tcp: config.ice_tcp,
             ice_servers: config.ice_servers.clone(),
             connect_timeout: Duration::from_secs(limits.media_connect_timeout_secs),
             answer_timeout: Duration::from_secs(limits.subscriber_answer_timeout_secs),
-        }
+        })
     }
 
-    /// Builds a connection bound to a port of the pool.
+    /// The media port, for ICE over TCP on the HTTPS listener and for /metrics.
+    pub fn port(&self) -> &MediaPort {
+        &self.port
+    }
+
+    /// Builds a connection on the media port; its local descriptions are applied through
+    /// [`Connection::set_local_description`], so the port knows its ICE username fragments.
     pub async fn connect(
         &self,
         handler: Arc<dyn PeerConnectionEventHandler>,
     ) -> Result<Connection, MediaError> {
-        let lease = self
-            .ports
-            .take(self.bind_ip, self.ice_tcp)
-            .ok_or(MediaError::NoPort)?;
-        let addr = SocketAddr::new(self.bind_ip, lease.port);
+        let runtime = self.port.runtime();
         let mut media = media_engine()?;
         let registry = super::keyframe_requests::register(register_default_interceptors(
             Registry::new(),
@@ -170,45 +196,47 @@ impl MediaSettings {
         )?);
         // Home Wi-Fi drops out for a second now and then; a connection silent for 3 s counts
         // as disconnected, and one that stays silent for 10 s has failed (its publisher leaves).
-        let mut settings = SettingEngineBuilder::new().with_ice_timeouts(
-            Some(Duration::from_secs(3)),
-            Some(Duration::from_secs(10)),
-            Some(Duration::from_secs(1)),
-        );
+        let mut settings = SettingEngineBuilder::new()
+            .with_ice_timeouts(
+                Some(Duration::from_secs(3)),
+                Some(Duration::from_secs(10)),
+                Some(Duration::from_secs(1)),
+            )
+            // Candidates are the port's addresses; mDNS names would need a socket each.
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled);
         if let Some(ip) = self.public_ip {
             settings = settings.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
         }
         if self.bind_ip.is_loopback() {
             settings = settings.with_include_loopback_candidate(true);
         }
-        // The server only answers ICE checks from clients that found it through signalling.
-        let configuration = RTCConfigurationBuilder::new()
-            .with_ice_servers(
-                self.ice_servers
-                    .iter()
-                    .filter(|s| s.urls.iter().any(|u| u.starts_with("turn")))
-                    .map(|s| RTCIceServer {
-                        urls: s.urls.clone(),
-                        username: s.username.clone().unwrap_or_default(),
-                        credential: s.credential.clone().unwrap_or_default(),
-                    })
-                    .collect(),
-            )
-            .build();
+        // The server is reachable directly: it never allocates on a TURN server itself, and
+        // only answers ICE checks from clients that found it through signalling.
+        let configuration = RTCConfigurationBuilder::new().build();
+        // The crate binds an ephemeral socket on this address; the runtime swaps it for the
+        // shared port (see media_port/runtime.rs).
+        let gather_on = SocketAddr::new(self.bind_ip, 0);
         let mut builder = PeerConnectionBuilder::new()
             .with_configuration(configuration)
             .with_media_engine(media)
             .with_interceptor_registry(registry)
             .with_setting_engine(settings.build())
             .with_handler(handler)
-            .with_udp_addrs(vec![addr]);
+            .with_runtime(runtime.clone())
+            // Connection drivers run on their own threads, apart from signalling and HTTP.
+            .with_dedicated_reactor_pool_size(MEDIA_THREADS)
+            .with_udp_addrs(vec![gather_on]);
         if self.ice_tcp {
-            builder = builder.with_tcp_addrs(vec![addr]);
+            builder = builder.with_tcp_addrs(vec![gather_on]);
         }
         let pc: Arc<dyn PeerConnection> = Arc::new(builder.build().await?);
-        Ok(Connection { pc, _port: lease })
+        Ok(Connection { pc, runtime })
     }
 }
+
+/// Threads that drive connections (each a reactor of its own), one per core of the
+/// project's standard two-core machine.
+const MEDIA_THREADS: usize = 2;
 
 /// The local description once ICE gathering has finished (at most 2 s): for WHIP and WHEP,
 /// where candidates cannot trickle from the server and travel in the SDP instead.

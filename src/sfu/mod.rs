@@ -4,9 +4,10 @@
 //! `Sfu` is the node's registry of live rooms. A room's task starts when its host starts a
 //! live session and ends when the session does; see `room.rs` for the actor; `peer.rs`,
 //! `peer_events.rs` and `subscriber.rs` for a participant's two connections; `track.rs` for
-//! the fan-out; `check.rs` for the connection check's test stream; `output.rs` and `outgoing.rs` for one receiver's copy of a track and its
-//! numbering (`payload.rs` reads codec payloads); `sdp.rs` for what is read in and added to
-//! SDP; `forward.rs` for the rules; and `revocation.rs` for ending participations whose right
+//! the fan-out; `check.rs` for the connection check's test stream; `output.rs` and
+//! `outgoing.rs` for one receiver's copy of a track and its numbering (`payload.rs` reads
+//! codec payloads); `media_port/` for the one UDP port all of it travels on; `sdp.rs` for
+//! what is read in and added to SDP; `forward.rs` for the rules; and `revocation.rs` for ending participations whose right
 //! ended.
 
 pub mod check;
@@ -14,12 +15,12 @@ pub mod event_log;
 pub mod forward;
 pub mod keyframe_requests;
 pub mod media;
+pub mod media_port;
 pub mod outgoing;
 pub mod output;
 pub mod payload;
 pub mod peer;
 pub mod peer_events;
-pub mod ports;
 pub mod revocation;
 pub mod room;
 pub mod sdp;
@@ -57,6 +58,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     max_rooms: usize,
     max_participants: usize,
+    max_node_participants: usize,
     max_guests: usize,
     next_participant: AtomicU64,
     /// Told when a session starts and ends, for the class pages.
@@ -65,23 +67,32 @@ struct Inner {
 }
 
 impl Sfu {
-    pub fn new(config: &Config, store: Store, metrics: Arc<Metrics>, events: ClassEvents) -> Sfu {
-        Sfu {
+    /// Binds the media port (see `media_port/`); `https` is the bound HTTPS address.
+    pub fn new(
+        config: &Config,
+        https: std::net::SocketAddr,
+        store: Store,
+        metrics: Arc<Metrics>,
+        events: ClassEvents,
+    ) -> std::io::Result<Sfu> {
+        let media = MediaSettings::new(&config.media, &config.limits, https)?;
+        Ok(Sfu {
             inner: Arc::new(Inner {
                 rooms: Mutex::default(),
                 occupancy: Mutex::default(),
-                media: Arc::new(MediaSettings::new(&config.media, &config.limits)),
+                media: Arc::new(media),
                 log: EventLog::start(store.clone()),
                 recorder: Recorder::new(config, store.clone()),
                 store,
                 metrics,
                 max_rooms: config.limits.max_rooms_per_node,
                 max_participants: config.limits.max_participants_per_room,
+                max_node_participants: config.limits.max_participants_per_node,
                 max_guests: config.limits.max_guests_per_room,
                 next_participant: AtomicU64::new(first_participant_id()),
                 events,
             }),
-        }
+        })
     }
 
     /// Where recordings are written and how.
@@ -114,6 +125,7 @@ impl Sfu {
         is_host: bool,
     ) -> Result<RoomHandle, SignalError> {
         let (room_id, class_id) = (room.id, room.class_id);
+        self.admit(is_host)?;
         if let Some(handle) = self.live_room(room_id) {
             return Ok(handle);
         }
@@ -185,6 +197,23 @@ impl Sfu {
             );
         });
         Ok(handle)
+    }
+
+    /// Refuses a new participant with `node_full` when the server carries as many as it may
+    /// (`limits.max_participants_per_node`): the families already watching keep their media
+    /// rather than everyone's degrading. A room's host always gets in.
+    pub fn admit(&self, is_host: bool) -> Result<(), SignalError> {
+        let participants: usize = self
+            .inner
+            .occupancy
+            .lock()
+            .expect("occupancy lock")
+            .values()
+            .sum();
+        if !is_host && participants >= self.inner.max_node_participants {
+            return Err(SignalError::NodeFull);
+        }
+        Ok(())
     }
 
     /// Ends, in every live room it concerns, the participations the revocation reaches; the

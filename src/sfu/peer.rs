@@ -167,7 +167,7 @@ impl PeerMedia {
                 .await;
         }
         let answer = pc.create_answer(None).await?;
-        pc.set_local_description(answer).await?;
+        connection.set_local_description(answer).await?;
         events.candidates.release(first_mid(&sdp));
         let local = match all_candidates {
             true => super::media::gathered_description(pc).await,

@@ -274,7 +274,7 @@ impl Subscriber {
                 return;
             }
         };
-        if let Err(e) = pc.set_local_description(offer).await {
+        if let Err(e) = connection.set_local_description(offer).await {
             tracing::warn!(error = %e, "cannot apply the subscriber offer");
             return;
         }
@@ -306,7 +306,6 @@ impl Subscriber {
         if let Some((connection, _)) = &self.connection {
             let rolled_back = match RTCSessionDescription::rollback(None) {
                 Ok(rollback) => connection
-                    .pc
                     .set_local_description(rollback)
                     .await
                     .map_err(|e| e.to_string()),

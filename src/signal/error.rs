@@ -1,7 +1,7 @@
 //! Errors a signalling request can end in. Each has a stable code that clients match on;
 //! `ServerMessage::Error` is built from it in one place. The codes say whose fault it is:
-//! `internal` and `media_unavailable` are the server's own (try again later, nothing to fix in
-//! the request); every other code names something about the request or the caller.
+//! `internal` is the server's own and `node_full` its capacity (try again later, nothing to fix
+//! in the request); every other code names something about the request or the caller.
 
 use super::protocol::ServerMessage;
 
@@ -40,9 +40,6 @@ pub enum SignalError {
     /// The server's own fault (its database, a bug): nothing in the request to fix.
     #[error("the server could not do this")]
     Internal,
-    /// The server's media side failed (no port, a socket error): not the client's SDP.
-    #[error("the server cannot set up media right now; try again")]
-    MediaUnavailable,
 }
 
 impl SignalError {
@@ -69,7 +66,6 @@ impl SignalError {
             SignalError::BadRequest { code, .. } => code,
             SignalError::RateLimited => "rate_limited",
             SignalError::Internal => "internal",
-            SignalError::MediaUnavailable => "media_unavailable",
         }
     }
 

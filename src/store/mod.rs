@@ -98,9 +98,12 @@ impl Store {
         }
         let options: AnyConnectOptions = url.parse()?;
         let pool = AnyPoolOptions::new()
-            // SQLite writes one at a time anyway; a small pool avoids busy waits.
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
-            .acquire_timeout(Duration::from_secs(10))
+            // SQLite writes one at a time anyway, but reads run side by side in WAL mode: a
+            // class's families arriving at once mostly read (sessions, memberships, rooms).
+            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            // A full room joining at once queues here rather than failing; past this the
+            // request gets 503 busy (see http/error.rs), never a 500.
+            .acquire_timeout(Duration::from_secs(20))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

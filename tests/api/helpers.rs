@@ -113,13 +113,11 @@ impl Workspace {
             }
         }
         // The harness's own settings come as overrides, so tests may write any [section].
-        // Media stays on loopback, on ports of this workspace's own.
-        static RANGE: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
-        let low = 20000 + (RANGE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 80) * 500;
+        // Media stays on loopback, on a free port of this server's own.
         command
             .env("HOMEROOM_TLS_CERT_DIR", self.path().join("certs"))
             .env("HOMEROOM_MEDIA_INTERFACES", "[\"127.0.0.1\"]")
-            .env("HOMEROOM_MEDIA_UDP_PORTS", format!("{low}-{}", low + 499))
+            .env("HOMEROOM_MEDIA_PORT", "0")
             .arg("--config")
             .arg(self.path().join("homeroom.toml"))
             .args(args)

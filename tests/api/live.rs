@@ -35,7 +35,7 @@ pub(crate) async fn joined(app: &TestApp, actor: &Actor, room_id: i64) -> TestPe
 }
 
 /// Share of the sequence range [min, max] that arrived, per track.
-fn completeness(received: &Received) -> f64 {
+pub(crate) fn completeness(received: &Received) -> f64 {
     let (Some(min), Some(max)) = (received.distinct.first(), received.distinct.last()) else {
         return 0.0;
     };
@@ -43,7 +43,7 @@ fn completeness(received: &Received) -> f64 {
 }
 
 /// Waits until `peer` receives at least `count` tracks that are flowing.
-async fn wait_for_tracks(peer: &TestPeer, count: usize, within: Duration) {
+pub(crate) async fn wait_for_tracks(peer: &TestPeer, count: usize, within: Duration) {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         let flowing = peer.received().values().filter(|r| r.packets > 5).count();
@@ -546,6 +546,14 @@ async fn join_leave_cycles_leave_nothing_behind() {
             .unwrap()
             .count()
     };
+    let cycle = || async {
+        let batch = (0..10).map(|_| joined(&app, &class.family, room_id));
+        let peers = futures_util::future::join_all(batch).await;
+        futures_util::future::join_all(peers.into_iter().map(TestPeer::leave)).await;
+    };
+    // One round first: the database pool opens its connections for ten joins at once.
+    cycle().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let (fds_before, tasks_before) = (fds(), metric(&app, "homeroom_tasks").await);
     assert_eq!(metric(&app, "homeroom_participants").await, 1);
     for round in 0..20 {

@@ -5,6 +5,7 @@ mod helpers;
 mod live;
 mod live_room;
 mod loadtest;
+mod media_port;
 mod notify;
 mod notify_email;
 mod peer;

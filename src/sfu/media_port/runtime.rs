@@ -1,0 +1,133 @@
+//! The runtime each connection is built with: the crate's own tokio runtime for everything
+//! but sockets, which come from the shared port.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use webrtc::runtime::{
+    AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, Runtime,
+    TokioRuntime,
+};
+
+use super::socket::{SocketHandle, VirtualSocket};
+use super::tcp::VirtualListener;
+use super::{Shared, Slot};
+
+pub struct PortRuntime {
+    shared: Arc<Shared>,
+    slot: Arc<Slot>,
+    tokio: TokioRuntime,
+}
+
+impl std::fmt::Debug for PortRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortRuntime")
+            .field("port", &self.shared.local)
+            .finish()
+    }
+}
+
+impl PortRuntime {
+    pub(super) fn new(shared: Arc<Shared>, slot: Arc<Slot>) -> PortRuntime {
+        PortRuntime {
+            shared,
+            slot,
+            tokio: TokioRuntime,
+        }
+    }
+}
+
+impl PortRuntime {
+    /// Routes binding requests for the ICE username fragment of this connection's local
+    /// description to it: call before applying each local description (an ICE restart brings
+    /// a new fragment; the old one keeps working until the connection is gone).
+    pub fn claim_description(&self, sdp: &str) {
+        let fragment = sdp
+            .lines()
+            .find_map(|line| line.strip_prefix("a=ice-ufrag:"))
+            .map(str::trim);
+        if let Some(fragment) = fragment {
+            self.shared.claim_fragment(fragment, &self.slot);
+        }
+    }
+}
+
+impl Runtime for PortRuntime {
+    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) -> Box<dyn JoinHandle> {
+        self.tokio.spawn(future)
+    }
+
+    fn spawn_reactor(
+        &self,
+        pool_size: usize,
+        future: Pin<Box<dyn Future<Output = ()> + Send>>,
+    ) -> Box<dyn JoinHandle> {
+        self.tokio.spawn_reactor(pool_size, future)
+    }
+
+    /// The crate bound `socket` to an ephemeral port of the address it wants; the connection
+    /// gets the shared port on that address instead.
+    fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
+        let ip = socket.local_addr()?.ip();
+        drop(socket);
+        let local = SocketAddr::new(ip, self.shared.local.port());
+        let socket = VirtualSocket::new(self.shared.clone(), self.slot.clone(), local);
+        Ok(Arc::new(SocketHandle(socket)))
+    }
+
+    /// Likewise for ICE over TCP: streams come from the HTTPS listener (see `tcp.rs`).
+    fn wrap_tcp_listener(
+        &self,
+        listener: std::net::TcpListener,
+    ) -> io::Result<Arc<dyn AsyncTcpListener>> {
+        let ip = listener.local_addr()?.ip();
+        drop(listener);
+        let port = self
+            .shared
+            .tcp_port
+            .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "ICE over TCP is off"))?;
+        Ok(VirtualListener::new(&self.slot, SocketAddr::new(ip, port)))
+    }
+
+    fn connect_tcp<'a>(
+        &'a self,
+        remote_addr: SocketAddr,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Arc<dyn AsyncTcpStream>>> + Send + 'a>> {
+        self.tokio.connect_tcp(remote_addr)
+    }
+
+    fn resolve_host<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'a>> {
+        self.tokio.resolve_host(host)
+    }
+
+    fn now(&self) -> Instant {
+        self.tokio.now()
+    }
+
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        self.tokio.sleep(duration)
+    }
+
+    fn interval(&self, period: Duration) -> Box<dyn AsyncInterval> {
+        self.tokio.interval(period)
+    }
+
+    fn block_on(&self, future: Pin<Box<dyn Future<Output = ()> + '_>>) {
+        self.tokio.block_on(future)
+    }
+
+    fn yield_now(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        self.tokio.yield_now()
+    }
+
+    fn name(&self) -> &'static str {
+        "homeroom-media-port"
+    }
+}
