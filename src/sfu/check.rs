@@ -29,7 +29,7 @@ use webrtc::peer_connection::{
     PeerConnectionEventHandler, RTCPeerConnectionState, RTCSessionDescription,
 };
 
-use super::media::{gathered_description, Connection, MediaError, MediaSettings};
+use super::media::{Connection, MediaError, MediaSettings};
 use super::peer::OPEN_CONNECTIONS;
 
 /// The test stream's rate: about what a class's camera needs.
@@ -217,7 +217,8 @@ async fn answer(
         .await
         .map_err(MediaError::WebRtc)?;
     let local =
-        gathered_description(pc)
+        connection
+            .gathered_sdp()
             .await
             .ok_or(MediaError::WebRtc(webrtc::error::Error::Other(
                 "no local description".into(),
@@ -235,7 +236,7 @@ async fn answer(
         })
         .ok_or(CheckError::NoVideo)?;
     let protocol = transport.protocol();
-    let (sdp, kept) = keep_candidates(&local.sdp, protocol);
+    let (sdp, kept) = keep_candidates(&local, protocol);
     if kept == 0 {
         return Err(CheckError::NotOffered(protocol));
     }

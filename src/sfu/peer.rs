@@ -170,13 +170,13 @@ impl PeerMedia {
         connection.set_local_description(answer).await?;
         events.candidates.release(first_mid(&sdp));
         let local = match all_candidates {
-            true => super::media::gathered_description(pc).await,
-            false => pc.local_description().await,
+            true => connection.gathered_sdp().await,
+            false => connection.local_sdp().await,
         };
         let local = local.ok_or(MediaError::WebRtc(webrtc::error::Error::Other(
             "no local description".into(),
         )))?;
-        Ok(local.sdp)
+        Ok(local)
     }
 
     /// The publisher connection, for candidates trickled over HTTP (WHIP).
