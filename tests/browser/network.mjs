@@ -97,8 +97,6 @@ async function teacherLiveFamilyWatching(familyOptions = {}) {
 if (cfg.scenario === 'check') {
   await scenario(`connection check (${cfg.name})`, async () => {
     const page = await context('family', { on: familyBrowser, permissions: ['clipboard-read', 'clipboard-write'] });
-    page.on('request', (r) => { if (r.url().includes('check/offer')) log('OFFER', r.postData()); });
-    page.on('response', async (r) => { if (r.url().includes('check/offer')) log('ANSWER', await r.text()); });
     // From the sign-in page to the check, which asks to sign in first and comes back.
     await page.goto(`${familyBase}/signin`);
     await page.locator('a.check-link').click();
