@@ -73,7 +73,8 @@ fn candidates(sdp: &str, protocol: &str) -> usize {
 }
 
 /// A family with no class yet runs the check: over UDP the test stream arrives at about its
-/// stated rate, and the answer offers UDP candidates only; over TCP, TCP candidates only.
+/// stated rate, and the answer offers UDP candidates only; over TCP, TCP candidates only, on
+/// the HTTPS port.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_in_person_gets_the_test_stream() {
     let app = TestApp::spawn(Db::Sqlite).await;
@@ -129,6 +130,20 @@ async fn a_signed_in_person_gets_the_test_stream() {
     let answer_sdp = answer["sdp"].as_str().unwrap();
     assert!(candidates(answer_sdp, "tcp") > 0, "{answer_sdp}");
     assert_eq!(candidates(answer_sdp, "udp"), 0, "{answer_sdp}");
+    // ICE over TCP arrives on the HTTPS port: that is where the answer sends the page.
+    let https = url::Url::parse(&app.base)
+        .unwrap()
+        .port()
+        .unwrap()
+        .to_string();
+    let passive: Vec<&str> = answer_sdp
+        .lines()
+        .filter(|l| l.contains("tcptype passive"))
+        .collect();
+    assert!(!passive.is_empty(), "{answer_sdp}");
+    for line in passive {
+        assert_eq!(line.split(' ').nth(5), Some(https.as_str()), "{line}");
+    }
     let _ = pc.close().await;
 }
 
