@@ -66,6 +66,21 @@ pub async fn metrics(
     );
     let mut text = state.metrics.render();
     text.push_str(&state.sfu.media().port().render_metrics());
+    let forward_drops = |reason: &str, counter: &std::sync::atomic::AtomicU64| {
+        format!(
+            "homeroom_forward_dropped_total{{reason=\"{reason}\"}} {}\n",
+            counter.load(std::sync::atomic::Ordering::Relaxed)
+        )
+    };
+    text.push_str(
+        "# HELP homeroom_forward_dropped_total Packets not forwarded to subscribers that could not keep up.\n\
+         # TYPE homeroom_forward_dropped_total counter\n",
+    );
+    text.push_str(&forward_drops(
+        "queue_full",
+        &crate::sfu::track::QUEUE_FULL_DROPS,
+    ));
+    text.push_str(&forward_drops("stale", &crate::sfu::outgoing::STALE_DROPS));
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -10,7 +10,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rtc::crypto::SignatureScheme;
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
@@ -38,6 +40,9 @@ pub struct MediaSettings {
     /// How long a subscriber offer waits for its answer before it is rolled back and made
     /// again (`limits.subscriber_answer_timeout_secs`).
     pub answer_timeout: Duration,
+    /// The DTLS certificate of every connection: made once, rather than a key pair per
+    /// connection on the join path. Browsers check it against the SDP fingerprint only.
+    certificate: RTCCertificate,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -189,7 +194,10 @@ impl MediaSettings {
                 format!("cannot bind the media port {udp} (UDP): {e}"),
             )
         })?;
+        let certificate = dtls_certificate()
+            .map_err(|e| std::io::Error::other(format!("cannot make the DTLS certificate: {e}")))?;
         Ok(MediaSettings {
+            certificate,
             port,
             bind_ip,
             public_ip: config.public_ip,
@@ -236,7 +244,9 @@ impl MediaSettings {
         }
         // The server is reachable directly: it never allocates on a TURN server itself, and
         // only answers ICE checks from clients that found it through signalling.
-        let configuration = RTCConfigurationBuilder::new().build();
+        let configuration = RTCConfigurationBuilder::new()
+            .with_certificates(vec![self.certificate.clone()])
+            .build();
         // The crate binds an ephemeral socket on this address; the runtime swaps it for the
         // shared port (see media_port/runtime.rs).
         let gather_on = SocketAddr::new(self.bind_ip, 0);
@@ -263,6 +273,16 @@ impl MediaSettings {
             tcp_port,
         })
     }
+}
+
+/// An ECDSA P-256 certificate, as browsers make for themselves.
+fn dtls_certificate() -> Result<RTCCertificate, Box<dyn std::error::Error>> {
+    let provider = rtc::crypto::default_provider()?;
+    Ok(RTCCertificate::generate(
+        provider.crypto(),
+        SignatureScheme::EcdsaP256Sha256,
+        CertificateParams::new(vec!["homeroom".to_owned()])?,
+    )?)
 }
 
 /// Threads that drive connections (each a reactor of its own), one per core of the

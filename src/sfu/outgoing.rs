@@ -44,10 +44,19 @@ impl Codec {
     }
 }
 
+/// How long a packet may wait in a subscriber's queue.
+pub const MAX_QUEUE_AGE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Packets dropped because they waited longer than [`MAX_QUEUE_AGE`], for /metrics.
+pub static STALE_DROPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// A packet of a published track on its way to one subscriber.
 #[derive(Debug, Clone)]
 pub struct Forwarded {
     pub packet: rtp::Packet,
+    /// When the fan-out queued it: a packet that waited longer than [`MAX_QUEUE_AGE`] for
+    /// its subscriber is dropped.
+    pub queued_at: Instant,
     /// Which source of the track sent it; it changes when the track is switched.
     pub generation: u32,
     /// Packets of this track were skipped for this subscriber just before this one.
@@ -120,9 +129,17 @@ impl OutgoingTrack {
     pub fn process(&mut self, item: Forwarded, now: Instant) -> Verdict {
         let Forwarded {
             mut packet,
+            queued_at,
             generation,
             resync,
         } = item;
+        // Late media is worth nothing live: a subscriber this far behind skips to the next
+        // keyframe rather than playing old packets (and keeping them in memory).
+        if now.saturating_duration_since(queued_at) > MAX_QUEUE_AGE {
+            self.resume = true;
+            STALE_DROPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Verdict::Drop;
+        }
         if resync || self.run.is_none_or(|run| run.generation != generation) {
             self.resume = true;
         }
@@ -252,9 +269,12 @@ mod tests {
         }
     }
 
+    /// A packet that is never stale, whatever time the test processes it at (staleness has
+    /// its own test).
     fn item(packet: rtp::Packet, generation: u32, resync: bool) -> Forwarded {
         Forwarded {
             packet,
+            queued_at: Instant::now() + Duration::from_secs(3600),
             generation,
             resync,
         }
@@ -294,6 +314,25 @@ mod tests {
             "the first run keeps the source's numbers"
         );
         written(track.process(item(vp8(13, 3000, 6, 1, false, false), 0, false), now));
+    }
+
+    #[test]
+    fn a_packet_that_waited_too_long_is_dropped_and_the_track_resumes_at_a_keyframe() {
+        let start = Instant::now();
+        let mut track = OutgoingTrack::new(Codec::Vp8, 90_000);
+        written(track.process(item(vp8(1, 0, 1, 1, true, true), 0, false), start));
+        let stale = Forwarded {
+            queued_at: start,
+            ..item(vp8(2, 0, 1, 1, false, false), 0, false)
+        };
+        let late = start + MAX_QUEUE_AGE + Duration::from_millis(1);
+        assert_eq!(track.process(stale, late), Verdict::Drop);
+        assert_eq!(
+            track.process(item(vp8(3, 3000, 2, 1, false, true), 0, false), late),
+            Verdict::DropAndAskKeyframe,
+            "after a stale drop the track waits for a keyframe"
+        );
+        written(track.process(item(vp8(4, 6000, 3, 2, true, true), 0, false), late));
     }
 
     #[test]

@@ -27,6 +27,8 @@ use crate::signal::protocol::{MediaKind, Source, TrackInfo};
 
 /// Packets a subscriber may have queued before it is considered too slow and drops.
 pub const SUBSCRIBER_QUEUE: usize = 512;
+/// Packets dropped because a subscriber's queue was full, for /metrics.
+pub static QUEUE_FULL_DROPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// At most one keyframe request per track this often.
 const PLI_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -76,6 +78,7 @@ impl Fanout {
     /// Hands one packet to every subscriber that should get it, never waiting for any of
     /// them. A subscriber that misses packets gets the next one marked `resync`.
     pub fn send(&self, kind: MediaKind, muted: bool, packet: &rtp::Packet, generation: u32) {
+        let now = Instant::now();
         for sink in self.sinks.read().expect("sinks lock").iter() {
             let view = SubscriberView {
                 audio_only: sink.audio_only.load(Ordering::Relaxed),
@@ -88,12 +91,16 @@ impl Fanout {
             }
             let item = Forwarded {
                 packet: packet.clone(),
+                queued_at: now,
                 generation,
                 resync: drops.resync(),
             };
             match sink.tx.try_send(item) {
                 Ok(()) => drops.delivered(),
-                Err(mpsc::error::TrySendError::Full(_)) => drops.dropped(),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    drops.dropped();
+                    QUEUE_FULL_DROPS.fetch_add(1, Ordering::Relaxed);
+                }
                 // The subscriber is leaving; its removal is on the way.
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
