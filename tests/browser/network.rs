@@ -58,6 +58,11 @@ async fn setup(tag: &str, ns: Option<&NetNs>, extra: &str) -> Setup {
     Setup { app, config }
 }
 
+/// The built-in TURN relay on free ports, told to clients at `host`.
+fn relay_at(host: &str) -> String {
+    format!("[turn]\nenabled = true\nudp_port = 0\ntcp_port = 0\npublic_host = \"{host}\"\n")
+}
+
 fn with(config: &Value, extra: Value) -> Value {
     let mut config = config.clone();
     config
@@ -65,6 +70,26 @@ fn with(config: &Value, extra: Value) -> Value {
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
     config
+}
+
+/// `homeroom_media_connections{path="…"}` from /metrics, read with the metrics token.
+async fn media_connections(app: &TestApp, path: &str) -> u64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!("homeroom_media_connections{{path=\"{path}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .map(|n| n as u64)
+        .unwrap_or(0)
 }
 
 /// On a normal network the check finds UDP, TCP and the relay working, with their round trip
@@ -149,4 +174,86 @@ async fn a_family_without_video_finds_the_check() {
         }),
     );
     run_script(&script("network.mjs"), &config, 170).await;
+}
+
+/// With the school's relay on, the check finds UDP, TCP and the relay working on a normal
+/// network, and the server counts each path's connection in /metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the built-in TURN relay (branch turn, not merged yet)"]
+async fn check_page_finds_the_relay_on_a_normal_network() {
+    let Setup { app, config } = setup("checkrelay", None, &relay_at("127.0.0.1")).await;
+    let config = with(
+        &config,
+        json!({
+            "scenario": "check",
+            "expect": {"udp": "ok", "tcp": "ok", "relay": "ok"},
+            "verdict": "check_verdict_good",
+            "verdict_es": "Todo funciona",
+            "advice": [],
+            "report": [
+                "Video connection (UDP): Works",
+                "Video over TCP: Works",
+                "Through the school's relay: Works",
+                "Everything works",
+            ],
+        }),
+    );
+    run_script(&script("network.mjs"), &config, 150).await;
+    for path in ["udp", "tcp", "relay"] {
+        assert!(
+            media_connections(&app, path).await > 0,
+            "/metrics counts no {path} connection"
+        );
+    }
+}
+
+/// Where UDP is dropped, the check reaches the school's relay over TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the built-in TURN relay (branch turn, not merged yet)"]
+async fn check_page_reaches_the_relay_over_tcp_where_udp_is_dropped() {
+    let ns = NetNs::new();
+    ns.drop_outbound_udp();
+    let relay = relay_at(&ns.host_ip.to_string());
+    let Setup { app: _app, config } = setup("checkudprelay", Some(&ns), &relay).await;
+    let config = with(
+        &config,
+        json!({
+            "scenario": "check",
+            "expect": {"udp": "blocked", "tcp": "ok", "relay": "ok"},
+            "relay_over": "tcp",
+            "verdict": "check_verdict_tcp",
+            "verdict_es": "Su red bloquea las videollamadas por UDP",
+            "advice": [],
+            "texts": ["Your network blocks video calls", "try mobile data"],
+            "report": [
+                "Video connection (UDP): Blocked",
+                "Video over TCP: Works",
+                "Through the school's relay: Works",
+            ],
+        }),
+    );
+    run_script(&script("network.mjs"), &config, 150).await;
+    assert!(ns.dropped_udp_packets() > 0, "the check never tried UDP");
+}
+
+/// Where UDP is dropped and the server offers no ICE-TCP, a family still decodes the teacher's
+/// video through the built-in TURN relay over TCP, and /metrics shows the relay path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the built-in TURN relay (branch turn, not merged yet)"]
+async fn family_watches_through_the_relay_where_udp_is_dropped() {
+    let ns = NetNs::new();
+    ns.drop_outbound_udp();
+    let extra = format!(
+        "[media]\nice_tcp = false\n{}",
+        relay_at(&ns.host_ip.to_string())
+    );
+    let Setup { app, config } = setup("watchrelay", Some(&ns), &extra).await;
+    assert_eq!(media_connections(&app, "relay").await, 0);
+    let config = with(&config, json!({"scenario": "watch", "expect_via": "relay"}));
+    run_script(&script("network.mjs"), &config, 150).await;
+    assert!(ns.dropped_udp_packets() > 0, "the family never tried UDP");
+    assert!(
+        media_connections(&app, "relay").await > 0,
+        "/metrics shows no relayed connection"
+    );
 }
