@@ -63,6 +63,8 @@ pub struct Config {
     pub notify: crate::notify::NotifyConfig,
     /// SMTP for invitations, reset links and digests; off without `smtp_host`.
     pub email: crate::notify::EmailConfig,
+    /// The built-in TURN relay (off by default).
+    pub turn: crate::turn::TurnConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -94,7 +96,8 @@ pub struct MediaConfig {
     pub interfaces: Vec<IpAddr>,
     /// Also offer ICE over TCP, for networks that block UDP.
     pub ice_tcp: bool,
-    /// STUN/TURN servers handed to clients when they join.
+    /// STUN/TURN servers handed to clients when they join (the server's own connections
+    /// never use them: it is reached directly).
     pub ice_servers: Vec<IceServer>,
 }
 
@@ -206,6 +209,7 @@ impl Default for Config {
             recording: RecordingConfig::default(),
             notify: Default::default(),
             email: Default::default(),
+            turn: Default::default(),
         }
     }
 }
@@ -344,6 +348,9 @@ impl Config {
         if let Err((key, message)) = self.email.validate() {
             return Err(key_error(key, &message));
         }
+        if let Err((key, message)) = self.turn.validate() {
+            return Err(key_error(key, &message));
+        }
         if self.limits.media_connect_timeout_secs == 0 {
             return Err(key_error(
                 "limits.media_connect_timeout_secs",
@@ -394,7 +401,15 @@ impl Config {
 /// names a section selects it. The value is read as TOML when it parses (numbers, booleans,
 /// arrays) and as a plain string otherwise.
 fn apply_override(table: &mut toml::Table, name: &str, value: &str) {
-    const SECTIONS: &[&str] = &["tls", "media", "limits", "recording", "notify", "email"];
+    const SECTIONS: &[&str] = &[
+        "tls",
+        "media",
+        "limits",
+        "recording",
+        "notify",
+        "email",
+        "turn",
+    ];
     let key = name.trim_start_matches("HOMEROOM_").to_ascii_lowercase();
     let parsed = format!("v = {value}")
         .parse::<toml::Table>()
@@ -492,6 +507,28 @@ mod tests {
     fn example_file_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("homeroom.example.toml");
         Config::load(Some(&path), []).unwrap();
+    }
+
+    #[test]
+    fn turn_is_off_until_enabled_and_takes_overrides() {
+        let config = load_str("", &[]).unwrap();
+        assert!(!config.turn.enabled);
+        assert_eq!(config.turn.udp_port, 3478);
+        let config = load_str(
+            "[turn]\nenabled = true\n",
+            &[
+                ("HOMEROOM_TURN_TLS_PORT", "443"),
+                ("HOMEROOM_TURN_RELAY_PORTS", "49160-49200"),
+            ],
+        )
+        .unwrap();
+        assert!(config.turn.enabled);
+        assert_eq!(config.turn.tls_port, Some(443));
+        assert_eq!(config.turn.relay_ports.map(|r| r.low), Some(49160));
+        let err = load_str("[turn]\nmax_allocations_per_user = 0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("turn.max_allocations_per_user"), "{err}");
     }
 
     #[test]

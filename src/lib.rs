@@ -24,6 +24,7 @@
 //! - `bench`: `homeroom bench timeline`, the timeline at school scale and its figures.
 //! - `markdown`, `names`: safe HTML from Markdown; names checked at the edge.
 //! - `tls`: the configured or self-signed certificate.
+//! - `turn`: the built-in TURN relay (off by default): credentials, limits, never an open relay.
 //! - `metrics`, `telemetry`: Prometheus counters and logging.
 
 pub mod access;
@@ -46,5 +47,6 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod turn;
 
 pub use server::run;

@@ -15,13 +15,34 @@ fn known_method(method: &str) -> &'static str {
     KNOWN.into_iter().find(|m| *m == method).unwrap_or("other")
 }
 
+/// What a series is to Prometheus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Gauge,
+    Counter,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Gauge => "gauge",
+            Kind::Counter => "counter",
+        }
+    }
+}
+
+/// One series' help text, kind and value.
+type Series = (&'static str, Kind, i64);
+
 #[derive(Default)]
 pub struct Metrics {
     /// (method, route template, status) → count. Routes are templates such as
     /// `/api/v1/classes/{id}`, so ids and secrets never become label values.
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    /// Named gauges set by the parts that own them (rooms, participants, …).
-    gauges: Mutex<BTreeMap<&'static str, (&'static str, i64)>>,
+    /// Series set by the parts that own them (rooms, participants, relay, …), by name and
+    /// labels (written out, e.g. `path="udp"`; empty for none). Label values come from closed
+    /// sets chosen in code, never from requests.
+    series: Mutex<BTreeMap<(&'static str, String), Series>>,
 }
 
 impl Metrics {
@@ -37,10 +58,22 @@ impl Metrics {
     }
 
     pub fn set_gauge(&self, name: &'static str, help: &'static str, value: i64) {
-        self.gauges
+        self.set_series(name, help, Kind::Gauge, "", value);
+    }
+
+    /// Sets one series of `name`; `labels` are written out (`reason="expired"`).
+    pub fn set_series(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        kind: Kind,
+        labels: &str,
+        value: i64,
+    ) {
+        self.series
             .lock()
             .expect("metrics lock")
-            .insert(name, (help, value));
+            .insert((name, labels.to_owned()), (help, kind, value));
     }
 
     pub fn render(&self) -> String {
@@ -54,11 +87,22 @@ impl Metrics {
                 route.replace('\\', "\\\\").replace('"', "\\\"")
             );
         }
-        for (name, (help, value)) in self.gauges.lock().expect("metrics lock").iter() {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
+        let mut previous = "";
+        for ((name, labels), (help, kind, value)) in
+            self.series.lock().expect("metrics lock").iter()
+        {
+            if *name != previous {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {}", kind.name());
+                previous = name;
+            }
+            match labels.is_empty() {
+                true => {
+                    let _ = writeln!(out, "{name} {value}");
+                }
+                false => {
+                    let _ = writeln!(out, "{name}{{{labels}}} {value}");
+                }
+            }
         }
         out
     }
@@ -83,5 +127,18 @@ mod tests {
                 .count(),
             2
         );
+    }
+
+    #[test]
+    fn labelled_series_share_one_header() {
+        let metrics = Metrics::default();
+        metrics.set_series("homeroom_x", "X.", Kind::Counter, "path=\"udp\"", 1);
+        metrics.set_series("homeroom_x", "X.", Kind::Counter, "path=\"tcp\"", 2);
+        metrics.set_gauge("homeroom_y", "Y.", 3);
+        let text = metrics.render();
+        assert_eq!(text.matches("# TYPE homeroom_x counter").count(), 1);
+        assert!(text.contains("homeroom_x{path=\"tcp\"} 2\n"));
+        assert!(text.contains("homeroom_x{path=\"udp\"} 1\n"));
+        assert!(text.contains("# TYPE homeroom_y gauge\nhomeroom_y 3\n"));
     }
 }

@@ -82,6 +82,15 @@ pub async fn run(
         metrics.clone(),
         events.clone(),
     )?;
+    let turn = crate::turn::Turn::start(
+        &config,
+        &store,
+        &public_url,
+        sfu.media().relays.clone(),
+        sfu.media().port().local_addr().port(),
+    )
+    .await?
+    .map(Arc::new);
     let ice_tcp = IceTcpSplit {
         port: sfu.media().port().clone(),
     };
@@ -119,6 +128,7 @@ pub async fn run(
         )),
         notify: notify.clone(),
         public_url: public_url.clone(),
+        turn: turn.clone(),
     };
     // Queued notifications left by an earlier run go out now; new ones as events come.
     notify.start(&config.notify);
@@ -137,6 +147,7 @@ pub async fn run(
         let handle = handle.clone();
         let sfu = sfu.clone();
         let events = events.clone();
+        let turn = turn.clone();
         async move {
             shutdown.await;
             tracing::info!("shutting down");
@@ -144,6 +155,9 @@ pub async fn run(
             // the HTTP drain below only waits for ordinary requests. Class pages' event
             // streams end too (they would otherwise stay open until the drain timeout).
             sfu.shutdown().await;
+            if let Some(turn) = &turn {
+                turn.close().await;
+            }
             events.close();
             handle.graceful_shutdown(Some(DRAIN));
         }

@@ -37,4 +37,6 @@ pub struct AppState {
     pub notify: crate::notify::Notifier,
     /// The base of every link we hand out (invites, set-up, feeds).
     pub public_url: url::Url,
+    /// The built-in TURN relay, when `[turn] enabled`.
+    pub turn: Option<Arc<crate::turn::Turn>>,
 }

@@ -5,8 +5,10 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-/// The media stack is chatty at info level about every ICE check; keep it to warnings.
-const DEFAULT_FILTER: &str = "info,sqlx=warn,webrtc=warn,rtc=warn,webrtc_ice=warn";
+/// The media stack is chatty at info level about every ICE check; keep it to warnings. The
+/// TURN crate logs every refused request as an error, so anyone could fill the log: its
+/// refusals are counted in `/metrics` instead (`turn::gate`).
+const DEFAULT_FILTER: &str = "info,sqlx=warn,webrtc=warn,rtc=warn,webrtc_ice=warn,turn=off";
 
 pub fn init(format: LogFormat) {
     let filter =

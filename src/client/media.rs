@@ -24,7 +24,8 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::media_stream::Track;
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, Registry, SettingEngineBuilder,
+    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceServer, RTCIceTransportPolicy,
+    Registry, SettingEngineBuilder,
 };
 
 /// What one received track delivered.
@@ -202,6 +203,31 @@ pub async fn new_pc(
     handler: Arc<dyn PeerConnectionEventHandler>,
     bind: &str,
 ) -> Arc<dyn PeerConnection> {
+    new_pc_relayed(handler, bind, None).await
+}
+
+/// A connection that, with `relay`, gathers only relay candidates on those TURN servers
+/// (`iceTransportPolicy: "relay"`), as a browser behind the strictest firewall ends up doing.
+pub async fn new_pc_relayed(
+    handler: Arc<dyn PeerConnectionEventHandler>,
+    bind: &str,
+    relay: Option<Vec<crate::config::IceServer>>,
+) -> Arc<dyn PeerConnection> {
+    let mut configuration = RTCConfigurationBuilder::new();
+    if let Some(servers) = relay {
+        configuration = configuration
+            .with_ice_servers(
+                servers
+                    .into_iter()
+                    .map(|s| RTCIceServer {
+                        urls: s.urls,
+                        username: s.username.unwrap_or_default(),
+                        credential: s.credential.unwrap_or_default(),
+                    })
+                    .collect(),
+            )
+            .with_ice_transport_policy(RTCIceTransportPolicy::Relay);
+    }
     let mut media = MediaEngine::default();
     media.register_default_codecs().unwrap();
     let registry = crate::sfu::keyframe_requests::register(
@@ -212,6 +238,7 @@ pub async fn new_pc(
         .build();
     Arc::new(
         PeerConnectionBuilder::new()
+            .with_configuration(configuration.build())
             .with_media_engine(media)
             .with_interceptor_registry(registry)
             .with_setting_engine(settings)

@@ -7,7 +7,7 @@ pub mod whep;
 pub mod whip;
 
 pub use media::{check_payload, make_payload, Inbox, Received, VideoShape};
-pub use participant::{Credential, Participant};
+pub use participant::{Credential, Participant, RelayPick};
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! a publisher connection sending synthetic media and a subscriber connection that answers
 //! the server's offers and checks every packet it receives. Tests and the load tool use it.
 //! It can restart ICE on both connections (`ice_restart`) and, for tests, stop answering
-//! subscriber offers (`answering`).
+//! subscriber offers (`answering`) or connect only through a TURN relay (`connect_relayed`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,7 +20,10 @@ use webrtc::peer_connection::{
     PeerConnection, PeerConnectionEventHandler, RTCPeerConnectionIceEvent, RTCSessionDescription,
 };
 
-use super::media::{new_pc, publisher_tracks, receive, start_sending, Inbox, Received, VideoShape};
+use super::media::{
+    new_pc_relayed, publisher_tracks, receive, start_sending, Inbox, Received, VideoShape,
+};
+use crate::config::IceServer;
 use crate::sfu::peer::candidate_init;
 use crate::signal::protocol::{Candidate, ClientMessage, ServerMessage, Target};
 
@@ -46,7 +49,16 @@ pub struct Participant {
     reader: tokio::task::JoinHandle<()>,
     /// Local address media sockets bind to.
     bind: String,
+    /// Relay-only: the TURN servers both connections use, picked from `joined`.
+    relay: Relay,
 }
+
+/// Chooses, from the ICE servers `joined` hands out, the TURN servers a relay-only
+/// participant uses (e.g. only the TCP one).
+pub type RelayPick = Arc<dyn Fn(&[IceServer]) -> Vec<IceServer> + Send + Sync>;
+
+/// The picked servers once `joined` came (`None` inside: not relay-only).
+type Relay = Arc<Mutex<Option<Vec<IceServer>>>>;
 
 struct Events {
     target: Target,
@@ -100,6 +112,19 @@ impl Participant {
         credential: Credential<'_>,
         bind: &str,
     ) -> Result<Participant, String> {
+        Participant::connect_relayed(base, tls, credential, bind, None).await
+    }
+
+    /// Like `connect`; with `pick`, both connections gather only relay candidates, on the
+    /// TURN servers `pick` chooses from those in `joined`.
+    pub async fn connect_relayed(
+        base: &str,
+        tls: Arc<rustls::ClientConfig>,
+        credential: Credential<'_>,
+        bind: &str,
+        pick: Option<RelayPick>,
+    ) -> Result<Participant, String> {
+        let relay: Relay = Arc::default();
         let ws_base = base.replacen("https://", "wss://", 1);
         let url = match credential {
             Credential::Token(token) => format!("{ws_base}/api/v1/ws?token={token}"),
@@ -154,6 +179,7 @@ impl Participant {
         let offers: Arc<Mutex<Vec<String>>> = Arc::default();
         let answering = Arc::new(AtomicBool::new(true));
         let negotiator = tokio::spawn({
+            let relay = relay.clone();
             let subscriber = subscriber.clone();
             let remotes = remotes.clone();
             let bind = bind.clone();
@@ -177,7 +203,8 @@ impl Participant {
                                 inbox: inbox.clone(),
                                 remotes: remotes.clone(),
                             });
-                            let pc = new_pc(handler, &bind).await;
+                            let servers = relay.lock().unwrap().clone();
+                            let pc = new_pc_relayed(handler, &bind, servers).await;
                             *subscriber.lock().unwrap() = Some(pc.clone());
                             pc
                         }
@@ -195,6 +222,7 @@ impl Participant {
             }
         });
         let reader = tokio::spawn({
+            let relay = relay.clone();
             let pending = pending.clone();
             let subscriber = subscriber.clone();
             let publisher = publisher.clone();
@@ -209,6 +237,12 @@ impl Participant {
                     };
                     let message: ServerMessage =
                         serde_json::from_str(&text).expect("server speaks the protocol");
+                    // Before any offer is read: the subscriber connection needs the servers.
+                    if let (ServerMessage::Joined { ice_servers, .. }, Some(pick)) =
+                        (&message, &pick)
+                    {
+                        *relay.lock().unwrap() = Some(pick(ice_servers));
+                    }
                     let id = match &message {
                         ServerMessage::Joined { id, .. }
                         | ServerMessage::Answer { id, .. }
@@ -269,6 +303,7 @@ impl Participant {
             participant_id: 0,
             reader,
             bind,
+            relay,
         })
     }
 
@@ -317,7 +352,8 @@ impl Participant {
             inbox: Arc::default(),
             remotes: Arc::default(),
         });
-        let pc = new_pc(handler, &self.bind).await;
+        let servers = self.relay.lock().unwrap().clone();
+        let pc = new_pc_relayed(handler, &self.bind, servers).await;
         let (video, audio) = publisher_tracks();
         let video_sender = pc
             .add_track(video.clone() as Arc<dyn TrackLocal>)
@@ -437,6 +473,11 @@ impl Participant {
             .write_rtcp(vec![Box::new(pli)])
             .await
             .map_err(|e| e.to_string())
+    }
+
+    /// The publisher connection, once `publish` made it.
+    pub fn publisher_connection(&self) -> Option<Arc<dyn PeerConnection>> {
+        self.publisher.lock().unwrap().clone()
     }
 
     pub fn received(&self) -> HashMap<String, Received> {

@@ -56,6 +56,10 @@ pub async fn metrics(
         "Open WebRTC peer connections.",
         open as i64,
     );
+    crate::sfu::paths::report(&state.metrics);
+    if let Some(turn) = &state.turn {
+        turn.report(&state.metrics);
+    }
     let tasks = tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks();

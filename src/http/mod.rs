@@ -14,6 +14,7 @@ mod feeds;
 #[cfg(test)]
 mod fuzz;
 mod health;
+mod ice_servers;
 mod invites;
 pub mod media_sessions;
 mod notifications;
@@ -90,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .merge(whip::router())
         .merge(whep::router())
         .merge(check::router())
+        .merge(ice_servers::router())
         .layer(middleware::from_fn(read_whole_body))
         .layer(middleware::from_fn_with_state(state.clone(), count_queries))
         .layer(middleware::from_fn(error::json_refusals))

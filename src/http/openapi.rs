@@ -8,8 +8,8 @@ use utoipa::OpenApi;
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
     accounts, attachments, attendance_csv, check, class_events, classes, comments, emails, feeds,
-    health, invites, notifications, posts, recordings, rooms, school, seen, session_logs, timeline,
-    whep, whip,
+    health, ice_servers, invites, notifications, posts, recordings, rooms, school, seen,
+    session_logs, timeline, whep, whip,
 };
 use crate::state::AppState;
 
@@ -30,7 +30,7 @@ use crate::state::AppState;
         invites::create_invite, invites::list_invites, invites::revoke_invite, invites::lookup, invites::accept, invites::qr_code,
         rooms::list_rooms, rooms::create_room, rooms::get_room, rooms::update_room, rooms::delete_room, rooms::create_guest_link, rooms::guest_token,
         whip::create_key, whip::list_keys, whip::revoke_key, whip::publish, whip::trickle, whip::stop,
-        whep::viewer_token, whep::play, whep::trickle, whep::stop,
+        whep::viewer_token, whep::play, whep::trickle, whep::stop, ice_servers::ice_servers,
         posts::create_post, posts::list_posts, posts::get_post, posts::edit_post, posts::delete_post, posts::submit, posts::approve,
         posts::return_post, comments::comment, comments::list_comments, seen::report_seen, seen::seen_by, timeline::timeline, class_events::events, attachments::upload, attachments::download, attachments::thumbnail, feeds::create_token, feeds::revoke_token,
         session_logs::list_sessions, session_logs::session_log, attendance_csv::session_csv, attendance_csv::class_csv,

@@ -21,7 +21,7 @@ use webrtc::peer_connection::{
 use super::classes::{require, who_in};
 use super::extract::{CurrentUser, MaybeUser};
 use super::media_sessions::{until_removed, InRoom, Sessions};
-use super::whip::{media_error, parse_sdpfrag, require_content_type};
+use super::whip::{media_error, parse_sdpfrag, require_content_type, with_ice_servers};
 use super::{Error, Result};
 use crate::access::{Action, Who};
 use crate::auth::room_token::{Purpose, RoomClaims};
@@ -280,7 +280,7 @@ pub async fn play(
             }
         }
     });
-    Ok((
+    let response = (
         StatusCode::CREATED,
         [
             (header::CONTENT_TYPE, "application/sdp".to_owned()),
@@ -288,7 +288,8 @@ pub async fn play(
         ],
         sdp,
     )
-        .into_response())
+        .into_response();
+    Ok(with_ice_servers(&state, response, participant_id))
 }
 
 /// Builds the viewer's connection and answers the offer with the room's current tracks.

@@ -240,7 +240,7 @@ pub async fn publish(
         media.close().await;
         return Err(e.into());
     }
-    let answer = match media.publish_offer(offer, Default::default(), true).await {
+    let answer = match media.publish_offer(offer, Default::default()).await {
         Ok(answer) => answer,
         Err(e) => {
             handle.leave(participant_id, "left").await;
@@ -267,7 +267,7 @@ pub async fn publish(
         }
     });
     tracing::info!(room_id, participant_id, "WHIP publisher joined");
-    Ok((
+    let response = (
         StatusCode::CREATED,
         [
             (header::CONTENT_TYPE, "application/sdp".to_owned()),
@@ -276,7 +276,25 @@ pub async fn publish(
         ],
         answer,
     )
-        .into_response())
+        .into_response();
+    Ok(with_ice_servers(&state, response, participant_id))
+}
+
+/// Adds the ICE servers (the built-in relay with a credential for this participant) as
+/// `Link` headers, for an encoder or player that could not reach the media ports directly
+/// and restarts ICE through a relay.
+pub(super) fn with_ice_servers(
+    state: &AppState,
+    mut response: Response,
+    participant_id: u64,
+) -> Response {
+    let (servers, _) = crate::turn::ice_servers(state, &format!("p{participant_id}"));
+    for (name, value) in super::ice_servers::link_headers(&servers) {
+        if let Ok(value) = header::HeaderValue::from_str(&value) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
 }
 
 /// Trickled candidates from the encoder (`application/trickle-ice-sdpfrag`).

@@ -2,6 +2,10 @@
 //! port (`media_port/`), NAT 1:1 and ICE over TCP. Every connection of the SFU is built here,
 //! the same way.
 //!
+//! The SFU's connections gather host candidates (UDP, and TCP with ICE-TCP) and nothing
+//! else: no STUN or TURN server. Clients relay through TURN when they must; the server is
+//! reached directly, and allocating on a relay for itself would only cost the relay.
+//!
 //! Only codecs every viewer can decode are registered: Opus, VP8 and H.264 constrained
 //! baseline. A publisher offering none of them is refused (`sdp::check_offer`) rather than
 //! forwarded to viewers who would see a black picture.
@@ -24,7 +28,8 @@ use webrtc::peer_connection::{
 
 use super::media_port::advertise::{advertise_tcp_port, Advertised};
 use super::media_port::{MediaPort, PortRuntime};
-use crate::config::{IceServer, LimitsConfig, MediaConfig};
+use super::paths::{PathWatch, RelayAddresses};
+use crate::config::{LimitsConfig, MediaConfig};
 
 /// The network side of media, from `[media]` in the config.
 pub struct MediaSettings {
@@ -33,7 +38,8 @@ pub struct MediaSettings {
     bind_ip: IpAddr,
     public_ip: Option<IpAddr>,
     ice_tcp: bool,
-    pub ice_servers: Vec<IceServer>,
+    /// The built-in TURN relay's sockets, to tell relayed connections apart in `/metrics`.
+    pub relays: Arc<RelayAddresses>,
     /// How long a connection may take to come up before its participant is dropped
     /// (`limits.media_connect_timeout_secs`): one that never answers must not hold a port.
     pub connect_timeout: Duration,
@@ -202,7 +208,7 @@ impl MediaSettings {
             bind_ip,
             public_ip: config.public_ip,
             ice_tcp: config.ice_tcp,
-            ice_servers: config.ice_servers.clone(),
+            relays: Arc::default(),
             connect_timeout: Duration::from_secs(limits.media_connect_timeout_secs),
             answer_timeout: Duration::from_secs(limits.subscriber_answer_timeout_secs),
         })
@@ -242,11 +248,16 @@ impl MediaSettings {
         if self.bind_ip.is_loopback() {
             settings = settings.with_include_loopback_candidate(true);
         }
-        // The server is reachable directly: it never allocates on a TURN server itself, and
-        // only answers ICE checks from clients that found it through signalling.
+        // No ICE servers: host candidates only (see the module's doc), and one certificate.
         let configuration = RTCConfigurationBuilder::new()
             .with_certificates(vec![self.certificate.clone()])
             .build();
+        // Trickled TCP candidates name the HTTPS port (media_port/advertise.rs).
+        let handler = match tcp_port {
+            Some(port) => Advertised::wrap(handler, port),
+            None => handler,
+        };
+        let watch = PathWatch::new(handler, self.relays.clone());
         // The crate binds an ephemeral socket on this address; the runtime swaps it for the
         // shared port (see media_port/runtime.rs).
         let gather_on = SocketAddr::new(self.bind_ip, 0);
@@ -255,18 +266,16 @@ impl MediaSettings {
             .with_media_engine(media)
             .with_interceptor_registry(registry)
             .with_setting_engine(settings.build())
-            .with_handler(match tcp_port {
-                Some(port) => Advertised::wrap(handler, port),
-                None => handler,
-            })
+            .with_handler(watch.clone())
             .with_runtime(runtime.clone())
-            // Connection drivers run on their own threads, apart from signalling and HTTP.
+            // Connection drivers run on threads of their own, apart from signalling and HTTP.
             .with_dedicated_reactor_pool_size(MEDIA_THREADS)
             .with_udp_addrs(vec![gather_on]);
         if self.ice_tcp {
             builder = builder.with_tcp_addrs(vec![gather_on]);
         }
         let pc: Arc<dyn PeerConnection> = Arc::new(builder.build().await?);
+        watch.watch(&pc);
         Ok(Connection {
             pc,
             runtime,

@@ -7,8 +7,8 @@
 //! the fan-out; `check.rs` for the connection check's test stream; `output.rs` and
 //! `outgoing.rs` for one receiver's copy of a track and its numbering (`payload.rs` reads
 //! codec payloads); `media_port/` for the one UDP port all of it travels on; `sdp.rs` for
-//! what is read in and added to SDP; `forward.rs` for the rules; and `revocation.rs` for ending participations whose right
-//! ended.
+//! what is read in and added to SDP; `forward.rs` for the rules; `paths.rs` for which way
+//! each connection took; and `revocation.rs` for ending participations whose right ended.
 
 pub mod check;
 pub mod event_log;
@@ -18,6 +18,7 @@ pub mod media;
 pub mod media_port;
 pub mod outgoing;
 pub mod output;
+pub mod paths;
 pub mod payload;
 pub mod peer;
 pub mod peer_events;

@@ -45,7 +45,12 @@ pub struct PeerMedia {
     start: Option<tokio::sync::oneshot::Sender<()>>,
     /// The audio-only switch, shared with every sink of this participant.
     pub audio_only: Arc<AtomicBool>,
+    /// Publisher candidates that came before their offer was applied.
+    early_candidates: Mutex<Vec<RTCIceCandidateInit>>,
 }
+
+/// Early candidates kept per participant; a client has a handful.
+const EARLY_CANDIDATES: usize = 32;
 
 impl PeerMedia {
     /// Creates the media side; returns the sender the room uses to reach it.
@@ -93,6 +98,7 @@ impl PeerMedia {
             subscriber_task,
             start: Some(start),
             audio_only,
+            early_candidates: Mutex::default(),
         };
         (media, room_tx)
     }
@@ -105,14 +111,14 @@ impl PeerMedia {
     }
 
     /// Answers the client's publisher offer, creating the connection on the first one. An
-    /// offer with new ICE credentials restarts ICE on the same connection. With
-    /// `all_candidates` the answer waits (briefly) for every local candidate: a WHIP client
-    /// gets no trickle from the server, so they must be in the answer.
+    /// offer with new ICE credentials restarts ICE on the same connection. The answer carries
+    /// the server's candidates (all on the one media port, gathered at once): a trickled
+    /// candidate can reach the client before the answer it belongs to, and a WHIP client gets
+    /// no trickle at all.
     pub async fn publish_offer(
         &mut self,
         sdp: String,
         sources: BTreeMap<String, Source>,
-        all_candidates: bool,
     ) -> Result<String, MediaError> {
         check_offer(&sdp).map_err(MediaError::refused)?;
         let offer = RTCSessionDescription::offer(sdp.clone()).map_err(MediaError::refused)?;
@@ -146,6 +152,12 @@ impl PeerMedia {
         pc.set_remote_description(offer)
             .await
             .map_err(MediaError::refused)?;
+        let early = std::mem::take(&mut *self.early_candidates.lock().expect("candidates lock"));
+        for candidate in early {
+            if let Err(e) = pc.add_ice_candidate(candidate).await {
+                tracing::debug!(error = %e, "an early publisher candidate was refused");
+            }
+        }
         // A track the client stopped sending (e.g. the end of a screen share) never ends on
         // the webrtc side: its transceiver just goes inactive. Unpublish it here.
         let stopped: Vec<String> = {
@@ -169,10 +181,7 @@ impl PeerMedia {
         let answer = pc.create_answer(None).await?;
         connection.set_local_description(answer).await?;
         events.candidates.release(first_mid(&sdp));
-        let local = match all_candidates {
-            true => connection.gathered_sdp().await,
-            false => connection.local_sdp().await,
-        };
+        let local = connection.gathered_sdp().await;
         let local = local.ok_or(MediaError::WebRtc(webrtc::error::Error::Other(
             "no local description".into(),
         )))?;
@@ -209,11 +218,18 @@ impl PeerMedia {
         let init = candidate_init(candidate);
         match target {
             Target::Publisher => match self.publisher_connection() {
-                Some(pc) => pc
+                Some(pc) if pc.remote_description().await.is_some() => pc
                     .add_ice_candidate(init)
                     .await
                     .map_err(|e| MediaError::Refused(format!("the candidate was refused: {e}"))),
-                None => Ok(()),
+                // Sent before the offer it belongs to was handled: kept until it is.
+                _ => {
+                    let mut early = self.early_candidates.lock().expect("candidates lock");
+                    if early.len() < EARLY_CANDIDATES {
+                        early.push(init);
+                    }
+                    Ok(())
+                }
             },
             Target::Subscriber => {
                 let _ = self.subscriber.send(SubscriberInput::Candidate(init));

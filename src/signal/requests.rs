@@ -71,7 +71,7 @@ pub(super) async fn handle(
     match message {
         ClientMessage::Offer { sdp, sources, .. } => {
             ask(Request::MayPublish).await?;
-            let sdp = media.publish_offer(sdp, sources, false).await?;
+            let sdp = media.publish_offer(sdp, sources).await?;
             return Ok(Some(ServerMessage::Answer { id, sdp }));
         }
         ClientMessage::Answer { sdp, .. } => {
@@ -230,7 +230,7 @@ async fn join(
         session_id: snapshot.session_id,
         abilities: snapshot.abilities,
         waiting: snapshot.waiting,
-        ice_servers: state.config.media.ice_servers.clone(),
+        ice_servers: crate::turn::ice_servers(state, &format!("p{participant_id}")).0,
         participants: snapshot.participants,
         participant_count: snapshot.participant_count,
         tracks: snapshot.tracks,

@@ -21,6 +21,8 @@ mod security_edge;
 mod security_live;
 mod storage;
 mod timeline_scale;
+mod turn;
+mod turn_bridge;
 mod whip;
 
 mod accounts;

@@ -259,7 +259,9 @@ impl Shared {
         self.counters.received.fetch_add(1, Ordering::Relaxed);
         let socket = match stun::binding_usernames(datagram) {
             Some((ours, _theirs)) => {
-                let socket = self.slot(&ours).and_then(|slot| slot.socket_for(to));
+                let slot = self.slot(&ours);
+                let socket = slot.as_ref().and_then(|slot| slot.socket_for(to));
+                tracing::trace!(%from, ours, slot = slot.is_some(), socket = socket.is_some(), "binding request");
                 if let Some(socket) = &socket {
                     self.claim_addr(from, socket);
                 }
@@ -279,6 +281,7 @@ impl Shared {
             }
             None => {
                 self.counters.unrouted.fetch_add(1, Ordering::Relaxed);
+                tracing::trace!(%from, stun = stun::is_stun(datagram), "unrouted datagram");
             }
         }
     }
