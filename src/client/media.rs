@@ -1,12 +1,12 @@
 //! Synthetic media for test and load clients: VP8-shaped and Opus-shaped RTP whose payloads
-//! carry a sequence number and a checksum, and the receive side that checks them.
+//! carry a sequence number and a checksum (`receive.rs` checks them), and the client's peer
+//! connections.
 //!
 //! Video packets open with a real VP8 payload descriptor (a 15-bit picture id, the start bit
 //! on a frame's first packet) and a VP8 header byte saying key frame or not, so the SFU's
 //! keyframe logic and picture-id rewriting work on them as on a browser's. The first frame is
 //! a keyframe, and so is the next frame after each keyframe request (PLI, FIR).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,7 +20,6 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::media_stream::Track;
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
@@ -28,31 +27,9 @@ use webrtc::peer_connection::{
     Registry, SettingEngineBuilder,
 };
 
-/// What one received track delivered.
-#[derive(Debug, Default, Clone)]
-pub struct Received {
-    pub kind: String,
-    pub packets: u64,
-    pub intact: u64,
-    /// Sequence numbers written into payloads by the test publisher, seen at least once.
-    pub distinct: std::collections::BTreeSet<u32>,
-    /// When the first packet arrived.
-    pub first_at: Option<Instant>,
-    /// RFC 3550 interarrival jitter, in milliseconds.
-    pub jitter_ms: f64,
-    last: Option<(Instant, u32)>,
-    /// RTP sequence numbers missing between consecutive packets (gaps the receiver sees).
-    pub seq_gaps: u64,
-    last_seq: Option<u16>,
-    /// When the latest packet arrived.
-    pub last_at: Option<Instant>,
-    /// When each keyframe (its first packet) arrived, for video.
-    pub keyframes: Vec<Instant>,
-}
-
 /// Bytes before the checked payload in a video packet: the VP8 payload descriptor (4) and
 /// the VP8 header byte (1).
-const VP8_PREFIX: usize = 5;
+pub(super) const VP8_PREFIX: usize = 5;
 
 /// A video payload: VP8 descriptor with picture id `picture_id`, start bit on a frame's first
 /// packet, the key-frame bit, then the checked payload.
@@ -67,8 +44,27 @@ fn vp8_payload(start: bool, keyframe: bool, picture_id: u16, checked: Vec<u8>) -
     payload
 }
 
-/// Receive-side statistics, by track id.
-pub type Inbox = Arc<Mutex<HashMap<String, Received>>>;
+/// How fast a synthetic publisher sends: its full shape, or while throttled a trickle of one
+/// one-packet frame a second on each track. The trickle keeps the tracks alive (a track exists
+/// for the server from its first packet on), so a run can measure what connected but idle
+/// viewers cost before the media starts in earnest.
+#[derive(Debug, Clone, Default)]
+pub struct Throttle(Arc<AtomicBool>);
+
+impl Throttle {
+    /// A throttle that holds the sender to the trickle until `release`.
+    pub fn trickle() -> Throttle {
+        Throttle(Arc::new(AtomicBool::new(true)))
+    }
+
+    pub fn release(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+
+    fn trickling(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 /// The shape of the synthetic video: frames per second and bits per second.
 #[derive(Debug, Clone, Copy)]
@@ -95,106 +91,46 @@ impl VideoShape {
     }
 }
 
-/// A payload: 4 bytes of sequence number, 4 of checksum over the rest, then filler.
+/// A payload: 4 bytes of sequence number, 4 of checksum over the sequence number and the
+/// filler, then filler.
 pub fn make_payload(seq: u32, len: usize) -> Vec<u8> {
     let mut payload = vec![0u8; len.max(16)];
     for (i, b) in payload.iter_mut().enumerate().skip(8) {
         *b = (seq as usize).wrapping_mul(31).wrapping_add(i) as u8;
     }
     payload[..4].copy_from_slice(&seq.to_be_bytes());
-    let sum = checksum(&payload[8..]);
+    let sum = checksum(seq, &payload[8..]);
     payload[4..8].copy_from_slice(&sum.to_be_bytes());
     payload
 }
 
-fn checksum(bytes: &[u8]) -> u32 {
-    bytes
-        .iter()
-        .fold(2166136261u32, |h, b| (h ^ *b as u32).wrapping_mul(16777619))
+/// FNV-1a over 8-byte words (then the bytes left over), folded to 32 bits. Each step is a
+/// bijection of the state for given input, so a payload that differs in any one word always
+/// ends in a different 64-bit state; a word at a time costs an eighth of a byte at a time,
+/// which matters on the receive side, where every packet of every subscriber is checked.
+fn checksum(seq: u32, bytes: &[u8]) -> u32 {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut words = bytes.chunks_exact(8);
+    let mut h = (0xcbf2_9ce4_8422_2325u64 ^ u64::from(seq)).wrapping_mul(PRIME);
+    for word in &mut words {
+        let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        h = (h ^ word).wrapping_mul(PRIME);
+    }
+    for b in words.remainder() {
+        h = (h ^ u64::from(*b)).wrapping_mul(PRIME);
+    }
+    (h ^ (h >> 32)) as u32
 }
 
-/// The sequence number of an intact payload.
+/// The sequence number of an intact payload: none when any byte differs from what
+/// `make_payload` wrote.
 pub fn check_payload(payload: &[u8]) -> Option<u32> {
     if payload.len() < 16 {
         return None;
     }
-    let seq = u32::from_be_bytes(payload[..4].try_into().unwrap());
-    let sum = u32::from_be_bytes(payload[4..8].try_into().unwrap());
-    (checksum(&payload[8..]) == sum).then_some(seq)
-}
-
-/// Counts what each received track delivers.
-pub fn record(inbox: &Inbox, track_id: &str, packet: &rtp::Packet) {
-    let now = Instant::now();
-    let mut inbox = inbox.lock().unwrap();
-    let entry = inbox.entry(track_id.to_owned()).or_default();
-    entry.packets += 1;
-    entry.first_at.get_or_insert(now);
-    let clock = if entry.kind == "audio" {
-        48_000.0
-    } else {
-        90_000.0
-    };
-    if let Some((at, ts)) = entry.last {
-        let arrival = now.duration_since(at).as_secs_f64() * clock;
-        let sent = packet.header.timestamp.wrapping_sub(ts) as i32 as f64;
-        let d = (arrival - sent).abs() / clock * 1000.0;
-        entry.jitter_ms += (d - entry.jitter_ms) / 16.0;
-    }
-    entry.last = Some((now, packet.header.timestamp));
-    entry.last_at = Some(now);
-    let seq = packet.header.sequence_number;
-    if let Some(last) = entry.last_seq {
-        let ahead = seq.wrapping_sub(last) as i16;
-        if ahead > 1 {
-            entry.seq_gaps += ahead as u64 - 1;
-        }
-        if ahead <= 0 {
-            // Late or repeated: not the newest.
-            return check_into(entry, &packet.payload);
-        }
-    }
-    entry.last_seq = Some(seq);
-    if entry.kind == "video" {
-        let start = packet.payload.first().is_some_and(|b| b & 0x10 != 0);
-        let key = packet
-            .payload
-            .get(VP8_PREFIX - 1)
-            .is_some_and(|b| b & 0x01 == 0);
-        if start && key {
-            entry.keyframes.push(now);
-        }
-    }
-    check_into(entry, &packet.payload);
-}
-
-/// Counts an intact checked payload (after the VP8 prefix, for video).
-fn check_into(entry: &mut Received, payload: &[u8]) {
-    let payload = match entry.kind == "video" {
-        true => payload.get(VP8_PREFIX..).unwrap_or_default(),
-        false => payload,
-    };
-    if let Some(seq) = check_payload(payload) {
-        entry.intact += 1;
-        entry.distinct.insert(seq);
-    }
-}
-
-/// Reads a received track until it ends, recording every packet.
-pub async fn receive(remote: Arc<dyn TrackRemote>, inbox: Inbox) {
-    let track_id = remote.track_id().await.to_string();
-    let kind = format!("{:?}", remote.kind().await).to_lowercase();
-    inbox
-        .lock()
-        .unwrap()
-        .entry(track_id.clone())
-        .or_default()
-        .kind = kind;
-    while let Some(event) = remote.poll().await {
-        if let TrackRemoteEvent::OnRtpPacket(packet) = event {
-            record(&inbox, &track_id, &packet);
-        }
-    }
+    let seq = u32::from_be_bytes(payload[..4].try_into().expect("4 bytes"));
+    let sum = u32::from_be_bytes(payload[4..8].try_into().expect("4 bytes"));
+    (checksum(seq, &payload[8..]) == sum).then_some(seq)
 }
 
 /// A client peer connection on loopback, with the keyframe-request interceptor so the
@@ -202,7 +138,7 @@ pub async fn receive(remote: Arc<dyn TrackRemote>, inbox: Inbox) {
 pub async fn new_pc(
     handler: Arc<dyn PeerConnectionEventHandler>,
     bind: &str,
-) -> Arc<dyn PeerConnection> {
+) -> Result<Arc<dyn PeerConnection>, String> {
     new_pc_relayed(handler, bind, None).await
 }
 
@@ -212,7 +148,7 @@ pub async fn new_pc_relayed(
     handler: Arc<dyn PeerConnectionEventHandler>,
     bind: &str,
     relay: Option<Vec<crate::config::IceServer>>,
-) -> Arc<dyn PeerConnection> {
+) -> Result<Arc<dyn PeerConnection>, String> {
     let mut configuration = RTCConfigurationBuilder::new();
     if let Some(servers) = relay {
         configuration = configuration
@@ -229,25 +165,24 @@ pub async fn new_pc_relayed(
             .with_ice_transport_policy(RTCIceTransportPolicy::Relay);
     }
     let mut media = MediaEngine::default();
-    media.register_default_codecs().unwrap();
+    media.register_default_codecs().map_err(|e| e.to_string())?;
     let registry = crate::sfu::keyframe_requests::register(
-        register_default_interceptors(Registry::new(), &mut media).unwrap(),
+        register_default_interceptors(Registry::new(), &mut media).map_err(|e| e.to_string())?,
     );
     let settings = SettingEngineBuilder::new()
         .with_include_loopback_candidate(true)
         .build();
-    Arc::new(
-        PeerConnectionBuilder::new()
-            .with_configuration(configuration.build())
-            .with_media_engine(media)
-            .with_interceptor_registry(registry)
-            .with_setting_engine(settings)
-            .with_handler(handler)
-            .with_udp_addrs(vec![bind.to_owned()])
-            .build()
-            .await
-            .unwrap(),
-    )
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(configuration.build())
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(settings)
+        .with_handler(handler)
+        .with_udp_addrs(vec![bind.to_owned()])
+        .build()
+        .await
+        .map_err(|e| format!("peer connection: {e}"))?;
+    Ok(Arc::new(pc))
 }
 
 /// The two tracks a synthetic publisher sends.
@@ -258,14 +193,17 @@ pub fn publisher_tracks() -> (Arc<TrackLocalStaticRTP>, Arc<TrackLocalStaticRTP>
     )
 }
 
-/// Starts sending on both tracks; returns the tasks. `sent` counts packets (audio, video);
-/// `plis` gets the time of every keyframe request, each answered with a keyframe.
+/// Starts sending on both tracks at the pace `throttle` sets; returns the tasks. `sent`
+/// counts packets (audio, video); `plis` gets the time of every keyframe request, each
+/// answered with a keyframe.
+#[allow(clippy::too_many_arguments)]
 pub fn start_sending(
     video: Arc<TrackLocalStaticRTP>,
     video_pt: u8,
     audio: Arc<TrackLocalStaticRTP>,
     audio_pt: u8,
     shape: VideoShape,
+    throttle: Throttle,
     sent: Arc<[AtomicU64; 2]>,
     plis: Arc<Mutex<Vec<Instant>>>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -281,20 +219,26 @@ pub fn start_sending(
         tokio::spawn(send_media(
             video,
             video_pt,
-            90000 / shape.fps.max(1),
-            interval,
-            per_frame,
-            size,
+            Frames {
+                ticks: 90000 / shape.fps.max(1),
+                interval,
+                per_frame,
+                size,
+            },
+            throttle.clone(),
             sent.clone(),
             Some(keyframe),
         )),
         tokio::spawn(send_media(
             audio,
             audio_pt,
-            960,
-            Duration::from_millis(20),
-            1,
-            100,
+            Frames {
+                ticks: 960,
+                interval: Duration::from_millis(20),
+                per_frame: 1,
+                size: 100,
+            },
+            throttle,
             sent,
             None,
         )),
@@ -347,33 +291,50 @@ fn local_track(
     )))
 }
 
-/// Sends frames of `per_frame` packets every `interval`; the last packet of a frame has the
-/// marker bit, and timestamps advance by `ticks` per frame. Video (`keyframe` given) is
-/// VP8-shaped, a keyframe whenever `keyframe` was set.
-#[allow(clippy::too_many_arguments)]
-async fn send_media(
-    track: Arc<TrackLocalStaticRTP>,
-    payload_type: u8,
+/// A track's frames: `per_frame` packets of `size` payload bytes every `interval`, the
+/// timestamp advancing by `ticks` per frame.
+struct Frames {
     ticks: u32,
     interval: Duration,
     per_frame: usize,
     size: usize,
+}
+
+/// Sends `frames`; the last packet of a frame has the marker bit. Video (`keyframe` given) is
+/// VP8-shaped, a keyframe whenever `keyframe` was set. While `throttle` holds, one frame a
+/// second goes out, of one packet.
+async fn send_media(
+    track: Arc<TrackLocalStaticRTP>,
+    payload_type: u8,
+    frames: Frames,
+    throttle: Throttle,
     sent: Arc<[AtomicU64; 2]>,
     keyframe: Option<Arc<AtomicBool>>,
 ) {
-    let ssrc = track.ssrcs().await.first().copied().unwrap();
-    let mut tick = tokio::time::interval(interval);
+    let Some(ssrc) = track.ssrcs().await.first().copied() else {
+        return;
+    };
+    let mut tick = tokio::time::interval(frames.interval);
+    let per_second = (1.0 / frames.interval.as_secs_f64()).round().max(1.0) as u64;
     let (mut seq, mut timestamp, mut counter) =
         (rand::random::<u16>(), rand::random::<u32>(), 0u32);
     let mut picture_id = rand::random::<u16>() & 0x7fff;
     let slot = keyframe.is_some() as usize;
-    loop {
+    for frame in 0u64.. {
         tick.tick().await;
+        let per_frame = match throttle.trickling() {
+            true if frame % per_second != 0 => {
+                timestamp = timestamp.wrapping_add(frames.ticks);
+                continue;
+            }
+            true => 1,
+            false => frames.per_frame,
+        };
         let key = keyframe
             .as_ref()
             .is_some_and(|k| k.swap(false, Ordering::Relaxed));
         for i in 0..per_frame {
-            let checked = make_payload(counter, size);
+            let checked = make_payload(counter, frames.size);
             let payload = match keyframe {
                 Some(_) => vp8_payload(i == 0, key, picture_id, checked),
                 None => checked,
@@ -396,7 +357,26 @@ async fn send_media(
                 sent[slot].fetch_add(1, Ordering::Relaxed);
             }
         }
-        timestamp = timestamp.wrapping_add(ticks);
+        timestamp = timestamp.wrapping_add(frames.ticks);
         picture_id = (picture_id + 1) & 0x7fff;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payload_checks_and_any_changed_byte_is_caught() {
+        for len in [16, 100, 1037, 1100] {
+            let payload = make_payload(77, len);
+            assert_eq!(check_payload(&payload), Some(77));
+            for i in 0..payload.len() {
+                let mut bad = payload.clone();
+                bad[i] ^= 0x20;
+                assert_eq!(check_payload(&bad), None, "byte {i} of {len}");
+            }
+        }
+        assert_eq!(check_payload(&[0; 15]), None);
     }
 }

@@ -1,13 +1,20 @@
 //! Clients of a Homeroom server, built on the same `webrtc` crate: the participant used by
 //! the end-to-end tests and the load tool, and its synthetic media.
 
+mod errors;
 pub mod media;
 pub mod participant;
+pub mod receive;
+mod seq_set;
+mod signalling;
 pub mod whep;
 pub mod whip;
 
-pub use media::{check_payload, make_payload, Inbox, Received, VideoShape};
+pub use errors::{ConnectError, RequestError};
+pub use media::{check_payload, make_payload, Throttle, VideoShape};
 pub use participant::{Credential, Participant, RelayPick};
+pub use receive::{Inbox, Received, Tally};
+pub use seq_set::SeqSet;
 
 use std::sync::Arc;
 

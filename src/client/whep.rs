@@ -7,7 +7,8 @@ use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{PeerConnection, PeerConnectionEventHandler};
 
-use super::media::{new_pc, receive, Inbox, Received};
+use super::media::new_pc;
+use super::receive::{receive, tallies, Inbox, Received, Tally};
 use super::whip::{exchange, https_client};
 
 struct Receiving {
@@ -45,7 +46,7 @@ impl WhepViewer {
             }),
             bind,
         )
-        .await;
+        .await?;
         for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
             let init = RTCRtpTransceiverInit {
                 direction: RTCRtpTransceiverDirection::Recvonly,
@@ -66,6 +67,11 @@ impl WhepViewer {
 
     pub fn received(&self) -> std::collections::HashMap<String, Received> {
         self.inbox.lock().unwrap().clone()
+    }
+
+    /// The counts of every received track, without copying what was seen.
+    pub fn tallies(&self) -> Vec<Tally> {
+        tallies(&self.inbox)
     }
 
     /// Ends playback with DELETE; returns the status.

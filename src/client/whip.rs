@@ -6,7 +6,7 @@ use std::sync::Arc;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::peer_connection::{PeerConnection, PeerConnectionEventHandler, RTCSessionDescription};
 
-use super::media::{new_pc, publisher_tracks, start_sending, VideoShape};
+use super::media::{new_pc, publisher_tracks, start_sending, Throttle, VideoShape};
 
 /// WHIP gives the server no way to trickle, and this client sends its candidates in the offer.
 struct NoTrickle;
@@ -33,7 +33,7 @@ impl WhipPublisher {
         shape: VideoShape,
     ) -> Result<WhipPublisher, String> {
         let client = https_client(pem)?;
-        let pc = new_pc(Arc::new(NoTrickle), bind).await;
+        let pc = new_pc(Arc::new(NoTrickle), bind).await?;
         let (video, audio) = publisher_tracks();
         let video_sender = pc
             .add_track(video.clone() as Arc<dyn TrackLocal>)
@@ -71,6 +71,7 @@ impl WhipPublisher {
             audio,
             audio_pt,
             shape,
+            Throttle::default(),
             sent.clone(),
             Arc::default(),
         );

@@ -3,6 +3,8 @@
 
 use anyhow::{bail, Context};
 
+use super::joins::Refusal;
+
 fn https_client(pem: &[u8]) -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(pem)?)
@@ -10,27 +12,36 @@ fn https_client(pem: &[u8]) -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
-/// A guest's room token for the open house of the guest link `code`.
+/// A guest's room token for the open house of the guest link `code`; a refusal is named
+/// as a join's (`http_429` when the server takes no more guests from this address).
 pub(super) async fn guest_token(
     server: &str,
     code: &str,
     index: usize,
     pem: &[u8],
-) -> anyhow::Result<String> {
-    let response = https_client(pem)?
+) -> Result<String, Refusal> {
+    let client = https_client(pem).map_err(|e| Refusal::new("connect", e))?;
+    let response = client
         .post(format!("{server}/api/v1/guest-token"))
         .json(&serde_json::json!({"code": code, "display_name": format!("Load guest {index}")}))
         .send()
         .await
-        .context("cannot reach the server")?;
-    if !response.status().is_success() {
-        bail!("guest token refused: {}", response.status());
+        .map_err(|e| Refusal::new("connect", e))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(Refusal::new(
+            format!("http_{}", status.as_u16()),
+            format_args!("guest token refused: {status}"),
+        ));
     }
-    let body: serde_json::Value = response.json().await?;
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|e| Refusal::new("unexpected_reply", e))?;
     body["token"]
         .as_str()
         .map(str::to_owned)
-        .context("no token in the guest-token answer")
+        .ok_or_else(|| Refusal::new("unexpected_reply", "no token in the guest-token answer"))
 }
 
 /// Signs in and returns the session cookie's value.

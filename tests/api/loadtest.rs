@@ -1,10 +1,87 @@
-//! A small run of `homeroom loadtest` against a real server: correctness only, never speed.
+//! Small runs of `homeroom loadtest` against a real server: correctness only, never speed.
+//! Besides the runs where everything goes well, the tool must survive a server that refuses
+//! joins, joins that time out, and a SIGTERM, each time ending with its summary.
 
+use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::helpers::{ClassFixture, Db, TestApp, BIN, PASSWORD};
+use crate::helpers::{signal, ClassFixture, Db, TestApp, BIN, PASSWORD};
+
+/// A classroom of class "a" for the tool to load.
+async fn classroom(app: &TestApp) -> i64 {
+    let admin = app.admin().await;
+    let class = ClassFixture::new(app, &admin, "a").await;
+    room_of(&class, "classroom").await
+}
+
+async fn room_of(class: &ClassFixture, kind: &str) -> i64 {
+    class
+        .teacher
+        .post_ok(
+            &format!("/api/v1/classes/{}/rooms", class.class_id),
+            json!({"kind": kind, "name": "Load"}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// The tool against `room`, teacher-a publishing and family-a watching, with `extra` args.
+fn loadtest(app: &TestApp, room: i64, extra: &[&str]) -> tokio::process::Command {
+    let mut command = loadtest_as(app, room, &["--viewer-login", "family-a"]);
+    command.args(extra);
+    command
+}
+
+/// The tool against `room`, teacher-a publishing and `audience` (arguments) watching.
+fn loadtest_as(app: &TestApp, room: i64, audience: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(BIN);
+    command
+        .args([
+            "loadtest",
+            "--server",
+            &app.base,
+            "--room",
+            &room.to_string(),
+        ])
+        .args(["--login", "teacher-a"])
+        .args(audience)
+        .arg("--ca")
+        .arg(app.workspace.path().join("certs/self-signed.crt"))
+        .args(["--server-pid", &app.pid().to_string()])
+        .env("LOADTEST_PASSWORD", PASSWORD)
+        .env("RUST_LOG", "warn,rtc=error,rtc_ice=error,webrtc=error")
+        .kill_on_drop(true);
+    command
+}
+
+/// The JSON summary at the end of the tool's output.
+fn summary_of(stdout: &str, stderr: &str) -> Value {
+    let start = stdout
+        .find("\n{")
+        .unwrap_or_else(|| panic!("no JSON summary in:\n{stdout}\n{stderr}"));
+    serde_json::from_str(&stdout[start + 1..]).expect("the summary is JSON")
+}
+
+/// The CPUs each of a process's threads may run on, as the kernel lists them.
+fn allowed_cpus(pid: u32) -> Vec<String> {
+    let mut lists: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| {
+            let status = std::fs::read_to_string(task.ok()?.path().join("status")).ok()?;
+            let line = status
+                .lines()
+                .find(|l| l.starts_with("Cpus_allowed_list:"))?;
+            Some(line["Cpus_allowed_list:".len()..].trim().to_owned())
+        })
+        .collect();
+    lists.sort();
+    lists.dedup();
+    lists
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_publisher_twenty_subscribers_all_get_media() {
@@ -139,5 +216,184 @@ async fn over_whip_and_whep_too() {
     let summary: serde_json::Value =
         serde_json::from_str(&stdout[stdout.find("\n{").unwrap() + 1..]).unwrap();
     assert_eq!(summary["subscribers_with_media"], 5, "{summary}");
+    assert!(summary["loss_pct"].as_f64().unwrap() <= 1.0, "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_room_refuses_joins_and_the_tool_counts_them_by_reason() {
+    // The teacher and four viewers fit; four more get `room_full`.
+    let app = TestApp::spawn_with(Db::Sqlite, "[limits]\nmax_participants_per_room = 5").await;
+    let room = classroom(&app).await;
+    let run = loadtest(
+        &app,
+        room,
+        &[
+            "--subscribers",
+            "8",
+            "--ramp",
+            "20",
+            "--duration",
+            "3",
+            "--idle-secs",
+            "1",
+            "--server-cpu",
+            "0",
+            "--tool-cpu",
+            "1",
+        ],
+    )
+    .output();
+    let output = tokio::time::timeout(Duration::from_secs(90), run)
+        .await
+        .expect("the run ends by itself")
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    // Not a crash (101) nor a signal: the verdict, with the summary printed.
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("4 of 8 joins failed (room_full: 4)"),
+        "{stderr}"
+    );
+    let summary = summary_of(&stdout, &stderr);
+    assert_eq!(summary["stopped_by"], "duration", "{summary}");
+    assert_eq!(
+        summary["joins_failed"],
+        json!({"room_full": 4}),
+        "{summary}"
+    );
+    assert_eq!(summary["subscribers_started"], 8, "{summary}");
+    assert_eq!(summary["subscribers_connected"], 4, "{summary}");
+    assert_eq!(summary["subscribers_with_media"], 4, "{summary}");
+    // Those who got in were served in full.
+    assert!(summary["loss_pct"].as_f64().unwrap() <= 1.0, "{summary}");
+    let ratio = summary["delivered_ratio"].as_f64().unwrap();
+    assert!((0.97..=1.03).contains(&ratio), "{summary}");
+    for key in [
+        "server_rss_mb_start",
+        "server_rss_mb_joined",
+        "server_fds_per_viewer",
+        "server_cpu_us_per_packet",
+        "tool_cpu_us_per_packet",
+        "tool_cpu_pct",
+    ] {
+        assert!(summary[key].as_f64().unwrap() > 0.0, "{key}: {summary}");
+    }
+    // Pinned as asked, as the kernel sees it.
+    assert_eq!(summary["server_cpus_allowed"], json!(["0"]), "{summary}");
+    assert_eq!(summary["tool_cpus_allowed"], json!(["1"]), "{summary}");
+    assert_eq!(allowed_cpus(app.pid()), ["0"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_past_the_address_limit_are_counted_by_their_http_status() {
+    // Two guest sockets from one address; the third and fourth are refused before the
+    // upgrade with 429.
+    let app = TestApp::spawn_with(Db::Sqlite, "[limits]\nmax_guests_per_ip = 2").await;
+    let admin = app.admin().await;
+    let class = ClassFixture::new(&app, &admin, "a").await;
+    let open_house = room_of(&class, "open_house").await;
+    let link = class
+        .teacher
+        .post_ok(&format!("/api/v1/rooms/{open_house}/guest-link"), json!({}))
+        .await;
+    let code = link["code"].as_str().unwrap();
+    let run = loadtest_as(&app, open_house, &["--guest-link", code])
+        .args(["--subscribers", "4", "--ramp", "5", "--duration", "2"])
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the run ends by itself")
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let summary = summary_of(&stdout, &stderr);
+    assert_eq!(summary["joins_failed"], json!({"http_429": 2}), "{summary}");
+    assert_eq!(summary["subscribers_connected"], 2, "{summary}");
+    assert_eq!(summary["subscribers_with_media"], 2, "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_past_their_deadline_are_counted_not_fatal() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let room = classroom(&app).await;
+    let run = loadtest(
+        &app,
+        room,
+        &[
+            "--subscribers",
+            "3",
+            "--ramp",
+            "10",
+            "--duration",
+            "1",
+            "--join-timeout",
+            "0.001",
+        ],
+    )
+    .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the run ends by itself")
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let summary = summary_of(&stdout, &stderr);
+    assert_eq!(summary["joins_failed"], json!({"timeout": 3}), "{summary}");
+    assert_eq!(summary["subscribers_connected"], 0, "{summary}");
+    assert_eq!(summary["stopped_by"], "duration", "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_the_run_with_its_summary() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let room = classroom(&app).await;
+    let mut child = loadtest(
+        &app,
+        room,
+        &["--subscribers", "4", "--ramp", "20", "--duration", "600"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stdout = String::new();
+    // Wait until every viewer has media, then stop the run.
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            stdout.push_str(&line);
+            stdout.push('\n');
+            if line.contains("subscribers=4/4") && line.contains("with_media=4") {
+                return;
+            }
+        }
+        panic!("the tool ended early:\n{stdout}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no viewer got media within 60 s:\n{stdout}"));
+    signal(child.id().unwrap(), "TERM");
+    let rest = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            stdout.push_str(&line);
+            stdout.push('\n');
+        }
+        child.wait().await.unwrap()
+    })
+    .await
+    .expect("the tool exits within 20 s of SIGTERM");
+    assert_eq!(rest.code(), Some(1), "{stdout}");
+    let summary = summary_of(&stdout, "");
+    assert_eq!(summary["stopped_by"], "signal", "{summary}");
+    assert_eq!(summary["subscribers_connected"], 4, "{summary}");
+    assert_eq!(summary["subscribers_with_media"], 4, "{summary}");
     assert!(summary["loss_pct"].as_f64().unwrap() <= 1.0, "{summary}");
 }

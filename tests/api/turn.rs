@@ -479,7 +479,9 @@ async fn whep_answers_carry_the_relay_in_link_headers() {
     let admin = app.admin().await;
     let class = ClassFixture::new(&app, &admin, "links").await;
     let (room_id, _teacher, _) = live_teacher(&app, &class).await;
-    let pc = homeroom::client::media::new_pc(Arc::new(NoEvents), "127.0.0.1:0").await;
+    let pc = homeroom::client::media::new_pc(Arc::new(NoEvents), "127.0.0.1:0")
+        .await
+        .unwrap();
     for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
         let init = RTCRtpTransceiverInit {
             direction: RTCRtpTransceiverDirection::Recvonly,
