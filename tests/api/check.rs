@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use homeroom::client::media::{new_pc, receive, Inbox};
+use homeroom::client::media::new_pc;
+use homeroom::client::receive::{receive, Inbox};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use serde_json::json;
@@ -33,7 +34,8 @@ async fn offer(inbox: &Inbox) -> (Arc<dyn PeerConnection>, String) {
         }),
         "127.0.0.1:0",
     )
-    .await;
+    .await
+    .unwrap();
     let init = RTCRtpTransceiverInit {
         direction: RTCRtpTransceiverDirection::Recvonly,
         ..Default::default()
