@@ -27,6 +27,16 @@ if [ ! -x "${HOMEROOM_CHROMIUM:-/usr/bin/chromium}" ]; then
     exit 1
   fi
 fi
+# The network tests (tests/browser/network.rs) put a browser in a network namespace whose UDP
+# is dropped by nftables: they need root (namespaces, veth pairs), iproute2 and nftables.
+if ! command -v nft >/dev/null 2>&1; then
+  echo "test.sh: nftables is missing; installing it with apt-get for the network tests." >&2
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo_cmd="sudo"
+  if ! { $sudo_cmd apt-get update -q && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q nftables iproute2; } >&2; then
+    echo "test.sh: nftables is missing and 'apt-get install -y nftables' failed; install it for the network tests." >&2
+    exit 1
+  fi
+fi
 need node "install Node.js 20 or newer (the browser tests run playwright-core)"
 need npm "install npm (it installs playwright-core for the browser tests)"
 if ! (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >&2); then

@@ -135,6 +135,9 @@ pub struct LimitsConfig {
     /// Seconds a signalling socket may stay silent (clients ping every 10 s) before the server
     /// closes it and the participant leaves: a phone that vanished does not linger.
     pub idle_timeout_secs: u64,
+    /// Connection checks (`/check`) running at once; each holds a media connection for a few
+    /// seconds.
+    pub max_connection_checks: usize,
     /// Seconds the server waits for the answer to a subscriber offer before it rolls the
     /// offer back and makes a fresh one.
     pub subscriber_answer_timeout_secs: u64,
@@ -259,6 +262,7 @@ impl Default for LimitsConfig {
             media_connect_timeout_secs: 30,
             idle_timeout_secs: 30,
             subscriber_answer_timeout_secs: 10,
+            max_connection_checks: 8,
         }
     }
 }

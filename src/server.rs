@@ -120,6 +120,9 @@ pub async fn run(
         seen: seen.clone(),
         whip: Arc::default(),
         whep: Arc::default(),
+        checks: Arc::new(crate::sfu::check::Checks::new(
+            config.limits.max_connection_checks,
+        )),
         guest_slots: Arc::new(crate::signal::guests::GuestSlots::new(
             config.limits.max_guests_per_ip,
         )),

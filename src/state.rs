@@ -29,6 +29,8 @@ pub struct AppState {
     pub whip: Arc<crate::http::whip::WhipSessions>,
     /// Players watching over WHEP.
     pub whep: Arc<crate::http::whep::WhepSessions>,
+    /// Connection checks running (`/check`), bounded in total and per person.
+    pub checks: Arc<crate::sfu::check::Checks>,
     /// Guest signalling sockets open per IP address.
     pub guest_slots: Arc<crate::signal::guests::GuestSlots>,
     /// Web Push and email: queues notifications for the delivery worker.

@@ -3,6 +3,7 @@
 mod accounts;
 mod attachments;
 mod attendance_csv;
+mod check;
 mod class_events;
 mod classes;
 mod comments;
@@ -89,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .merge(web::router())
         .merge(whip::router())
         .merge(whep::router())
+        .merge(check::router())
         .merge(ice_servers::router())
         .layer(middleware::from_fn(read_whole_body))
         .layer(middleware::from_fn_with_state(state.clone(), count_queries))

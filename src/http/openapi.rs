@@ -7,9 +7,9 @@ use utoipa::OpenApi;
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    accounts, attachments, attendance_csv, class_events, classes, comments, emails, feeds, health,
-    ice_servers, invites, notifications, posts, recordings, rooms, school, seen, session_logs,
-    timeline, whep, whip,
+    accounts, attachments, attendance_csv, check, class_events, classes, comments, emails, feeds,
+    health, ice_servers, invites, notifications, posts, recordings, rooms, school, seen,
+    session_logs, timeline, whep, whip,
 };
 use crate::state::AppState;
 
@@ -37,6 +37,7 @@ use crate::state::AppState;
         recordings::list_recordings, recordings::get_recording, recordings::publish_recording, recordings::play_file, recordings::download_file,
         notifications::server_info, notifications::get_settings, notifications::put_settings, notifications::subscribe,
         notifications::unsubscribe, notifications::send_test, notifications::stop, emails::email_invite, emails::email_reset,
+        check::offer,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&CsrfHeader)

@@ -44,6 +44,7 @@ const PAGES: &[&str] = &[
     "/class/{id}/sheet",
     "/notifications",
     "/notifications/stop",
+    "/check",
 ];
 
 /// Files served at the root rather than under `/static/`: a service worker controls only

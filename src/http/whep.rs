@@ -25,8 +25,8 @@ use super::whip::{media_error, parse_sdpfrag, require_content_type, with_ice_ser
 use super::{Error, Result};
 use crate::access::{Action, Who};
 use crate::auth::room_token::{Purpose, RoomClaims};
+use crate::sfu::media::Connection;
 use crate::sfu::media::MediaError;
-use crate::sfu::media::{gathered_description, Connection};
 use crate::sfu::output::Output;
 use crate::sfu::peer::candidate_init;
 use crate::sfu::room::{NewPeer, RoomHandle, RoomKind};
@@ -341,13 +341,14 @@ async fn answer(
         .set_local_description(answer)
         .await
         .map_err(internal)?;
-    let local = gathered_description(&pc)
+    let local = connection
+        .gathered_sdp()
         .await
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("no answer")))?;
     for output in &outputs {
         output.resolve_payload_type().await;
     }
-    Ok((local.sdp, connection, outputs, up))
+    Ok((local, connection, outputs, up))
 }
 
 /// Trickled candidates from the player.

@@ -26,6 +26,7 @@ use webrtc::peer_connection::{
     RTCSessionDescription, Registry, SettingEngineBuilder,
 };
 
+use super::media_port::advertise::{advertise_tcp_port, Advertised};
 use super::media_port::{MediaPort, PortRuntime};
 use super::paths::{PathWatch, RelayAddresses};
 use crate::config::{LimitsConfig, MediaConfig};
@@ -144,6 +145,8 @@ pub fn media_engine() -> Result<MediaEngine, webrtc::error::Error> {
 pub struct Connection {
     pub pc: Arc<dyn PeerConnection>,
     runtime: Arc<PortRuntime>,
+    /// The HTTPS port ICE over TCP arrives on, told to clients (`media_port/advertise.rs`).
+    tcp_port: Option<u16>,
 }
 
 impl Connection {
@@ -154,6 +157,26 @@ impl Connection {
     ) -> Result<(), webrtc::error::Error> {
         self.runtime.claim_description(&description.sdp);
         self.pc.set_local_description(description).await
+    }
+
+    /// The local description's SDP as clients are told it (TCP candidates on the HTTPS port).
+    pub async fn local_sdp(&self) -> Option<String> {
+        let sdp = self.pc.local_description().await?.sdp;
+        Some(self.advertised(sdp))
+    }
+
+    /// The same once ICE gathering has finished (at most 2 s): for WHIP, WHEP and the
+    /// connection check, where candidates cannot trickle from the server.
+    pub async fn gathered_sdp(&self) -> Option<String> {
+        let sdp = gathered_description(&self.pc).await?.sdp;
+        Some(self.advertised(sdp))
+    }
+
+    fn advertised(&self, sdp: String) -> String {
+        match self.tcp_port {
+            Some(port) => advertise_tcp_port(&sdp, port),
+            None => sdp,
+        }
     }
 }
 
@@ -203,6 +226,7 @@ impl MediaSettings {
         handler: Arc<dyn PeerConnectionEventHandler>,
     ) -> Result<Connection, MediaError> {
         let runtime = self.port.runtime();
+        let tcp_port = self.port.tcp_port().filter(|_| self.ice_tcp);
         let mut media = media_engine()?;
         let registry = super::keyframe_requests::register(register_default_interceptors(
             Registry::new(),
@@ -228,6 +252,11 @@ impl MediaSettings {
         let configuration = RTCConfigurationBuilder::new()
             .with_certificates(vec![self.certificate.clone()])
             .build();
+        // Trickled TCP candidates name the HTTPS port (media_port/advertise.rs).
+        let handler = match tcp_port {
+            Some(port) => Advertised::wrap(handler, port),
+            None => handler,
+        };
         let watch = PathWatch::new(handler, self.relays.clone());
         // The crate binds an ephemeral socket on this address; the runtime swaps it for the
         // shared port (see media_port/runtime.rs).
@@ -247,7 +276,11 @@ impl MediaSettings {
         }
         let pc: Arc<dyn PeerConnection> = Arc::new(builder.build().await?);
         watch.watch(&pc);
-        Ok(Connection { pc, runtime })
+        Ok(Connection {
+            pc,
+            runtime,
+            tcp_port,
+        })
     }
 }
 
@@ -265,8 +298,8 @@ fn dtls_certificate() -> Result<RTCCertificate, Box<dyn std::error::Error>> {
 /// project's standard two-core machine.
 const MEDIA_THREADS: usize = 2;
 
-/// The local description once ICE gathering has finished (at most 2 s): for WHIP and WHEP,
-/// where candidates cannot trickle from the server and travel in the SDP instead.
+/// The local description once ICE gathering has finished (at most 2 s), for clients (WHIP,
+/// WHEP) that cannot trickle; the server's own connections use [`Connection::gathered_sdp`].
 pub async fn gathered_description(
     pc: &Arc<dyn PeerConnection>,
 ) -> Option<webrtc::peer_connection::RTCSessionDescription> {

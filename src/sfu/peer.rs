@@ -181,11 +181,11 @@ impl PeerMedia {
         let answer = pc.create_answer(None).await?;
         connection.set_local_description(answer).await?;
         events.candidates.release(first_mid(&sdp));
-        let local = super::media::gathered_description(pc).await;
+        let local = connection.gathered_sdp().await;
         let local = local.ok_or(MediaError::WebRtc(webrtc::error::Error::Other(
             "no local description".into(),
         )))?;
-        Ok(local.sdp)
+        Ok(local)
     }
 
     /// The publisher connection, for candidates trickled over HTTP (WHIP).

@@ -278,7 +278,7 @@ impl Subscriber {
             tracing::warn!(error = %e, "cannot apply the subscriber offer");
             return;
         }
-        let Some(local) = pc.local_description().await else {
+        let Some(local) = connection.local_sdp().await else {
             return;
         };
         self.offers += 1;
@@ -289,10 +289,10 @@ impl Subscriber {
         for output in self.outputs.values_mut() {
             output.offered_in.get_or_insert(self.offers);
         }
-        let mid = first_mid(&local.sdp);
+        let mid = first_mid(&local);
         // An offer lost to a full outbox is made again when its answer is overdue.
         let _ = self.outbox.try_send(ServerMessage::Offer {
-            sdp: with_msid_semantic(local.sdp),
+            sdp: with_msid_semantic(local),
         });
         events.candidates.release(mid);
     }

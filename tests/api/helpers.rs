@@ -35,6 +35,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_homeroom");
 pub struct Workspace {
     pub dir: tempfile::TempDir,
     pub database_url: String,
+    /// `HOMEROOM_*` overrides applied after the harness's own (a test that serves media on
+    /// another interface than loopback, say).
+    pub env: Vec<(String, String)>,
 }
 
 impl Drop for Workspace {
@@ -78,7 +81,11 @@ impl Workspace {
             ),
             Db::Postgres => fresh_postgres_database().await,
         };
-        Workspace { dir, database_url }
+        Workspace {
+            dir,
+            database_url,
+            env: Vec::new(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -114,6 +121,7 @@ impl Workspace {
             .arg("--config")
             .arg(self.path().join("homeroom.toml"))
             .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env(
                 "RUST_LOG",
                 std::env::var("HOMEROOM_TEST_LOG")
@@ -143,8 +151,17 @@ impl TestApp {
 
     /// A server with extra configuration (TOML, at the top level of the file).
     pub async fn spawn_with(db: Db, extra: &str) -> TestApp {
-        let workspace = Workspace::new(db).await;
+        TestApp::spawn_with_env(db, extra, &[]).await
+    }
+
+    /// A server with extra configuration and `HOMEROOM_*` overrides over the harness's own.
+    pub async fn spawn_with_env(db: Db, extra: &str, env: &[(&str, &str)]) -> TestApp {
+        let mut workspace = Workspace::new(db).await;
         workspace.write_config(extra);
+        workspace.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         TestApp::start(workspace).await
     }
 }

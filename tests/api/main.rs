@@ -26,6 +26,7 @@ mod turn_bridge;
 mod whip;
 
 mod accounts;
+mod check;
 mod foundation;
 mod school_admin;
 mod web;

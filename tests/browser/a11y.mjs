@@ -57,7 +57,7 @@ async function check(page, name) {
 await scenario('signed-out pages', async () => {
   for (const locale of ['en-US', 'es-ES']) {
     const page = await context(`signed-out-${locale}`, options({ locale, strictConsole: true }));
-    for (const [name, path] of [['signin', '/signin'], ['join', '/join'], ['reset', '/reset'], ['guest', '/guest'], ['setup', '/setup']]) {
+    for (const [name, path] of [['signin', '/signin'], ['join', '/join'], ['reset', '/reset'], ['guest', '/guest'], ['setup', '/setup'], ['check', '/check']]) {
       await page.goto(`${cfg.base}${path}`);
       await page.locator('main h1').waitFor();
       if (locale === 'en-US') await check(page, name);

@@ -35,13 +35,15 @@ setTimeout(async () => {
 }, limit * 1000).unref();
 
 /**
- * A browser context for `name`. Console errors and page errors count as failures when
+ * A browser context for `name`, in `on` (another browser than the shared one: one started
+ * inside a network namespace, say), with `permissions` besides camera and microphone.
+ * Console errors and page errors count as failures when
  * `strictConsole` is set (signed-out pages must log none); otherwise they are printed.
  */
-export async function context(name, { locale = 'en-US', viewport = { width: 1280, height: 800 }, strictConsole = false, bypassCSP = false } = {}) {
-  const ctx = await browser.newContext({
+export async function context(name, { locale = 'en-US', viewport = { width: 1280, height: 800 }, strictConsole = false, bypassCSP = false, on = browser, permissions = [] } = {}) {
+  const ctx = await on.newContext({
     ignoreHTTPSErrors: true, locale, viewport, isMobile: viewport.width < 500, hasTouch: viewport.width < 500,
-    permissions: ['camera', 'microphone'], bypassCSP,
+    permissions: ['camera', 'microphone', ...permissions], bypassCSP,
   });
   ctx.setDefaultTimeout(20000);
   const page = await ctx.newPage();

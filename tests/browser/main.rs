@@ -7,6 +7,8 @@
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
+mod netns;
+mod network;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

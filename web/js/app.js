@@ -17,6 +17,7 @@ import { classesPage } from './pages/classes.js';
 import { manage } from './pages/manage.js';
 import { sheet } from './pages/sheet.js';
 import { notificationsPage, stopPage } from './pages/notifications.js';
+import { checkPage } from './pages/check.js';
 import { installHint, registerServiceWorker } from './install.js';
 
 const ROUTES = [
@@ -39,6 +40,7 @@ const ROUTES = [
   [/^\/class\/(\d+)\/sheet$/, sheet],
   [/^\/notifications$/, notificationsPage],
   [/^\/notifications\/stop$/, stopPage],
+  [/^\/check$/, checkPage],
 ];
 
 async function start() {

@@ -268,6 +268,33 @@ export function recordButton(session) {
   return h('span', { class: 'record-control' }, button, recordingBadge(session), error);
 }
 
+/** How long a live page waits for a picture before it offers the connection check. */
+const NO_VIDEO_MS = 10000;
+
+/**
+ * "Video does not start? Check your connection": shown while the session is joined (or
+ * reconnecting) and
+ * `wantsVideo()` (a video track is on) but `video` has shown no picture for NO_VIDEO_MS, as
+ * happens on networks that block video calls. The check opens beside the live page.
+ */
+export function noVideoHint(session, video, wantsVideo) {
+  const hint = h('p', { class: 'no-video-hint', role: 'status', hidden: true },
+    h('span', { text: 'check_no_video' }), ' ',
+    h('a', { href: '/check', target: '_blank', rel: 'noopener', text: 'check_link' }));
+  let since = null;
+  const timer = setInterval(() => {
+    if (session.over) {
+      clearInterval(timer);
+      hint.hidden = true;
+      return;
+    }
+    const stuck = ['joined', 'reconnecting'].includes(session.state) && wantsVideo() && !(video.videoWidth > 0);
+    since = stuck ? since ?? Date.now() : null;
+    hint.hidden = since === null || Date.now() - since < NO_VIDEO_MS;
+  }, 1000);
+  return hint;
+}
+
 /** Exposes the live session to the page's tests (and curious developers). */
 export function expose(session) {
   window.homeroom = { session };

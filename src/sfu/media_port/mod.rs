@@ -13,6 +13,7 @@
 //! delays signalling, HTTP or the database, and each connection's inbox is bounded: a
 //! connection that falls behind loses its own oldest datagrams, never the server's memory.
 
+pub mod advertise;
 mod runtime;
 mod socket;
 mod stun;
@@ -36,6 +37,13 @@ use tcp::IceTcpStream;
 #[derive(Clone)]
 pub struct MediaPort {
     shared: Arc<Shared>,
+}
+
+impl MediaPort {
+    /// The HTTPS port ICE over TCP arrives on, when it is on.
+    pub fn tcp_port(&self) -> Option<u16> {
+        self.shared.tcp_port
+    }
 }
 
 struct Shared {

@@ -79,18 +79,22 @@ impl Runtime for PortRuntime {
         Ok(Arc::new(SocketHandle(socket)))
     }
 
-    /// Likewise for ICE over TCP: streams come from the HTTPS listener (see `tcp.rs`).
+    /// Likewise for ICE over TCP: streams come from the HTTPS listener (see `tcp.rs`). The
+    /// crate already named the connection's TCP candidate after the listener it bound, so the
+    /// streams keep that name as their local address (see `advertise.rs`).
     fn wrap_tcp_listener(
         &self,
         listener: std::net::TcpListener,
     ) -> io::Result<Arc<dyn AsyncTcpListener>> {
-        let ip = listener.local_addr()?.ip();
+        let local = listener.local_addr()?;
         drop(listener);
-        let port = self
-            .shared
-            .tcp_port
-            .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "ICE over TCP is off"))?;
-        Ok(VirtualListener::new(&self.slot, SocketAddr::new(ip, port)))
+        if self.shared.tcp_port.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "ICE over TCP is off",
+            ));
+        }
+        Ok(VirtualListener::new(&self.slot, local))
     }
 
     fn connect_tcp<'a>(

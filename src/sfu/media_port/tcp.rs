@@ -136,7 +136,9 @@ impl AsyncTcpStream for IceTcpStream {
     }
 }
 
-/// A connection's ICE-TCP "listener": the streams the split above routed to it.
+/// A connection's ICE-TCP "listener": the streams the split above routed to it. `local` is
+/// the address the crate named the connection's TCP candidate after; streams carry it as
+/// their local address, so the connection's ICE agent knows which candidate they reached.
 #[derive(Debug)]
 pub struct VirtualListener {
     local: SocketAddr,
@@ -160,9 +162,10 @@ impl AsyncTcpListener for VirtualListener {
     ) -> Pin<Box<dyn Future<Output = io::Result<(Arc<dyn AsyncTcpStream>, SocketAddr)>> + Send + 'a>>
     {
         Box::pin(async move {
-            let stream = self.streams.lock().await.recv().await.ok_or_else(|| {
+            let mut stream = self.streams.lock().await.recv().await.ok_or_else(|| {
                 io::Error::new(io::ErrorKind::NotConnected, "the media port closed")
             })?;
+            stream.local = self.local;
             let peer = stream.peer;
             Ok((Arc::new(stream) as Arc<dyn AsyncTcpStream>, peer))
         })

@@ -76,7 +76,8 @@ export async function signin() {
       rememberMe(await api('POST', '/api/v1/session', values));
       location.assign(nextPath());
     }),
-    h('p', { class: 'hint', text: 'sign_in_hint' }));
+    h('p', { class: 'hint', text: 'sign_in_hint' }),
+    h('p', { class: 'hint' }, h('a', { class: 'check-link', href: '/check', text: 'check_link_hint' })));
 }
 
 export async function home() {

@@ -6,7 +6,7 @@ import { api } from '../api.js';
 import { field, h, mount, showError } from '../dom.js';
 import { setText } from '../i18n.js';
 import { LiveSession } from '../live.js';
-import { AudioOut, backToClass, chatPanel, expose, followState, openCamera, overPanel, recordingBadge, roomDetail, showTrack, toggle, videoElement } from '../components.js';
+import { AudioOut, backToClass, chatPanel, expose, followState, noVideoHint, openCamera, overPanel, recordingBadge, roomDetail, showTrack, toggle, videoElement } from '../components.js';
 import { requireMe } from './account.js';
 
 export async function watch(roomId) {
@@ -123,6 +123,8 @@ function watchView(session, { guest, room = null }) {
   const count = h('span', { class: 'count', 'aria-live': 'polite' });
   const controls = h('div', { class: 'controls', role: 'toolbar', label: 'controls' }, fullscreen, audioOnlyButton, hand, present, leave);
   const over = overPanel(session, room);
+  const stalled = noVideoHint(session, mainVideo, () => !audioOnly && [...session.tracks.values()].some((t) => t.kind === 'video' && !t.muted));
+  const checkLink = h('p', { class: 'hint' }, h('a', { class: 'check-link', href: '/check', target: '_blank', rel: 'noopener', text: 'check_link_hint' }));
 
   function render() {
     if (session.roomName) title.textContent = session.roomName;
@@ -166,7 +168,9 @@ function watchView(session, { guest, room = null }) {
       h('div', { class: 'watch-main' },
         h('div', { class: 'watch-head' }, h('div', { class: 'titles' }, title, room ? h('p', { class: 'class-name' }, backToClass(room)) : null), recordingBadge(session), count),
         player,
+        stalled,
         controls,
+        checkLink,
         over),
       chatPanel(session)));
   render();
