@@ -81,6 +81,13 @@ impl NetNs {
                 "dev",
                 &ns.host_if,
             ]);
+            // No IPv6 link-local address on the host side: one appearing a second after the
+            // link comes up is a network change that makes every Chromium on the host abort
+            // its page loads (ERR_NETWORK_CHANGED).
+            let _ = std::fs::write(
+                format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", ns.host_if),
+                "1",
+            );
             run(&["ip", "link", "set", &ns.host_if, "up"]);
             let inside = |args: &[&str]| {
                 let mut all = vec!["ip", "-n", &ns.name];
@@ -90,6 +97,8 @@ impl NetNs {
             inside(&["addr", "add", &format!("{}/30", ns.ns_ip), "dev", &peer]);
             inside(&["link", "set", &peer, "up"]);
             inside(&["link", "set", "lo", "up"]);
+            // Let the host's network settle before any browser starts (see above).
+            std::thread::sleep(std::time::Duration::from_millis(1500));
             return ns;
         }
         panic!("no free network namespace index (hrtest1 to hrtest250 are all taken)");
