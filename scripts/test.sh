@@ -71,8 +71,8 @@ part api --lib --bins --test api -- --test-threads=3 & api=$!
 # The network tests add and remove interfaces (veth pairs), which makes every Chromium on the
 # host see a network change and abort its page loads: they run alone, after the others.
 browser_parts() {
-  part browser --test browser -- --test-threads=2 --skip network:: &&
-    part network --test browser network:: -- --test-threads=1
+  part browser --test browser -- --test-threads=2 --skip network:: --skip netns:: &&
+    part network --test browser -- --test-threads=1 network:: netns::
 }
 browser_parts & browser=$!
 status=0
