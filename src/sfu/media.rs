@@ -26,7 +26,7 @@ use webrtc::peer_connection::{
     RTCSessionDescription, Registry, SettingEngineBuilder,
 };
 
-use super::media_port::advertise::{advertise_tcp_port, Advertised};
+use super::media_port::advertise::advertise_tcp_port;
 use super::media_port::{MediaPort, PortRuntime};
 use super::paths::{PathWatch, RelayAddresses};
 use crate::config::{LimitsConfig, MediaConfig};
@@ -253,11 +253,7 @@ impl MediaSettings {
             .with_certificates(vec![self.certificate.clone()])
             .build();
         // Trickled TCP candidates name the HTTPS port (media_port/advertise.rs).
-        let handler = match tcp_port {
-            Some(port) => Advertised::wrap(handler, port),
-            None => handler,
-        };
-        let watch = PathWatch::new(handler, self.relays.clone());
+        let watch = PathWatch::new(handler, self.relays.clone(), tcp_port);
         // The crate binds an ephemeral socket on this address; the runtime swaps it for the
         // shared port (see media_port/runtime.rs).
         let gather_on = SocketAddr::new(self.bind_ip, 0);

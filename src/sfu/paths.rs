@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock, Weak};
 
+use rtc::peer_connection::transport::RTCIceTcpCandidateType;
 use webrtc::data_channel::DataChannel;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
@@ -92,9 +93,12 @@ pub fn report(metrics: &Metrics) {
     }
 }
 
-/// Wraps a connection's event handler to count its path the first time it connects.
+/// Wraps a connection's event handler to count its path the first time it connects, and to
+/// give its trickled passive TCP candidates the HTTPS port (`media_port/advertise.rs`).
 pub(crate) struct PathWatch {
     inner: Arc<dyn PeerConnectionEventHandler>,
+    /// The HTTPS port, when ICE over TCP is on.
+    tcp_port: Option<u16>,
     pc: OnceLock<Weak<dyn PeerConnection>>,
     counted: AtomicBool,
     relays: Arc<RelayAddresses>,
@@ -104,9 +108,11 @@ impl PathWatch {
     pub(crate) fn new(
         inner: Arc<dyn PeerConnectionEventHandler>,
         relays: Arc<RelayAddresses>,
+        tcp_port: Option<u16>,
     ) -> Arc<PathWatch> {
         Arc::new(PathWatch {
             inner,
+            tcp_port,
             pc: OnceLock::new(),
             counted: AtomicBool::new(false),
             relays,
@@ -167,7 +173,15 @@ impl PeerConnectionEventHandler for PathWatch {
         self.inner.on_negotiation_needed().await
     }
 
-    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+    async fn on_ice_candidate(&self, mut event: RTCPeerConnectionIceEvent) {
+        let candidate = &mut event.candidate;
+        if let Some(port) = self.tcp_port {
+            if candidate.protocol == RTCIceProtocol::Tcp
+                && candidate.tcp_type == RTCIceTcpCandidateType::Passive
+            {
+                candidate.port = port;
+            }
+        }
         self.inner.on_ice_candidate(event).await
     }
 

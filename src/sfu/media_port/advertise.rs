@@ -4,19 +4,8 @@
 //! `tcp.rs`). Inside the connection that name stays: its ICE agent finds the local candidate
 //! of an incoming check by it, so the routed streams carry it as their local address. What
 //! the server tells clients, its descriptions and trickled candidates, carries the HTTPS port
-//! instead, where clients can reach it.
-
-use std::sync::Arc;
-
-use rtc::peer_connection::transport::RTCIceTcpCandidateType;
-use webrtc::data_channel::DataChannel;
-use webrtc::media_stream::track_remote::TrackRemote;
-use webrtc::peer_connection::RTCIceProtocol;
-use webrtc::peer_connection::{
-    PeerConnectionEventHandler, RTCIceConnectionState, RTCIceGatheringState,
-    RTCPeerConnectionIceErrorEvent, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
-    RTCSignalingState,
-};
+//! instead, where clients can reach it: descriptions here, trickled candidates in the
+//! connection's handler (`sfu/paths.rs`, `PathWatch`).
 
 /// `text`, an SDP or one candidate, with the port of every passive TCP candidate set to
 /// `port`.
@@ -38,66 +27,6 @@ pub fn advertise_tcp_port(text: &str, port: u16) -> String {
         })
         .collect::<Vec<_>>()
         .join("\r\n")
-}
-
-/// A connection's event handler whose trickled passive TCP candidates carry the HTTPS port.
-pub struct Advertised {
-    inner: Arc<dyn PeerConnectionEventHandler>,
-    tcp_port: u16,
-}
-
-impl Advertised {
-    pub fn wrap(
-        inner: Arc<dyn PeerConnectionEventHandler>,
-        tcp_port: u16,
-    ) -> Arc<dyn PeerConnectionEventHandler> {
-        Arc::new(Advertised { inner, tcp_port })
-    }
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Advertised {
-    async fn on_negotiation_needed(&self) {
-        self.inner.on_negotiation_needed().await
-    }
-
-    async fn on_ice_candidate(&self, mut event: RTCPeerConnectionIceEvent) {
-        let candidate = &mut event.candidate;
-        if candidate.protocol == RTCIceProtocol::Tcp
-            && candidate.tcp_type == RTCIceTcpCandidateType::Passive
-        {
-            candidate.port = self.tcp_port;
-        }
-        self.inner.on_ice_candidate(event).await
-    }
-
-    async fn on_ice_candidate_error(&self, event: RTCPeerConnectionIceErrorEvent) {
-        self.inner.on_ice_candidate_error(event).await
-    }
-
-    async fn on_signaling_state_change(&self, state: RTCSignalingState) {
-        self.inner.on_signaling_state_change(state).await
-    }
-
-    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
-        self.inner.on_ice_connection_state_change(state).await
-    }
-
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        self.inner.on_ice_gathering_state_change(state).await
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        self.inner.on_connection_state_change(state).await
-    }
-
-    async fn on_data_channel(&self, data_channel: Arc<dyn DataChannel>) {
-        self.inner.on_data_channel(data_channel).await
-    }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        self.inner.on_track(track).await
-    }
 }
 
 #[cfg(test)]
