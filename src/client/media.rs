@@ -33,7 +33,12 @@ pub(super) const VP8_PREFIX: usize = 5;
 
 /// A video payload: VP8 descriptor with picture id `picture_id`, start bit on a frame's first
 /// packet, the key-frame bit, then the checked payload.
-fn vp8_payload(start: bool, keyframe: bool, picture_id: u16, checked: Vec<u8>) -> Vec<u8> {
+pub(crate) fn vp8_payload(
+    start: bool,
+    keyframe: bool,
+    picture_id: u16,
+    checked: Vec<u8>,
+) -> Vec<u8> {
     let mut payload = Vec::with_capacity(VP8_PREFIX + checked.len());
     payload.push(0x80 | if start { 0x10 } else { 0 });
     payload.push(0x80);

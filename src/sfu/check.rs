@@ -321,13 +321,8 @@ async fn send_stream(track: &TrackLocalStaticRTP, payload_type: u8, until: Insta
         tick.tick().await;
         let key = frame % FPS == 0;
         for i in 0..per_frame {
-            let mut payload = Vec::with_capacity(size + 5);
-            payload.push(0x80 | if i == 0 { 0x10 } else { 0 });
-            payload.push(0x80);
-            payload.push(0x80 | ((picture_id >> 8) as u8 & 0x7f));
-            payload.push(picture_id as u8);
-            payload.push(if key { 0x00 } else { 0x01 });
-            payload.resize(size + 5, (frame % 251) as u8);
+            let filler = vec![(frame % 251) as u8; size];
+            let payload = crate::client::media::vp8_payload(i == 0, key, picture_id, filler);
             let packet = rtp::Packet {
                 header: rtp::header::Header {
                     version: 2,
