@@ -68,11 +68,12 @@ part() {
   cargo test --locked "$@" 2>&1 | sed -u "s/^/[$name] /"
 }
 part api --lib --bins --test api -- --test-threads=3 & api=$!
-# The network tests add and remove interfaces (veth pairs), which makes every Chromium on the
-# host see a network change and abort its page loads: they run alone, after the others.
+# The network tests add and remove interfaces (veth pairs) and shape links, which makes every
+# Chromium on the host see a network change and abort its page loads: they run alone, after
+# the others.
 browser_parts() {
-  part browser --test browser -- --test-threads=2 --skip network:: --skip netns:: &&
-    part network --test browser -- --test-threads=1 network:: netns::
+  part browser --test browser -- --test-threads=2 --skip network:: --skip netns:: --skip network_simulcast:: &&
+    part network --test browser -- --test-threads=1 network:: netns:: network_simulcast::
 }
 browser_parts & browser=$!
 status=0

@@ -8,6 +8,7 @@ import { chromium } from 'playwright-core';
 import { CHROMIUM_ARGS } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
 
 export const cfg = JSON.parse(process.env.HOMEROOM_BROWSER_TEST);
 mkdirSync(cfg.artifacts, { recursive: true });
@@ -105,6 +106,20 @@ export async function within(ms, what, page, fn, arg) {
     throw new Error(`${what}: not within ${ms} ms`);
   });
   log(`${what} after ${Date.now() - from} ms`);
+}
+
+let answers = null;
+
+/**
+ * Has the Rust test act now (main.rs `run_script_with_steps`: slow the family's network down,
+ * say): prints `step: <name>` and waits for the test's `done`.
+ */
+export async function step(name) {
+  answers ||= createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  console.log(`step: ${name}`);
+  const { value } = await answers.next();
+  if (value !== 'done') throw new Error(`the test did not do the step "${name}"`);
+  log(`step done: ${name}`);
 }
 
 export async function scenario(title, body) {

@@ -1,9 +1,9 @@
 //! A network namespace for one test, standing for a family's home network: a veth pair to the
 //! host with a /30 of its own (10.77.N.0/30: the host side is .1, the family's side .2), and
-//! nftables rules inside it (a network that drops UDP). Tests run in parallel, also in other
+//! nftables rules inside it (a network that drops UDP) or a slow link (a rate limit both ways). Tests run in parallel, also in other
 //! test processes, so each claims a free N by creating its namespace (`ip netns add` refuses a
 //! name in use). Dropping the value removes the veth pair and the namespace with its rules,
-//! also when the test panics. Needs root, `ip` (iproute2) and `nft` (nftables).
+//! also when the test panics. Needs root, `ip` and `tc` (iproute2) and `nft` (nftables).
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,8 @@ use std::process::Command;
 pub struct NetNs {
     pub name: String,
     host_if: String,
+    /// The namespace's end of the veth pair.
+    ns_if: String,
     /// The host's end of the veth pair: the server serves pages and media here.
     pub host_ip: Ipv4Addr,
     /// The namespace's end: the family's browser.
@@ -68,11 +70,12 @@ impl NetNs {
             }
             let ns = NetNs {
                 host_if,
+                ns_if: peer,
                 host_ip: Ipv4Addr::new(10, 77, n as u8, 1),
                 ns_ip: Ipv4Addr::new(10, 77, n as u8, 2),
                 name,
             };
-            run(&["ip", "link", "set", &peer, "netns", &ns.name]);
+            run(&["ip", "link", "set", &ns.ns_if, "netns", &ns.name]);
             run(&[
                 "ip",
                 "addr",
@@ -94,8 +97,8 @@ impl NetNs {
                 all.extend_from_slice(args);
                 run(&all);
             };
-            inside(&["addr", "add", &format!("{}/30", ns.ns_ip), "dev", &peer]);
-            inside(&["link", "set", &peer, "up"]);
+            inside(&["addr", "add", &format!("{}/30", ns.ns_ip), "dev", &ns.ns_if]);
+            inside(&["link", "set", &ns.ns_if, "up"]);
             inside(&["link", "set", "lo", "up"]);
             // Let the host's network settle before any browser starts (see above).
             std::thread::sleep(std::time::Duration::from_millis(1500));
@@ -148,6 +151,23 @@ impl NetNs {
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
+    }
+
+    /// A slow home link: what leaves the namespace (the family's uploads) and what the host
+    /// sends into it (the server's media) each pass a token bucket of `rate` (tc's notation,
+    /// `60kbit`), which queues at most 400 ms and drops the rest, as a congested line does.
+    pub fn shape(&self, rate: &str) {
+        let tbf = ["root", "tbf", "rate", rate, "burst", "8kb", "latency", "400ms"];
+        let inside = ["tc", "-n", &self.name, "qdisc", "replace", "dev", &self.ns_if];
+        let host = ["tc", "qdisc", "replace", "dev", &self.host_if];
+        run(&[&inside[..], &tbf[..]].concat());
+        run(&[&host[..], &tbf[..]].concat());
+    }
+
+    /// The link at full speed again: the limits of `shape` go.
+    pub fn unshape(&self) {
+        run(&["tc", "-n", &self.name, "qdisc", "del", "dev", &self.ns_if, "root"]);
+        run(&["tc", "qdisc", "del", "dev", &self.host_if, "root"]);
     }
 
     /// A script that starts `chromium` inside the namespace with the arguments it is given,
