@@ -263,7 +263,27 @@ await scenario('tutoring', async () => {
   await tutor.waitForFunction(() => document.querySelectorAll('.grid .tile').length === 3);
   // The fake microphones beep: someone is shown speaking.
   await tutor.locator('.tile.speaking').first().waitFor({ timeout: 10000 });
+  // A click on the teacher's picture pins it: the server may send it at any layer, the
+  // student's camera at most low (its `reception`). The tile's Pin button unpins it from the
+  // keyboard.
+  const teacherId = await teacher.evaluate(() => window.homeroom.session.meId);
+  const teacherTile = tutor.locator(`.tile[data-participant="${teacherId}"]`);
+  await teacherTile.locator('video').click();
+  await teacherTile.locator('button.pin[aria-pressed="true"]').waitFor({ timeout: 5000 });
+  await teacherTile.locator('.badge.pinned').waitFor();
+  await tutor.waitForFunction((id) => {
+    const s = window.homeroom.session;
+    const pinned = [...s.tracks.values()].find((t) => t.participant_id === id && t.kind === 'video');
+    const layers = Object.entries(s.reception?.layers || {});
+    return s.focused === pinned?.track_id && layers.length === 2 &&
+      layers.every(([track, layer]) => (track === pinned.track_id ? layer !== 'off' : layer === 'low'));
+  }, teacherId, { timeout: 15000 });
   await shoot(tutor, 'tutoring.png');
+  await teacherTile.locator('button.pin').focus();
+  await tutor.keyboard.press('Enter');
+  await teacherTile.locator('button.pin[aria-pressed="false"]').waitFor({ timeout: 5000 });
+  if (await tutor.evaluate(() => window.homeroom.session.focused !== null)) throw new Error('the teacher stays pinned');
+  log('a tile pins by a click and unpins from the keyboard');
 });
 
 await scenario('open house', async () => {
