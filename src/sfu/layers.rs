@@ -14,6 +14,9 @@ pub const MAX_LAYERS: usize = 3;
 /// Below this a layer counts as stopped (a browser drops its top layer when its own uplink is
 /// short): no viewer is switched to it.
 const ALIVE_BPS: u64 = 8_000;
+/// What a packet costs on the wire beyond its payload (RTP 12, SRTP 10, UDP 8, IPv4 20
+/// bytes): a stream of small audio packets needs about half as much again as its payload.
+const PACKET_OVERHEAD: usize = 50;
 /// How often the measured rates are brought up to date.
 pub const RATE_WINDOW: Duration = Duration::from_millis(500);
 
@@ -89,10 +92,11 @@ impl Encodings {
         slots.iter().map(|e| e.ssrc).collect()
     }
 
-    /// Counts a packet of `slot`.
-    pub fn count(&self, slot: usize, bytes: usize) {
+    /// Counts a packet of `slot` with `payload` bytes.
+    pub fn count(&self, slot: usize, payload: usize) {
         if let Some(e) = self.slots.read().expect("slots lock").get(slot) {
-            e.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+            e.bytes
+                .fetch_add((payload + PACKET_OVERHEAD) as u64, Ordering::Relaxed);
         }
     }
 
