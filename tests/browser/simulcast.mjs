@@ -26,10 +26,15 @@ const sent = (page) => page.evaluate(async () => {
   return out.sort((a, b) => String(a.rid).localeCompare(String(b.rid)));
 });
 
-/** What the page receives: its video (size, frames decoded) and its audio (packets received, lost). */
+/**
+ * What the page receives: its video (size, frames decoded) and its audio (packets received,
+ * lost); and, to say why when nothing comes, its connection's state and the server's `reception`.
+ */
 const received = (page) => page.evaluate(async () => {
-  const got = { video: null, audio: { packetsReceived: 0, packetsLost: 0 } };
-  (await window.homeroom.session.sub.getStats()).forEach((r) => {
+  const session = window.homeroom.session;
+  const got = { video: null, audio: { packetsReceived: 0, packetsLost: 0 }, connection: session.sub?.connectionState, reception: session.reception };
+  if (!session.sub) return got;
+  (await session.sub.getStats()).forEach((r) => {
     if (r.type !== 'inbound-rtp') return;
     if (r.kind === 'video') got.video = { frameWidth: r.frameWidth, frameHeight: r.frameHeight, framesDecoded: r.framesDecoded || 0 };
     if (r.kind === 'audio') got.audio = { packetsReceived: r.packetsReceived || 0, packetsLost: r.packetsLost || 0 };
@@ -66,7 +71,7 @@ if (cfg.scenario === 'layers') {
       const rids = ['h', 'l', 'm'];
       await until('the studio sends three layers', teacher, sent, (a, b) =>
         JSON.stringify(b.map((s) => s.rid)) === JSON.stringify(rids) &&
-        b.every((s, i) => s.active !== false && s.bytesSent > a[i].bytesSent && s.framesEncoded > a[i].framesEncoded), 30000);
+        b.every((s, i) => s.active !== false && s.bytesSent > a[i].bytesSent && s.framesEncoded > a[i].framesEncoded), 45000);
       const menu = family.getByLabel('Video quality');
       for (const [quality, width, height] of [['low', 320, 180], ['medium', 640, 360], ['high', 1280, 720]]) {
         await menu.selectOption(quality);
