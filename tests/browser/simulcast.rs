@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::network::{setup, with, Setup};
 use super::{run_script, run_script_with_steps, script};
@@ -41,31 +41,34 @@ fn write_camera_file(path: &Path) {
     out.flush().unwrap();
 }
 
+/// The scenario's config: the server's, `scenario`, and the teacher's camera written into the
+/// server's workspace (removed with it).
+fn scenario(setup: &Setup, scenario: &str) -> Value {
+    let camera = setup.app.workspace.path().join("camera.y4m");
+    write_camera_file(&camera);
+    with(&setup.config, json!({"scenario": scenario, "camera": camera}))
+}
+
 /// The studio sends l, m and h; the family's menu gets 320x180 for Low, 640x360 for Medium and
 /// 1280x720 for High, each decoding.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn studio_sends_three_layers_and_a_viewer_choosing_low_decodes_320x180() {
-    let Setup { app, config } = setup("layers", None, "").await;
-    let camera = app.workspace.path().join("camera.y4m");
-    write_camera_file(&camera);
-    let config = with(&config, json!({"scenario": "layers", "camera": camera}));
-    run_script(&script("simulcast.mjs"), &config, 170).await;
+    let setup = setup("layers", None, "").await;
+    run_script(&script("simulcast.mjs"), &scenario(&setup, "layers"), 170).await;
 }
 
 /// Shapes a network namespace's link: runs alone with the network tests (scripts/test.sh).
 mod network_simulcast {
-    use serde_json::json;
-
     use super::super::netns::NetNs;
-    use super::{run_script_with_steps, script, setup, with, Setup};
+    use super::{run_script_with_steps, scenario, script, setup};
 
     /// On a 60 kbit/s link (both ways), the family's page says within 20 s that the connection is
     /// weak and the audio loses under 2 % of its packets; at full speed again, video comes back.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_family_on_a_60_kbit_link_gets_audio_only_and_is_told() {
         let ns = NetNs::new();
-        let Setup { app: _app, config } = setup("weak", Some(&ns), "").await;
-        let config = with(&config, json!({"scenario": "weak"}));
+        let setup = setup("weak", Some(&ns), "").await;
+        let config = scenario(&setup, "weak");
         run_script_with_steps(&script("simulcast.mjs"), &config, 200, |step| match step {
             "slow link" => ns.shape("60kbit"),
             "fast link" => ns.unshape(),
