@@ -237,9 +237,13 @@ impl Published {
                         };
                         // Extension ids were negotiated on the publisher's connection, not the
                         // subscribers': strip them once here rather than clone them into every
-                        // subscriber's copy.
+                        // subscriber's copy. The padding that ended the publisher's block goes
+                        // too: left, it would count in the size of the block the congestion
+                        // control adds (transport-wide sequence numbers) but not be written,
+                        // and SRTP refuses such a packet (Chromium pads its blocks).
                         packet.header.extension = false;
                         packet.header.extensions.clear();
+                        packet.header.extensions_padding = 0;
                         self.pass_on(&packet, slot, generation);
                     }
                     Some(TrackRemoteEvent::OnOpen(init)) => {
