@@ -17,7 +17,8 @@ use super::quality::reception::Reception;
 use super::room::{Command, PeerCommand, RoomHandle};
 use super::sdp::{check_offer, first_mid, sending_track_ids};
 use super::subscriber::{Subscriber, SubscriberInput};
-use crate::signal::protocol::{Candidate, ServerMessage, Source, Target};
+use crate::domain::Source;
+use crate::signal::protocol::{Candidate, ServerMessage, Target};
 
 /// Counts live peer connections, so tests and metrics can see that none leak.
 pub static OPEN_CONNECTIONS: AtomicU64 = AtomicU64::new(0);

@@ -15,7 +15,8 @@ use webrtc::peer_connection::{
 
 use super::room::{Command, RoomHandle};
 use super::track::Incoming;
-use crate::signal::protocol::{Candidate, MediaKind, ServerMessage, Source, Target};
+use crate::domain::{MediaKind, Source};
+use crate::signal::protocol::{Candidate, ServerMessage, Target};
 
 /// Server candidates on their way to the client. Each carries the mid of the first media
 /// section (the WebRTC crate leaves it empty); while held, they wait, so a subscriber

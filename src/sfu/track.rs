@@ -25,7 +25,7 @@ use super::forward::PliLimiter;
 use super::layers::{Encodings, MAX_LAYERS};
 use super::outgoing::Codec;
 use super::payload::is_keyframe_start;
-use crate::signal::protocol::{MediaKind, Source, TrackInfo};
+use crate::domain::{MediaKind, Source, TrackInfo};
 
 /// Packets a subscriber may have queued before it is considered too slow and drops.
 pub const SUBSCRIBER_QUEUE: usize = 512;

@@ -13,9 +13,10 @@ use tokio::sync::{mpsc, Notify};
 use super::estimate::Bandwidth;
 use super::selector::{Demand, Selector};
 use super::{Layer, Quality};
+use crate::domain::MediaKind;
 use crate::sfu::fanout::{Sink, OFF};
 use crate::sfu::track::Published;
-use crate::signal::protocol::{MediaKind, ServerMessage};
+use crate::signal::protocol::ServerMessage;
 
 const TICK: Duration = Duration::from_millis(200);
 /// Before the connection is up there is no estimate: what a new one starts from.
