@@ -157,17 +157,24 @@ impl NetNs {
     /// sends into it (the server's media) each pass a token bucket of `rate` (tc's notation,
     /// `60kbit`), which queues at most 400 ms and drops the rest, as a congested line does.
     pub fn shape(&self, rate: &str) {
-        let tbf = ["root", "tbf", "rate", rate, "burst", "8kb", "latency", "400ms"];
-        let inside = ["tc", "-n", &self.name, "qdisc", "replace", "dev", &self.ns_if];
-        let host = ["tc", "qdisc", "replace", "dev", &self.host_if];
-        run(&[&inside[..], &tbf[..]].concat());
-        run(&[&host[..], &tbf[..]].concat());
+        self.qdisc_both_ends(
+            "replace",
+            &format!("root tbf rate {rate} burst 8kb latency 400ms"),
+        );
     }
 
     /// The link at full speed again: the limits of `shape` go.
     pub fn unshape(&self) {
-        run(&["tc", "-n", &self.name, "qdisc", "del", "dev", &self.ns_if, "root"]);
-        run(&["tc", "qdisc", "del", "dev", &self.host_if, "root"]);
+        self.qdisc_both_ends("del", "root");
+    }
+
+    /// `tc qdisc <verb> dev <end> <args>` on the namespace's end and on the host's end.
+    fn qdisc_both_ends(&self, verb: &str, args: &str) {
+        let inside = format!("tc -n {} qdisc {verb} dev {} {args}", self.name, self.ns_if);
+        let host = format!("tc qdisc {verb} dev {} {args}", self.host_if);
+        for command in [inside, host] {
+            run(&command.split_whitespace().collect::<Vec<_>>());
+        }
     }
 
     /// A script that starts `chromium` inside the namespace with the arguments it is given,

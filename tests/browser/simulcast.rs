@@ -46,7 +46,10 @@ fn write_camera_file(path: &Path) {
 fn scenario(setup: &Setup, scenario: &str) -> Value {
     let camera = setup.app.workspace.path().join("camera.y4m");
     write_camera_file(&camera);
-    with(&setup.config, json!({"scenario": scenario, "camera": camera}))
+    with(
+        &setup.config,
+        json!({"scenario": scenario, "camera": camera}),
+    )
 }
 
 /// The studio sends l, m and h; the family's menu gets 320x180 for Low, 640x360 for Medium and
