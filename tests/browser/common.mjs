@@ -78,19 +78,25 @@ export const state = (page, value, timeout = 20000) =>
 export const stats = (page) => page.evaluate(() => window.homeroom.session.receiveStats());
 export const sum = (s, key) => Object.values(s).reduce((n, v) => n + (v[key] || 0), 0);
 
-/** Waits until `check(before, after)` holds for stats 1.5 s apart, or fails after `ms`. */
-export async function flowing(name, page, check, ms = 25000) {
+/**
+ * Waits until `check(before, after)` holds for two results of `sample(page)` 1.5 s apart and
+ * returns the later one, or fails after `ms` with `failure` and the last pair.
+ */
+export async function sampled(page, sample, check, ms, failure) {
   const deadline = Date.now() + ms;
   let last = null;
   while (Date.now() < deadline) {
-    const before = await stats(page);
+    const before = await sample(page);
     await page.waitForTimeout(1500);
-    const after = await stats(page);
+    const after = await sample(page);
     last = { before, after };
     if (check(before, after)) return after;
   }
-  throw new Error(`${name}: media did not flow: ${JSON.stringify(last)}`);
+  throw new Error(`${failure}: ${JSON.stringify(last)}`);
 }
+
+/** Waits until `check(before, after)` holds for stats 1.5 s apart, or fails after `ms`. */
+export const flowing = (name, page, check, ms = 25000) => sampled(page, stats, check, ms, `${name}: media did not flow`);
 
 export async function shoot(page, file) {
   const path = join(cfg.artifacts, file);

@@ -13,7 +13,7 @@
 
 import { chromium } from 'playwright-core';
 import { CHROMIUM_ARGS } from './chromium.mjs';
-import { cfg, finish, flowing, log, scenario, shoot, step, sum } from './common.mjs';
+import { cfg, finish, flowing, log, sampled, scenario, shoot, step, sum } from './common.mjs';
 import { closeFamilyBrowser, teacherLiveFamilyWatching } from './home_network.mjs';
 
 /** The teacher's outbound video streams: [{rid, bytesSent, framesEncoded, frameWidth, frameHeight, …}]. */
@@ -48,21 +48,10 @@ const camera = await chromium.launch({
   executablePath: cfg.chromium, headless: true, args: [...CHROMIUM_ARGS, `--use-file-for-fake-video-capture=${cfg.camera}`],
 });
 
-/** Waits until two samples of `sample(page)` 1.5 s apart satisfy `check(before, after)`; the last pair. */
+/** Waits until `check(before, after)` holds for samples 1.5 s apart (common.mjs `sampled`) and says so. */
 async function until(what, page, sample, check, ms) {
-  const deadline = Date.now() + ms;
-  let last = null;
-  while (Date.now() < deadline) {
-    const before = await sample(page);
-    await page.waitForTimeout(1500);
-    const after = await sample(page);
-    last = { before, after };
-    if (check(before, after)) {
-      log(`${what}:`, JSON.stringify(after));
-      return last;
-    }
-  }
-  throw new Error(`${what}: not within ${ms} ms: ${JSON.stringify(last)}`);
+  const after = await sampled(page, sample, check, ms, `${what}: not within ${ms} ms`);
+  log(`${what}:`, JSON.stringify(after));
 }
 
 if (cfg.scenario === 'layers') {
