@@ -54,7 +54,7 @@ export class LiveSession extends EventTarget {
     /** The latest `reception` message, null until the subscriber connection is up. */
     this.reception = null;
     this.quality = 'auto';
-    /** The track pinned with `setFocus`, or null for the server's choice (the first camera published). */
+    /** The track pinned with `setFocus`, or null to follow whoever speaks. */
     this.focused = null;
     this.attempt = 0;
     this.subChain = Promise.resolve();
@@ -134,7 +134,7 @@ export class LiveSession extends EventTarget {
     this.quality = quality;
   }
 
-  /** Pins a camera (a track id) to receive at any layer, or with null leaves it to the server. */
+  /** Pins a camera (a track id) to receive at any layer, or with null follows whoever speaks. */
   async setFocus(trackId) {
     await this.request({ type: 'focus', track_id: trackId });
     this.focused = trackId;

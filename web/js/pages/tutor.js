@@ -73,7 +73,7 @@ export async function tutor(roomId) {
   /** Someone's camera, the track a pin asks the server for. */
   const cameraOf = (id) => [...session.tracks.values()].find((t) => t.participant_id === id && t.kind === 'video' && t.source === 'camera');
 
-  /** Pins `id`'s camera, or unpins it when it is pinned already (the server then chooses: the first camera published). */
+  /** Pins `id`'s camera, or unpins it when it is pinned already (the server then follows whoever speaks). */
   async function pin(id) {
     const camera = id === session.meId ? null : cameraOf(id);
     if (!camera || session.state !== 'joined') return;
