@@ -277,7 +277,10 @@ await scenario('tutoring', async () => {
     const layers = Object.entries(s.reception?.layers || {});
     return s.focused === pinned?.track_id && layers.length === 2 &&
       layers.every(([track, layer]) => (track === pinned.track_id ? layer !== 'off' : layer === 'low'));
-  }, teacherId, { timeout: 15000 });
+  }, teacherId, { timeout: 15000 }).catch(async () => {
+    const seen = await tutor.evaluate(() => ({ focused: window.homeroom.session.focused, reception: window.homeroom.session.reception }));
+    throw new Error(`pinned, the tutor receives ${JSON.stringify(seen)}`);
+  });
   await shoot(tutor, 'tutoring.png');
   await teacherTile.locator('button.pin').focus();
   await tutor.keyboard.press('Enter');
