@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::accounts::guest_token;
+use super::weak_link::WeakLink;
 use crate::client::receive::seen_between;
 use crate::client::whep::WhepViewer;
 use crate::client::{ConnectError, Credential, Participant, RequestError, Tally};
@@ -86,6 +87,8 @@ pub(super) struct Joining {
     pub(super) pem: Vec<u8>,
     pub(super) bind: String,
     pub(super) timeout: Duration,
+    /// The first subscribers' weak link (`--throttle`).
+    pub(super) weak_link: Option<Arc<WeakLink>>,
 }
 
 /// A failed join: the reason it is counted under, and what happened.
@@ -133,7 +136,7 @@ impl Joining {
                 }
             }
             Audience::Family { cookie } => self
-                .join_signalling(Credential::Cookie(cookie), deadline)
+                .join_signalling(index, Owned::Cookie(cookie.clone()), deadline)
                 .await
                 .map(Client::Signalling),
             Audience::Guests { code } => {
@@ -142,7 +145,7 @@ impl Joining {
                     Err(_) => return Err(Refusal::timeout(self.timeout)),
                     Ok(token) => token?,
                 };
-                self.join_signalling(Credential::Token(&token), deadline)
+                self.join_signalling(index, Owned::Token(token), deadline)
                     .await
                     .map(Client::Signalling)
             }
@@ -151,10 +154,11 @@ impl Joining {
 
     async fn join_signalling(
         &self,
-        credential: Credential<'_>,
+        index: usize,
+        credential: Owned,
         deadline: Instant,
     ) -> Result<Participant, Refusal> {
-        let open = Participant::open(&self.server, self.tls.clone(), credential, &self.bind);
+        let open = self.open(index, credential);
         let mut participant = match tokio::time::timeout_at(deadline.into(), open).await {
             Err(_) => return Err(Refusal::timeout(self.timeout)),
             Ok(Err(e @ ConnectError::Refused { status })) => {
@@ -173,6 +177,41 @@ impl Joining {
         };
         participant.vanish().await;
         Err(refusal)
+    }
+
+    /// Opens subscriber number `index`'s socket: on the host, or, on the weak link, inside
+    /// its namespace, where every socket of the participant then lives.
+    async fn open(&self, index: usize, credential: Owned) -> Result<Participant, ConnectError> {
+        let (server, tls) = (self.server.clone(), self.tls.clone());
+        let Some(link) = self.weak_link.as_ref().filter(|l| l.holds(index)) else {
+            return Participant::open(&server, tls, credential.as_ref(), &self.bind).await;
+        };
+        let port = url::Url::parse(&server)
+            .ok()
+            .and_then(|u| u.port_or_known_default())
+            .ok_or_else(|| ConnectError::Failed(format!("no port in {server}")))?;
+        let (bind, via) = (link.bind(), link.via(port));
+        let opened = link.runtime().spawn(async move {
+            Participant::open_via(&server, tls, credential.as_ref(), &bind, via).await
+        });
+        opened
+            .await
+            .unwrap_or_else(|e| Err(ConnectError::Failed(e.to_string())))
+    }
+}
+
+/// A credential that can go to another runtime with the join.
+enum Owned {
+    Cookie(String),
+    Token(String),
+}
+
+impl Owned {
+    fn as_ref(&self) -> Credential<'_> {
+        match self {
+            Owned::Cookie(cookie) => Credential::Cookie(cookie),
+            Owned::Token(token) => Credential::Token(token),
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! panicking join costs that subscriber only.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
@@ -16,6 +17,7 @@ use super::joins::{Client, Refusal};
 use super::setup::{setup, Publisher, Setup};
 use super::stop::Stop;
 use super::usage::Process;
+use super::weak_link::WeakLink;
 use super::LoadTest;
 
 /// Tracks the publisher sends (video and audio): a subscriber has media once all flow.
@@ -66,6 +68,8 @@ pub(super) struct Record {
 pub(super) struct Leftovers {
     viewers: Vec<Client>,
     publisher: Option<Publisher>,
+    /// Removed once the subscribers on it are closed.
+    weak_link: Option<Arc<WeakLink>>,
 }
 
 impl Leftovers {
@@ -76,7 +80,7 @@ impl Leftovers {
     }
 
     /// Closes everything at once, for at most `within`: one the server already let go must
-    /// not hold up the exit.
+    /// not hold up the exit. The weak link goes last.
     pub(super) async fn close(self, within: Duration) {
         let mut closing = JoinSet::new();
         for viewer in self.viewers {
@@ -124,6 +128,7 @@ pub(super) async fn run(args: &LoadTest, stop: &mut Stop) -> (Record, Leftovers)
     let mut leftovers = Leftovers {
         viewers: Vec::new(),
         publisher: None,
+        weak_link: None,
     };
     let setup = tokio::select! {
         setup = setup(args) => setup,
@@ -144,6 +149,7 @@ pub(super) async fn run(args: &LoadTest, stop: &mut Stop) -> (Record, Leftovers)
             return (record, leftovers);
         }
     };
+    leftovers.weak_link = joining.weak_link.clone();
     let server = args.server_pid.map(Process::of);
     let sampler = Sampler {
         server,
@@ -224,7 +230,9 @@ pub(super) async fn run(args: &LoadTest, stop: &mut Stop) -> (Record, Leftovers)
     }
     let end = sampler.take(&record.viewers);
     record.end = Some(end);
-    if let Some(from) = record.steady {
+    // With simulcast each subscriber gets one layer of the three the publisher sends: what it
+    // should get is not what was sent.
+    if let Some(from) = record.steady.filter(|_| !args.simulcast) {
         // Packets of the phase still on their way get a moment to arrive.
         tokio::time::sleep(DRAIN).await;
         let range = |kind: usize| from.sent[kind] as u32..end.sent[kind] as u32;

@@ -63,7 +63,7 @@ pub struct Summary {
     pub forwarded_packets_per_second: Option<f64>,
     /// Those packets over the nominal ones, and the shortfall in %. Packets are counted by
     /// the sequence numbers the publisher wrote during the phase, arriving up to a second
-    /// after it.
+    /// after it. Not with `--simulcast` (a subscriber gets one layer of the three sent).
     pub delivered_ratio: Option<f64>,
     pub delivered_loss_pct: Option<f64>,
     /// Packets received more than once (retransmissions of packets that had arrived), as a

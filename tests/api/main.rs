@@ -6,6 +6,7 @@ mod live;
 mod live_room;
 mod loadtest;
 mod media_port;
+mod netns;
 mod notify;
 mod notify_email;
 mod peer;
