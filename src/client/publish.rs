@@ -253,3 +253,36 @@ fn single_track(
     ));
     (Arc::new(track), ssrc)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Quiet;
+
+    impl PeerConnectionEventHandler for Quiet {}
+
+    /// What a server reads in the offer: the layers' rids in the order of the simulcast
+    /// attribute, and the header extensions that name them.
+    #[tokio::test]
+    async fn a_simulcast_offer_names_three_layers_and_their_extensions() {
+        let video = Video::Simulcast;
+        let pc = video
+            .connection(Arc::new(Quiet), "127.0.0.1:0", None)
+            .await
+            .unwrap();
+        Tracks::add_to(&pc, video).await.unwrap();
+        let offer = pc.create_offer(None).await.unwrap().sdp;
+        let _ = pc.close().await;
+        for line in [
+            "a=rid:l send",
+            "a=rid:m send",
+            "a=rid:h send",
+            "a=simulcast:send l;m;h",
+            MID_URI,
+            RID_URI,
+        ] {
+            assert!(offer.contains(line), "no {line} in\n{offer}");
+        }
+    }
+}
