@@ -82,9 +82,10 @@ pub async fn metrics(
     );
     text.push_str(&forward_drops(
         "queue_full",
-        &crate::sfu::track::QUEUE_FULL_DROPS,
+        &crate::sfu::fanout::QUEUE_FULL_DROPS,
     ));
     text.push_str(&forward_drops("stale", &crate::sfu::outgoing::STALE_DROPS));
+    text.push_str(&crate::sfu::quality::reception::render_metrics());
     Ok((
         [(
             header::CONTENT_TYPE,

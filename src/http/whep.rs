@@ -25,10 +25,10 @@ use super::whip::{media_error, parse_sdpfrag, require_content_type, with_ice_ser
 use super::{Error, Result};
 use crate::access::{Action, Who};
 use crate::auth::room_token::{Purpose, RoomClaims};
-use crate::sfu::media::Connection;
-use crate::sfu::media::MediaError;
+use crate::sfu::media::{Connection, Direction, MediaError};
 use crate::sfu::output::Output;
 use crate::sfu::peer::candidate_init;
+use crate::sfu::quality::reception::{Reception, Running};
 use crate::sfu::room::{NewPeer, RoomHandle, RoomKind};
 use crate::signal::admission::{admit, presentation};
 use crate::signal::protocol::MediaKind;
@@ -58,6 +58,8 @@ pub struct WhepSession {
     participant_id: u64,
     connection: Connection,
     outputs: Vec<Output>,
+    /// Its quality loop (a player always gets auto); stops with the session.
+    _quality: Running,
 }
 
 impl InRoom for WhepSession {
@@ -247,13 +249,14 @@ pub async fn play(
             return Err(e);
         }
     };
-    let (sdp, connection, outputs, up) = answer;
+    let (sdp, connection, outputs, quality, up) = answer;
     let resource = state.whep.insert(WhepSession {
         room_id,
         room: handle,
         participant_id,
         connection,
         outputs,
+        _quality: quality,
     });
     tokio::spawn({
         let state = state.clone();
@@ -298,7 +301,7 @@ async fn answer(
     room: &RoomHandle,
     participant_id: u64,
     offer: String,
-) -> Result<(String, Connection, Vec<Output>, Arc<AtomicBool>)> {
+) -> Result<(String, Connection, Vec<Output>, Running, Arc<AtomicBool>)> {
     let bad_sdp = |e: webrtc::error::Error| media_error(MediaError::refused(e));
     let internal = |e: webrtc::error::Error| media_error(MediaError::WebRtc(e));
     let up = Arc::new(AtomicBool::new(false));
@@ -310,9 +313,13 @@ async fn answer(
     let connection = state
         .sfu
         .media()
-        .connect(Arc::new(events))
+        .connect(Arc::new(events), Direction::Sends)
         .await
         .map_err(media_error)?;
+    let reception = Reception::new(false);
+    if let Some(bandwidth) = &connection.bandwidth {
+        reception.set_bandwidth(bandwidth.clone());
+    }
     let pc = connection.pc.clone();
     let description = RTCSessionDescription::offer(offer).map_err(bad_sdp)?;
     pc.set_remote_description(description)
@@ -324,15 +331,9 @@ async fn answer(
     let mut outputs = Vec::new();
     for kind in [MediaKind::Audio, MediaKind::Video] {
         if let Some(track) = tracks.iter().find(|t| t.kind == kind) {
-            let output = Output::attach(
-                &pc,
-                track.clone(),
-                participant_id,
-                Arc::default(),
-                up.clone(),
-            )
-            .await
-            .map_err(internal)?;
+            let output = Output::attach(&pc, track.clone(), participant_id, &reception, up.clone())
+                .await
+                .map_err(internal)?;
             outputs.push(output);
         }
     }
@@ -348,7 +349,7 @@ async fn answer(
     for output in &outputs {
         output.resolve_payload_type().await;
     }
-    Ok((local, connection, outputs, up))
+    Ok((local, connection, outputs, reception.start(None), up))
 }
 
 /// Trickled candidates from the player.

@@ -221,6 +221,7 @@ pub async fn publish(
         state.sfu.media(),
         outbox.clone(),
         handle.clone(),
+        false,
     );
     let (name, role) = presentation(&identity, &standing);
     let peer = NewPeer {

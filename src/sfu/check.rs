@@ -29,7 +29,7 @@ use webrtc::peer_connection::{
     PeerConnectionEventHandler, RTCPeerConnectionState, RTCSessionDescription,
 };
 
-use super::media::{Connection, MediaError, MediaSettings};
+use super::media::{Connection, Direction, MediaError, MediaSettings};
 use super::peer::OPEN_CONNECTIONS;
 
 /// The test stream's rate: about what a class's camera needs.
@@ -181,7 +181,7 @@ pub async fn start(
     }
     let (state_tx, state_rx) = watch::channel(RTCPeerConnectionState::New);
     let connection = media
-        .connect(Arc::new(CheckEvents { state: state_tx }))
+        .connect(Arc::new(CheckEvents { state: state_tx }), Direction::Sends)
         .await?;
     OPEN_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
     match answer(&connection, offer, transport).await {

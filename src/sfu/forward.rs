@@ -1,24 +1,8 @@
-//! Forwarding decisions as plain data, with no I/O: which subscriber gets which track, and
-//! when a publisher is asked for a keyframe. The media code asks; this file decides, and is
-//! unit-tested on its own.
+//! Forwarding bookkeeping as plain data, with no I/O: when a publisher is asked for a
+//! keyframe, and whether a subscriber missed packets. The media code asks; this file decides,
+//! and is unit-tested on its own.
 
 use std::time::{Duration, Instant};
-
-use crate::signal::protocol::MediaKind;
-
-/// What the forwarder knows about one subscriber of one track.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SubscriberView {
-    /// The subscriber asked for audio only (weak connection).
-    pub audio_only: bool,
-    /// Still in the waiting room of a tutoring room.
-    pub waiting: bool,
-}
-
-/// Whether a packet of a track of `kind`, muted or not, goes to this subscriber.
-pub fn should_forward(kind: MediaKind, track_muted: bool, subscriber: SubscriberView) -> bool {
-    !(track_muted || subscriber.waiting || subscriber.audio_only && kind == MediaKind::Video)
-}
 
 /// Keyframe requests (PLI) to one publisher track, at most one per `interval`. A request
 /// that arrives too early is remembered and sent when the interval has passed, so a late
@@ -97,27 +81,6 @@ impl DropState {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn audio_only_muted_and_waiting() {
-        let view = SubscriberView::default();
-        assert!(should_forward(MediaKind::Video, false, view));
-        assert!(!should_forward(MediaKind::Video, true, view));
-        let audio_only = SubscriberView {
-            audio_only: true,
-            ..view
-        };
-        assert!(!should_forward(MediaKind::Video, false, audio_only));
-        assert!(should_forward(MediaKind::Audio, false, audio_only));
-        assert!(!should_forward(
-            MediaKind::Audio,
-            false,
-            SubscriberView {
-                waiting: true,
-                ..view
-            }
-        ));
-    }
 
     #[test]
     fn pli_is_rate_limited_but_never_forgotten() {

@@ -17,6 +17,7 @@ use std::time::Duration;
 use rtc::crypto::SignatureScheme;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
+use rtc::peer_connection::configuration::interceptor_registry::configure_simulcast_extension_headers;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
@@ -29,6 +30,7 @@ use webrtc::peer_connection::{
 use super::media_port::advertise::advertise_tcp_port;
 use super::media_port::{MediaPort, PortRuntime};
 use super::paths::{PathWatch, RelayAddresses};
+use super::quality::estimate::{ask_for_feedback, congestion_control, Bandwidth};
 use crate::config::{LimitsConfig, MediaConfig};
 
 /// The network side of media, from `[media]` in the config.
@@ -141,9 +143,20 @@ pub fn media_engine() -> Result<MediaEngine, webrtc::error::Error> {
     Ok(media)
 }
 
+/// Which way media goes on a connection of the SFU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// A publisher's: the SFU receives (simulcast too).
+    Receives,
+    /// A viewer's: the SFU sends, paced to an estimate of the viewer's link.
+    Sends,
+}
+
 /// A peer connection of the SFU, on the media port.
 pub struct Connection {
     pub pc: Arc<dyn PeerConnection>,
+    /// The estimate of the viewer's link, on a connection the SFU sends on.
+    pub bandwidth: Option<Arc<Bandwidth>>,
     runtime: Arc<PortRuntime>,
     /// The HTTPS port ICE over TCP arrives on, told to clients (`media_port/advertise.rs`).
     tcp_port: Option<u16>,
@@ -224,13 +237,24 @@ impl MediaSettings {
     pub async fn connect(
         &self,
         handler: Arc<dyn PeerConnectionEventHandler>,
+        direction: Direction,
     ) -> Result<Connection, MediaError> {
         let runtime = self.port.runtime();
         let tcp_port = self.port.tcp_port().filter(|_| self.ice_tcp);
         let mut media = media_engine()?;
+        ask_for_feedback(&mut media)?;
+        let (registry, bandwidth) = match direction {
+            Direction::Receives => {
+                configure_simulcast_extension_headers(&mut media)?;
+                (Registry::new(), None)
+            }
+            Direction::Sends => {
+                let (registry, bandwidth) = congestion_control(Registry::new());
+                (registry, Some(bandwidth))
+            }
+        };
         let registry = super::keyframe_requests::register(register_default_interceptors(
-            Registry::new(),
-            &mut media,
+            registry, &mut media,
         )?);
         // Home Wi-Fi drops out for a second now and then; a connection silent for 3 s counts
         // as disconnected, and one that stays silent for 10 s has failed (its publisher leaves).
@@ -274,6 +298,7 @@ impl MediaSettings {
         watch.watch(&pc);
         Ok(Connection {
             pc,
+            bandwidth,
             runtime,
             tcp_port,
         })

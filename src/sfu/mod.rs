@@ -4,16 +4,19 @@
 //! `Sfu` is the node's registry of live rooms. A room's task starts when its host starts a
 //! live session and ends when the session does; see `room.rs` for the actor; `peer.rs`,
 //! `peer_events.rs` and `subscriber.rs` for a participant's two connections; `track.rs` for
-//! the fan-out; `check.rs` for the connection check's test stream; `output.rs` and
-//! `outgoing.rs` for one receiver's copy of a track and its numbering (`payload.rs` reads
-//! codec payloads); `media_port/` for the one UDP port all of it travels on; `sdp.rs` for
+//! a published track, `layers.rs` for its encodings (simulcast) and `fanout.rs` for handing
+//! its packets to subscribers; `quality/` for which layer each viewer gets; `check.rs` for
+//! the connection check's test stream; `output.rs` and `outgoing.rs` for one receiver's copy
+//! of a track and its numbering (`payload.rs` reads codec payloads); `media_port/` for the one UDP port all of it travels on; `sdp.rs` for
 //! what is read in and added to SDP; `forward.rs` for the rules; `paths.rs` for which way
 //! each connection took; and `revocation.rs` for ending participations whose right ended.
 
 pub mod check;
 pub mod event_log;
+pub mod fanout;
 pub mod forward;
 pub mod keyframe_requests;
+pub mod layers;
 pub mod media;
 pub mod media_port;
 pub mod outgoing;
@@ -22,6 +25,7 @@ pub mod paths;
 pub mod payload;
 pub mod peer;
 pub mod peer_events;
+pub mod quality;
 pub mod revocation;
 pub mod room;
 pub mod sdp;

@@ -57,8 +57,11 @@ pub struct Forwarded {
     /// When the fan-out queued it: a packet that waited longer than [`MAX_QUEUE_AGE`] for
     /// its subscriber is dropped.
     pub queued_at: Instant,
-    /// Which source of the track sent it; it changes when the track is switched.
+    /// Which source of the track sent it; it changes when the track is switched (another
+    /// encoding, or a reconnected publisher).
     pub generation: u32,
+    /// The encoding it belongs to, for keyframe requests and NACKs.
+    pub slot: u8,
     /// Packets of this track were skipped for this subscriber just before this one.
     pub resync: bool,
 }
@@ -132,6 +135,7 @@ impl OutgoingTrack {
             queued_at,
             generation,
             resync,
+            ..
         } = item;
         // Late media is worth nothing live: a subscriber this far behind skips to the next
         // keyframe rather than playing old packets (and keeping them in memory).
@@ -276,6 +280,7 @@ mod tests {
             packet,
             queued_at: Instant::now() + Duration::from_secs(3600),
             generation,
+            slot: 0,
             resync,
         }
     }

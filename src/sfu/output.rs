@@ -24,8 +24,10 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::PeerConnection;
 use webrtc::rtp_transceiver::RtpSender;
 
+use super::fanout::Sink;
 use super::outgoing::{Codec, Forwarded, OutgoingTrack, Verdict};
-use super::track::{Published, Sink, SUBSCRIBER_QUEUE};
+use super::quality::reception::Reception;
+use super::track::{Published, SUBSCRIBER_QUEUE};
 use crate::signal::protocol::MediaKind;
 
 pub struct Output {
@@ -35,6 +37,7 @@ pub struct Output {
     payload_type: Arc<AtomicU16>,
     /// The subscriber offer that first carried this track (none yet, or rolled back).
     pub(crate) offered_in: Option<u64>,
+    reception: Arc<Reception>,
     tasks: [JoinHandle<()>; 2],
 }
 
@@ -44,7 +47,7 @@ impl Output {
         pc: &Arc<dyn PeerConnection>,
         published: Arc<Published>,
         participant_id: u64,
-        audio_only: Arc<AtomicBool>,
+        reception: &Arc<Reception>,
         up: Arc<AtomicBool>,
     ) -> Result<Output, webrtc::error::Error> {
         let ssrc: u32 = rand::random();
@@ -84,14 +87,22 @@ impl Output {
             outgoing: outgoing.clone(),
             published: published.clone(),
         };
+        let sink = Arc::new(Sink::new(participant_id, tx));
         let writer = tokio::spawn(writer.run(rx));
-        let feedback = tokio::spawn(read_feedback(local, published.clone(), outgoing));
-        published.add_sink(Arc::new(Sink::new(participant_id, tx, audio_only)));
+        let feedback = tokio::spawn(read_feedback(
+            local,
+            published.clone(),
+            sink.clone(),
+            outgoing,
+        ));
+        published.add_sink(sink.clone());
+        reception.attach(published.clone(), sink);
         Ok(Output {
             sender,
             published,
             payload_type,
             offered_in: None,
+            reception: reception.clone(),
             tasks: [writer, feedback],
         })
     }
@@ -123,6 +134,7 @@ impl Output {
     /// Stops forwarding to this participant.
     pub(crate) fn detach(&self, participant_id: u64) {
         self.published.remove_sink(participant_id);
+        self.reception.detach(&self.published.id);
         self.tasks.iter().for_each(JoinHandle::abort);
     }
 }
@@ -146,6 +158,7 @@ impl Writer {
                 self.outgoing.lock().expect("outgoing lock").skipped();
                 continue;
             }
+            let slot = item.slot;
             let verdict = self
                 .outgoing
                 .lock()
@@ -159,7 +172,7 @@ impl Writer {
                         break;
                     }
                 }
-                Verdict::DropAndAskKeyframe => self.published.request_keyframe(),
+                Verdict::DropAndAskKeyframe => self.published.request_keyframe_of(slot),
                 Verdict::Drop => {}
             }
         }
@@ -172,6 +185,7 @@ impl Writer {
 async fn read_feedback(
     local: Arc<TrackLocalStaticRTP>,
     published: Arc<Published>,
+    sink: Arc<Sink>,
     outgoing: Arc<Mutex<OutgoingTrack>>,
 ) {
     while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = local.poll().await {
@@ -184,12 +198,16 @@ async fn read_feedback(
                 nacked.extend(nack.nacks.iter().flat_map(|pair| pair.packet_list()));
             }
         }
+        // Of the encoding it receives now (a switch in between costs a spare request).
+        let Some(slot) = sink.current() else {
+            continue;
+        };
         if wants_keyframe {
-            published.request_keyframe();
+            published.request_keyframe_of(slot);
         }
         if !nacked.is_empty() {
             let seqs = outgoing.lock().expect("outgoing lock").source_seqs(nacked);
-            published.request_resend(&seqs);
+            published.request_resend(slot, &seqs);
         }
     }
 }

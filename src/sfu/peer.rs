@@ -4,15 +4,16 @@
 //! side ever has to resolve offer glare. Their events are handled in `peer_events.rs`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
 
-use super::media::{Connection, MediaError, MediaSettings};
+use super::media::{Connection, Direction, MediaError, MediaSettings};
 use super::peer_events::{drop_if_never_connected, Events};
+use super::quality::reception::Reception;
 use super::room::{Command, PeerCommand, RoomHandle};
 use super::sdp::{check_offer, first_mid, sending_track_ids};
 use super::subscriber::{Subscriber, SubscriberInput};
@@ -43,8 +44,8 @@ pub struct PeerMedia {
     subscriber: mpsc::UnboundedSender<SubscriberInput>,
     subscriber_task: JoinHandle<()>,
     start: Option<tokio::sync::oneshot::Sender<()>>,
-    /// The audio-only switch, shared with every sink of this participant.
-    pub audio_only: Arc<AtomicBool>,
+    /// What this participant receives (quality, focus), shared with its outputs.
+    pub reception: Arc<Reception>,
     /// Publisher candidates that came before their offer was applied.
     early_candidates: Mutex<Vec<RTCIceCandidateInit>>,
 }
@@ -59,6 +60,7 @@ impl PeerMedia {
         settings: Arc<MediaSettings>,
         outbox: mpsc::Sender<ServerMessage>,
         room: RoomHandle,
+        tiles: bool,
     ) -> (PeerMedia, mpsc::UnboundedSender<PeerCommand>) {
         let (room_tx, mut room_rx) = mpsc::unbounded_channel::<PeerCommand>();
         let (input_tx, input_rx) = mpsc::unbounded_channel();
@@ -72,13 +74,13 @@ impl PeerMedia {
                 }
             }
         });
-        let audio_only = Arc::new(AtomicBool::new(false));
+        let reception = Reception::new(tiles);
         let subscriber = Subscriber::new(
             participant_id,
             settings.clone(),
             outbox.clone(),
             room.clone(),
-            audio_only.clone(),
+            reception.clone(),
         );
         let (start, started) = tokio::sync::oneshot::channel();
         let subscriber_task = tokio::spawn(async move {
@@ -97,7 +99,7 @@ impl PeerMedia {
             subscriber: input_tx,
             subscriber_task,
             start: Some(start),
-            audio_only,
+            reception,
             early_candidates: Mutex::default(),
         };
         (media, room_tx)
@@ -135,7 +137,10 @@ impl PeerMedia {
             events.sources = self.sources.clone();
             events.published = self.published.clone();
             let events = Arc::new(events);
-            let connection = self.settings.connect(events.clone()).await?;
+            let connection = self
+                .settings
+                .connect(events.clone(), Direction::Receives)
+                .await?;
             OPEN_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
             self.publisher = Some((connection, events));
             drop_if_never_connected(

@@ -184,6 +184,7 @@ impl PeerConnectionEventHandler for Events {
             source,
             codec,
             media_ssrc,
+            rid: remote.rid(media_ssrc).await.map(|rid| rid.to_string()),
             remote,
         };
         let (reply, placed) = tokio::sync::oneshot::channel();

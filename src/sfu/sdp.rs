@@ -1,8 +1,10 @@
 //! What the SFU reads in and adds to SDP text itself: which tracks a publisher's offer sends,
-//! whether it sends something viewers can decode (and no simulcast), the first media
+//! whether it sends something viewers can decode (and simulcast the SFU can take), the first media
 //! section's mid (for candidates) and the session-level `a=msid-semantic` line.
 
 use std::collections::BTreeSet;
+
+use super::layers::MAX_LAYERS;
 
 /// The codecs every viewer can decode, as said in errors.
 pub const ACCEPTED_CODECS: &str = "Opus, VP8 or H.264 constrained baseline";
@@ -12,7 +14,10 @@ pub const ACCEPTED_CODECS: &str = "Opus, VP8 or H.264 constrained baseline";
 pub enum OfferError {
     #[error("the {kind} track offers no codec every viewer can decode; send {ACCEPTED_CODECS}")]
     NoCodec { kind: String },
-    #[error("simulcast is not supported yet; send one encoding per track")]
+    #[error(
+        "simulcast is taken as up to three encodings of a video track, each with a rid \
+         (a=rid, a=simulcast), not as an SSRC group"
+    )]
     Simulcast,
 }
 
@@ -46,7 +51,8 @@ pub fn sending_track_ids(sdp: &str) -> BTreeSet<String> {
 }
 
 /// Refuses an offer that sends audio or video in no codec viewers can decode, or sends
-/// simulcast (several encodings of one track would be rewritten onto one and break video).
+/// simulcast the SFU cannot tell apart: audio, more than three encodings, or encodings
+/// without rids (an SSRC group).
 pub fn check_offer(sdp: &str) -> Result<(), OfferError> {
     for section in sections(sdp).filter(|s| sends(s)) {
         let kind = section.split_whitespace().next().unwrap_or_default();
@@ -54,12 +60,9 @@ pub fn check_offer(sdp: &str) -> Result<(), OfferError> {
             continue;
         }
         let lines: Vec<&str> = section.lines().map(str::trim_end).collect();
-        let simulcast = lines.iter().any(|l| {
-            l.starts_with("a=simulcast:")
-                || l.starts_with("a=rid:")
-                || l.starts_with("a=ssrc-group:SIM")
-        });
-        if simulcast {
+        let rids = lines.iter().filter(|l| l.starts_with("a=rid:")).count();
+        let unnamed = lines.iter().any(|l| l.starts_with("a=ssrc-group:SIM"));
+        if unnamed || rids > MAX_LAYERS || (kind == "audio" && rids > 0) {
             return Err(OfferError::Simulcast);
         }
         let decodable = lines
@@ -177,12 +180,14 @@ mod tests {
     }
 
     #[test]
-    fn simulcast_is_refused() {
+    fn simulcast_is_taken_with_rids_only() {
         let sdp = format!(
             "{HEAD}m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=rtpmap:96 VP8/90000\r\n\
             a=rid:h send\r\na=rid:l send\r\na=simulcast:send h;l\r\n"
         );
-        assert_eq!(check_offer(&sdp), Err(OfferError::Simulcast));
+        assert_eq!(check_offer(&sdp), Ok(()));
+        let four = sdp.replace("a=simulcast", "a=rid:m send\r\na=rid:x send\r\na=simulcast");
+        assert_eq!(check_offer(&four), Err(OfferError::Simulcast));
         let ssrcs = format!(
             "{HEAD}m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=rtpmap:96 VP8/90000\r\n\
             a=ssrc-group:SIM 1 2 3\r\n"

@@ -17,10 +17,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription};
 
-use super::media::{Connection, MediaError, MediaSettings};
+use super::media::{Connection, Direction, MediaError, MediaSettings};
 use super::output::Output;
 use super::peer::OPEN_CONNECTIONS;
 use super::peer_events::{drop_if_never_connected, Events};
+use super::quality::reception::Reception;
 use super::room::{PeerCommand, RoomHandle};
 use super::sdp::{first_mid, with_msid_semantic};
 use super::track::Published;
@@ -42,7 +43,7 @@ pub(crate) struct Subscriber {
     settings: Arc<MediaSettings>,
     outbox: mpsc::Sender<ServerMessage>,
     room: RoomHandle,
-    audio_only: Arc<AtomicBool>,
+    reception: Arc<Reception>,
     connection: Option<(Connection, Arc<Events>)>,
     outputs: HashMap<String, Output>,
     /// The connection is up (DTLS done): packets written before would only be dropped.
@@ -62,14 +63,14 @@ impl Subscriber {
         settings: Arc<MediaSettings>,
         outbox: mpsc::Sender<ServerMessage>,
         room: RoomHandle,
-        audio_only: Arc<AtomicBool>,
+        reception: Arc<Reception>,
     ) -> Subscriber {
         Subscriber {
             participant_id,
             settings,
             outbox,
             room,
-            audio_only,
+            reception,
             connection: None,
             outputs: HashMap::new(),
             up: Arc::default(),
@@ -83,6 +84,7 @@ impl Subscriber {
 
     pub(crate) async fn run(mut self, mut input: mpsc::UnboundedReceiver<SubscriberInput>) {
         let (connected_tx, mut connected_rx) = mpsc::unbounded_channel();
+        let _quality = self.reception.start(Some(self.outbox.clone()));
         loop {
             let deadline = self.awaiting.map(|(_, at)| at);
             tokio::select! {
@@ -189,7 +191,13 @@ impl Subscriber {
             );
             events.connected = Some(connected.clone());
             let events = Arc::new(events);
-            let connection = self.settings.connect(events.clone()).await?;
+            let connection = self
+                .settings
+                .connect(events.clone(), Direction::Sends)
+                .await?;
+            if let Some(bandwidth) = &connection.bandwidth {
+                self.reception.set_bandwidth(bandwidth.clone());
+            }
             OPEN_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
             self.connection = Some((connection, events));
             drop_if_never_connected(
@@ -224,7 +232,7 @@ impl Subscriber {
             &pc,
             published.clone(),
             self.participant_id,
-            self.audio_only.clone(),
+            &self.reception,
             self.up.clone(),
         )
         .await;

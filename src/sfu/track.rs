@@ -1,7 +1,6 @@
-//! A published track and its fan-out: one forwarding task reads the publisher's RTP and hands
-//! each packet to every subscriber's own bounded queue. A full queue drops packets for that
-//! subscriber only (its outgoing track resumes at the next keyframe), so a slow family on weak
-//! Wi-Fi never slows anyone else.
+//! A published track and its fan-out: one forwarding task reads the publisher's RTP (every
+//! encoding of a simulcast track comes through the one remote track, told apart by SSRC) and
+//! hands each packet to the subscribers' own queues (`fanout.rs`).
 //!
 //! A `Published` is a slot ("the teacher's camera") more than one remote track: when its
 //! publisher reconnects and publishes the same kind of track again, the room rebinds the slot
@@ -9,7 +8,7 @@
 //! included, carries on without a new offer.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -21,92 +20,17 @@ use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
-use super::forward::{should_forward, DropState, PliLimiter, SubscriberView};
-use super::outgoing::Forwarded;
+use super::fanout::{Fanout, Packet, Sink};
+use super::forward::PliLimiter;
+use super::layers::{Encodings, MAX_LAYERS};
+use super::outgoing::Codec;
+use super::payload::is_keyframe_start;
 use crate::signal::protocol::{MediaKind, Source, TrackInfo};
 
 /// Packets a subscriber may have queued before it is considered too slow and drops.
 pub const SUBSCRIBER_QUEUE: usize = 512;
-/// Packets dropped because a subscriber's queue was full, for /metrics.
-pub static QUEUE_FULL_DROPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-/// At most one keyframe request per track this often.
+/// At most one keyframe request per encoding this often.
 const PLI_INTERVAL: Duration = Duration::from_millis(500);
-
-/// One subscriber's end of a published track.
-pub struct Sink {
-    pub participant_id: u64,
-    pub tx: mpsc::Sender<Forwarded>,
-    /// The subscriber's audio-only switch, shared by all its sinks.
-    pub audio_only: Arc<AtomicBool>,
-    drops: Mutex<DropState>,
-}
-
-impl Sink {
-    pub fn new(
-        participant_id: u64,
-        tx: mpsc::Sender<Forwarded>,
-        audio_only: Arc<AtomicBool>,
-    ) -> Sink {
-        Sink {
-            participant_id,
-            tx,
-            audio_only,
-            drops: Mutex::default(),
-        }
-    }
-}
-
-/// The subscribers of one track and the rule for handing them packets, apart from any
-/// network I/O so it can be tested with plain channels.
-#[derive(Default)]
-pub struct Fanout {
-    sinks: RwLock<Vec<Arc<Sink>>>,
-}
-
-impl Fanout {
-    pub fn add(&self, sink: Arc<Sink>) {
-        self.sinks.write().expect("sinks lock").push(sink);
-    }
-
-    pub fn remove(&self, participant_id: u64) {
-        self.sinks
-            .write()
-            .expect("sinks lock")
-            .retain(|s| s.participant_id != participant_id);
-    }
-
-    /// Hands one packet to every subscriber that should get it, never waiting for any of
-    /// them. A subscriber that misses packets gets the next one marked `resync`.
-    pub fn send(&self, kind: MediaKind, muted: bool, packet: &rtp::Packet, generation: u32) {
-        let now = Instant::now();
-        for sink in self.sinks.read().expect("sinks lock").iter() {
-            let view = SubscriberView {
-                audio_only: sink.audio_only.load(Ordering::Relaxed),
-                waiting: false,
-            };
-            let mut drops = sink.drops.lock().expect("drop state lock");
-            if !should_forward(kind, muted, view) {
-                drops.skipped();
-                continue;
-            }
-            let item = Forwarded {
-                packet: packet.clone(),
-                queued_at: now,
-                generation,
-                resync: drops.resync(),
-            };
-            match sink.tx.try_send(item) {
-                Ok(()) => drops.delivered(),
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    drops.dropped();
-                    QUEUE_FULL_DROPS.fetch_add(1, Ordering::Relaxed);
-                }
-                // The subscriber is leaving; its removal is on the way.
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
-            }
-        }
-    }
-}
 
 /// What a publisher's connection brings for the room to place: a new track or a reconnected
 /// publisher's slot.
@@ -116,14 +40,9 @@ pub struct Incoming {
     pub source: Source,
     pub codec: RTCRtpCodec,
     pub media_ssrc: u32,
+    /// The encoding's name when the track is sent as simulcast.
+    pub rid: Option<String>,
     pub remote: Arc<dyn TrackRemote>,
-}
-
-/// The remote track feeding a slot now.
-struct Input {
-    remote: Arc<dyn TrackRemote>,
-    /// The publisher's SSRC, the target of keyframe requests and NACKs.
-    media_ssrc: u32,
 }
 
 /// A track a participant publishes.
@@ -142,12 +61,19 @@ pub struct Published {
     fanout: Fanout,
     /// Recorders of this track: bounded queues that are never waited on (`crate::recording`).
     taps: Mutex<Vec<mpsc::Sender<rtp::Packet>>>,
-    input: Mutex<Input>,
-    pli: Mutex<PliLimiter>,
+    /// The remote track feeding the slot now.
+    remote: Mutex<Arc<dyn TrackRemote>>,
+    /// Its encodings: the targets of keyframe requests and NACKs, and the layers viewers get.
+    pub encodings: Encodings,
+    /// Keyframe requests, per encoding.
+    pli: Mutex<[PliLimiter; MAX_LAYERS]>,
+    keyframes: Option<Codec>,
 }
 
 impl Published {
     pub fn new(id: String, user_id: Option<i64>, incoming: Incoming) -> Arc<Published> {
+        let keyframes = Codec::from_mime(&incoming.codec.mime_type)
+            .filter(|_| incoming.kind == MediaKind::Video);
         Arc::new(Published {
             id,
             kind: incoming.kind,
@@ -159,11 +85,10 @@ impl Published {
             muted: AtomicBool::new(false),
             fanout: Fanout::default(),
             taps: Mutex::default(),
-            input: Mutex::new(Input {
-                remote: incoming.remote,
-                media_ssrc: incoming.media_ssrc,
-            }),
-            pli: Mutex::new(PliLimiter::new(PLI_INTERVAL)),
+            remote: Mutex::new(incoming.remote),
+            encodings: Encodings::new(incoming.media_ssrc, incoming.rid),
+            pli: Mutex::new(std::array::from_fn(|_| PliLimiter::new(PLI_INTERVAL))),
+            keyframes,
         })
     }
 
@@ -187,10 +112,8 @@ impl Published {
 
     /// Feeds the slot from a new remote track; returns the generation to forward.
     pub fn rebind(&self, incoming: Incoming) -> u32 {
-        *self.input.lock().expect("input lock") = Input {
-            remote: incoming.remote,
-            media_ssrc: incoming.media_ssrc,
-        };
+        *self.remote.lock().expect("remote lock") = incoming.remote;
+        self.encodings.reset(incoming.media_ssrc, incoming.rid);
         self.participant_id
             .store(incoming.participant_id, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::AcqRel) + 1
@@ -221,8 +144,12 @@ impl Published {
         self.taps.lock().expect("taps lock").push(tap);
     }
 
-    fn tap(&self, packet: &rtp::Packet) {
+    /// A recording keeps the richest encoding.
+    fn tap(&self, packet: &rtp::Packet, slot: u8) {
         let mut taps = self.taps.lock().expect("taps lock");
+        if taps.is_empty() || slot as usize != self.encodings.top() {
+            return;
+        }
         taps.retain(|tap| {
             !matches!(
                 tap.try_send(packet.clone()),
@@ -231,18 +158,30 @@ impl Published {
         });
     }
 
-    /// Asks the publisher for a keyframe, within the rate limit (a held request goes out at
-    /// the next tick of the forwarding loop).
+    /// Asks the publisher for a keyframe of every encoding (a mute ended, a recording began).
     pub fn request_keyframe(&self) {
-        if self.kind == MediaKind::Video
-            && self.pli.lock().expect("pli lock").request(Instant::now())
-        {
-            self.send_pli();
+        for slot in 0..self.encodings.ssrcs().len() {
+            self.request_keyframe_of(slot as u8);
         }
     }
 
-    fn send_pli(&self) {
-        let (remote, media_ssrc) = self.input();
+    /// Asks for a keyframe of one encoding, within the rate limit (a held request goes out at
+    /// the next tick of the forwarding loop).
+    pub fn request_keyframe_of(&self, slot: u8) {
+        let slot = slot as usize;
+        if self.kind == MediaKind::Video
+            && slot < MAX_LAYERS
+            && self.pli.lock().expect("pli lock")[slot].request(Instant::now())
+        {
+            self.send_pli(slot);
+        }
+    }
+
+    fn send_pli(&self, slot: usize) {
+        let Some(media_ssrc) = self.encodings.ssrc(slot) else {
+            return;
+        };
+        let remote = self.remote();
         tokio::spawn(async move {
             let pli = PictureLossIndication {
                 sender_ssrc: 0,
@@ -254,12 +193,15 @@ impl Published {
         });
     }
 
-    /// Asks the publisher to resend packets (by its own sequence numbers).
-    pub fn request_resend(&self, seqs: &[u16]) {
+    /// Asks the publisher to resend packets of an encoding (by its own sequence numbers).
+    pub fn request_resend(&self, slot: u8, seqs: &[u16]) {
+        let Some(media_ssrc) = self.encodings.ssrc(slot as usize) else {
+            return;
+        };
         if seqs.is_empty() {
             return;
         }
-        let (remote, media_ssrc) = self.input();
+        let remote = self.remote();
         let nack = TransportLayerNack {
             sender_ssrc: 0,
             media_ssrc,
@@ -272,15 +214,14 @@ impl Published {
         });
     }
 
-    fn input(&self) -> (Arc<dyn TrackRemote>, u32) {
-        let input = self.input.lock().expect("input lock");
-        (input.remote.clone(), input.media_ssrc)
+    fn remote(&self) -> Arc<dyn TrackRemote> {
+        self.remote.lock().expect("remote lock").clone()
     }
 
     /// Reads the publisher's packets of input `generation` until that track ends or the slot
     /// is rebound. True when it ended while still feeding the slot (the track is gone).
     pub async fn forward(self: Arc<Self>, generation: u32) -> bool {
-        let (remote, _) = self.input();
+        let remote = self.remote();
         let current = || self.generation.load(Ordering::Acquire) == generation;
         let mut tick = tokio::time::interval(PLI_INTERVAL / 2);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -291,23 +232,31 @@ impl Published {
                         if !current() {
                             break;
                         }
+                        let Some(slot) = self.slot_of(&remote, packet.header.ssrc).await else {
+                            continue;
+                        };
                         // Extension ids were negotiated on the publisher's connection, not the
                         // subscribers': strip them once here rather than clone them into every
                         // subscriber's copy.
                         packet.header.extension = false;
                         packet.header.extensions.clear();
-                        let muted = self.muted.load(Ordering::Relaxed);
-                        self.fanout.send(self.kind, muted, &packet, generation);
-                        if !muted {
-                            self.tap(&packet);
-                        }
+                        self.pass_on(&packet, slot, generation);
+                    }
+                    Some(TrackRemoteEvent::OnOpen(init)) => {
+                        self.encodings.add(init.ssrc, init.rid.clone());
                     }
                     Some(TrackRemoteEvent::OnEnded) | None => break,
                     Some(_) => {}
                 },
                 _ = tick.tick() => {
-                    if self.pli.lock().expect("pli lock").poll(Instant::now()) {
-                        self.send_pli();
+                    let now = Instant::now();
+                    self.encodings.measure(now);
+                    let due: Vec<usize> = self.pli.lock().expect("pli lock").iter_mut()
+                        .enumerate()
+                        .filter_map(|(slot, limiter)| limiter.poll(now).then_some(slot))
+                        .collect();
+                    for slot in due {
+                        self.send_pli(slot);
                     }
                 }
             }
@@ -315,77 +264,40 @@ impl Published {
         tracing::debug!(track = %self.id, generation, "published input ended");
         current()
     }
+
+    /// The encoding of a packet's SSRC; a new encoding of a simulcast track is added.
+    async fn slot_of(&self, remote: &Arc<dyn TrackRemote>, ssrc: u32) -> Option<u8> {
+        if let Some(slot) = self.encodings.slot_of(ssrc) {
+            return Some(slot as u8);
+        }
+        let rid = remote.rid(ssrc).await.map(|rid| rid.to_string());
+        self.encodings.add(ssrc, rid).map(|slot| slot as u8)
+    }
+
+    fn pass_on(&self, packet: &rtp::Packet, slot: u8, generation: u32) {
+        self.encodings.count(slot as usize, packet.payload.len());
+        let muted = self.muted.load(Ordering::Relaxed);
+        let keyframe = self
+            .keyframes
+            .is_none_or(|codec| is_keyframe_start(codec, &packet.payload));
+        let wants_keyframe = self.fanout.send(&Packet {
+            packet,
+            kind: self.kind,
+            muted,
+            slot,
+            keyframe,
+            generation,
+        });
+        if wants_keyframe {
+            self.request_keyframe_of(slot);
+        }
+        if !muted {
+            self.tap(packet, slot);
+        }
+    }
 }
 
 /// A new track id: the publisher's participant id and a random suffix.
 pub fn new_track_id(participant_id: u64) -> String {
     format!("{participant_id}-{:08x}", rand::random::<u32>())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn packet(seq: u16) -> rtp::Packet {
-        rtp::Packet {
-            header: rtp::header::Header {
-                sequence_number: seq,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-    }
-
-    #[tokio::test]
-    async fn a_stalled_subscriber_costs_the_others_nothing() {
-        let fanout = Fanout::default();
-        let (fast_tx, mut fast_rx) = mpsc::channel(8);
-        let (stalled_tx, mut stalled_rx) = mpsc::channel(8);
-        fanout.add(Arc::new(Sink::new(1, fast_tx, Arc::default())));
-        fanout.add(Arc::new(Sink::new(2, stalled_tx, Arc::default())));
-        let mut fast_got = Vec::new();
-        for seq in 0..1000u16 {
-            // Never blocks: 1000 packets with one subscriber reading nothing.
-            fanout.send(MediaKind::Video, false, &packet(seq), 0);
-            while let Ok(item) = fast_rx.try_recv() {
-                assert!(!item.resync);
-                fast_got.push(item.packet.header.sequence_number);
-            }
-        }
-        assert_eq!(
-            fast_got,
-            (0..1000).collect::<Vec<_>>(),
-            "the reading subscriber got every packet, in order"
-        );
-        let mut stalled_got = 0;
-        while stalled_rx.try_recv().is_ok() {
-            stalled_got += 1;
-        }
-        assert_eq!(stalled_got, 8, "the stalled one holds only its queue");
-        // Once it reads again, the next packet reaches it marked as a resumption, once.
-        fanout.send(MediaKind::Video, false, &packet(1000), 0);
-        fanout.send(MediaKind::Video, false, &packet(1001), 0);
-        assert!(stalled_rx.try_recv().unwrap().resync);
-        assert!(!stalled_rx.try_recv().unwrap().resync);
-    }
-
-    #[tokio::test]
-    async fn audio_only_subscribers_get_no_video_and_resume_marked() {
-        let (video, audio) = (Fanout::default(), Fanout::default());
-        let (video_tx, mut video_rx) = mpsc::channel(8);
-        let (audio_tx, mut audio_rx) = mpsc::channel(8);
-        let audio_only = Arc::new(AtomicBool::new(true));
-        video.add(Arc::new(Sink::new(1, video_tx, audio_only.clone())));
-        audio.add(Arc::new(Sink::new(1, audio_tx, audio_only.clone())));
-        video.send(MediaKind::Video, false, &packet(1), 0);
-        audio.send(MediaKind::Audio, false, &packet(2), 0);
-        assert!(video_rx.try_recv().is_err());
-        assert!(!audio_rx.try_recv().unwrap().resync, "audio flows on");
-        audio_only.store(false, Ordering::Relaxed);
-        video.send(MediaKind::Video, false, &packet(3), 0);
-        assert!(
-            video_rx.try_recv().unwrap().resync,
-            "video resumes after a skip"
-        );
-    }
 }

@@ -338,6 +338,8 @@ pub const KNOWN_TYPES: &[&str] = &[
     "chat",
     "hand",
     "audio_only",
+    "quality",
+    "focus",
     "keyframe",
     "admit",
     "promote",

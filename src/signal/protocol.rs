@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::IceServer;
+pub use crate::sfu::quality::{Layer, Quality};
 
 /// Which of the participant's two peer connections a message is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +104,16 @@ pub enum ClientMessage {
         id: u64,
         enabled: bool,
     },
+    /// Choose what video to receive: auto, a fixed layer, or audio only.
+    Quality {
+        id: u64,
+        quality: Quality,
+    },
+    /// Show a camera large (a pinned tile), or none to follow the room.
+    Focus {
+        id: u64,
+        track_id: Option<String>,
+    },
     /// Ask the publisher of a video track for a fresh keyframe (e.g. after a video stalls).
     Keyframe {
         id: u64,
@@ -170,6 +181,8 @@ impl ClientMessage {
             Chat { .. } => "chat",
             Hand { .. } => "hand",
             AudioOnly { .. } => "audio_only",
+            Quality { .. } => "quality",
+            Focus { .. } => "focus",
             Keyframe { .. } => "keyframe",
             Admit { .. } => "admit",
             Promote { .. } => "promote",
@@ -195,6 +208,8 @@ impl ClientMessage {
             | Chat { id, .. }
             | Hand { id, .. }
             | AudioOnly { id, .. }
+            | Quality { id, .. }
+            | Focus { id, .. }
             | Keyframe { id, .. }
             | Admit { id, .. }
             | Promote { id, .. }
@@ -307,6 +322,16 @@ pub enum ServerMessage {
     TrackUnpublished {
         track_id: String,
         participant_id: u64,
+    },
+    /// What this subscriber receives now; sent when it changes.
+    Reception {
+        quality: Quality,
+        /// The best layer of any track, or `off`.
+        video: Layer,
+        /// The link does not carry the lowest layer.
+        weak: bool,
+        estimate_kbps: u64,
+        layers: std::collections::BTreeMap<String, Layer>,
     },
     TrackMuted {
         track_id: String,

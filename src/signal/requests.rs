@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 
 use super::admission::{admit, presentation};
 use super::error::SignalError;
-use super::protocol::{ClientMessage, ServerMessage};
+use super::protocol::{ClientMessage, Quality, ServerMessage};
 use super::Identity;
 use crate::access::Who;
 use crate::sfu::peer::PeerMedia;
@@ -65,6 +65,8 @@ pub(super) async fn handle(
             | ClientMessage::IceRestart { .. }
             | ClientMessage::Candidate { .. }
             | ClientMessage::AudioOnly { .. }
+            | ClientMessage::Quality { .. }
+            | ClientMessage::Focus { .. }
     ) {
         ask(Request::Check).await?;
     }
@@ -118,9 +120,19 @@ pub(super) async fn handle(
             ask(Request::Hand(raised)).await?;
         }
         ClientMessage::AudioOnly { enabled, .. } => {
-            media
-                .audio_only
-                .store(enabled, std::sync::atomic::Ordering::Relaxed);
+            media.reception.choose(match enabled {
+                true => Quality::AudioOnly,
+                false => Quality::Auto,
+            });
+        }
+        ClientMessage::Quality { quality, .. } => media.reception.choose(quality),
+        ClientMessage::Focus { track_id, .. } => {
+            if !media.reception.focus(track_id) {
+                return Err(SignalError::bad(
+                    "unknown_track",
+                    "no such video among what you receive",
+                ));
+            }
         }
         ClientMessage::Keyframe { track_id, .. } => {
             ask(Request::Keyframe(track_id)).await?;
@@ -201,6 +213,7 @@ async fn join(
         state.sfu.media(),
         outbox.clone(),
         handle.clone(),
+        room.kind == "tutoring",
     );
     let (display_name, role) = presentation(identity, &standing);
     let peer = NewPeer {

@@ -18,6 +18,8 @@ pub const RATES: &[(&str, f64, f64)] = &[
     ("chat", 5.0, 0.5),
     ("hand", 5.0, 0.5),
     ("audio_only", 5.0, 0.5),
+    ("quality", 5.0, 0.5),
+    ("focus", 10.0, 2.0),
     ("keyframe", 10.0, 2.0),
     ("admit", 20.0, 5.0),
     ("promote", 10.0, 1.0),

@@ -224,9 +224,16 @@ async fn queued_notifications_survive_sigkill_and_go_out_once(db: Db) {
         post(&class.teacher, class.class_id, json!({"body": "One"})).await,
         post(&class.teacher, class.class_id, json!({"body": "Two"})).await,
     ];
+    // Each of the four (two posts to two families) refused at least once: retries of the first
+    // ones must not stand for notifications of the second post that are not queued yet.
     service
         .wait_for("a refused try of each", Duration::from_secs(10), |r| {
-            r.iter().filter(|m| !m.accepted).count() >= 4
+            let refused: std::collections::HashSet<(&str, &str)> = r
+                .iter()
+                .filter(|m| !m.accepted)
+                .map(|m| (m.to.as_str(), m.message["tag"].as_str().unwrap_or("")))
+                .collect();
+            refused.len() >= 4
         })
         .await;
     assert_eq!(pending(&app).await, 4, "all four are still queued");

@@ -329,7 +329,7 @@ async fn an_ice_restart_keeps_the_participant_and_its_attendance(db: Db) {
 both_backends!(an_ice_restart_keeps_the_participant_and_its_attendance);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publishers_are_told_which_codecs_viewers_decode_and_that_simulcast_is_not_taken() {
+async fn publishers_are_told_which_codecs_viewers_decode_and_that_unnamed_simulcast_is_not_taken() {
     let app = TestApp::spawn(Db::Sqlite).await;
     let admin = app.admin().await;
     let class = ClassFixture::new(&app, &admin, "a").await;
@@ -342,7 +342,7 @@ async fn publishers_are_told_which_codecs_viewers_decode_and_that_simulcast_is_n
     );
     let simulcast = format!(
         "{head}m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\n\
-         a=msid:s cam\r\na=rtpmap:96 VP8/90000\r\na=rid:h send\r\na=rid:l send\r\na=simulcast:send h;l\r\n"
+         a=msid:s cam\r\na=rtpmap:96 VP8/90000\r\na=ssrc-group:SIM 1 2\r\n"
     );
     for (sdp, says) in [(vp9, "VP8"), (simulcast, "simulcast")] {
         let reply = teacher
