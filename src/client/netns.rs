@@ -97,7 +97,11 @@ impl Namespace {
         let inner = format!("{}/30", self.ns_ip);
         self.ip(&["addr", "add", &inner, "dev", &self.inner_if])?;
         self.ip(&["link", "set", &self.inner_if, "up"])?;
-        self.ip(&["link", "set", "lo", "up"])
+        self.ip(&["link", "set", "lo", "up"])?;
+        // The host is the namespace's gateway, as a home router is: without a default route
+        // joining a multicast group fails (ENODEV), and so does a WebRTC stack's mDNS socket.
+        let host = self.host_ip.to_string();
+        self.ip(&["route", "add", "default", "via", &host])
     }
 
     /// `ip` inside the namespace.

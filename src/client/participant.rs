@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 use webrtc::peer_connection::RTCSessionDescription;
 
 use super::errors::{ConnectError, RequestError};
-use super::media::{Throttle, VideoShape};
+use super::media::{new_pc_relayed, Throttle, VideoShape};
 use super::publish::{Counters, Tracks, Video};
 use super::receive::{tallies, Inbox, Received, Tally};
 pub use super::signalling::RelayPick;
@@ -26,7 +26,7 @@ use super::signalling::{
     spawn_keepalive, spawn_writer, to_text, Connection, Events, Negotiator, Pending, Reader, Relay,
     Remotes,
 };
-use crate::signal::protocol::{ClientMessage, ServerMessage, Target};
+use crate::signal::protocol::{ClientMessage, Quality, ServerMessage, Target};
 
 pub struct Participant {
     out: mpsc::UnboundedSender<String>,
@@ -317,8 +317,7 @@ impl Participant {
             remotes: Arc::default(),
         });
         let servers = self.relay.lock().unwrap().clone();
-        let pc = video
-            .connection(handler, &self.bind, servers)
+        let pc = new_pc_relayed(handler, &self.bind, servers)
             .await
             .expect("a peer connection for publishing");
         let tracks = Tracks::add_to(&pc, video).await.expect("tracks to publish");
@@ -395,6 +394,13 @@ impl Participant {
                 _ => return None,
             }
         }
+    }
+
+    /// Chooses what video this connection receives (docs/signalling.md, "Simulcast and
+    /// quality"); the server answers `ok`, then tells what arrives with a `reception` event.
+    pub async fn set_quality(&mut self, quality: Quality) -> ServerMessage {
+        self.request(|id| ClientMessage::Quality { id, quality })
+            .await
     }
 
     /// Sends a keyframe request (PLI) for a received track, as a browser does after a loss.

@@ -13,10 +13,10 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::peer_connection::{PeerConnection, PeerConnectionEventHandler};
+use webrtc::peer_connection::PeerConnection;
 use webrtc::rtp_transceiver::RtpSender;
 
-use super::media::{new_pc_sending, Throttle, VideoShape};
+use super::media::{Throttle, VideoShape};
 use super::sender::{answer_keyframe_requests, send, Frames, Picture, Stream};
 use super::simulcast::{self, Naming, MID_URI, RID_URI};
 
@@ -44,19 +44,6 @@ pub enum Video {
 impl From<VideoShape> for Video {
     fn from(shape: VideoShape) -> Video {
         Video::Single(shape)
-    }
-}
-
-impl Video {
-    /// A connection to publish it on (one that knows the simulcast header extensions when
-    /// they are needed).
-    pub(super) async fn connection(
-        &self,
-        handler: Arc<dyn PeerConnectionEventHandler>,
-        bind: &str,
-        relay: Option<Vec<crate::config::IceServer>>,
-    ) -> Result<Arc<dyn PeerConnection>, String> {
-        new_pc_sending(handler, bind, relay, matches!(self, Video::Simulcast)).await
     }
 }
 
@@ -258,6 +245,8 @@ fn single_track(
 mod tests {
     use super::*;
 
+    use webrtc::peer_connection::PeerConnectionEventHandler;
+
     struct Quiet;
 
     impl PeerConnectionEventHandler for Quiet {}
@@ -266,12 +255,10 @@ mod tests {
     /// attribute, and the header extensions that name them.
     #[tokio::test]
     async fn a_simulcast_offer_names_three_layers_and_their_extensions() {
-        let video = Video::Simulcast;
-        let pc = video
-            .connection(Arc::new(Quiet), "127.0.0.1:0", None)
+        let pc = super::super::media::new_pc(Arc::new(Quiet), "127.0.0.1:0")
             .await
             .unwrap();
-        Tracks::add_to(&pc, video).await.unwrap();
+        Tracks::add_to(&pc, Video::Simulcast).await.unwrap();
         let offer = pc.create_offer(None).await.unwrap().sdp;
         let _ = pc.close().await;
         for line in [

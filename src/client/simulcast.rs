@@ -15,18 +15,18 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability,
-    RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::peer_connection::MediaEngine;
 
 use super::media::VideoShape;
 use super::sender::{Frames, Picture, Stream};
 
+/// The header extensions that name a simulcast stream. The rtc crate's default interceptors
+/// register them (with the repaired-rtp-stream-id one) on every connection's media engine, so
+/// every offer carries them.
 pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 pub const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
-const REPAIRED_RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
 
 /// One encoding of the simulcast track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,19 +75,6 @@ pub fn layer_of(seq: u32) -> Option<usize> {
 /// The layer (0 for `l`) whose keyframes state `size`.
 pub fn layer_by_size(size: (u16, u16)) -> Option<usize> {
     LAYERS.iter().position(|l| l.size == size)
-}
-
-/// Lets a connection offer the header extensions that name a simulcast track's streams.
-pub(super) fn register_extensions(media: &mut MediaEngine) -> Result<(), String> {
-    for uri in [MID_URI, RID_URI, REPAIRED_RID_URI] {
-        let extension = RTCRtpHeaderExtensionCapability {
-            uri: uri.to_owned(),
-        };
-        media
-            .register_header_extension(extension, RtpCodecKind::Video, None)
-            .map_err(|e| format!("header extension {uri}: {e}"))?;
-    }
-    Ok(())
 }
 
 /// The simulcast video track, one encoding per layer with its rid and SSRC; and the SSRCs,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use webrtc::peer_connection::{PeerConnection, PeerConnectionEventHandler, RTCSessionDescription};
 
-use super::media::Throttle;
+use super::media::{new_pc, Throttle};
 use super::publish::{Counters, Tracks, Video};
 
 /// WHIP gives the server no way to trickle, and this client sends its candidates in the offer.
@@ -35,7 +35,7 @@ impl WhipPublisher {
     ) -> Result<WhipPublisher, String> {
         let video = video.into();
         let client = https_client(pem)?;
-        let pc = video.connection(Arc::new(NoTrickle), bind, None).await?;
+        let pc = new_pc(Arc::new(NoTrickle), bind).await?;
         let tracks = Tracks::add_to(&pc, video).await?;
         let resource = exchange(&client, url, key, &pc).await?;
         let sent: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);

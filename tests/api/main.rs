@@ -20,6 +20,7 @@ mod security_accounts;
 mod security_content;
 mod security_edge;
 mod security_live;
+mod simulcast;
 mod storage;
 mod timeline_scale;
 mod turn;
