@@ -15,7 +15,7 @@ use super::weak_link::WeakLink;
 use crate::client::receive::seen_between;
 use crate::client::whep::WhepViewer;
 use crate::client::{ConnectError, Credential, Participant, RequestError, Tally};
-use crate::signal::protocol::ServerMessage;
+use crate::signal::protocol::{Layer, ServerMessage};
 
 /// A subscriber, over Homeroom's signalling or WHEP.
 pub(super) enum Client {
@@ -32,21 +32,22 @@ impl Client {
     }
 
     /// Reads the room's events that came since the last call (the tool has no use for most,
-    /// and unread they would pile up for the whole run); returns why the server let this
-    /// subscriber go, if it did (`kicked`, `ended`).
-    pub(super) fn drain_events(&mut self) -> Option<String> {
+    /// and unread they would pile up for the whole run): why the server let this subscriber
+    /// go, if it did, and what it last said the subscriber receives.
+    pub(super) fn drain_events(&mut self) -> News {
+        let mut news = News::default();
         let Client::Signalling(p) = self else {
-            return None;
+            return news;
         };
-        let mut gone = None;
         while let Ok(event) = p.events.try_recv() {
             match event {
-                ServerMessage::Kicked { reason } => gone = Some(format!("kicked_{reason}")),
-                ServerMessage::Ended { reason } => gone = Some(format!("ended_{reason}")),
+                ServerMessage::Kicked { reason } => news.gone = Some(format!("kicked_{reason}")),
+                ServerMessage::Ended { reason } => news.gone = Some(format!("ended_{reason}")),
+                ServerMessage::Reception { video, .. } => news.video = Some(video),
                 _ => {}
             }
         }
-        gone
+        news
     }
 
     /// Distinct intact packets with sequence numbers in `video` or `audio`, by track kind.
@@ -66,6 +67,15 @@ impl Client {
             }
         }
     }
+}
+
+/// What a subscriber's events since the last look said.
+#[derive(Debug, Default)]
+pub(super) struct News {
+    /// Why the server let it go (`kicked_<reason>`, `ended_<reason>`).
+    pub(super) gone: Option<String>,
+    /// The best layer it receives, or `off`, as the latest `reception` said.
+    pub(super) video: Option<Layer>,
 }
 
 /// How the subscribers come in.

@@ -19,6 +19,7 @@ use super::stop::Stop;
 use super::usage::Process;
 use super::weak_link::WeakLink;
 use super::LoadTest;
+use crate::signal::protocol::Layer;
 
 /// Tracks the publisher sends (video and audio): a subscriber has media once all flow.
 const TRACKS: usize = 2;
@@ -42,6 +43,10 @@ pub(super) struct Viewer {
     pub(super) flowing: bool,
     /// Why the server let it go during the run, if it did.
     pub(super) dropped: Option<String>,
+    /// Whether it is on the weak link (`--throttle`).
+    pub(super) throttled: bool,
+    /// The best layer it receives, or `off`, as the server last said.
+    pub(super) video: Option<Layer>,
 }
 
 /// Everything a run found out, for the summary.
@@ -54,6 +59,8 @@ pub(super) struct Record {
     /// When the first and the last subscriber started, and how many did.
     pub(super) launches: Option<(Instant, Instant)>,
     pub(super) launched: usize,
+    /// How many subscribers, from the first, are on the weak link (`--throttle`).
+    pub(super) throttled: usize,
     /// Samples before the first subscriber, once all joined, when the steady phase began
     /// and at the end.
     pub(super) start: Option<Sample>,
@@ -119,6 +126,7 @@ pub(super) async fn run(args: &LoadTest, stop: &mut Stop) -> (Record, Leftovers)
         refusals: BTreeMap::new(),
         launches: None,
         launched: 0,
+        throttled: args.throttle.as_ref().map_or(0, |t| t.viewers),
         start: None,
         joined: None,
         steady: None,
@@ -285,6 +293,8 @@ fn joined(
                 first_packet: None,
                 flowing: false,
                 dropped: None,
+                throttled: record.throttled > index,
+                video: None,
             });
             return;
         }
@@ -312,11 +322,15 @@ fn note_media(viewers: &mut [Viewer]) {
     }
 }
 
-/// Reads the subscribers' events, noting those the server let go.
+/// Reads the subscribers' events, noting those the server let go and what each receives.
 fn drain_events(viewers: &mut [Viewer]) {
     for viewer in viewers {
-        if let Some(reason) = viewer.client.drain_events() {
+        let news = viewer.client.drain_events();
+        if let Some(reason) = news.gone {
             viewer.dropped.get_or_insert(reason);
+        }
+        if news.video.is_some() {
+            viewer.video = news.video;
         }
     }
 }

@@ -397,3 +397,140 @@ async fn sigterm_ends_the_run_with_its_summary() {
     assert_eq!(summary["subscribers_with_media"], 4, "{summary}");
     assert!(summary["loss_pct"].as_f64().unwrap() <= 1.0, "{summary}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulcast_publisher_serves_every_viewer_a_layer() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let room = classroom(&app).await;
+    let run = loadtest(
+        &app,
+        room,
+        &[
+            "--simulcast",
+            "--subscribers",
+            "4",
+            "--ramp",
+            "10",
+            "--duration",
+            "5",
+        ],
+    )
+    .output();
+    let output = tokio::time::timeout(Duration::from_secs(90), run)
+        .await
+        .expect("the run ends by itself")
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(
+        output.status.success(),
+        "loadtest failed:\n{stdout}\n{stderr}"
+    );
+    let summary = summary_of(&stdout, &stderr);
+    assert_eq!(summary["subscribers_with_media"], 4, "{summary}");
+    assert!(summary["loss_pct"].as_f64().unwrap() <= 1.0, "{summary}");
+    assert_eq!(summary["corrupt_pct"], 0.0, "{summary}");
+    // A viewer gets one layer of three: nothing to compare with what was sent.
+    assert!(summary["delivered_ratio"].is_null(), "{summary}");
+    let layers = summary["video_at_end"].as_object().unwrap();
+    let told: u64 = layers.values().map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(told, 4, "every viewer was told its video: {summary}");
+    assert!(!layers.contains_key("off"), "{summary}");
+    assert_eq!(summary["audio_only_at_end"], 0, "{summary}");
+}
+
+/// The network namespaces there are now.
+fn namespaces() -> Vec<String> {
+    let listed = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect()
+}
+
+/// `--throttle` puts the first viewers on a shaped link of their own (a network namespace, so
+/// the run needs root) and removes it when the run ends, here by SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_viewers_run_on_a_shaped_link_that_goes_with_the_run() {
+    // The server listens and offers media on every address, the namespace's link included.
+    let env = [
+        ("HOMEROOM_LISTEN", "0.0.0.0:0"),
+        ("HOMEROOM_MEDIA_INTERFACES", "[]"),
+    ];
+    let app = TestApp::spawn_with_env(Db::Sqlite, "", &env).await;
+    let room = classroom(&app).await;
+    let before = namespaces();
+    let mut child = loadtest(
+        &app,
+        room,
+        &[
+            "--simulcast",
+            "--throttle",
+            "2:400kbit",
+            "--subscribers",
+            "3",
+            "--ramp",
+            "10",
+            "--duration",
+            "600",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stdout = String::new();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            stdout.push_str(&line);
+            stdout.push('\n');
+            if line.contains("subscribers=3/3") && line.contains("with_media=3") {
+                return;
+            }
+        }
+        panic!("the tool ended early:\n{stdout}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("not every viewer got media within 60 s:\n{stdout}"));
+    let during = namespaces();
+    let made: Vec<&String> = during.iter().filter(|n| !before.contains(n)).collect();
+    assert_eq!(
+        made.len(),
+        1,
+        "one namespace for the throttled viewers: {during:?}"
+    );
+    // Long enough for the server to tell each viewer what it gets.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    signal(child.id().unwrap(), "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            stdout.push_str(&line);
+            stdout.push('\n');
+        }
+        child.wait().await.unwrap()
+    })
+    .await
+    .expect("the tool exits within 20 s of SIGTERM");
+    assert_eq!(status.code(), Some(1), "stopped by a signal: {stdout}");
+    assert!(
+        !namespaces().contains(made[0]),
+        "{} is still there after the run",
+        made[0]
+    );
+    let summary = summary_of(&stdout, "");
+    assert_eq!(summary["throttled"], 2, "{summary}");
+    assert_eq!(summary["subscribers_with_media"], 3, "{summary}");
+    let throttled = summary["throttled_video_at_end"].as_object().unwrap();
+    let told: u64 = throttled.values().map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(told, 2, "{summary}");
+    assert!(
+        summary["throttled_loss_pct"].as_f64().is_some(),
+        "{summary}"
+    );
+}
