@@ -3,7 +3,8 @@
 //! webrtc-rs viewer that runs inside the namespace on a thread of its own. Needs root.
 //!
 //! These tests add interfaces, which every Chromium on the host sees as a network change:
-//! scripts/test.sh runs them (`netns::`, `simulcast::`) after the browser tests, not beside them.
+//! scripts/test.sh runs them (`netns::`, `simulcast::`, `loadtest::throttled`) after the
+//! browser tests, not beside them.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
