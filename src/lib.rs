@@ -32,6 +32,7 @@ pub mod auth;
 pub mod bench;
 pub mod client;
 pub mod config;
+pub mod domain;
 pub mod events;
 pub mod http;
 pub mod loadtest;

@@ -98,10 +98,9 @@ impl Namespace {
         self.ip(&["addr", "add", &inner, "dev", &self.inner_if])?;
         self.ip(&["link", "set", &self.inner_if, "up"])?;
         self.ip(&["link", "set", "lo", "up"])?;
-        // The host is the namespace's gateway, as a home router is: without a default route
-        // joining a multicast group fails (ENODEV), and so does a WebRTC stack's mDNS socket.
-        let host = self.host_ip.to_string();
-        self.ip(&["route", "add", "default", "via", &host])
+        // Multicast goes out on the link, as on any home network: without a route for it,
+        // joining a group fails (ENODEV), and with it a WebRTC stack's mDNS socket.
+        self.ip(&["route", "add", "224.0.0.0/4", "dev", &self.inner_if])
     }
 
     /// `ip` inside the namespace.
@@ -123,10 +122,15 @@ impl Namespace {
     /// namespace's end what its clients send out. Queued packets wait at most 300 ms, then
     /// the link drops, as a congested home link does.
     pub fn shape(&self, rate: &str) -> Result<(), String> {
+        self.shape_bucket(rate, "16kb", "300ms")
+    }
+
+    /// `shape` with a bucket of `burst` bytes and a queue of at most `latency` (tc's units).
+    pub fn shape_bucket(&self, rate: &str, burst: &str, latency: &str) -> Result<(), String> {
         let tbf = |dev| {
             [
-                "tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", rate, "burst", "16kb",
-                "latency", "300ms",
+                "tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", rate, "burst", burst,
+                "latency", latency,
             ]
         };
         run(&tbf(&self.host_if))?;

@@ -18,7 +18,7 @@ use super::extract::CurrentUser;
 use super::page::{split, PageQuery, Paged};
 use super::{Error, Result};
 use crate::access::{decide, Action, Facts, Grant, Role, Who};
-use crate::sfu::room::RoomKind;
+use crate::domain::RoomKind;
 use crate::state::AppState;
 use crate::store::now_ms;
 use crate::store::posts::Position;

@@ -25,13 +25,14 @@ use super::whip::{media_error, parse_sdpfrag, require_content_type, with_ice_ser
 use super::{Error, Result};
 use crate::access::{Action, Who};
 use crate::auth::room_token::{Purpose, RoomClaims};
+use crate::domain::MediaKind;
+use crate::domain::RoomKind;
 use crate::sfu::media::{Connection, Direction, MediaError};
 use crate::sfu::output::Output;
 use crate::sfu::peer::candidate_init;
 use crate::sfu::quality::reception::{Reception, Running};
-use crate::sfu::room::{NewPeer, RoomHandle, RoomKind};
+use crate::sfu::room::{NewPeer, RoomHandle};
 use crate::signal::admission::{admit, presentation};
-use crate::signal::protocol::MediaKind;
 use crate::signal::{caller_from_token, Caller, Identity};
 use crate::state::AppState;
 use crate::store::now_ms;
@@ -327,7 +328,7 @@ async fn answer(
         .map_err(bad_sdp)?;
     let mut tracks = room.tracks().await?;
     // Camera before screen, so a one-video player shows the teacher.
-    tracks.sort_by_key(|t| t.source != crate::signal::protocol::Source::Camera);
+    tracks.sort_by_key(|t| t.source != crate::domain::Source::Camera);
     let mut outputs = Vec::new();
     for kind in [MediaKind::Audio, MediaKind::Video] {
         if let Some(track) = tracks.iter().find(|t| t.kind == kind) {

@@ -27,8 +27,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::domain::Source;
 use crate::sfu::track::Published;
-use crate::signal::protocol::Source;
 use crate::store::{now_ms, Store};
 use journal::{Header, JournalWriter, Record, TrackKind};
 use tasks::{record_track, write_file};

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::forward::DropState;
 use super::outgoing::Forwarded;
-use crate::signal::protocol::MediaKind;
+use crate::domain::MediaKind;
 
 /// Packets dropped because a subscriber's queue was full, for /metrics.
 pub static QUEUE_FULL_DROPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

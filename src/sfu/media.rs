@@ -19,7 +19,7 @@ use rtc::ice::mdns::MulticastDnsMode;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::interceptor_registry::configure_simulcast_extension_headers;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
@@ -143,6 +143,9 @@ pub fn media_engine() -> Result<MediaEngine, webrtc::error::Error> {
     Ok(media)
 }
 
+/// The header extension in which a browser says how loud each audio packet is (RFC 6464).
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
 /// Which way media goes on a connection of the SFU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -246,6 +249,14 @@ impl MediaSettings {
         let (registry, bandwidth) = match direction {
             Direction::Receives => {
                 configure_simulcast_extension_headers(&mut media)?;
+                // Who is speaking, for the tiles of a tutoring room (`quality/reception.rs`).
+                media.register_header_extension(
+                    RTCRtpHeaderExtensionCapability {
+                        uri: AUDIO_LEVEL_URI.to_owned(),
+                    },
+                    RtpCodecKind::Audio,
+                    None,
+                )?;
                 (Registry::new(), None)
             }
             Direction::Sends => {

@@ -28,7 +28,7 @@ use super::fanout::Sink;
 use super::outgoing::{Codec, Forwarded, OutgoingTrack, Verdict};
 use super::quality::reception::Reception;
 use super::track::{Published, SUBSCRIBER_QUEUE};
-use crate::signal::protocol::MediaKind;
+use crate::domain::MediaKind;
 
 pub struct Output {
     pub(crate) sender: Arc<dyn RtpSender>,

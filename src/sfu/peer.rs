@@ -11,13 +11,14 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
 
-use super::media::{Connection, Direction, MediaError, MediaSettings};
+use super::media::{Connection, Direction, MediaError, MediaSettings, AUDIO_LEVEL_URI};
 use super::peer_events::{drop_if_never_connected, Events};
 use super::quality::reception::Reception;
 use super::room::{Command, PeerCommand, RoomHandle};
-use super::sdp::{check_offer, first_mid, sending_track_ids};
+use super::sdp::{audio_extension_id, check_offer, first_mid, sending_track_ids};
 use super::subscriber::{Subscriber, SubscriberInput};
-use crate::signal::protocol::{Candidate, ServerMessage, Source, Target};
+use crate::domain::Source;
+use crate::signal::protocol::{Candidate, ServerMessage, Target};
 
 /// Counts live peer connections, so tests and metrics can see that none leak.
 pub static OPEN_CONNECTIONS: AtomicU64 = AtomicU64::new(0);
@@ -154,6 +155,10 @@ impl PeerMedia {
         let (connection, events) = self.publisher.as_ref().expect("just made");
         let pc = &connection.pc;
         let sending = sending_track_ids(&sdp);
+        events.audio_level.store(
+            audio_extension_id(&sdp, AUDIO_LEVEL_URI).unwrap_or(0),
+            Ordering::Relaxed,
+        );
         pc.set_remote_description(offer)
             .await
             .map_err(MediaError::refused)?;

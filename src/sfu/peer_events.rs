@@ -15,7 +15,8 @@ use webrtc::peer_connection::{
 
 use super::room::{Command, RoomHandle};
 use super::track::Incoming;
-use crate::signal::protocol::{Candidate, MediaKind, ServerMessage, Source, Target};
+use crate::domain::{MediaKind, Source};
+use crate::signal::protocol::{Candidate, ServerMessage, Target};
 
 /// Server candidates on their way to the client. Each carries the mid of the first media
 /// section (the WebRTC crate leaves it empty); while held, they wait, so a subscriber
@@ -87,6 +88,8 @@ pub(crate) struct Events {
     pub(crate) sources: Arc<Mutex<BTreeMap<String, Source>>>,
     /// Publisher side: our track id for each of the client's track ids.
     pub(crate) published: Arc<Mutex<BTreeMap<String, String>>>,
+    /// Publisher side: the id of the audio level header extension in its offer (0: none).
+    pub(crate) audio_level: Arc<std::sync::atomic::AtomicU8>,
     /// Subscriber side: told when the connection is up, so writers may start.
     pub(crate) connected: Option<mpsc::UnboundedSender<()>>,
     /// Told the first time the connection comes up (awaited by `drop_if_never_connected`).
@@ -109,6 +112,7 @@ impl Events {
             room,
             sources: Arc::default(),
             published: Arc::default(),
+            audio_level: Arc::default(),
             connected: None,
             first_up: Mutex::new(Some(first_up)),
         }
@@ -185,6 +189,10 @@ impl PeerConnectionEventHandler for Events {
             codec,
             media_ssrc,
             rid: remote.rid(media_ssrc).await.map(|rid| rid.to_string()),
+            audio_level: match self.audio_level.load(std::sync::atomic::Ordering::Relaxed) {
+                0 => None,
+                id => Some(id),
+            },
             remote,
         };
         let (reply, placed) = tokio::sync::oneshot::channel();

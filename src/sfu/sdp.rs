@@ -50,6 +50,19 @@ pub fn sending_track_ids(sdp: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The RTP header extension id an SDP gives `uri` in its audio section, if any.
+pub fn audio_extension_id(sdp: &str, uri: &str) -> Option<u8> {
+    sections(sdp)
+        .filter(|s| s.starts_with("audio"))
+        .flat_map(str::lines)
+        .filter_map(|l| l.trim_end().strip_prefix("a=extmap:"))
+        .find_map(|map| {
+            let (id, rest) = map.split_once(' ')?;
+            let id = id.split('/').next()?;
+            (rest.split_whitespace().next()? == uri).then(|| id.parse().ok())?
+        })
+}
+
 /// Refuses an offer that sends audio or video in no codec viewers can decode, or sends
 /// simulcast the SFU cannot tell apart: audio, more than three encodings, or encodings
 /// without rids (an SSRC group).
@@ -193,6 +206,19 @@ mod tests {
             a=ssrc-group:SIM 1 2 3\r\n"
         );
         assert_eq!(check_offer(&ssrcs), Err(OfferError::Simulcast));
+    }
+
+    #[test]
+    fn the_audio_level_extension_is_found_in_the_audio_section() {
+        let sdp = format!(
+            "{HEAD}m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=extmap:3 urn:x\r\na=extmap:7/sendonly urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n"
+        );
+        assert_eq!(
+            audio_extension_id(&sdp, "urn:ietf:params:rtp-hdrext:ssrc-audio-level"),
+            Some(7)
+        );
+        assert_eq!(audio_extension_id(&sdp, "urn:y"), None);
     }
 
     #[test]

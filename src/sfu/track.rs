@@ -7,7 +7,7 @@
 //! to the new remote track (`rebind`) and every subscriber's outgoing track, WHEP players'
 //! included, carries on without a new offer.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,10 +25,12 @@ use super::forward::PliLimiter;
 use super::layers::{Encodings, MAX_LAYERS};
 use super::outgoing::Codec;
 use super::payload::is_keyframe_start;
-use crate::signal::protocol::{MediaKind, Source, TrackInfo};
+use crate::domain::{MediaKind, Source, TrackInfo};
 
 /// Packets a subscriber may have queued before it is considered too slow and drops.
 pub const SUBSCRIBER_QUEUE: usize = 512;
+/// An audio level (-dBov) at or above which a packet counts as speech, not room noise.
+const SPEECH_LEVEL: u8 = 50;
 /// At most one keyframe request per encoding this often.
 const PLI_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -42,6 +44,8 @@ pub struct Incoming {
     pub media_ssrc: u32,
     /// The encoding's name when the track is sent as simulcast.
     pub rid: Option<String>,
+    /// The id of the audio level header extension on the publisher's connection.
+    pub audio_level: Option<u8>,
     pub remote: Arc<dyn TrackRemote>,
 }
 
@@ -68,6 +72,9 @@ pub struct Published {
     /// Keyframe requests, per encoding.
     pli: Mutex<[PliLimiter; MAX_LAYERS]>,
     keyframes: Option<Codec>,
+    /// Audio: the id of the audio level extension (0: none), and when its publisher last spoke.
+    audio_level: AtomicU8,
+    spoke_at: Mutex<Option<Instant>>,
 }
 
 impl Published {
@@ -89,6 +96,8 @@ impl Published {
             encodings: Encodings::new(incoming.media_ssrc, incoming.rid),
             pli: Mutex::new(std::array::from_fn(|_| PliLimiter::new(PLI_INTERVAL))),
             keyframes,
+            audio_level: AtomicU8::new(incoming.audio_level.unwrap_or(0)),
+            spoke_at: Mutex::default(),
         })
     }
 
@@ -113,6 +122,8 @@ impl Published {
     /// Feeds the slot from a new remote track; returns the generation to forward.
     pub fn rebind(&self, incoming: Incoming) -> u32 {
         *self.remote.lock().expect("remote lock") = incoming.remote;
+        self.audio_level
+            .store(incoming.audio_level.unwrap_or(0), Ordering::Relaxed);
         self.encodings.reset(incoming.media_ssrc, incoming.rid);
         self.participant_id
             .store(incoming.participant_id, Ordering::Relaxed);
@@ -235,11 +246,16 @@ impl Published {
                         let Some(slot) = self.slot_of(&remote, packet.header.ssrc).await else {
                             continue;
                         };
+                        self.listen(&packet);
                         // Extension ids were negotiated on the publisher's connection, not the
                         // subscribers': strip them once here rather than clone them into every
-                        // subscriber's copy.
+                        // subscriber's copy. The padding that ended the publisher's block goes
+                        // too: left, it would count in the size of the block the congestion
+                        // control adds (transport-wide sequence numbers) but not be written,
+                        // and SRTP refuses such a packet (Chromium pads its blocks).
                         packet.header.extension = false;
                         packet.header.extensions.clear();
+                        packet.header.extensions_padding = 0;
                         self.pass_on(&packet, slot, generation);
                     }
                     Some(TrackRemoteEvent::OnOpen(init)) => {
@@ -263,6 +279,27 @@ impl Published {
         }
         tracing::debug!(track = %self.id, generation, "published input ended");
         current()
+    }
+
+    /// Notes when the publisher speaks, from the level its browser puts in each audio
+    /// packet (RFC 6464: 0 is the loudest, 127 silence, in -dBov).
+    fn listen(&self, packet: &rtp::Packet) {
+        let id = self.audio_level.load(Ordering::Relaxed);
+        if id == 0 {
+            return;
+        }
+        let level = packet
+            .header
+            .get_extension(id)
+            .and_then(|ext| ext.first().copied());
+        if level.is_some_and(|level| level & 0x7f <= SPEECH_LEVEL) {
+            *self.spoke_at.lock().expect("spoke lock") = Some(Instant::now());
+        }
+    }
+
+    /// When the publisher of this audio track last spoke, as far as its browser said.
+    pub fn spoke_at(&self) -> Option<Instant> {
+        *self.spoke_at.lock().expect("spoke lock")
     }
 
     /// The encoding of a packet's SSRC; a new encoding of a simulcast track is added.

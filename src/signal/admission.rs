@@ -3,7 +3,8 @@
 use super::error::SignalError;
 use super::Identity;
 use crate::access::{decide, Action, Facts, Who};
-use crate::sfu::room::{RoomKind, Standing};
+use crate::domain::RoomKind;
+use crate::sfu::room::Standing;
 use crate::store::rooms::Room;
 use crate::store::Store;
 

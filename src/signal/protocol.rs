@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::IceServer;
-pub use crate::sfu::quality::{Layer, Quality};
+pub use crate::domain::{Layer, MediaKind, Quality, Source, TrackInfo};
 
 /// Which of the participant's two peer connections a message is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,23 +17,6 @@ pub use crate::sfu::quality::{Layer, Quality};
 pub enum Target {
     Publisher,
     Subscriber,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MediaKind {
-    Audio,
-    Video,
-}
-
-/// What a published track shows, so viewers can lay out camera and screen differently.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    #[default]
-    Camera,
-    Microphone,
-    Screen,
 }
 
 /// An ICE candidate as the browser's `RTCIceCandidateInit` has it.
@@ -238,17 +221,6 @@ pub struct ParticipantInfo {
     pub waiting: bool,
 }
 
-/// A published track. On the subscriber connection its MediaStream id is the
-/// `participant_id` and its track id is `track_id`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TrackInfo {
-    pub track_id: String,
-    pub participant_id: u64,
-    pub kind: MediaKind,
-    pub source: Source,
-    pub muted: bool,
-}
-
 /// What this participant may do in the room, decided by the permission function.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Abilities {
@@ -438,7 +410,11 @@ mod documented {
             );
         }
         // Adding a message type without documenting it fails here.
-        assert_eq!(client_types.len(), 19, "{client_types:?}");
-        assert_eq!(server_types.len(), 19, "{server_types:?}");
+        assert_eq!(
+            client_types.len(),
+            crate::signal::connection::KNOWN_TYPES.len(),
+            "{client_types:?}"
+        );
+        assert_eq!(server_types.len(), 20, "{server_types:?}");
     }
 }

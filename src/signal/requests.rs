@@ -6,9 +6,10 @@ use tokio::sync::mpsc;
 
 use super::admission::{admit, presentation};
 use super::error::SignalError;
-use super::protocol::{ClientMessage, Quality, ServerMessage};
+use super::protocol::{ClientMessage, ServerMessage};
 use super::Identity;
 use crate::access::Who;
+use crate::domain::{Quality, RoomKind};
 use crate::sfu::peer::PeerMedia;
 use crate::sfu::room::{NewPeer, Request, RoomHandle};
 use crate::state::AppState;
@@ -213,7 +214,7 @@ async fn join(
         state.sfu.media(),
         outbox.clone(),
         handle.clone(),
-        room.kind == "tutoring",
+        RoomKind::parse(&room.kind) == Some(RoomKind::Tutoring),
     );
     let (display_name, role) = presentation(identity, &standing);
     let peer = NewPeer {

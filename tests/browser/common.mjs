@@ -8,6 +8,7 @@ import { chromium } from 'playwright-core';
 import { CHROMIUM_ARGS } from './chromium.mjs';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
 
 export const cfg = JSON.parse(process.env.HOMEROOM_BROWSER_TEST);
 mkdirSync(cfg.artifacts, { recursive: true });
@@ -77,19 +78,25 @@ export const state = (page, value, timeout = 20000) =>
 export const stats = (page) => page.evaluate(() => window.homeroom.session.receiveStats());
 export const sum = (s, key) => Object.values(s).reduce((n, v) => n + (v[key] || 0), 0);
 
-/** Waits until `check(before, after)` holds for stats 1.5 s apart, or fails after `ms`. */
-export async function flowing(name, page, check, ms = 25000) {
+/**
+ * Waits until `check(before, after)` holds for two results of `sample(page)` 1.5 s apart and
+ * returns the later one, or fails after `ms` with `failure` and the last pair.
+ */
+export async function sampled(page, sample, check, ms, failure) {
   const deadline = Date.now() + ms;
   let last = null;
   while (Date.now() < deadline) {
-    const before = await stats(page);
+    const before = await sample(page);
     await page.waitForTimeout(1500);
-    const after = await stats(page);
+    const after = await sample(page);
     last = { before, after };
     if (check(before, after)) return after;
   }
-  throw new Error(`${name}: media did not flow: ${JSON.stringify(last)}`);
+  throw new Error(`${failure}: ${JSON.stringify(last)}`);
 }
+
+/** Waits until `check(before, after)` holds for stats 1.5 s apart, or fails after `ms`. */
+export const flowing = (name, page, check, ms = 25000) => sampled(page, stats, check, ms, `${name}: media did not flow`);
 
 export async function shoot(page, file) {
   const path = join(cfg.artifacts, file);
@@ -105,6 +112,20 @@ export async function within(ms, what, page, fn, arg) {
     throw new Error(`${what}: not within ${ms} ms`);
   });
   log(`${what} after ${Date.now() - from} ms`);
+}
+
+let answers = null;
+
+/**
+ * Has the Rust test act now (main.rs `run_script_with_steps`: slow the family's network down,
+ * say): prints `step: <name>` and waits for the test's `done`.
+ */
+export async function step(name) {
+  answers ||= createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  console.log(`step: ${name}`);
+  const { value } = await answers.next();
+  if (value !== 'done') throw new Error(`the test did not do the step "${name}"`);
+  log(`step done: ${name}`);
 }
 
 export async function scenario(title, body) {

@@ -9,11 +9,15 @@
 mod helpers;
 mod netns;
 mod network;
+mod simulcast;
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use helpers::{ClassFixture, Db, TestApp, PASSWORD};
 
@@ -67,25 +71,66 @@ async fn run_browser(script: &Path, config: &serde_json::Value) {
     run_script(script, config, 175).await
 }
 
-/// Runs a browser script, which stops itself 15 s before `limit_s` (`limit_s` in its config).
-async fn run_script(script: &Path, config: &serde_json::Value, limit_s: u64) {
+/// `node script`, told `config` and to stop itself 15 s before `limit_s` (`limit_s` in its
+/// config).
+fn node(script: &Path, config: &serde_json::Value, limit_s: u64) -> tokio::process::Command {
     let mut config = config.clone();
     config["limit_s"] = json!(limit_s - 15);
-    let mut child = tokio::process::Command::new("node")
+    let mut command = tokio::process::Command::new("node");
+    command
         .arg(script)
         .env("HOMEROOM_BROWSER_TEST", config.to_string())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node runs (install Node.js 20 or newer)");
-    let status = tokio::time::timeout(Duration::from_secs(limit_s), child.wait())
+        .kill_on_drop(true);
+    command
+}
+
+/// Fails the test unless `run` (a script's run, to its exit) ends well within `limit_s`.
+async fn passes(run: impl Future<Output = ExitStatus>, config: &serde_json::Value, limit_s: u64) {
+    let status = tokio::time::timeout(Duration::from_secs(limit_s), run)
         .await
-        .unwrap_or_else(|_| panic!("the browser tests took longer than {limit_s} s"))
-        .unwrap();
+        .unwrap_or_else(|_| panic!("the browser tests took longer than {limit_s} s"));
     assert!(
         status.success(),
         "browser scenarios failed (see above; screenshots in {})",
         config["artifacts"].as_str().unwrap_or("tests/artifacts")
     );
+}
+
+/// Runs a browser script, which stops itself 15 s before `limit_s`.
+async fn run_script(script: &Path, config: &serde_json::Value, limit_s: u64) {
+    let mut child = node(script, config, limit_s)
+        .spawn()
+        .expect("node runs (install Node.js 20 or newer)");
+    passes(async { child.wait().await.unwrap() }, config, limit_s).await
+}
+
+/// Runs a browser script that has the test act at points of its own: `step(name)` in
+/// common.mjs prints `step: <name>` and waits; `on_step(name)` acts (slows a network down, say)
+/// and the script goes on. The script's output is the test's (shown when it fails).
+async fn run_script_with_steps(
+    script: &Path,
+    config: &serde_json::Value,
+    limit_s: u64,
+    mut on_step: impl FnMut(&str),
+) {
+    let mut child = node(script, config, limit_s)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node runs (install Node.js 20 or newer)");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let run = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            println!("{line}");
+            if let Some(step) = line.strip_prefix("step: ") {
+                on_step(step);
+                stdin.write_all(b"done\n").await.unwrap();
+            }
+        }
+        child.wait().await.unwrap()
+    };
+    passes(run, config, limit_s).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

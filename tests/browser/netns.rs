@@ -1,8 +1,9 @@
 //! A network namespace for one test, standing for a family's home network: the library's
 //! namespace with its veth pair to the host (10.77.N.0/30: the host side is .1, the family's
-//! side .2), nftables rules inside it (a network that drops UDP) and a Chromium that runs in
-//! it. Dropping the value removes the veth pair and the namespace with its rules, also when
-//! the test panics. Needs root, `ip` (iproute2) and `nft` (nftables).
+//! side .2), nftables rules inside it (a network that drops UDP) or a slow link (a rate limit
+//! both ways), and a Chromium that runs in it. Dropping the value removes the veth pair and the
+//! namespace with its rules, also when the test panics. Needs root, `ip` and `tc` (iproute2)
+//! and `nft` (nftables).
 
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
@@ -78,6 +79,20 @@ impl NetNs {
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
+    }
+
+    /// A slow home link: what leaves the namespace (the family's uploads) and what the host
+    /// sends into it (the server's media) each pass a token bucket of `rate` (tc's notation,
+    /// `60kbit`), which queues at most 400 ms and drops the rest, as a congested line does.
+    pub fn shape(&self, rate: &str) {
+        self.0
+            .shape_bucket(rate, "8kb", "400ms")
+            .expect("the link is shaped");
+    }
+
+    /// The link at full speed again: the limits of `shape` go.
+    pub fn unshape(&self) {
+        self.0.unshape().expect("the link is free");
     }
 
     /// A script that starts `chromium` inside the namespace with the arguments it is given,

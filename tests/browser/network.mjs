@@ -1,8 +1,7 @@
 // The connection check page, and watching a class, on a normal network and on one that drops
 // UDP. network.rs makes the server, the class and, for a blocked network, a network namespace
-// whose outgoing UDP is dropped; then `cfg.ns_chromium` starts the family's Chromium inside it
-// (`cfg.family_base` is the server's address seen from there) while the teacher's stays on the
-// host. The family only clicks and types. Scenarios (cfg.scenario):
+// whose outgoing UDP is dropped, where the family's Chromium runs (home_network.mjs) while the
+// teacher's stays on the host. The family only clicks and types. Scenarios (cfg.scenario):
 // - 'check': from the sign-in page to the check's verdict; `cfg.expect` is each path's result
 //   (ok, blocked, off), `cfg.relay_over` how the relay must be reached (tcp, udp),
 //   `cfg.verdict` and `cfg.advice` the catalogue keys shown; the copied report is read back
@@ -13,21 +12,8 @@
 //   `cfg.expect_via` is how the family's subscriber connection must reach the server
 //   ('udp', 'tcp' or 'relay', from its selected candidate pair).
 
-import { chromium } from 'playwright-core';
-import { CHROMIUM_ARGS } from './chromium.mjs';
-import { browser, cfg, context, finish, flowing, log, person, scenario, shoot, state, sum } from './common.mjs';
-
-const familyBrowser = cfg.ns_chromium
-  ? await chromium.launch({ executablePath: cfg.ns_chromium, headless: true, args: CHROMIUM_ARGS })
-  : browser;
-const familyBase = cfg.family_base || cfg.base;
-
-/** Fills in the sign-in page the family is on; the page then goes where `next` says. */
-async function signIn(page, login) {
-  await page.getByLabel('Login').fill(login);
-  await page.getByLabel('Password').fill(cfg.password);
-  await page.locator('form button[type=submit]').click();
-}
+import { cfg, context, finish, flowing, log, scenario, shoot, sum } from './common.mjs';
+import { closeFamilyBrowser, familyBase, familyBrowser, signIn, teacherLiveFamilyWatching } from './home_network.mjs';
 
 /** How a live page's subscriber connection reaches the server: its selected local candidate. */
 const subscriberPath = (page) => page.evaluate(async () => {
@@ -77,23 +63,6 @@ async function runCheck(page) {
   await shoot(page, `check-${cfg.name}-es.png`);
 }
 
-/** The teacher goes live in the studio (on the host); the family opens the watch page and signs in. */
-async function teacherLiveFamilyWatching(familyOptions = {}) {
-  const teacher = await person('teacher', cfg.teacher);
-  await teacher.goto(`${cfg.base}/studio/${cfg.classroom}`);
-  await teacher.waitForFunction(() => document.querySelector('video.preview')?.readyState >= 2, null, { timeout: 15000 });
-  await teacher.locator('button.go-live').click();
-  await state(teacher, 'joined');
-  log('the teacher is live');
-  const family = await context('family', { on: familyBrowser, ...familyOptions });
-  await family.goto(`${familyBase}/watch/${cfg.classroom}`);
-  await family.waitForURL(/\/signin/);
-  await signIn(family, cfg.family);
-  await family.waitForURL(`${familyBase}/watch/${cfg.classroom}`);
-  await state(family, 'joined');
-  return family;
-}
-
 if (cfg.scenario === 'check') {
   await scenario(`connection check (${cfg.name})`, async () => {
     const page = await context('family', { on: familyBrowser, permissions: ['clipboard-read', 'clipboard-write'] });
@@ -114,7 +83,7 @@ if (cfg.scenario === 'stalled') {
   // Nothing gets through: the watch page offers the check after a while without a picture,
   // and the check, opened from there, says why and what to do.
   await scenario(`video does not start (${cfg.name})`, async () => {
-    const family = await teacherLiveFamilyWatching({ permissions: ['clipboard-read', 'clipboard-write'] });
+    const { family } = await teacherLiveFamilyWatching({ permissions: ['clipboard-read', 'clipboard-write'] });
     const hint = family.locator('.no-video-hint');
     await hint.waitFor({ state: 'visible', timeout: 30000 });
     await shoot(family, `watch-${cfg.name}.png`);
@@ -126,7 +95,7 @@ if (cfg.scenario === 'stalled') {
 
 if (cfg.scenario === 'watch') {
   await scenario(`watching (${cfg.name})`, async () => {
-    const family = await teacherLiveFamilyWatching();
+    const { family } = await teacherLiveFamilyWatching();
     const s = await flowing('family', family, (a, b) => sum(b, 'framesDecoded') > sum(a, 'framesDecoded') && sum(b, 'framesDecoded') > 10, 40000);
     const path = await subscriberPath(family);
     log('the family decodes', JSON.stringify(s), 'via', JSON.stringify(path));
@@ -137,5 +106,5 @@ if (cfg.scenario === 'watch') {
   });
 }
 
-if (familyBrowser !== browser) await familyBrowser.close();
+await closeFamilyBrowser();
 await finish();

@@ -17,15 +17,15 @@ const METRICS_TOKEN: &str = "network-test-metrics-token";
 
 /// Where the server is and what the family does: the app, the class's names and the
 /// scenario's config (without the scenario's own keys).
-struct Setup {
-    app: TestApp,
-    config: Value,
+pub(super) struct Setup {
+    pub(super) app: TestApp,
+    pub(super) config: Value,
 }
 
 /// A server with a class (a teacher, a family, a classroom). With `ns`, it listens on every
 /// address and serves media on the namespace's host side, and the family's browser runs in
 /// the namespace. `extra` is more configuration (TOML).
-async fn setup(tag: &str, ns: Option<&NetNs>, extra: &str) -> Setup {
+pub(super) async fn setup(tag: &str, ns: Option<&NetNs>, extra: &str) -> Setup {
     let host_ip = ns.map(|ns| ns.host_ip.to_string());
     let interfaces = host_ip.as_ref().map(|ip| format!("[\"{ip}\"]"));
     let mut env = Vec::new();
@@ -63,7 +63,7 @@ fn relay_at(host: &str) -> String {
     format!("[turn]\nenabled = true\nudp_port = 0\ntcp_port = 0\npublic_host = \"{host}\"\n")
 }
 
-fn with(config: &Value, extra: Value) -> Value {
+pub(super) fn with(config: &Value, extra: Value) -> Value {
     let mut config = config.clone();
     config
         .as_object_mut()

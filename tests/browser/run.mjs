@@ -169,12 +169,13 @@ await scenario('classroom', async () => {
   await family2.locator('button.hand').click();
   await teacher.locator('.viewer .hand-raised').waitFor({ timeout: 5000 });
 
-  // Audio only: video stops arriving while audio goes on; then video comes back.
-  await family1.locator('button.audio-only').click();
+  // Audio only, from the quality menu: video stops arriving while audio goes on; then video
+  // comes back.
+  await family1.getByLabel('Video quality').selectOption('audio_only');
   await family1.waitForTimeout(500);
   await flowing('family1 audio only', family1, (a, b) =>
     sum(b, 'framesDecoded') === sum(a, 'framesDecoded') && sum(b, 'audioPackets') > sum(a, 'audioPackets'));
-  await family1.locator('button.audio-only').click();
+  await family1.getByLabel('Video quality').selectOption('auto');
   await flowing('family1 video again', family1, (a, b) => sum(b, 'framesDecoded') > sum(a, 'framesDecoded') + 5);
   log('audio only pauses video and resumes it');
 
@@ -262,7 +263,30 @@ await scenario('tutoring', async () => {
   await tutor.waitForFunction(() => document.querySelectorAll('.grid .tile').length === 3);
   // The fake microphones beep: someone is shown speaking.
   await tutor.locator('.tile.speaking').first().waitFor({ timeout: 10000 });
+  // A click on the teacher's picture pins it: the server may send it at any layer, the
+  // student's camera at most low (its `reception`). The tile's Pin button unpins it from the
+  // keyboard.
+  const teacherId = await teacher.evaluate(() => window.homeroom.session.meId);
+  const teacherTile = tutor.locator(`.tile[data-participant="${teacherId}"]`);
+  await teacherTile.locator('video').click();
+  await teacherTile.locator('button.pin[aria-pressed="true"]').waitFor({ timeout: 5000 });
+  await teacherTile.locator('.badge.pinned').waitFor();
+  await tutor.waitForFunction((id) => {
+    const s = window.homeroom.session;
+    const pinned = [...s.tracks.values()].find((t) => t.participant_id === id && t.kind === 'video');
+    const layers = Object.entries(s.reception?.layers || {});
+    return s.focused === pinned?.track_id && layers.length === 2 &&
+      layers.every(([track, layer]) => (track === pinned.track_id ? layer !== 'off' : layer === 'low'));
+  }, teacherId, { timeout: 15000 }).catch(async () => {
+    const seen = await tutor.evaluate(() => ({ focused: window.homeroom.session.focused, reception: window.homeroom.session.reception }));
+    throw new Error(`pinned, the tutor receives ${JSON.stringify(seen)}`);
+  });
   await shoot(tutor, 'tutoring.png');
+  await teacherTile.locator('button.pin').focus();
+  await tutor.keyboard.press('Enter');
+  await teacherTile.locator('button.pin[aria-pressed="false"]').waitFor({ timeout: 5000 });
+  if (await tutor.evaluate(() => window.homeroom.session.focused !== null)) throw new Error('the teacher stays pinned');
+  log('a tile pins by a click and unpins from the keyboard');
 });
 
 await scenario('open house', async () => {

@@ -7,12 +7,15 @@
 // cannot answer is reported (`answer_failed`) and the server offers afresh.
 //
 // Events (CustomEvent, details in `event.detail`): state, participants, tracks, chat, me,
-// recording (whether the session is being recorded, and by whom), error. `session.remote` maps
-// the server's track ids to the MediaStreamTracks we receive.
+// recording (whether the session is being recorded, and by whom), reception (what video this
+// connection gets and whether the link is weak), error. `session.remote` maps the server's track
+// ids to the MediaStreamTracks we receive. The video quality and the pinned camera chosen with
+// `setQuality` and `setFocus` are chosen again after joining again.
 // Hosts get the list of participants; everyone else gets `session.count` (people here, us
 // included) and `participants` holds only what the server shows them.
 
 import { Signal } from './signal.js';
+import { sendEncodings } from './simulcast.js';
 
 const RETRY_MS = [500, 1000, 2000, 4000, 8000];
 const PING_MS = 10000;
@@ -48,6 +51,11 @@ export class LiveSession extends EventTarget {
     this.mids = {};
     this.me = null;
     this.abilities = { publish: false, host: false, chat: false };
+    /** The latest `reception` message, null until the subscriber connection is up. */
+    this.reception = null;
+    this.quality = 'auto';
+    /** The track pinned with `setFocus`, or null to follow whoever speaks. */
+    this.focused = null;
     this.attempt = 0;
     this.subChain = Promise.resolve();
     this.pubChain = Promise.resolve();
@@ -109,7 +117,27 @@ export class LiveSession extends EventTarget {
     this.pinger = setInterval(() => {
       signal.request({ type: 'ping' }, 5000).catch(() => signal === this.signal && signal.close());
     }, PING_MS);
+    if (!joined.waiting) this.chooseAgain();
     if (!joined.waiting && this.local.length && this.abilities.publish) await this.negotiatePublisher();
+  }
+
+  /** A new participation starts with the server's defaults: tell it what was chosen before. */
+  chooseAgain() {
+    if (this.quality !== 'auto') this.request({ type: 'quality', quality: this.quality }).catch(() => {});
+    if (this.focused && !this.tracks.has(this.focused)) this.focused = null;
+    if (this.focused) this.request({ type: 'focus', track_id: this.focused }).catch(() => {});
+  }
+
+  /** What video this connection receives: `auto`, `high`, `medium`, `low` or `audio_only`. */
+  async setQuality(quality) {
+    await this.request({ type: 'quality', quality });
+    this.quality = quality;
+  }
+
+  /** Pins a camera (a track id) to receive at any layer, or with null follows whoever speaks. */
+  async setFocus(trackId) {
+    await this.request({ type: 'focus', track_id: trackId });
+    this.focused = trackId;
   }
 
   connectFailed(error) {
@@ -167,8 +195,10 @@ export class LiveSession extends EventTarget {
     this.pubReady = false;
     this.mids = {};
     this.remote.clear();
+    this.reception = null;
     for (const entry of this.local) entry.sender = null;
     this.emit('tracks');
+    this.emit('reception', null);
   }
 
   request(message) {
@@ -215,6 +245,7 @@ export class LiveSession extends EventTarget {
       case 'track_unpublished':
         this.tracks.delete(m.track_id);
         this.remote.delete(m.track_id);
+        if (this.focused === m.track_id) this.focused = null;
         this.emit('tracks');
         break;
       case 'track_muted': {
@@ -226,6 +257,10 @@ export class LiveSession extends EventTarget {
       case 'chat':
         this.emit('chat', m);
         break;
+      case 'reception':
+        this.reception = m;
+        this.emit('reception', m);
+        break;
       case 'recording':
         this.recording = { recording: m.recording, by: m.by, reason: m.reason };
         this.emit('recording', this.recording);
@@ -234,6 +269,7 @@ export class LiveSession extends EventTarget {
         this.me = { ...this.me, waiting: false };
         this.setState('joined', { admitted: true });
         this.emit('me', this.me);
+        this.chooseAgain();
         if (this.local.length) this.negotiatePublisher().catch((e) => this.emit('error', e));
         break;
       case 'kicked':
@@ -403,7 +439,7 @@ export class LiveSession extends EventTarget {
     const pc = this.pub;
     for (const entry of this.local) {
       if (entry.sender) continue;
-      const transceiver = pc.addTransceiver(entry.track, { direction: 'sendonly', streams: [entry.stream] });
+      const transceiver = pc.addTransceiver(entry.track, { direction: 'sendonly', streams: [entry.stream], sendEncodings: sendEncodings(entry) });
       entry.sender = transceiver.sender;
     }
     const offer = await pc.createOffer();

@@ -13,15 +13,20 @@ use tokio::sync::{mpsc, Notify};
 use super::estimate::Bandwidth;
 use super::selector::{Demand, Selector};
 use super::{Layer, Quality};
+use crate::domain::{MediaKind, Source};
 use crate::sfu::fanout::{Sink, OFF};
 use crate::sfu::track::Published;
-use crate::signal::protocol::{MediaKind, ServerMessage};
+use crate::signal::protocol::ServerMessage;
 
 const TICK: Duration = Duration::from_millis(200);
 /// Before the connection is up there is no estimate: what a new one starts from.
 const NO_ESTIMATE_YET: u64 = 1_500_000;
 /// In a room of at least this many cameras, the ones not in focus are small tiles.
 const TILES_FROM: usize = 3;
+/// Someone spoke within this long: they are speaking.
+const SPEAKING: Duration = Duration::from_secs(2);
+/// The tile in focus stays at least this long before another speaker takes it.
+const SPEAKER_DWELL: Duration = Duration::from_secs(2);
 
 static SWITCHES_UP: AtomicU64 = AtomicU64::new(0);
 static SWITCHES_DOWN: AtomicU64 = AtomicU64::new(0);
@@ -39,6 +44,8 @@ pub struct Reception {
     bandwidth: Mutex<Option<Arc<Bandwidth>>>,
     /// A tutoring room, where cameras beyond the one in focus are small tiles.
     tiles: bool,
+    /// Without a focus chosen: the camera of whoever spoke last, and since when.
+    speaker: Mutex<Option<(String, Instant)>>,
     changed: Notify,
 }
 
@@ -50,6 +57,7 @@ impl Reception {
             outputs: Mutex::default(),
             bandwidth: Mutex::default(),
             tiles,
+            speaker: Mutex::default(),
             changed: Notify::new(),
         })
     }
@@ -148,6 +156,7 @@ impl Reception {
             .filter(|(p, _)| p.kind == MediaKind::Video)
             .collect();
         let focus = self.focus.lock().expect("focus lock").clone();
+        let focus = focus.or_else(|| self.speaker(&outputs, Instant::now()));
         // The track in focus first: it is served first from the estimate.
         if let Some(at) = videos
             .iter()
@@ -203,6 +212,42 @@ impl Reception {
             estimate_kbps: estimate / 1000,
             layers,
         })
+    }
+}
+
+impl Reception {
+    /// The camera of whoever spoke last (by the audio levels their browsers send), kept for
+    /// at least [`SPEAKER_DWELL`] so two people talking at once do not swap tiles every tick.
+    fn speaker(&self, outputs: &[(Arc<Published>, Arc<Sink>)], now: Instant) -> Option<String> {
+        let cameras = outputs
+            .iter()
+            .filter(|(p, _)| p.kind == MediaKind::Video && p.source == Source::Camera);
+        let latest = cameras
+            .filter_map(|(camera, _)| {
+                let spoke = outputs
+                    .iter()
+                    .filter(|(p, _)| {
+                        p.kind == MediaKind::Audio && p.participant_id() == camera.participant_id()
+                    })
+                    .filter_map(|(p, _)| p.spoke_at())
+                    .max()?;
+                (now.saturating_duration_since(spoke) < SPEAKING).then_some((spoke, &camera.id))
+            })
+            .max()
+            .map(|(_, id)| id.clone());
+        let mut speaker = self.speaker.lock().expect("speaker lock");
+        let present = |id: &String| outputs.iter().any(|(p, _)| &p.id == id);
+        match (&*speaker, latest) {
+            (Some((current, since)), Some(latest))
+                if *current != latest && now.saturating_duration_since(*since) >= SPEAKER_DWELL =>
+            {
+                *speaker = Some((latest, now));
+            }
+            (None, Some(latest)) => *speaker = Some((latest, now)),
+            (Some((current, _)), _) if !present(current) => *speaker = None,
+            _ => {}
+        }
+        speaker.as_ref().map(|(id, _)| id.clone())
     }
 }
 

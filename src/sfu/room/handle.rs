@@ -7,11 +7,12 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::standing::Standing;
+use crate::domain::{MediaKind, TrackInfo};
 use crate::sfu::event_log::Written;
 use crate::sfu::revocation::Revocation;
 use crate::sfu::track::{Incoming, Published};
 use crate::signal::error::SignalError;
-use crate::signal::protocol::{Abilities, MediaKind, ParticipantInfo, ServerMessage, TrackInfo};
+use crate::signal::protocol::{Abilities, ParticipantInfo, ServerMessage};
 
 /// What the room tells a participant's media side to do.
 pub enum PeerCommand {

@@ -9,12 +9,13 @@
 use std::sync::atomic::Ordering;
 
 use super::roster::Peer;
-use super::standing::RoomKind;
 use super::{PeerCommand, Request, Room};
+use crate::domain::RoomKind;
+use crate::domain::{MediaKind, TrackInfo};
 use crate::sfu::event_log::Written;
 use crate::sfu::revocation::Revocation;
 use crate::signal::error::SignalError;
-use crate::signal::protocol::{MediaKind, ServerMessage, TrackInfo};
+use crate::signal::protocol::ServerMessage;
 use crate::store::now_ms;
 
 /// Longest chat message, in characters. (How often one may chat is limited per socket, in

@@ -13,9 +13,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::standing::{RoomKind, Standing};
+use super::standing::Standing;
 use super::{PeerCommand, Room};
-use crate::signal::protocol::{MediaKind, ParticipantInfo, ServerMessage};
+use crate::domain::MediaKind;
+use crate::domain::RoomKind;
+use crate::signal::protocol::{ParticipantInfo, ServerMessage};
 
 /// Counts go out at most this often.
 pub const COUNT_INTERVAL: Duration = Duration::from_secs(1);

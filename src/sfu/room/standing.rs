@@ -3,33 +3,7 @@
 //! through the one permission function.
 
 use crate::access::{decide, Action, Facts, Who};
-
-/// The three kinds of room of ARCHITECTURE.md.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RoomKind {
-    Classroom,
-    Tutoring,
-    OpenHouse,
-}
-
-impl RoomKind {
-    pub fn parse(text: &str) -> Option<RoomKind> {
-        match text {
-            "classroom" => Some(RoomKind::Classroom),
-            "tutoring" => Some(RoomKind::Tutoring),
-            "open_house" => Some(RoomKind::OpenHouse),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RoomKind::Classroom => "classroom",
-            RoomKind::Tutoring => "tutoring",
-            RoomKind::OpenHouse => "open_house",
-        }
-    }
-}
+pub use crate::domain::RoomKind;
 
 /// How a participant stands, from which every permission in the room is decided anew.
 #[derive(Debug, Clone, Copy)]

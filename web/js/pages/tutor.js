@@ -1,10 +1,12 @@
 // A tutoring room: a grid for 2 to 8 people, microphone and camera toggles, a ring around
-// whoever is speaking (from getStats audio levels), and for the host the people waiting to be
-// let in, and mute or remove. The host's arrival starts the room; everyone else is told who
-// hosts it and waits (the page joins by itself when it goes live), never a dead end.
+// whoever is speaking (from getStats audio levels), a tile pinned large with a click or its Pin
+// button (the server then sends that camera at any quality, the others small), and for the host
+// the people waiting to be let in, and mute or remove. The host's arrival starts the room;
+// everyone else is told who hosts it and waits (the page joins by itself when it goes live),
+// never a dead end.
 
 import { h, mount, status } from '../dom.js';
-import { setText } from '../i18n.js';
+import { setLabel, setText } from '../i18n.js';
 import { LiveSession } from '../live.js';
 import { AudioOut, backToClass, chatPanel, expose, followState, overPanel, recordButton, roomDetail, smallButton, openCamera, showTrack, toggle, videoElement } from '../components.js';
 import { requireMe } from './account.js';
@@ -53,11 +55,34 @@ export async function tutor(roomId) {
     const video = videoElement('tile-video', 'video_of', { name: '' });
     const name = h('span', { class: 'name' });
     const badges = h('span', { class: 'badges' });
-    const tools = h('span', { class: 'tile-tools' });
-    const el = h('div', { class: 'tile', role: 'listitem', dataset: { participant: String(id) } }, video, h('div', { class: 'tile-foot' }, name, badges, tools));
-    const entry = { el, video, name, badges, tools };
+    const tools = h('span', { class: 'host-tools' });
+    // Made once, so that it keeps the keyboard focus when pressed.
+    const pinButton = smallButton('pin', 'pin_person', () => pin(id), { name: '' });
+    pinButton.classList.add('pin');
+    const el = h('div', { class: 'tile', role: 'listitem', dataset: { participant: String(id) } }, video,
+      h('div', { class: 'tile-foot' }, name, badges, h('span', { class: 'tile-tools' }, pinButton, tools)));
+    // A click anywhere on the picture pins it too.
+    el.addEventListener('click', (e) => {
+      if (!e.target.closest('button')) pin(id);
+    });
+    const entry = { el, video, name, badges, tools, pinButton };
     tiles.set(id, entry);
     return entry;
+  }
+
+  /** Someone's camera, the track a pin asks the server for. */
+  const cameraOf = (id) => [...session.tracks.values()].find((t) => t.participant_id === id && t.kind === 'video' && t.source === 'camera');
+
+  /** Pins `id`'s camera, or unpins it when it is pinned already (the server then follows whoever speaks). */
+  async function pin(id) {
+    const camera = id === session.meId ? null : cameraOf(id);
+    if (!camera || session.state !== 'joined') return;
+    try {
+      await session.setFocus(session.focused === camera.track_id ? null : camera.track_id);
+    } catch (e) {
+      status('error_with_message', { message: e.message }, 'error');
+    }
+    render();
   }
 
   function render() {
@@ -93,11 +118,19 @@ export async function tutor(roomId) {
       showTrack(t.video, videoTrack);
       t.video.dataset.i18nVars = JSON.stringify({ name: p.display_name });
       t.el.classList.toggle('no-video', !videoTrack);
+      const camera = mine ? null : cameraOf(id);
+      const pinned = Boolean(camera) && session.focused === camera.track_id;
+      t.el.classList.toggle('pinnable', Boolean(camera));
+      t.el.classList.toggle('pinned', pinned);
       t.badges.replaceChildren(...[
+        pinned ? h('span', { class: 'badge pinned', text: 'pinned' }) : null,
         audioMuted ? h('span', { class: 'badge muted', text: 'muted' }) : null,
         p.hand_raised ? h('span', { class: 'badge', text: 'hand_raised' }) : null,
         (mine ? session.abilities.host : p.host) ? h('span', { class: 'badge', text: 'host' }) : null,
       ].filter(Boolean));
+      t.pinButton.hidden = !camera;
+      t.pinButton.setAttribute('aria-pressed', String(pinned));
+      setLabel(t.pinButton, 'pin_person', { name: p.display_name });
       t.tools.replaceChildren(...(!mine && session.abilities.host ? [
         smallButton('mute', 'mute_person', () => session.request({ type: 'mute', participant_id: id, kind: 'audio' }).catch(() => {}), { name: p.display_name }),
         smallButton('remove', 'remove_person', () => session.request({ type: 'kick', participant_id: id }).catch(() => {}), { name: p.display_name }),

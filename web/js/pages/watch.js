@@ -1,6 +1,8 @@
 // Watching a classroom or open house: the presentation full-size (the screen when one is
-// shared, with the presenter's camera small in a corner), chat, raise hand, and an audio-only
-// mode for weak connections. Guests of an open house come in through /guest#CODE.
+// shared, with the presenter's camera small in a corner), chat, raise hand, and a choice of
+// video quality (automatic by default, down to audio only for weak connections), with a notice
+// while the server finds the connection too weak for any video. Guests of an open house come
+// in through /guest#CODE.
 
 import { api } from '../api.js';
 import { field, h, mount, showError } from '../dom.js';
@@ -59,7 +61,9 @@ function watchView(session, { guest, room = null }) {
   const overlay = h('div', { class: 'overlay' }, overlayText);
   const audio = new AudioOut();
   const player = h('div', { class: 'player', tabIndex: 0, label: 'player' }, mainVideo, pip, overlay, audio.unmuteButton);
-  let audioOnly = false;
+  // With the automatic quality, the server stops video while the connection is too weak for it.
+  const weak = () => session.reception?.weak === true && session.reception.quality === 'auto';
+  const audioOnly = () => session.quality === 'audio_only' || weak();
 
   const fullscreen = h('button', {
     type: 'button', text: 'full_screen',
@@ -75,18 +79,8 @@ function watchView(session, { guest, room = null }) {
   player.addEventListener('keydown', (e) => e.key === 'f' && fullscreen.click());
   const hand = toggle(['raise_hand', 'lower_hand'], (raised) => session.request({ type: 'hand', raised }));
   hand.classList.add('hand');
-  const audioOnlyButton = toggle(['audio_only', 'video_again'], async (enabled) => {
-    await session.request({ type: 'audio_only', enabled });
-    audioOnly = enabled;
-    render();
-    if (!enabled) {
-      // Video resumes at the next keyframe: ask for one now rather than wait.
-      for (const track of session.tracks.values()) {
-        if (track.kind === 'video') session.request({ type: 'keyframe', track_id: track.track_id }).catch(() => {});
-      }
-    }
-  });
-  audioOnlyButton.classList.add('audio-only');
+  const quality = qualityMenu(session, render);
+  const weakNotice = h('p', { class: 'weak-notice', role: 'status', text: 'reception_weak', hidden: true });
 
   // A student the teacher promotes may present their camera. When the teacher takes it back,
   // the session stops the camera (and can publish again at the next promotion).
@@ -121,9 +115,9 @@ function watchView(session, { guest, room = null }) {
   leave.addEventListener('click', () => session.leave());
   const title = h('h1', { class: 'room-title' }, room?.name || '');
   const count = h('span', { class: 'count', 'aria-live': 'polite' });
-  const controls = h('div', { class: 'controls', role: 'toolbar', label: 'controls' }, fullscreen, audioOnlyButton, hand, present, leave);
+  const controls = h('div', { class: 'controls', role: 'toolbar', label: 'controls' }, fullscreen, quality.field, hand, present, leave);
   const over = overPanel(session, room);
-  const stalled = noVideoHint(session, mainVideo, () => !audioOnly && [...session.tracks.values()].some((t) => t.kind === 'video' && !t.muted));
+  const stalled = noVideoHint(session, mainVideo, () => !audioOnly() && [...session.tracks.values()].some((t) => t.kind === 'video' && !t.muted));
   const checkLink = h('p', { class: 'hint' }, h('a', { class: 'check-link', href: '/check', target: '_blank', rel: 'noopener', text: 'check_link_hint' }));
 
   function render() {
@@ -132,8 +126,8 @@ function watchView(session, { guest, room = null }) {
     const screen = videos.find((t) => t.source === 'screen');
     const camera = videos.find((t) => t.source === 'camera');
     const main = screen || camera;
-    showTrack(mainVideo, !audioOnly && main ? session.remote.get(main.track_id) : null);
-    showTrack(pip, !audioOnly && screen && camera ? session.remote.get(camera.track_id) : null);
+    showTrack(mainVideo, !audioOnly() && main ? session.remote.get(main.track_id) : null);
+    showTrack(pip, !audioOnly() && screen && camera ? session.remote.get(camera.track_id) : null);
     audio.sync(session);
     setText(count, 'people_here', { count: session.count });
     let key = null;
@@ -142,7 +136,7 @@ function watchView(session, { guest, room = null }) {
     else if (session.state === 'not_live') key = 'not_live_yet';
     else if (session.state === 'reconnecting') key = 'status_reconnecting_short';
     else if (session.state === 'connecting') key = 'connecting';
-    else if (audioOnly) key = 'audio_only_on';
+    else if (session.quality === 'audio_only') key = 'audio_only_on';
     else if (!main) key = 'waiting_for_presenter';
     overlay.hidden = !key;
     overlay.dataset.state = session.state;
@@ -151,7 +145,8 @@ function watchView(session, { guest, room = null }) {
     // links to the log and the class.
     controls.hidden = session.over;
     count.hidden = session.over;
-    for (const el of [hand, audioOnlyButton, present]) el.disabled = session.over || session.state !== 'joined';
+    weakNotice.hidden = session.over || !weak();
+    for (const el of [hand, quality.select, present]) el.disabled = session.over || session.state !== 'joined';
   }
 
   followState(session, {
@@ -160,7 +155,7 @@ function watchView(session, { guest, room = null }) {
       if (presenting) for (const track of presenting.getTracks()) track.stop();
     },
   });
-  for (const event of ['state', 'tracks', 'participants']) session.addEventListener(event, render);
+  for (const event of ['state', 'tracks', 'participants', 'reception']) session.addEventListener(event, render);
   window.addEventListener('pagehide', () => session.leave());
 
   mount('watch_title',
@@ -168,10 +163,37 @@ function watchView(session, { guest, room = null }) {
       h('div', { class: 'watch-main' },
         h('div', { class: 'watch-head' }, h('div', { class: 'titles' }, title, room ? h('p', { class: 'class-name' }, backToClass(room)) : null), recordingBadge(session), count),
         player,
+        weakNotice,
         stalled,
         controls,
         checkLink,
         over),
       chatPanel(session)));
   render();
+}
+
+/**
+ * "Video quality": Auto (what the connection carries), High, Medium, Low, or Audio only.
+ * A refused choice puts the menu back. Leaving audio only asks for keyframes, so the picture
+ * comes back at once rather than at the publisher's next one.
+ */
+function qualityMenu(session, render) {
+  const select = h('select', { class: 'quality', name: 'quality' },
+    ['auto', 'high', 'medium', 'low', 'audio_only'].map((value) =>
+      h('option', { value, text: `quality_${value}`, selected: value === session.quality })));
+  select.addEventListener('change', async () => {
+    const was = session.quality;
+    try {
+      await session.setQuality(select.value);
+    } catch {
+      select.value = was;
+      return;
+    }
+    render();
+    if (was !== 'audio_only') return;
+    for (const track of session.tracks.values()) {
+      if (track.kind === 'video') session.request({ type: 'keyframe', track_id: track.track_id }).catch(() => {});
+    }
+  });
+  return { select, field: field('video_quality', select) };
 }
