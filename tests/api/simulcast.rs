@@ -7,7 +7,6 @@
 
 use std::time::{Duration, Instant};
 
-use homeroom::client::whep::WhepViewer;
 use homeroom::client::whip::WhipPublisher;
 use homeroom::client::{Received, Video};
 use homeroom::signal::protocol::{Layer, Quality, ServerMessage};
@@ -16,7 +15,8 @@ use serde_json::json;
 use crate::helpers::{ClassFixture, Db, TestApp};
 use crate::live::{joined, room, wait_for_tracks};
 use crate::netns::{namespace, serve_for, viewer_inside};
-use crate::peer::TestPeer;
+use crate::peer::{whep_player, TestPeer};
+use homeroom::client::netns::{Namespace, NsRuntime};
 
 /// A class and its classroom, with the teacher publishing three layers.
 async fn simulcast_class(app: &TestApp) -> (ClassFixture, i64, TestPeer) {
@@ -30,6 +30,41 @@ async fn simulcast_class(app: &TestApp) -> (ClassFixture, i64, TestPeer) {
         "the simulcast offer was refused: {reply:?}"
     );
     (class, room_id, teacher)
+}
+
+/// A class whose teacher publishes three layers, and a family watching from a network
+/// namespace whose link is shaped to a rate. Fields drop in order: the viewer, the runtime
+/// its sockets live on, the teacher, the server, then the namespace.
+struct ShapedClass {
+    viewer: TestPeer,
+    _runtime: NsRuntime,
+    _teacher: TestPeer,
+    class: ClassFixture,
+    room_id: i64,
+    app: TestApp,
+    ns: Namespace,
+}
+
+impl ShapedClass {
+    async fn on(rate: &str) -> ShapedClass {
+        let ns = namespace();
+        ns.shape(rate).unwrap();
+        let app = serve_for(&ns, "").await;
+        let (class, room_id, teacher) = simulcast_class(&app).await;
+        let runtime = ns.runtime().unwrap();
+        let mut viewer = viewer_inside(&app, &ns, &runtime, &class.family.cookie).await;
+        let reply = viewer.join(room_id).await;
+        assert!(matches!(reply, ServerMessage::Joined { .. }), "{reply:?}");
+        ShapedClass {
+            viewer,
+            _runtime: runtime,
+            _teacher: teacher,
+            class,
+            room_id,
+            app,
+            ns,
+        }
+    }
 }
 
 /// What arrives on the first received track of `kind`.
@@ -81,17 +116,15 @@ fn loss_since(track: &Received, from: u32) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shaped_viewer_gets_the_low_layer_and_moves_up_when_the_link_recovers() {
-    let ns = namespace();
-    ns.shape("400kbit").unwrap();
-    let app = serve_for(&ns, "").await;
-    let (class, room_id, _teacher) = simulcast_class(&app).await;
-    let runtime = ns.runtime().unwrap();
-    let mut shaped = viewer_inside(&app, &ns, &runtime, &class.family.cookie).await;
-    assert!(matches!(
-        shaped.join(room_id).await,
-        ServerMessage::Joined { .. }
-    ));
-    let open = joined(&app, &class.student, room_id).await;
+    let ShapedClass {
+        viewer: shaped,
+        ns,
+        app,
+        class,
+        room_id,
+        ..
+    } = &ShapedClass::on("400kbit").await;
+    let open = joined(app, &class.student, *room_id).await;
     let state = || {
         format!(
             "shaped viewer: layer {:?}, {:?}; open viewer: layer {:?}",
@@ -150,16 +183,8 @@ async fn a_shaped_viewer_gets_the_low_layer_and_moves_up_when_the_link_recovers(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_on_60_kbit_falls_back_to_audio_only() {
-    let ns = namespace();
-    ns.shape("60kbit").unwrap();
-    let app = serve_for(&ns, "").await;
-    let (class, room_id, _teacher) = simulcast_class(&app).await;
-    let runtime = ns.runtime().unwrap();
-    let mut shaped = viewer_inside(&app, &ns, &runtime, &class.family.cookie).await;
-    assert!(matches!(
-        shaped.join(room_id).await,
-        ServerMessage::Joined { .. }
-    ));
+    let mut setup = ShapedClass::on("60kbit").await;
+    let shaped = &mut setup.viewer;
     let weak = shaped
         .wait_for(Duration::from_secs(30), |m| {
             matches!(
@@ -214,32 +239,18 @@ async fn a_viewer_that_chooses_low_gets_low_and_audio_only_gets_no_video() {
         let reply = peer.set_quality(quality).await;
         assert!(matches!(reply, ServerMessage::Ok { .. }), "{reply:?}");
     }
-    let told = low
-        .wait_for(Duration::from_secs(5), |m| {
-            matches!(
-                m,
-                ServerMessage::Reception {
-                    quality: Quality::Low,
-                    video: Layer::Low,
-                    ..
-                }
-            )
-        })
-        .await;
-    assert!(told.is_some(), "no reception saying low");
-    let told = listener
-        .wait_for(Duration::from_secs(5), |m| {
-            matches!(
-                m,
-                ServerMessage::Reception {
-                    quality: Quality::AudioOnly,
-                    video: Layer::Off,
-                    ..
-                }
-            )
-        })
-        .await;
-    assert!(told.is_some(), "no reception saying video off");
+    for (peer, quality, video) in [
+        (&mut low, Quality::Low, Layer::Low),
+        (&mut listener, Quality::AudioOnly, Layer::Off),
+    ] {
+        let told = peer
+            .wait_for(Duration::from_secs(5), |m| {
+                matches!(m, ServerMessage::Reception { quality: q, video: v, .. }
+                    if *q == quality && *v == video)
+            })
+            .await;
+        assert!(told.is_some(), "no reception saying {quality:?}, {video:?}");
+    }
     wait_until(
         Duration::from_secs(5),
         "the viewer that chose low gets low keyframes",
@@ -295,18 +306,7 @@ async fn a_whip_encoder_sends_three_layers_and_a_whep_player_gets_video() {
     // socket sees them first.
     let family = joined(&app, &class.family, room_id).await;
     wait_for_tracks(&family, 2, Duration::from_secs(10)).await;
-    let token = class
-        .family
-        .post_ok(&format!("/api/v1/rooms/{room_id}/viewer-token"), json!({}))
-        .await;
-    let player = WhepViewer::start(
-        token["whep_url"].as_str().unwrap(),
-        token["token"].as_str().unwrap(),
-        &pem,
-        "127.0.0.1:0",
-    )
-    .await
-    .expect("WHEP playback");
+    let player = whep_player(&app, &class.family, room_id).await;
     let shown = || track(player.received().into_values(), "video");
     wait_until(
         Duration::from_secs(10),
