@@ -373,7 +373,7 @@ async fn guests_past_the_address_limit_are_counted_by_their_http_status() {
         .await;
     let code = link["code"].as_str().unwrap();
     let (status, stdout, stderr) = run_to_end(
-        &mut loadtest_as(&app, open_house, &["--guest-link", code]).args([
+        loadtest_as(&app, open_house, &["--guest-link", code]).args([
             "--subscribers",
             "4",
             "--ramp",

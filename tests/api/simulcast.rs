@@ -128,24 +128,24 @@ async fn a_shaped_viewer_gets_the_low_layer_and_moves_up_when_the_link_recovers(
     let state = || {
         format!(
             "shaped viewer: layer {:?}, {:?}; open viewer: layer {:?}",
-            layer(&shaped),
-            video(&shaped).map(|v| v.frames()),
+            layer(shaped),
+            video(shaped).map(|v| v.frames()),
             layer(&open)
         )
     };
     wait_until(
         Duration::from_secs(10),
         "the shaped viewer gets the low layer and the open one the high layer",
-        || layer(&shaped) == Some(0) && layer(&open) == Some(2),
+        || layer(shaped) == Some(0) && layer(&open) == Some(2),
         state,
     )
     .await;
 
     // Settled on the low layer, it loses (almost) nothing of what the server sends it.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let from = newest(video(&shaped).as_ref());
+    let from = newest(video(shaped).as_ref());
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let settled = video(&shaped).expect("video");
+    let settled = video(shaped).expect("video");
     let (loss, packets) = (loss_since(&settled, from), newest(Some(&settled)) - from);
     eprintln!(
         "on 400 kbit/s: {packets} RTP packets in 5 s, {:.2}% lost",
@@ -153,7 +153,7 @@ async fn a_shaped_viewer_gets_the_low_layer_and_moves_up_when_the_link_recovers(
     );
     assert!(loss < 0.02, "{:.2}% lost on the low layer", loss * 100.0);
     assert!(packets >= 140, "only {packets} packets in 5 s");
-    assert_eq!(layer(&shaped), Some(0), "it stayed on the low layer");
+    assert_eq!(layer(shaped), Some(0), "it stayed on the low layer");
     let before = settled.frames();
 
     // The link recovers: it moves up.
@@ -161,12 +161,12 @@ async fn a_shaped_viewer_gets_the_low_layer_and_moves_up_when_the_link_recovers(
     wait_until(
         Duration::from_secs(15),
         "the viewer moves up to at least the medium layer once the link is free",
-        || layer(&shaped) >= Some(1),
+        || layer(shaped) >= Some(1),
         state,
     )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = video(&shaped).unwrap().frames();
+    let after = video(shaped).unwrap().frames();
     eprintln!("shaped viewer: {before:?} before the link recovered, {after:?} at the end");
     assert_eq!(
         after.broken, 0,
@@ -205,10 +205,10 @@ async fn a_viewer_on_60_kbit_falls_back_to_audio_only() {
 
     // Video stops; the audio goes on, (almost) whole.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let audio_from = newest(audio(&shaped).as_ref());
-    let video_from = video(&shaped).map(|v| v.packets);
+    let audio_from = newest(audio(shaped).as_ref());
+    let video_from = video(shaped).map(|v| v.packets);
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let heard = audio(&shaped).expect("audio");
+    let heard = audio(shaped).expect("audio");
     let (loss, packets) = (
         loss_since(&heard, audio_from),
         newest(Some(&heard)) - audio_from,
@@ -220,7 +220,7 @@ async fn a_viewer_on_60_kbit_falls_back_to_audio_only() {
     assert!(loss < 0.02, "{:.2}% of the audio lost", loss * 100.0);
     assert!(packets >= 450, "only {packets} audio packets in 10 s");
     assert_eq!(
-        video(&shaped).map(|v| v.packets),
+        video(shaped).map(|v| v.packets),
         video_from,
         "video packets arrived in audio only"
     );
