@@ -50,9 +50,9 @@ impl Sink {
         }
     }
 
-    /// Asks for encoding `slot` (or [`OFF`]); taken at its next keyframe.
-    pub fn set_target(&self, slot: u8) {
-        self.target.store(slot, Ordering::Relaxed);
+    /// Asks for encoding `slot` (or [`OFF`]), taken at its next keyframe; true if it changed.
+    pub fn set_target(&self, slot: u8) -> bool {
+        self.target.swap(slot, Ordering::Relaxed) != slot
     }
 
     /// The encoding it receives now, if any.

@@ -3,7 +3,7 @@
 //! keeps them in slots in the order they appeared, measures each one's bitrate, and ranks them
 //! by it: whatever the rids are called, the cheapest is `low` and the richest `high`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,8 @@ pub struct Encoding {
     pub rid: Option<String>,
     bytes: AtomicU64,
     bps: AtomicU64,
+    /// Width × height its last keyframe stated (VP8), 0 while unknown.
+    pixels: AtomicU32,
 }
 
 /// The encodings of one track, by slot.
@@ -69,6 +71,7 @@ impl Encodings {
             rid,
             bytes: AtomicU64::new(0),
             bps: AtomicU64::new(0),
+            pixels: AtomicU32::new(0),
         });
         Some(slots.len() - 1)
     }
@@ -100,6 +103,14 @@ impl Encodings {
         }
     }
 
+    /// Notes the picture size a keyframe of `slot` stated.
+    pub fn sized(&self, slot: usize, width: u16, height: u16) {
+        if let Some(e) = self.slots.read().expect("slots lock").get(slot) {
+            e.pixels
+                .store(u32::from(width) * u32::from(height), Ordering::Relaxed);
+        }
+    }
+
     /// Turns the bytes counted since the last call into rates, at most once per window.
     pub fn measure(&self, now: Instant) {
         let mut at = self.measured_at.lock().expect("measured lock");
@@ -122,18 +133,26 @@ impl Encodings {
         }
     }
 
-    /// The live encodings from cheapest to richest: `(slot, bits per second)`. A track sent
-    /// once whose rate is not known yet still has its one layer.
+    /// The live encodings from smallest to largest picture (by bitrate where the codec does
+    /// not say: a browser ramping its encodings up can send them at similar rates for a
+    /// while, and the order must not swap under the viewers): `(slot, bits per second)`. A
+    /// track sent once whose rate is not known yet still has its one layer.
     pub fn ranked(&self) -> Vec<(usize, u64)> {
         let slots = self.slots.read().expect("slots lock");
-        let mut ranked: Vec<(usize, u64)> = slots
+        let mut ranked: Vec<(u32, u64, usize)> = slots
             .iter()
             .enumerate()
-            .map(|(slot, e)| (slot, e.bps.load(Ordering::Relaxed)))
-            .filter(|(_, bps)| *bps >= ALIVE_BPS || slots.len() == 1)
+            .map(|(slot, e)| {
+                let pixels = e.pixels.load(Ordering::Relaxed);
+                (pixels, e.bps.load(Ordering::Relaxed), slot)
+            })
+            .filter(|(_, bps, _)| *bps >= ALIVE_BPS || slots.len() == 1)
             .collect();
-        ranked.sort_by_key(|(slot, bps)| (*bps, *slot));
+        ranked.sort();
         ranked
+            .into_iter()
+            .map(|(_, bps, slot)| (slot, bps))
+            .collect()
     }
 
     /// The layer name of `slot` among the live encodings.
@@ -176,10 +195,20 @@ mod tests {
         assert_eq!(encodings.layer_of(2), Some(Layer::Medium));
         assert_eq!(encodings.layer_of(0), Some(Layer::High));
         assert_eq!(encodings.top(), 0);
+        // Picture sizes rank before rates: the largest picture is high even while it is cheap.
+        encodings.sized(1, 320, 180);
+        encodings.sized(2, 640, 360);
+        encodings.sized(0, 1280, 720);
+        encodings.count(0, 1_000);
+        encodings.count(1, 10_000);
+        encodings.count(2, 30_000);
+        encodings.measure(start + Duration::from_millis(1500));
+        assert_eq!(encodings.layer_of(0), Some(Layer::High));
+        assert_eq!(encodings.layer_of(1), Some(Layer::Low));
         // The top layer stops (the browser's uplink is short): two layers are left.
         encodings.count(1, 10_000);
         encodings.count(2, 30_000);
-        encodings.measure(start + Duration::from_secs(2));
+        encodings.measure(start + Duration::from_secs(3));
         assert_eq!(encodings.layer_of(0), None);
         assert_eq!(encodings.layer_of(2), Some(Layer::High));
     }

@@ -17,14 +17,17 @@ use std::time::Duration;
 use rtc::crypto::SignatureScheme;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
-use rtc::peer_connection::configuration::interceptor_registry::configure_simulcast_extension_headers;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers,
+    configure_twcc_receiver_only,
+};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use webrtc::peer_connection::{
-    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateType,
-    RTCSessionDescription, Registry, SettingEngineBuilder,
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateType, RTCSessionDescription, Registry,
+    SettingEngineBuilder,
 };
 
 use super::media_port::advertise::advertise_tcp_port;
@@ -246,9 +249,17 @@ impl MediaSettings {
         let tcp_port = self.port.tcp_port().filter(|_| self.ice_tcp);
         let mut media = media_engine()?;
         ask_for_feedback(&mut media)?;
+        let registry = configure_nack(Registry::new(), &mut media);
+        let registry = configure_twcc_receiver_only(registry, &mut media)?;
+        configure_simulcast_extension_headers(&mut media)?;
         let (registry, bandwidth) = match direction {
+            // No receiver reports on a publisher's connection: a browser names each simulcast
+            // encoding (MID and RID header extensions) only until a report acknowledges its
+            // SSRC, and the webrtc stack forgets which SSRC is which encoding whenever the
+            // publisher offers again (a screen share, an ICE restart); without the names it
+            // would then drop the camera. Its uplink estimate needs only transport-wide
+            // feedback.
             Direction::Receives => {
-                configure_simulcast_extension_headers(&mut media)?;
                 // Who is speaking, for the tiles of a tutoring room (`quality/reception.rs`).
                 media.register_header_extension(
                     RTCRtpHeaderExtensionCapability {
@@ -257,16 +268,14 @@ impl MediaSettings {
                     RtpCodecKind::Audio,
                     None,
                 )?;
-                (Registry::new(), None)
+                (registry, None)
             }
             Direction::Sends => {
-                let (registry, bandwidth) = congestion_control(Registry::new());
+                let (registry, bandwidth) = congestion_control(configure_rtcp_reports(registry));
                 (registry, Some(bandwidth))
             }
         };
-        let registry = super::keyframe_requests::register(register_default_interceptors(
-            registry, &mut media,
-        )?);
+        let registry = super::keyframe_requests::register(registry);
         // Home Wi-Fi drops out for a second now and then; a connection silent for 3 s counts
         // as disconnected, and one that stays silent for 10 s has failed (its publisher leaves).
         let mut settings = SettingEngineBuilder::new()

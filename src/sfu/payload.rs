@@ -15,6 +15,21 @@ pub fn is_keyframe_start(codec: Codec, payload: &[u8]) -> bool {
     }
 }
 
+/// The picture size a VP8 keyframe's first packet states (RFC 6386 §9.1: after the 3-byte
+/// frame tag, the start code 9d 01 2a and two 14-bit little-endian sizes).
+pub fn vp8_keyframe_size(payload: &[u8]) -> Option<(u16, u16)> {
+    let descriptor = Vp8Descriptor::parse(payload)?;
+    if !descriptor.keyframe_start(payload) {
+        return None;
+    }
+    let header = payload.get(descriptor.len..descriptor.len + 10)?;
+    if header[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let size = |at: usize| u16::from_le_bytes([header[at], header[at + 1]]) & 0x3fff;
+    Some((size(6), size(8)))
+}
+
 /// An H.264 payload (RFC 6184) carrying an IDR slice or a sequence parameter set, the start
 /// of a decodable picture: whole, in a STAP-A, or the first fragment of an FU-A.
 fn h264_keyframe(payload: &[u8]) -> bool {
@@ -168,6 +183,22 @@ mod tests {
             "first FU-A fragment of an IDR"
         );
         assert!(!h264_keyframe(&[0x7c, 0x05]), "a later fragment");
+    }
+
+    #[test]
+    fn a_vp8_keyframe_states_its_size() {
+        // Descriptor (X, S; 7-bit picture id), frame tag (key frame), start code, 640 x 360.
+        let mut payload = vec![0x90, 0x80, 0x05, 0x50, 0x01, 0x00, 0x9d, 0x01, 0x2a];
+        payload.extend_from_slice(&640u16.to_le_bytes());
+        payload.extend_from_slice(&360u16.to_le_bytes());
+        assert_eq!(vp8_keyframe_size(&payload), Some((640, 360)));
+        payload[3] |= 0x01; // an inter frame
+        assert_eq!(vp8_keyframe_size(&payload), None);
+        assert_eq!(
+            vp8_keyframe_size(&[0x90, 0x80, 0x05, 0x50]),
+            None,
+            "too short"
+        );
     }
 
     #[test]

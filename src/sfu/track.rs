@@ -24,7 +24,7 @@ use super::fanout::{Fanout, Packet, Sink};
 use super::forward::PliLimiter;
 use super::layers::{Encodings, MAX_LAYERS};
 use super::outgoing::Codec;
-use super::payload::is_keyframe_start;
+use super::payload::{is_keyframe_start, vp8_keyframe_size};
 use crate::domain::{MediaKind, Source, TrackInfo};
 
 /// Packets a subscriber may have queued before it is considered too slow and drops.
@@ -317,6 +317,11 @@ impl Published {
         let keyframe = self
             .keyframes
             .is_none_or(|codec| is_keyframe_start(codec, &packet.payload));
+        if keyframe && self.keyframes == Some(Codec::Vp8) {
+            if let Some((width, height)) = vp8_keyframe_size(&packet.payload) {
+                self.encodings.sized(slot as usize, width, height);
+            }
+        }
         let wants_keyframe = self.fanout.send(&Packet {
             packet,
             kind: self.kind,

@@ -19,6 +19,8 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use webrtc::peer_connection::MediaEngine;
 
+use super::resend::{self, ResendBudget};
+
 /// Where a new viewer's estimate starts: enough for a medium layer, so a family on good Wi-Fi
 /// sees a sharp picture within seconds, while a weak link shows itself within a second or two
 /// and is stepped down.
@@ -26,12 +28,16 @@ const INITIAL_BPS: f64 = 1_500_000.0;
 /// Low enough to tell a link that carries audio only.
 const MIN_BPS: f64 = 30_000.0;
 const MAX_BPS: f64 = 20_000_000.0;
-/// The pacer releases up to this multiple of the estimate: it smooths a keyframe's burst
-/// without holding a stream that fits the estimate behind itself.
-const PACING_HEADROOM: f64 = 1.5;
-/// Packets the pacer may hold for one connection before it refuses more (its default, 4096,
-/// would let one viewer hold megabytes).
-const PACER_QUEUE: usize = 256;
+/// The pacer releases up to this multiple of the estimate, and never less than
+/// [`PACING_FLOOR`]: it smooths a keyframe's burst on a fast link. It is one queue for audio
+/// and video that refuses new packets when full, so paced at a weak link's rate it would hold
+/// video sent before the estimate fell and refuse the audio behind it; a weak link is served
+/// by sending it less (a lower layer, or audio only), not by queueing.
+const PACING_HEADROOM: f64 = 2.5;
+const PACING_FLOOR: f64 = 1_000_000.0;
+/// Packets the pacer may hold for one connection before it refuses more: about half a second
+/// at the floor (its default, 4096, would let one viewer hold megabytes).
+const PACER_QUEUE: usize = 64;
 
 const TRANSPORT_CC_URI: &str =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
@@ -43,6 +49,12 @@ pub struct Bandwidth {
 }
 
 impl Bandwidth {
+    pub fn new(bps: u64) -> Bandwidth {
+        Bandwidth {
+            bps: AtomicU64::new(bps),
+        }
+    }
+
     pub fn bps(&self) -> u64 {
         self.bps.load(Ordering::Relaxed)
     }
@@ -70,7 +82,7 @@ impl BandwidthEstimator for Estimator {
 
     /// What the pacer is asked for; the estimate itself is in [`Bandwidth`].
     fn target_bitrate(&self) -> f64 {
-        self.gcc.target_bitrate() * PACING_HEADROOM
+        (self.gcc.target_bitrate() * PACING_HEADROOM).max(PACING_FLOOR)
     }
 
     fn handle_timeout(&mut self, now: Instant) {
@@ -111,11 +123,10 @@ pub fn ask_for_feedback(media: &mut MediaEngine) -> Result<(), webrtc::error::Er
 }
 
 /// Adds congestion control to a sending connection's interceptors: transport-wide sequence
-/// numbers on what leaves, the estimator fed by the feedback, and the pacer.
+/// numbers on what leaves, the estimator fed by the feedback, the pacer, and a budget for
+/// retransmissions (`resend.rs`).
 pub fn congestion_control(registry: Registry) -> (Registry, Arc<Bandwidth>) {
-    let shared = Arc::new(Bandwidth {
-        bps: AtomicU64::new(INITIAL_BPS as u64),
-    });
+    let shared = Arc::new(Bandwidth::new(INITIAL_BPS as u64));
     let estimator = Estimator {
         gcc: Gcc::new(INITIAL_BPS, MIN_BPS, MAX_BPS),
         shared: shared.clone(),
@@ -128,10 +139,11 @@ pub fn congestion_control(registry: Registry) -> (Registry, Arc<Bandwidth>) {
         .with(
             Slot::Pacer,
             PacerBuilder::new()
-                .with_target_bitrate(INITIAL_BPS * PACING_HEADROOM)
+                .with_target_bitrate((INITIAL_BPS * PACING_HEADROOM).max(PACING_FLOOR))
                 .with_queue_limit(PACER_QUEUE)
                 .build(),
         )
-        .with(Slot::TwccSender, TwccSenderBuilder::new().build());
+        .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+        .with(resend::SLOT, ResendBudget::new(shared.clone()));
     (registry, shared)
 }

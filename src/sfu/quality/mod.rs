@@ -5,6 +5,7 @@
 
 pub mod estimate;
 pub mod reception;
+pub mod resend;
 pub mod selector;
 
 pub use crate::domain::{Layer, Quality};

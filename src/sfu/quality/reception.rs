@@ -21,8 +21,9 @@ use crate::signal::protocol::ServerMessage;
 const TICK: Duration = Duration::from_millis(200);
 /// Before the connection is up there is no estimate: what a new one starts from.
 const NO_ESTIMATE_YET: u64 = 1_500_000;
-/// In a room of at least this many cameras, the ones not in focus are small tiles.
-const TILES_FROM: usize = 3;
+/// A viewer receiving at least this many cameras (a room of three or more: its own is not
+/// sent back to it) sees the ones not in focus as small tiles.
+const TILES_FROM: usize = 2;
 /// Someone spoke within this long: they are speaking.
 const SPEAKING: Duration = Duration::from_secs(2);
 /// The tile in focus stays at least this long before another speaker takes it.
@@ -124,10 +125,15 @@ impl Reception {
             }
             let message = self.apply(&mut selector, &mut counted);
             if message.is_some() && message != told {
-                if let (Some(message), Some(outbox)) = (&message, &outbox) {
-                    let _ = outbox.try_send(message.clone());
+                // A message that finds the outbox full goes out at a later turn: the client
+                // most in need of it (a weak link) is the one whose socket is slowest.
+                let sent = match (&message, &outbox) {
+                    (Some(message), Some(outbox)) => outbox.try_send(message.clone()).is_ok(),
+                    _ => true,
+                };
+                if sent {
+                    told = message;
                 }
-                told = message;
             }
         }
     }
@@ -188,7 +194,12 @@ impl Reception {
             let slot = rank
                 .and_then(|r| ranked.get(r))
                 .map_or(OFF, |(slot, _)| *slot as u8);
-            sink.set_target(slot);
+            if sink.set_target(slot) {
+                tracing::debug!(
+                    track = %published.id, estimate, audio_bps, ?ranked, weak = decision.weak,
+                    ?choice, slot, "layer target"
+                );
+            }
             let now = match sink.current() {
                 Some(slot) if slot != OFF => published
                     .encodings

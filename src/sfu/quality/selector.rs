@@ -24,7 +24,8 @@ const TRIAL: Duration = Duration::from_secs(10);
 /// No trial sooner than this after a step down; doubled after each failed trial.
 const FIRST_BACKOFF: Duration = Duration::from_secs(4);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
-/// Below the lowest layer this long: audio only. Back once it fits for `STRONG_AFTER`.
+/// Below the lowest layer this long (at once when below half of it): audio only. Back once it
+/// fits for `STRONG_AFTER`.
 const WEAK_AFTER: Duration = Duration::from_secs(2);
 const STRONG_AFTER: Duration = Duration::from_secs(4);
 
@@ -148,7 +149,8 @@ impl Selector {
             }
         } else if budget < lowest {
             let since = *self.short_since.get_or_insert(now);
-            if now.duration_since(since) >= WEAK_AFTER {
+            // Far below (a link that collapsed): at once, before the video floods it further.
+            if budget < lowest / 2 || now.duration_since(since) >= WEAK_AFTER {
                 self.weak = true;
                 self.short_since = None;
                 self.tracks.clear();
@@ -305,11 +307,12 @@ mod tests {
         let mut selector = Selector::default();
         let mut at = Instant::now();
         selector.decide(at, Quality::Auto, 400_000, AUDIO, &demand());
+        // A little short of the lowest layer: audio only after 2 s.
         assert!(
-            !run(&mut selector, &mut at, 1.0, 60_000).weak,
+            !run(&mut selector, &mut at, 1.0, 150_000).weak,
             "not at once"
         );
-        let weak = run(&mut selector, &mut at, 1.2, 60_000);
+        let weak = run(&mut selector, &mut at, 1.2, 150_000);
         assert!(weak.weak);
         assert_eq!(rank(&weak), None);
         assert!(
@@ -323,6 +326,8 @@ mod tests {
             Some(0),
             "video comes back at the lowest layer"
         );
+        // A link that collapses goes to audio only at once.
+        assert!(run(&mut selector, &mut at, 0.2, 60_000).weak);
     }
 
     #[test]
