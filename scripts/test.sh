@@ -67,13 +67,15 @@ part() {
   local name=$1; shift
   cargo test --locked "$@" 2>&1 | sed -u "s/^/[$name] /"
 }
-part api --lib --bins --test api -- --test-threads=3 & api=$!
 # The network tests add and remove interfaces (veth pairs) and shape links, which makes every
 # Chromium on the host see a network change and abort its page loads: they run alone, after
-# the others.
+# the other browser tests, and the API tests that put viewers in network namespaces with them.
+namespaced="netns:: simulcast:: loadtest::throttled"
+part api --lib --bins --test api -- --test-threads=3 $(printf -- '--skip %s ' $namespaced) & api=$!
 browser_parts() {
   part browser --test browser -- --test-threads=2 --skip network:: --skip netns:: --skip network_simulcast:: &&
-    part network --test browser -- --test-threads=1 network:: netns:: network_simulcast::
+    part network --test browser -- --test-threads=1 network:: netns:: network_simulcast:: &&
+    part network --test api -- --test-threads=1 $namespaced
 }
 browser_parts & browser=$!
 status=0

@@ -15,6 +15,7 @@
 //! - `joins.rs`: one subscriber's join and the naming of failures;
 //! - `figures.rs`, `summary.rs`: the figures and the verdict;
 //! - `usage.rs`: CPU, memory and file descriptors from `/proc`; `pinning.rs`: CPU affinity;
+//! - `weak_link.rs`: `--throttle`, subscribers on a shaped link;
 //! - `stop.rs`: signals.
 //!
 //! The server's figures are read from `/proc/<pid>`, the tool's own from `/proc/self`: on a
@@ -31,8 +32,10 @@ mod setup;
 mod stop;
 mod summary;
 mod usage;
+mod weak_link;
 
 pub use summary::Summary;
+pub use weak_link::Throttling;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadTest {
@@ -88,6 +91,17 @@ pub struct LoadTest {
     /// Video bitrate in kbit/s.
     #[arg(long, default_value_t = 1000)]
     pub bitrate: u32,
+    /// Publish the video as three simulcast layers (`l`, `m`, `h` at about 150, 500 and 1500
+    /// kbit/s, 30 fps) instead of one encoding of `--bitrate`. Each subscriber then gets one
+    /// layer, so the delivery figures against what the publisher sent are left out.
+    #[arg(long)]
+    pub simulcast: bool,
+    /// Put the first N subscribers on a link of RATE, e.g. `10:400kbit`: they run inside one
+    /// network namespace whose link to the host is shaped to RATE both ways. Needs root and
+    /// iproute2, subscribers over Homeroom's signalling, and a server that listens and offers
+    /// media on every address.
+    #[arg(long)]
+    pub throttle: Option<Throttling>,
     #[arg(long, default_value_t = 30)]
     pub fps: u32,
     /// Exit non-zero when the loss, or the shortfall against the nominal rate, exceeds this

@@ -1,53 +1,22 @@
-//! Synthetic media for test and load clients: VP8-shaped and Opus-shaped RTP whose payloads
-//! carry a sequence number and a checksum (`receive.rs` checks them), and the client's peer
-//! connections.
+//! Synthetic media for test and load clients: the checked payload every packet carries (a
+//! sequence number and a checksum, which `receive.rs` checks), how fast and in what shape a
+//! publisher sends, and the client's peer connections.
 //!
-//! Video packets open with a real VP8 payload descriptor (a 15-bit picture id, the start bit
-//! on a frame's first packet) and a VP8 header byte saying key frame or not, so the SFU's
-//! keyframe logic and picture-id rewriting work on them as on a browser's. The first frame is
-//! a keyframe, and so is the next frame after each keyframe request (PLI, FIR).
+//! The packets themselves are made in `sender.rs` (VP8 layout in `vp8.rs`), the tracks of a
+//! publisher in `publish.rs`, its simulcast layers in `simulcast.rs`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use rtc::media_stream::MediaStreamTrack;
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Slot};
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
 };
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::media_stream::Track;
+use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RtpCodecKind};
 use webrtc::peer_connection::{
-    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceServer, RTCIceTransportPolicy,
-    Registry, SettingEngineBuilder,
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceServer, RTCIceTransportPolicy, Registry, SettingEngineBuilder,
 };
-
-/// Bytes before the checked payload in a video packet: the VP8 payload descriptor (4) and
-/// the VP8 header byte (1).
-pub(super) const VP8_PREFIX: usize = 5;
-
-/// A video payload: VP8 descriptor with picture id `picture_id`, start bit on a frame's first
-/// packet, the key-frame bit, then the checked payload.
-pub(crate) fn vp8_payload(
-    start: bool,
-    keyframe: bool,
-    picture_id: u16,
-    checked: Vec<u8>,
-) -> Vec<u8> {
-    let mut payload = Vec::with_capacity(VP8_PREFIX + checked.len());
-    payload.push(0x80 | if start { 0x10 } else { 0 });
-    payload.push(0x80);
-    payload.push(0x80 | ((picture_id >> 8) as u8 & 0x7f));
-    payload.push(picture_id as u8);
-    payload.push(if keyframe { 0x00 } else { 0x01 });
-    payload.extend_from_slice(&checked);
-    payload
-}
 
 /// How fast a synthetic publisher sends: its full shape, or while throttled a trickle of one
 /// one-packet frame a second on each track. The trickle keeps the tracks alive (a track exists
@@ -66,7 +35,7 @@ impl Throttle {
         self.0.store(false, Ordering::Relaxed);
     }
 
-    fn trickling(&self) -> bool {
+    pub(super) fn trickling(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
 }
@@ -84,15 +53,6 @@ impl Default for VideoShape {
             fps: 30,
             bitrate_bps: 720_000,
         }
-    }
-}
-
-impl VideoShape {
-    /// Packets per frame and payload bytes per packet, at most ~1100 bytes each.
-    fn packets(&self) -> (usize, usize) {
-        let per_frame_bytes = (self.bitrate_bps / 8 / self.fps.max(1)).max(100) as usize;
-        let packets = per_frame_bytes.div_ceil(1100);
-        (packets, per_frame_bytes / packets)
     }
 }
 
@@ -138,6 +98,33 @@ pub fn check_payload(payload: &[u8]) -> Option<u32> {
     (checksum(seq, &payload[8..]) == sum).then_some(seq)
 }
 
+/// The rtc crate's default interceptors (`register_default_interceptors`: NACK, RTCP
+/// reports, transport-wide congestion control feedback, and the header extensions that name
+/// simulcast streams), except that a lost packet is asked for once. The crate's generator
+/// repeats its NACKs every 100 ms whatever the round trip; on a link with 300 ms of queue a
+/// browser asks once per round trip, while the crate's asks three times, and every resent
+/// copy then takes room on the link that lost the packet.
+fn interceptors(media: &mut MediaEngine) -> Result<Registry, String> {
+    for parameter in ["", "pli"] {
+        let feedback = RTCPFeedback {
+            typ: "nack".into(),
+            parameter: parameter.into(),
+        };
+        media.register_feedback(feedback, RtpCodecKind::Video);
+    }
+    let registry = Registry::new()
+        .with(Slot::NackResponder, NackResponderBuilder::new().build())
+        .with(
+            Slot::NackGenerator,
+            NackGeneratorBuilder::new()
+                .with_max_nacks_per_packet(1)
+                .build(),
+        );
+    configure_simulcast_extension_headers(media).map_err(|e| e.to_string())?;
+    let registry = configure_twcc_receiver_only(registry, media).map_err(|e| e.to_string())?;
+    Ok(configure_rtcp_reports(registry))
+}
+
 /// A client peer connection on loopback, with the keyframe-request interceptor so the
 /// publisher can count the PLIs it is sent.
 pub async fn new_pc(
@@ -171,9 +158,7 @@ pub async fn new_pc_relayed(
     }
     let mut media = MediaEngine::default();
     media.register_default_codecs().map_err(|e| e.to_string())?;
-    let registry = crate::sfu::keyframe_requests::register(
-        register_default_interceptors(Registry::new(), &mut media).map_err(|e| e.to_string())?,
-    );
+    let registry = crate::sfu::keyframe_requests::register(interceptors(&mut media)?);
     let settings = SettingEngineBuilder::new()
         .with_include_loopback_candidate(true)
         .build();
@@ -188,183 +173,6 @@ pub async fn new_pc_relayed(
         .await
         .map_err(|e| format!("peer connection: {e}"))?;
     Ok(Arc::new(pc))
-}
-
-/// The two tracks a synthetic publisher sends.
-pub fn publisher_tracks() -> (Arc<TrackLocalStaticRTP>, Arc<TrackLocalStaticRTP>) {
-    (
-        local_track("video/VP8", 90000, 0, RtpCodecKind::Video),
-        local_track("audio/opus", 48000, 2, RtpCodecKind::Audio),
-    )
-}
-
-/// Starts sending on both tracks at the pace `throttle` sets; returns the tasks. `sent`
-/// counts packets (audio, video); `plis` gets the time of every keyframe request, each
-/// answered with a keyframe.
-#[allow(clippy::too_many_arguments)]
-pub fn start_sending(
-    video: Arc<TrackLocalStaticRTP>,
-    video_pt: u8,
-    audio: Arc<TrackLocalStaticRTP>,
-    audio_pt: u8,
-    shape: VideoShape,
-    throttle: Throttle,
-    sent: Arc<[AtomicU64; 2]>,
-    plis: Arc<Mutex<Vec<Instant>>>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    let (per_frame, size) = shape.packets();
-    let interval = Duration::from_secs_f64(1.0 / shape.fps.max(1) as f64);
-    let keyframe = Arc::new(AtomicBool::new(true));
-    vec![
-        tokio::spawn(answer_keyframe_requests(
-            video.clone(),
-            keyframe.clone(),
-            plis,
-        )),
-        tokio::spawn(send_media(
-            video,
-            video_pt,
-            Frames {
-                ticks: 90000 / shape.fps.max(1),
-                interval,
-                per_frame,
-                size,
-            },
-            throttle.clone(),
-            sent.clone(),
-            Some(keyframe),
-        )),
-        tokio::spawn(send_media(
-            audio,
-            audio_pt,
-            Frames {
-                ticks: 960,
-                interval: Duration::from_millis(20),
-                per_frame: 1,
-                size: 100,
-            },
-            throttle,
-            sent,
-            None,
-        )),
-    ]
-}
-
-/// Reads the video track's RTCP: a keyframe request makes the next frame a keyframe.
-async fn answer_keyframe_requests(
-    video: Arc<TrackLocalStaticRTP>,
-    keyframe: Arc<AtomicBool>,
-    plis: Arc<Mutex<Vec<Instant>>>,
-) {
-    while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = video.poll().await {
-        let asks = packets.iter().any(|p| {
-            p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>()
-        });
-        if asks {
-            plis.lock().unwrap().push(Instant::now());
-            keyframe.store(true, Ordering::Relaxed);
-        }
-    }
-}
-
-fn local_track(
-    mime: &str,
-    clock_rate: u32,
-    channels: u16,
-    kind: RtpCodecKind,
-) -> Arc<TrackLocalStaticRTP> {
-    let ssrc: u32 = rand::random();
-    let codec = RTCRtpCodec {
-        mime_type: mime.into(),
-        clock_rate,
-        channels,
-        ..Default::default()
-    };
-    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        format!("stream-{ssrc}"),
-        format!("track-{ssrc}"),
-        format!("track-{ssrc}"),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec,
-            ..Default::default()
-        }],
-    )))
-}
-
-/// A track's frames: `per_frame` packets of `size` payload bytes every `interval`, the
-/// timestamp advancing by `ticks` per frame.
-struct Frames {
-    ticks: u32,
-    interval: Duration,
-    per_frame: usize,
-    size: usize,
-}
-
-/// Sends `frames`; the last packet of a frame has the marker bit. Video (`keyframe` given) is
-/// VP8-shaped, a keyframe whenever `keyframe` was set. While `throttle` holds, one frame a
-/// second goes out, of one packet.
-async fn send_media(
-    track: Arc<TrackLocalStaticRTP>,
-    payload_type: u8,
-    frames: Frames,
-    throttle: Throttle,
-    sent: Arc<[AtomicU64; 2]>,
-    keyframe: Option<Arc<AtomicBool>>,
-) {
-    let Some(ssrc) = track.ssrcs().await.first().copied() else {
-        return;
-    };
-    let mut tick = tokio::time::interval(frames.interval);
-    let per_second = (1.0 / frames.interval.as_secs_f64()).round().max(1.0) as u64;
-    let (mut seq, mut timestamp, mut counter) =
-        (rand::random::<u16>(), rand::random::<u32>(), 0u32);
-    let mut picture_id = rand::random::<u16>() & 0x7fff;
-    let slot = keyframe.is_some() as usize;
-    for frame in 0u64.. {
-        tick.tick().await;
-        let per_frame = match throttle.trickling() {
-            true if frame % per_second != 0 => {
-                timestamp = timestamp.wrapping_add(frames.ticks);
-                continue;
-            }
-            true => 1,
-            false => frames.per_frame,
-        };
-        let key = keyframe
-            .as_ref()
-            .is_some_and(|k| k.swap(false, Ordering::Relaxed));
-        for i in 0..per_frame {
-            let checked = make_payload(counter, frames.size);
-            let payload = match keyframe {
-                Some(_) => vp8_payload(i == 0, key, picture_id, checked),
-                None => checked,
-            };
-            let packet = rtp::Packet {
-                header: rtp::header::Header {
-                    version: 2,
-                    payload_type,
-                    sequence_number: seq,
-                    timestamp,
-                    ssrc,
-                    marker: i + 1 == per_frame,
-                    ..Default::default()
-                },
-                payload: payload.into(),
-            };
-            seq = seq.wrapping_add(1);
-            counter += 1;
-            if track.write_rtp(packet).await.is_ok() {
-                sent[slot].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        timestamp = timestamp.wrapping_add(frames.ticks);
-        picture_id = (picture_id + 1) & 0x7fff;
-    }
 }
 
 #[cfg(test)]

@@ -2,17 +2,25 @@
 //! the end-to-end tests and the load tool, and its synthetic media.
 
 mod errors;
+mod frames;
 pub mod media;
+pub mod netns;
 pub mod participant;
+mod publish;
 pub mod receive;
+mod sender;
 mod seq_set;
 mod signalling;
+pub mod simulcast;
+pub(crate) mod vp8;
 pub mod whep;
 pub mod whip;
 
 pub use errors::{ConnectError, RequestError};
+pub use frames::FrameCounts;
 pub use media::{check_payload, make_payload, Throttle, VideoShape};
 pub use participant::{Credential, Participant, RelayPick};
+pub use publish::Video;
 pub use receive::{Inbox, Received, Tally};
 pub use seq_set::SeqSet;
 

@@ -5,6 +5,7 @@
 //! subscriber offers (`answering`).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,18 +15,18 @@ use rtc::peer_connection::configuration::RTCOfferOptions;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Error as WsError;
-use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::peer_connection::RTCSessionDescription;
 
 use super::errors::{ConnectError, RequestError};
-use super::media::{new_pc_relayed, publisher_tracks, start_sending, Throttle, VideoShape};
+use super::media::{new_pc_relayed, Throttle, VideoShape};
+use super::publish::{Counters, Tracks, Video};
 use super::receive::{tallies, Inbox, Received, Tally};
 pub use super::signalling::RelayPick;
 use super::signalling::{
     spawn_keepalive, spawn_writer, to_text, Connection, Events, Negotiator, Pending, Reader, Relay,
     Remotes,
 };
-use crate::signal::protocol::{ClientMessage, ServerMessage, Target};
+use crate::signal::protocol::{ClientMessage, Quality, ServerMessage, Target};
 
 pub struct Participant {
     out: mpsc::UnboundedSender<String>,
@@ -81,7 +82,7 @@ impl Participant {
         bind: &str,
         pick: Option<RelayPick>,
     ) -> Result<Participant, String> {
-        Participant::open_relayed(base, tls, credential, bind, pick)
+        Participant::open_relayed(base, tls, credential, bind, pick, None)
             .await
             .map_err(|e| e.to_string())
     }
@@ -93,7 +94,20 @@ impl Participant {
         credential: Credential<'_>,
         bind: &str,
     ) -> Result<Participant, ConnectError> {
-        Participant::open_relayed(base, tls, credential, bind, None).await
+        Participant::open_relayed(base, tls, credential, bind, None, None).await
+    }
+
+    /// `open`, the socket's TCP connection made to `via` rather than to the URL's host (TLS
+    /// still checks the URL's name): a client in a network namespace reaches the server at
+    /// the host's end of the veth pair.
+    pub async fn open_via(
+        base: &str,
+        tls: Arc<rustls::ClientConfig>,
+        credential: Credential<'_>,
+        bind: &str,
+        via: SocketAddr,
+    ) -> Result<Participant, ConnectError> {
+        Participant::open_relayed(base, tls, credential, bind, None, Some(via)).await
     }
 
     async fn open_relayed(
@@ -102,6 +116,7 @@ impl Participant {
         credential: Credential<'_>,
         bind: &str,
         pick: Option<RelayPick>,
+        via: Option<SocketAddr>,
     ) -> Result<Participant, ConnectError> {
         let relay: Relay = Arc::default();
         let ws_base = base.replacen("https://", "wss://", 1);
@@ -117,16 +132,25 @@ impl Participant {
                 .map_err(|e| failed(&e))?;
             request.headers_mut().insert("cookie", value);
         }
-        let connector = tokio_tungstenite::Connector::Rustls(tls);
-        let (socket, _) =
-            tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector))
-                .await
-                .map_err(|e| match e {
-                    WsError::Http(response) => ConnectError::Refused {
-                        status: response.status().as_u16(),
-                    },
-                    other => failed(&other),
-                })?;
+        let connector = Some(tokio_tungstenite::Connector::Rustls(tls));
+        let opened = match via {
+            None => {
+                tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector)
+                    .await
+            }
+            Some(via) => {
+                let tcp = tokio::net::TcpStream::connect(via)
+                    .await
+                    .map_err(|e| failed(&e))?;
+                tokio_tungstenite::client_async_tls_with_config(request, tcp, None, connector).await
+            }
+        };
+        let (socket, _) = opened.map_err(|e| match e {
+            WsError::Http(response) => ConnectError::Refused {
+                status: response.status().as_u16(),
+            },
+            other => failed(&other),
+        })?;
         let (sink, stream) = socket.split();
         let (out, out_rx) = mpsc::unbounded_channel::<String>();
         let (events_tx, events) = mpsc::unbounded_channel();
@@ -266,22 +290,26 @@ impl Participant {
         }
     }
 
-    /// Publishes synthetic VP8 video of the given shape and Opus audio (50 packets/s of 100
+    /// Publishes synthetic VP8 video of the default shape and Opus audio (50 packets/s of 100
     /// bytes). Returns the server's reply to the offer.
     pub async fn publish(&mut self) -> ServerMessage {
         self.publish_shaped(VideoShape::default()).await
     }
 
     pub async fn publish_shaped(&mut self, shape: VideoShape) -> ServerMessage {
-        self.publish_throttled(shape, Throttle::default()).await
+        self.publish_throttled(shape.into(), Throttle::default())
+            .await
     }
 
-    /// `publish_shaped`, at the pace `throttle` sets (full, or a trickle until released).
-    pub async fn publish_throttled(
-        &mut self,
-        shape: VideoShape,
-        throttle: Throttle,
-    ) -> ServerMessage {
+    /// Publishes the video as three simulcast layers (`simulcast.rs`), and audio.
+    pub async fn publish_simulcast(&mut self) -> ServerMessage {
+        self.publish_throttled(Video::Simulcast, Throttle::default())
+            .await
+    }
+
+    /// Publishes `video` and audio at the pace `throttle` sets (full, or a trickle until
+    /// released).
+    pub async fn publish_throttled(&mut self, video: Video, throttle: Throttle) -> ServerMessage {
         let handler = Arc::new(Events {
             target: Target::Publisher,
             out: self.out.clone(),
@@ -292,15 +320,7 @@ impl Participant {
         let pc = new_pc_relayed(handler, &self.bind, servers)
             .await
             .expect("a peer connection for publishing");
-        let (video, audio) = publisher_tracks();
-        let video_sender = pc
-            .add_track(video.clone() as Arc<dyn TrackLocal>)
-            .await
-            .unwrap();
-        let audio_sender = pc
-            .add_track(audio.clone() as Arc<dyn TrackLocal>)
-            .await
-            .unwrap();
+        let tracks = Tracks::add_to(&pc, video).await.expect("tracks to publish");
         let offer = pc.create_offer(None).await.unwrap();
         pc.set_local_description(offer).await.unwrap();
         let sdp = pc.local_description().await.unwrap().sdp;
@@ -318,30 +338,16 @@ impl Participant {
         pc.set_remote_description(RTCSessionDescription::answer(sdp.clone()).unwrap())
             .await
             .unwrap();
-        let video_pt = video_sender
-            .get_parameters()
-            .await
-            .unwrap()
-            .rtp_parameters
-            .codecs[0]
-            .payload_type;
-        let audio_pt = audio_sender
-            .get_parameters()
-            .await
-            .unwrap()
-            .rtp_parameters
-            .codecs[0]
-            .payload_type;
-        self.tasks.extend(start_sending(
-            video,
-            video_pt,
-            audio,
-            audio_pt,
-            shape,
+        let counters = Counters {
             throttle,
-            self.sent.clone(),
-            self.plis.clone(),
-        ));
+            sent: self.sent.clone(),
+            plis: self.plis.clone(),
+        };
+        let tasks = tracks
+            .start(&pc, counters)
+            .await
+            .expect("the negotiated tracks start");
+        self.tasks.extend(tasks);
         reply
     }
 
@@ -388,6 +394,13 @@ impl Participant {
                 _ => return None,
             }
         }
+    }
+
+    /// Chooses what video this connection receives (docs/signalling.md, "Simulcast and
+    /// quality"); the server answers `ok`, then tells what arrives with a `reception` event.
+    pub async fn set_quality(&mut self, quality: Quality) -> ServerMessage {
+        self.request(|id| ClientMessage::Quality { id, quality })
+            .await
     }
 
     /// Sends a keyframe request (PLI) for a received track, as a browser does after a loss.

@@ -3,10 +3,10 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::peer_connection::{PeerConnection, PeerConnectionEventHandler, RTCSessionDescription};
 
-use super::media::{new_pc, publisher_tracks, start_sending, Throttle, VideoShape};
+use super::media::{new_pc, Throttle};
+use super::publish::{Counters, Tracks, Video};
 
 /// WHIP gives the server no way to trickle, and this client sends its candidates in the offer.
 struct NoTrickle;
@@ -24,57 +24,27 @@ pub struct WhipPublisher {
 }
 
 impl WhipPublisher {
-    /// Offers to `url` with the stream key and starts sending once answered.
+    /// Offers to `url` with the stream key and starts sending `video` (a shape, or
+    /// `Video::Simulcast`) and audio once answered.
     pub async fn start(
         url: &str,
         key: &str,
         pem: &[u8],
         bind: &str,
-        shape: VideoShape,
+        video: impl Into<Video>,
     ) -> Result<WhipPublisher, String> {
+        let video = video.into();
         let client = https_client(pem)?;
         let pc = new_pc(Arc::new(NoTrickle), bind).await?;
-        let (video, audio) = publisher_tracks();
-        let video_sender = pc
-            .add_track(video.clone() as Arc<dyn TrackLocal>)
-            .await
-            .map_err(|e| e.to_string())?;
-        let audio_sender = pc
-            .add_track(audio.clone() as Arc<dyn TrackLocal>)
-            .await
-            .map_err(|e| e.to_string())?;
+        let tracks = Tracks::add_to(&pc, video).await?;
         let resource = exchange(&client, url, key, &pc).await?;
-        let video_params = video_sender
-            .get_parameters()
-            .await
-            .map_err(|e| e.to_string())?;
-        let video_pt = video_params
-            .rtp_parameters
-            .codecs
-            .first()
-            .ok_or("no video codec")?
-            .payload_type;
-        let audio_params = audio_sender
-            .get_parameters()
-            .await
-            .map_err(|e| e.to_string())?;
-        let audio_pt = audio_params
-            .rtp_parameters
-            .codecs
-            .first()
-            .ok_or("no audio codec")?
-            .payload_type;
         let sent: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
-        let tasks = start_sending(
-            video,
-            video_pt,
-            audio,
-            audio_pt,
-            shape,
-            Throttle::default(),
-            sent.clone(),
-            Arc::default(),
-        );
+        let counters = Counters {
+            throttle: Throttle::default(),
+            sent: sent.clone(),
+            plis: Arc::default(),
+        };
+        let tasks = tracks.start(&pc, counters).await?;
         Ok(WhipPublisher {
             pc,
             client,

@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::accounts::guest_token;
+use super::weak_link::WeakLink;
 use crate::client::receive::seen_between;
 use crate::client::whep::WhepViewer;
 use crate::client::{ConnectError, Credential, Participant, RequestError, Tally};
-use crate::signal::protocol::ServerMessage;
+use crate::signal::protocol::{Layer, ServerMessage};
 
 /// A subscriber, over Homeroom's signalling or WHEP.
 pub(super) enum Client {
@@ -31,21 +32,22 @@ impl Client {
     }
 
     /// Reads the room's events that came since the last call (the tool has no use for most,
-    /// and unread they would pile up for the whole run); returns why the server let this
-    /// subscriber go, if it did (`kicked`, `ended`).
-    pub(super) fn drain_events(&mut self) -> Option<String> {
+    /// and unread they would pile up for the whole run): why the server let this subscriber
+    /// go, if it did, and what it last said the subscriber receives.
+    pub(super) fn drain_events(&mut self) -> News {
+        let mut news = News::default();
         let Client::Signalling(p) = self else {
-            return None;
+            return news;
         };
-        let mut gone = None;
         while let Ok(event) = p.events.try_recv() {
             match event {
-                ServerMessage::Kicked { reason } => gone = Some(format!("kicked_{reason}")),
-                ServerMessage::Ended { reason } => gone = Some(format!("ended_{reason}")),
+                ServerMessage::Kicked { reason } => news.gone = Some(format!("kicked_{reason}")),
+                ServerMessage::Ended { reason } => news.gone = Some(format!("ended_{reason}")),
+                ServerMessage::Reception { video, .. } => news.video = Some(video),
                 _ => {}
             }
         }
-        gone
+        news
     }
 
     /// Distinct intact packets with sequence numbers in `video` or `audio`, by track kind.
@@ -67,6 +69,15 @@ impl Client {
     }
 }
 
+/// What a subscriber's events since the last look said.
+#[derive(Debug, Default)]
+pub(super) struct News {
+    /// Why the server let it go (`kicked_<reason>`, `ended_<reason>`).
+    pub(super) gone: Option<String>,
+    /// The best layer it receives, or `off`, as the latest `reception` said.
+    pub(super) video: Option<Layer>,
+}
+
 /// How the subscribers come in.
 pub(super) enum Audience {
     /// As one family account's session.
@@ -86,6 +97,8 @@ pub(super) struct Joining {
     pub(super) pem: Vec<u8>,
     pub(super) bind: String,
     pub(super) timeout: Duration,
+    /// The first subscribers' weak link (`--throttle`).
+    pub(super) weak_link: Option<Arc<WeakLink>>,
 }
 
 /// A failed join: the reason it is counted under, and what happened.
@@ -133,7 +146,7 @@ impl Joining {
                 }
             }
             Audience::Family { cookie } => self
-                .join_signalling(Credential::Cookie(cookie), deadline)
+                .join_signalling(index, Owned::Cookie(cookie.clone()), deadline)
                 .await
                 .map(Client::Signalling),
             Audience::Guests { code } => {
@@ -142,7 +155,7 @@ impl Joining {
                     Err(_) => return Err(Refusal::timeout(self.timeout)),
                     Ok(token) => token?,
                 };
-                self.join_signalling(Credential::Token(&token), deadline)
+                self.join_signalling(index, Owned::Token(token), deadline)
                     .await
                     .map(Client::Signalling)
             }
@@ -151,10 +164,11 @@ impl Joining {
 
     async fn join_signalling(
         &self,
-        credential: Credential<'_>,
+        index: usize,
+        credential: Owned,
         deadline: Instant,
     ) -> Result<Participant, Refusal> {
-        let open = Participant::open(&self.server, self.tls.clone(), credential, &self.bind);
+        let open = self.open(index, credential);
         let mut participant = match tokio::time::timeout_at(deadline.into(), open).await {
             Err(_) => return Err(Refusal::timeout(self.timeout)),
             Ok(Err(e @ ConnectError::Refused { status })) => {
@@ -173,6 +187,41 @@ impl Joining {
         };
         participant.vanish().await;
         Err(refusal)
+    }
+
+    /// Opens subscriber number `index`'s socket: on the host, or, on the weak link, inside
+    /// its namespace, where every socket of the participant then lives.
+    async fn open(&self, index: usize, credential: Owned) -> Result<Participant, ConnectError> {
+        let (server, tls) = (self.server.clone(), self.tls.clone());
+        let Some(link) = self.weak_link.as_ref().filter(|l| l.holds(index)) else {
+            return Participant::open(&server, tls, credential.as_ref(), &self.bind).await;
+        };
+        let port = url::Url::parse(&server)
+            .ok()
+            .and_then(|u| u.port_or_known_default())
+            .ok_or_else(|| ConnectError::Failed(format!("no port in {server}")))?;
+        let (bind, via) = (link.bind(), link.via(port));
+        let opened = link.runtime().spawn(async move {
+            Participant::open_via(&server, tls, credential.as_ref(), &bind, via).await
+        });
+        opened
+            .await
+            .unwrap_or_else(|e| Err(ConnectError::Failed(e.to_string())))
+    }
+}
+
+/// A credential that can go to another runtime with the join.
+enum Owned {
+    Cookie(String),
+    Token(String),
+}
+
+impl Owned {
+    fn as_ref(&self) -> Credential<'_> {
+        match self {
+            Owned::Cookie(cookie) => Credential::Cookie(cookie),
+            Owned::Token(token) => Credential::Token(token),
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! panicking join costs that subscriber only.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
@@ -16,7 +17,9 @@ use super::joins::{Client, Refusal};
 use super::setup::{setup, Publisher, Setup};
 use super::stop::Stop;
 use super::usage::Process;
+use super::weak_link::WeakLink;
 use super::LoadTest;
+use crate::signal::protocol::Layer;
 
 /// Tracks the publisher sends (video and audio): a subscriber has media once all flow.
 const TRACKS: usize = 2;
@@ -40,6 +43,10 @@ pub(super) struct Viewer {
     pub(super) flowing: bool,
     /// Why the server let it go during the run, if it did.
     pub(super) dropped: Option<String>,
+    /// Whether it is on the weak link (`--throttle`).
+    pub(super) throttled: bool,
+    /// The best layer it receives, or `off`, as the server last said.
+    pub(super) video: Option<Layer>,
 }
 
 /// Everything a run found out, for the summary.
@@ -52,6 +59,8 @@ pub(super) struct Record {
     /// When the first and the last subscriber started, and how many did.
     pub(super) launches: Option<(Instant, Instant)>,
     pub(super) launched: usize,
+    /// How many subscribers, from the first, are on the weak link (`--throttle`).
+    pub(super) throttled: usize,
     /// Samples before the first subscriber, once all joined, when the steady phase began
     /// and at the end.
     pub(super) start: Option<Sample>,
@@ -66,6 +75,8 @@ pub(super) struct Record {
 pub(super) struct Leftovers {
     viewers: Vec<Client>,
     publisher: Option<Publisher>,
+    /// Removed once the subscribers on it are closed.
+    weak_link: Option<Arc<WeakLink>>,
 }
 
 impl Leftovers {
@@ -76,7 +87,7 @@ impl Leftovers {
     }
 
     /// Closes everything at once, for at most `within`: one the server already let go must
-    /// not hold up the exit.
+    /// not hold up the exit. The weak link goes last.
     pub(super) async fn close(self, within: Duration) {
         let mut closing = JoinSet::new();
         for viewer in self.viewers {
@@ -115,6 +126,7 @@ pub(super) async fn run(args: &LoadTest, stop: &mut Stop) -> (Record, Leftovers)
         refusals: BTreeMap::new(),
         launches: None,
         launched: 0,
+        throttled: args.throttle.as_ref().map_or(0, |t| t.viewers),
         start: None,
         joined: None,
         steady: None,
@@ -124,6 +136,7 @@ pub(super) async fn run(args: &LoadTest, stop: &mut Stop) -> (Record, Leftovers)
     let mut leftovers = Leftovers {
         viewers: Vec::new(),
         publisher: None,
+        weak_link: None,
     };
     let setup = tokio::select! {
         setup = setup(args) => setup,
@@ -144,6 +157,7 @@ pub(super) async fn run(args: &LoadTest, stop: &mut Stop) -> (Record, Leftovers)
             return (record, leftovers);
         }
     };
+    leftovers.weak_link = joining.weak_link.clone();
     let server = args.server_pid.map(Process::of);
     let sampler = Sampler {
         server,
@@ -224,7 +238,9 @@ pub(super) async fn run(args: &LoadTest, stop: &mut Stop) -> (Record, Leftovers)
     }
     let end = sampler.take(&record.viewers);
     record.end = Some(end);
-    if let Some(from) = record.steady {
+    // With simulcast each subscriber gets one layer of the three the publisher sends: what it
+    // should get is not what was sent.
+    if let Some(from) = record.steady.filter(|_| !args.simulcast) {
         // Packets of the phase still on their way get a moment to arrive.
         tokio::time::sleep(DRAIN).await;
         let range = |kind: usize| from.sent[kind] as u32..end.sent[kind] as u32;
@@ -277,6 +293,8 @@ fn joined(
                 first_packet: None,
                 flowing: false,
                 dropped: None,
+                throttled: record.throttled > index,
+                video: None,
             });
             return;
         }
@@ -304,11 +322,15 @@ fn note_media(viewers: &mut [Viewer]) {
     }
 }
 
-/// Reads the subscribers' events, noting those the server let go.
+/// Reads the subscribers' events, noting those the server let go and what each receives.
 fn drain_events(viewers: &mut [Viewer]) {
     for viewer in viewers {
-        if let Some(reason) = viewer.client.drain_events() {
+        let news = viewer.client.drain_events();
+        if let Some(reason) = news.gone {
             viewer.dropped.get_or_insert(reason);
+        }
+        if news.video.is_some() {
+            viewer.video = news.video;
         }
     }
 }

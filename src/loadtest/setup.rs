@@ -11,9 +11,10 @@ use super::accounts::sign_in;
 use super::joins::{Audience, Joining};
 use super::pinning::pin;
 use super::usage::Process;
+use super::weak_link::WeakLink;
 use super::LoadTest;
 use crate::client::whip::WhipPublisher;
-use crate::client::{Credential, Participant, Throttle, VideoShape};
+use crate::client::{Credential, Participant, Throttle, Video, VideoShape};
 use crate::signal::protocol::ServerMessage;
 
 /// The publisher's join and offer wait this long for the server.
@@ -96,9 +97,19 @@ pub(super) async fn setup(args: &LoadTest) -> anyhow::Result<Setup> {
              (--guest-link), never as the teacher: give one of them"
         ),
     };
-    let shape = VideoShape {
-        fps: args.fps,
-        bitrate_bps: args.bitrate * 1000,
+    let video = match args.simulcast {
+        true => Video::Simulcast,
+        false => Video::Single(VideoShape {
+            fps: args.fps,
+            bitrate_bps: args.bitrate * 1000,
+        }),
+    };
+    let weak_link = match (&args.throttle, &audience) {
+        (None, _) => None,
+        (Some(_), Audience::Whep { .. }) => {
+            bail!("--throttle needs subscribers over Homeroom's signalling, not --whep")
+        }
+        (Some(throttling), _) => Some(Arc::new(WeakLink::open(throttling)?)),
     };
     let throttle = match args.idle_secs {
         0 => Throttle::default(),
@@ -113,7 +124,7 @@ pub(super) async fn setup(args: &LoadTest) -> anyhow::Result<Setup> {
                 .whip_key
                 .as_deref()
                 .context("--whip needs a key (LOADTEST_WHIP_KEY)")?;
-            let publisher = WhipPublisher::start(url, key, &pem, &args.bind, shape)
+            let publisher = WhipPublisher::start(url, key, &pem, &args.bind, video)
                 .await
                 .map_err(anyhow::Error::msg)?;
             // A WHIP publisher's tracks exist once its media arrives, and WHEP viewers take the
@@ -127,7 +138,7 @@ pub(super) async fn setup(args: &LoadTest) -> anyhow::Result<Setup> {
             let (server, room, bind) = (server.clone(), *room, args.bind.clone());
             let (tls, throttle) = (tls.clone(), throttle.clone());
             let teacher = tokio::spawn(async move {
-                teacher(&server, room, &cookie, tls, &bind, shape, throttle).await
+                teacher(&server, room, &cookie, tls, &bind, video, throttle).await
             });
             Publisher::Signalling(teacher.await.context("publishing failed")??)
         }
@@ -146,6 +157,7 @@ pub(super) async fn setup(args: &LoadTest) -> anyhow::Result<Setup> {
             pem,
             bind: args.bind.clone(),
             timeout: Duration::from_secs_f64(args.join_timeout),
+            weak_link,
         }),
         publisher,
         throttle,
@@ -159,7 +171,7 @@ async fn teacher(
     cookie: &str,
     tls: Arc<rustls::ClientConfig>,
     bind: &str,
-    shape: VideoShape,
+    video: Video,
     throttle: Throttle,
 ) -> anyhow::Result<Participant> {
     let mut teacher = Participant::open(server, tls, Credential::Cookie(cookie), bind).await?;
@@ -167,7 +179,7 @@ async fn teacher(
         ServerMessage::Joined { .. } => {}
         other => bail!("the teacher's join was refused: {other:?}"),
     }
-    let publish = teacher.publish_throttled(shape, throttle);
+    let publish = teacher.publish_throttled(video, throttle);
     match tokio::time::timeout(PUBLISHER_TIMEOUT, publish).await {
         Ok(ServerMessage::Answer { .. }) => Ok(teacher),
         Ok(other) => bail!("the server refused to publish: {other:?}"),

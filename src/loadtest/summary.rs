@@ -9,9 +9,10 @@ use anyhow::bail;
 use serde::Serialize;
 
 use super::figures::{percentile, sorted_joins, Phase, Totals};
-use super::run::Record;
+use super::run::{Record, Viewer};
 use super::usage::Process;
 use super::LoadTest;
+use crate::signal::protocol::Layer;
 
 /// The final figures.
 #[derive(Debug, Default, Serialize)]
@@ -49,7 +50,8 @@ pub struct Summary {
     /// Packets received per second by all subscribers, from the first packet on (ramp
     /// included).
     pub packets_per_second: f64,
-    /// The share of each received track's sequence range that did not arrive intact.
+    /// The share of each received track's sequence range that did not arrive intact, over
+    /// the subscribers not on the weak link.
     pub loss_pct: f64,
     pub jitter_ms: f64,
     /// The steady phase: every subscriber in, the media at full rate, for `--duration`.
@@ -63,7 +65,7 @@ pub struct Summary {
     pub forwarded_packets_per_second: Option<f64>,
     /// Those packets over the nominal ones, and the shortfall in %. Packets are counted by
     /// the sequence numbers the publisher wrote during the phase, arriving up to a second
-    /// after it.
+    /// after it. Not with `--simulcast` (a subscriber gets one layer of the three sent).
     pub delivered_ratio: Option<f64>,
     pub delivered_loss_pct: Option<f64>,
     /// Packets received more than once (retransmissions of packets that had arrived), as a
@@ -91,6 +93,16 @@ pub struct Summary {
     pub server_fds_start: Option<u64>,
     pub server_fds_joined: Option<u64>,
     pub server_fds_per_viewer: Option<f64>,
+    /// Subscribers by the video the server last said each receives (`reception`): `high`,
+    /// `medium`, `low` or `off` (audio only); one it never told is not counted.
+    pub video_at_end: BTreeMap<Layer, usize>,
+    pub audio_only_at_end: usize,
+    /// The subscribers on the weak link (`--throttle`), their counts by video, and their
+    /// loss, which the verdict leaves out: a shaped link loses packets until the server has
+    /// found its rate.
+    pub throttled: usize,
+    pub throttled_video_at_end: BTreeMap<Layer, usize>,
+    pub throttled_loss_pct: Option<f64>,
     /// Seconds of trickling media before the full rate (`--idle-secs`): when not zero, the
     /// `joined` figures are those of idle viewers.
     pub idle_secs: u64,
@@ -117,10 +129,8 @@ impl Summary {
             .filter_map(|v| v.first_packet.map(|d| d.as_millis() as u64))
             .collect();
         firsts.sort_unstable();
-        let mut totals = Totals::default();
-        for tally in viewers.iter().flat_map(|v| v.client.tallies()) {
-            totals.add(&tally);
-        }
+        let totals = totals_of(viewers.iter().filter(|v| !v.throttled));
+        let throttled: Vec<&Viewer> = viewers.iter().filter(|v| v.throttled).collect();
         let arrival_per_second = match record.launches {
             Some((first, last)) if record.launched > 1 && last > first => {
                 Some((record.launched - 1) as f64 / last.duration_since(first).as_secs_f64())
@@ -203,6 +213,15 @@ impl Summary {
                 fds(start).map(|f| f as f64),
                 fds(joined).map(|f| f as f64),
             ),
+            video_at_end: by_video(viewers.iter()),
+            audio_only_at_end: by_video(viewers.iter())
+                .get(&Layer::Off)
+                .copied()
+                .unwrap_or(0),
+            throttled: throttled.len(),
+            throttled_video_at_end: by_video(throttled.iter().copied()),
+            throttled_loss_pct: (!throttled.is_empty())
+                .then(|| totals_of(throttled.iter().copied()).loss_pct()),
             idle_secs: args.idle_secs,
             server_cpus: args.server_cpu.clone(),
             tool_cpus: args.tool_cpu.clone(),
@@ -255,6 +274,24 @@ impl Summary {
             false => bail!("{}", problems.join("; ")),
         }
     }
+}
+
+/// The delivery over the tracks `viewers` received.
+fn totals_of<'a>(viewers: impl Iterator<Item = &'a Viewer>) -> Totals {
+    let mut totals = Totals::default();
+    for tally in viewers.flat_map(|v| v.client.tallies()) {
+        totals.add(&tally);
+    }
+    totals
+}
+
+/// How many of `viewers` the server last told each layer.
+fn by_video<'a>(viewers: impl Iterator<Item = &'a Viewer>) -> BTreeMap<Layer, usize> {
+    let mut by = BTreeMap::new();
+    for video in viewers.filter_map(|v| v.video) {
+        *by.entry(video).or_default() += 1;
+    }
+    by
 }
 
 /// "reason: count, …"

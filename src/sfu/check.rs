@@ -303,9 +303,9 @@ async fn close(connection: Connection) {
 }
 
 /// VP8-shaped RTP at `BITRATE_BPS` until `until`: frames of several packets at `FPS`, each
-/// packet opening with a VP8 payload descriptor (picture id, start bit) and header byte, the
-/// marker on a frame's last packet, a key frame every second. The pictures are not decodable:
-/// the page counts bytes, not frames.
+/// packet opening with a VP8 payload descriptor (picture id, start bit) and header (a
+/// keyframe's states 640x360), the marker on a frame's last packet, a key frame every second.
+/// The pictures are not decodable: the page counts bytes, not frames.
 async fn send_stream(track: &TrackLocalStaticRTP, payload_type: u8, until: Instant) {
     let Some(ssrc) = track.ssrcs().await.first().copied() else {
         return;
@@ -322,7 +322,8 @@ async fn send_stream(track: &TrackLocalStaticRTP, payload_type: u8, until: Insta
         let key = frame % FPS == 0;
         for i in 0..per_frame {
             let filler = vec![(frame % 251) as u8; size];
-            let payload = crate::client::media::vp8_payload(i == 0, key, picture_id, filler);
+            let payload =
+                crate::client::vp8::vp8_payload(i == 0, key, picture_id, (640, 360), &filler);
             let packet = rtp::Packet {
                 header: rtp::header::Header {
                     version: 2,

@@ -58,6 +58,83 @@ fn loadtest_as(app: &TestApp, room: i64, audience: &[&str]) -> tokio::process::C
     command
 }
 
+/// A run of the tool in the background, read line by line.
+struct Running {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    /// What it printed so far.
+    stdout: String,
+}
+
+impl Running {
+    fn start(mut command: tokio::process::Command) -> Running {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Running {
+            child,
+            lines,
+            stdout: String::new(),
+        }
+    }
+
+    /// Reads the progress until all `viewers` are in with media (60 s at most).
+    async fn until_media(&mut self, viewers: usize) {
+        let (all, with_media) = (
+            format!("subscribers={viewers}/{viewers}"),
+            format!("with_media={viewers}"),
+        );
+        let reading = async {
+            while let Some(line) = self.lines.next_line().await.unwrap() {
+                self.stdout.push_str(&line);
+                self.stdout.push('\n');
+                if line.contains(&all) && line.contains(&with_media) {
+                    return true;
+                }
+            }
+            false
+        };
+        let done = tokio::time::timeout(Duration::from_secs(60), reading).await;
+        assert!(
+            done == Ok(true),
+            "not every viewer got media within 60 s:\n{}",
+            self.stdout
+        );
+    }
+
+    /// Stops the run with SIGTERM; its exit status and all it printed.
+    async fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        signal(self.child.id().unwrap(), "TERM");
+        let status = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(line) = self.lines.next_line().await.unwrap() {
+                self.stdout.push_str(&line);
+                self.stdout.push('\n');
+            }
+            self.child.wait().await.unwrap()
+        })
+        .await
+        .expect("the tool exits within 20 s of SIGTERM");
+        (status, self.stdout)
+    }
+}
+
+/// Runs the tool to its end, which must come within `secs`: its exit status, standard output
+/// and standard error.
+async fn run_to_end(
+    command: &mut tokio::process::Command,
+    secs: u64,
+) -> (std::process::ExitStatus, String, String) {
+    let output = tokio::time::timeout(Duration::from_secs(secs), command.output())
+        .await
+        .expect("the run ends by itself")
+        .unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status, text(&output.stdout), text(&output.stderr))
+}
+
 /// The JSON summary at the end of the tool's output.
 fn summary_of(stdout: &str, stderr: &str) -> Value {
     let start = stdout
@@ -224,35 +301,30 @@ async fn a_full_room_refuses_joins_and_the_tool_counts_them_by_reason() {
     // The teacher and four viewers fit; four more get `room_full`.
     let app = TestApp::spawn_with(Db::Sqlite, "[limits]\nmax_participants_per_room = 5").await;
     let room = classroom(&app).await;
-    let run = loadtest(
-        &app,
-        room,
-        &[
-            "--subscribers",
-            "8",
-            "--ramp",
-            "20",
-            "--duration",
-            "3",
-            "--idle-secs",
-            "1",
-            "--server-cpu",
-            "0",
-            "--tool-cpu",
-            "1",
-        ],
+    let (status, stdout, stderr) = run_to_end(
+        &mut loadtest(
+            &app,
+            room,
+            &[
+                "--subscribers",
+                "8",
+                "--ramp",
+                "20",
+                "--duration",
+                "3",
+                "--idle-secs",
+                "1",
+                "--server-cpu",
+                "0",
+                "--tool-cpu",
+                "1",
+            ],
+        ),
+        90,
     )
-    .output();
-    let output = tokio::time::timeout(Duration::from_secs(90), run)
-        .await
-        .expect("the run ends by itself")
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
+    .await;
     // Not a crash (101) nor a signal: the verdict, with the summary printed.
-    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert_eq!(status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(
         stderr.contains("4 of 8 joins failed (room_full: 4)"),
         "{stderr}"
@@ -300,18 +372,19 @@ async fn guests_past_the_address_limit_are_counted_by_their_http_status() {
         .post_ok(&format!("/api/v1/rooms/{open_house}/guest-link"), json!({}))
         .await;
     let code = link["code"].as_str().unwrap();
-    let run = loadtest_as(&app, open_house, &["--guest-link", code])
-        .args(["--subscribers", "4", "--ramp", "5", "--duration", "2"])
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .expect("the run ends by itself")
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
-    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let (status, stdout, stderr) = run_to_end(
+        loadtest_as(&app, open_house, &["--guest-link", code]).args([
+            "--subscribers",
+            "4",
+            "--ramp",
+            "5",
+            "--duration",
+            "2",
+        ]),
+        60,
+    )
+    .await;
+    assert_eq!(status.code(), Some(1), "{stdout}\n{stderr}");
     let summary = summary_of(&stdout, &stderr);
     assert_eq!(summary["joins_failed"], json!({"http_429": 2}), "{summary}");
     assert_eq!(summary["subscribers_connected"], 2, "{summary}");
@@ -322,30 +395,25 @@ async fn guests_past_the_address_limit_are_counted_by_their_http_status() {
 async fn joins_past_their_deadline_are_counted_not_fatal() {
     let app = TestApp::spawn(Db::Sqlite).await;
     let room = classroom(&app).await;
-    let run = loadtest(
-        &app,
-        room,
-        &[
-            "--subscribers",
-            "3",
-            "--ramp",
-            "10",
-            "--duration",
-            "1",
-            "--join-timeout",
-            "0.001",
-        ],
+    let (status, stdout, stderr) = run_to_end(
+        &mut loadtest(
+            &app,
+            room,
+            &[
+                "--subscribers",
+                "3",
+                "--ramp",
+                "10",
+                "--duration",
+                "1",
+                "--join-timeout",
+                "0.001",
+            ],
+        ),
+        60,
     )
-    .output();
-    let output = tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .expect("the run ends by itself")
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
-    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    .await;
+    assert_eq!(status.code(), Some(1), "{stdout}\n{stderr}");
     let summary = summary_of(&stdout, &stderr);
     assert_eq!(summary["joins_failed"], json!({"timeout": 3}), "{summary}");
     assert_eq!(summary["subscribers_connected"], 0, "{summary}");
@@ -356,44 +424,120 @@ async fn joins_past_their_deadline_are_counted_not_fatal() {
 async fn sigterm_ends_the_run_with_its_summary() {
     let app = TestApp::spawn(Db::Sqlite).await;
     let room = classroom(&app).await;
-    let mut child = loadtest(
+    let mut run = Running::start(loadtest(
         &app,
         room,
         &["--subscribers", "4", "--ramp", "20", "--duration", "600"],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut stdout = String::new();
-    // Wait until every viewer has media, then stop the run.
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            stdout.push_str(&line);
-            stdout.push('\n');
-            if line.contains("subscribers=4/4") && line.contains("with_media=4") {
-                return;
-            }
-        }
-        panic!("the tool ended early:\n{stdout}");
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no viewer got media within 60 s:\n{stdout}"));
-    signal(child.id().unwrap(), "TERM");
-    let rest = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            stdout.push_str(&line);
-            stdout.push('\n');
-        }
-        child.wait().await.unwrap()
-    })
-    .await
-    .expect("the tool exits within 20 s of SIGTERM");
-    assert_eq!(rest.code(), Some(1), "{stdout}");
+    ));
+    run.until_media(4).await;
+    let (status, stdout) = run.terminate().await;
+    assert_eq!(status.code(), Some(1), "{stdout}");
     let summary = summary_of(&stdout, "");
     assert_eq!(summary["stopped_by"], "signal", "{summary}");
     assert_eq!(summary["subscribers_connected"], 4, "{summary}");
     assert_eq!(summary["subscribers_with_media"], 4, "{summary}");
     assert!(summary["loss_pct"].as_f64().unwrap() <= 1.0, "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulcast_publisher_serves_every_viewer_a_layer() {
+    let app = TestApp::spawn(Db::Sqlite).await;
+    let room = classroom(&app).await;
+    let (status, stdout, stderr) = run_to_end(
+        &mut loadtest(
+            &app,
+            room,
+            &[
+                "--simulcast",
+                "--subscribers",
+                "4",
+                "--ramp",
+                "10",
+                "--duration",
+                "5",
+            ],
+        ),
+        90,
+    )
+    .await;
+    assert!(status.success(), "loadtest failed:\n{stdout}\n{stderr}");
+    let summary = summary_of(&stdout, &stderr);
+    assert_eq!(summary["subscribers_with_media"], 4, "{summary}");
+    assert!(summary["loss_pct"].as_f64().unwrap() <= 1.0, "{summary}");
+    assert_eq!(summary["corrupt_pct"], 0.0, "{summary}");
+    // A viewer gets one layer of three: nothing to compare with what was sent.
+    assert!(summary["delivered_ratio"].is_null(), "{summary}");
+    let layers = summary["video_at_end"].as_object().unwrap();
+    let told: u64 = layers.values().map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(told, 4, "every viewer was told its video: {summary}");
+    assert!(!layers.contains_key("off"), "{summary}");
+    assert_eq!(summary["audio_only_at_end"], 0, "{summary}");
+}
+
+/// The network namespaces there are now.
+fn namespaces() -> Vec<String> {
+    let listed = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect()
+}
+
+/// `--throttle` puts the first viewers on a shaped link of their own (a network namespace, so
+/// the run needs root) and removes it when the run ends, here by SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_viewers_run_on_a_shaped_link_that_goes_with_the_run() {
+    // The server listens and offers media on every address, the namespace's link included.
+    let env = [
+        ("HOMEROOM_LISTEN", "0.0.0.0:0"),
+        ("HOMEROOM_MEDIA_INTERFACES", "[]"),
+    ];
+    let app = TestApp::spawn_with_env(Db::Sqlite, "", &env).await;
+    let room = classroom(&app).await;
+    let before = namespaces();
+    let mut run = Running::start(loadtest(
+        &app,
+        room,
+        &[
+            "--simulcast",
+            "--throttle",
+            "2:400kbit",
+            "--subscribers",
+            "3",
+            "--ramp",
+            "10",
+            "--duration",
+            "600",
+        ],
+    ));
+    run.until_media(3).await;
+    let during = namespaces();
+    let made: Vec<&String> = during.iter().filter(|n| !before.contains(n)).collect();
+    assert_eq!(
+        made.len(),
+        1,
+        "one namespace for the throttled viewers: {during:?}"
+    );
+    // Long enough for the server to tell each viewer what it gets.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (status, stdout) = run.terminate().await;
+    assert_eq!(status.code(), Some(1), "stopped by a signal: {stdout}");
+    assert!(
+        !namespaces().contains(made[0]),
+        "{} is still there after the run",
+        made[0]
+    );
+    let summary = summary_of(&stdout, "");
+    assert_eq!(summary["throttled"], 2, "{summary}");
+    assert_eq!(summary["subscribers_with_media"], 3, "{summary}");
+    let throttled = summary["throttled_video_at_end"].as_object().unwrap();
+    let told: u64 = throttled.values().map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(told, 2, "{summary}");
+    assert!(
+        summary["throttled_loss_pct"].as_f64().is_some(),
+        "{summary}"
+    );
 }

@@ -4,14 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use homeroom::client::whep::WhepViewer;
 use homeroom::signal::protocol::{ClientMessage, ServerMessage};
-use serde_json::json;
 
 use crate::both_backends;
 use crate::helpers::{ClassFixture, Db, TestApp};
 use crate::live::{joined, room};
-use crate::peer::{Received, TestPeer};
+use crate::peer::{whep_player, Received, TestPeer};
 
 /// Polls `check` every 20 ms until it holds or `within` passes; how long it took.
 async fn within(within: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
@@ -111,19 +109,7 @@ async fn video_resumes_within_1_s_after_audio_only_with_no_sequence_gap() {
 async fn viewers_keep_their_connections_when_the_teacher_reconnects() {
     let app = TestApp::spawn(Db::Sqlite).await;
     let (class, room_id, teacher, mut family) = classroom(&app).await;
-    let pem = std::fs::read(app.workspace.path().join("certs/self-signed.crt")).unwrap();
-    let token = class
-        .family
-        .post_ok(&format!("/api/v1/rooms/{room_id}/viewer-token"), json!({}))
-        .await;
-    let player = WhepViewer::start(
-        token["whep_url"].as_str().unwrap(),
-        token["token"].as_str().unwrap(),
-        &pem,
-        "127.0.0.1:0",
-    )
-    .await
-    .expect("WHEP playback");
+    let player = whep_player(&app, &class.family, room_id).await;
     let playing = within(Duration::from_secs(10), || {
         player.received().values().filter(|r| r.intact > 5).count() == 2
     })

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use homeroom::client::whep::WhepViewer;
 use homeroom::client::whip::WhipPublisher;
 use homeroom::client::VideoShape;
 use homeroom::signal::protocol::ServerMessage;
@@ -128,18 +127,7 @@ async fn an_encoder_publishes_over_whip_and_families_watch_over_signalling_and_w
         .post(&format!("/api/v1/rooms/{room}/viewer-token"), json!({}))
         .await;
     assert_eq!(error_code(outsider_token).await, (404, "not_found".into()));
-    let token = class
-        .family
-        .post_ok(&format!("/api/v1/rooms/{room}/viewer-token"), json!({}))
-        .await;
-    let player = WhepViewer::start(
-        token["whep_url"].as_str().unwrap(),
-        token["token"].as_str().unwrap(),
-        &pem,
-        "127.0.0.1:0",
-    )
-    .await
-    .expect("WHEP playback");
+    let player = peer::whep_player(&app, &class.family, room).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while player.received().values().filter(|r| r.intact > 30).count() < 2 {
         assert!(
