@@ -148,6 +148,11 @@ impl Encodings {
             })
             .filter(|(_, bps, _)| *bps >= ALIVE_BPS || slots.len() == 1)
             .collect();
+        // Sizes only once every live encoding has stated one, or a stated size would rank its
+        // encoding above one whose keyframe has not come yet.
+        if ranked.iter().any(|(pixels, _, _)| *pixels == 0) {
+            ranked.iter_mut().for_each(|(pixels, _, _)| *pixels = 0);
+        }
         ranked.sort();
         ranked
             .into_iter()

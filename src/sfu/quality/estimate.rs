@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rtc::interceptor::{
     BandwidthEstimator, CongestionControlBuilder, EstimatorStats, Gcc, PacerBuilder, PacketReport,
@@ -61,38 +61,78 @@ impl Bandwidth {
     }
 }
 
-/// GCC, publishing its target after every change.
+/// Without feedback for this long, the link is taken to be in trouble.
+const FEEDBACK_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// GCC, publishing its target after every change, under a cap of its own for when feedback
+/// stops: GCC only moves on feedback, and a link so congested that the receiver's reports
+/// are lost would otherwise keep the last (high) estimate for as long as it stays that way.
 struct Estimator {
     gcc: Gcc,
     shared: Arc<Bandwidth>,
+    last_report: Option<Instant>,
+    /// Halved for each second without feedback; grows back by 8% a second with it.
+    cap: f64,
+    capped_at: Option<Instant>,
 }
 
 impl Estimator {
+    fn estimate(&self) -> f64 {
+        self.gcc.target_bitrate().min(self.cap)
+    }
+
     fn publish(&self) {
         self.shared
             .bps
-            .store(self.gcc.target_bitrate() as u64, Ordering::Relaxed);
+            .store(self.estimate() as u64, Ordering::Relaxed);
+    }
+
+    /// Moves the cap at most once a second: down without feedback, up with it.
+    fn update_cap(&mut self, now: Instant) {
+        if self
+            .capped_at
+            .is_some_and(|at| now.saturating_duration_since(at) < FEEDBACK_TIMEOUT)
+        {
+            return;
+        }
+        self.capped_at = Some(now);
+        let silent = self
+            .last_report
+            .is_some_and(|at| now.saturating_duration_since(at) >= FEEDBACK_TIMEOUT);
+        self.cap = match silent {
+            true => (self.estimate() / 2.0).max(MIN_BPS),
+            false => (self.cap * 1.08).min(MAX_BPS),
+        };
     }
 }
 
 impl BandwidthEstimator for Estimator {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
         self.gcc.on_reports(now, reports);
+        if !reports.is_empty() {
+            self.last_report = Some(now);
+        }
+        self.update_cap(now);
         self.publish();
     }
 
     /// What the pacer is asked for; the estimate itself is in [`Bandwidth`].
     fn target_bitrate(&self) -> f64 {
-        (self.gcc.target_bitrate() * PACING_HEADROOM).max(PACING_FLOOR)
+        (self.estimate() * PACING_HEADROOM).max(PACING_FLOOR)
     }
 
     fn handle_timeout(&mut self, now: Instant) {
         self.gcc.handle_timeout(now);
+        self.update_cap(now);
         self.publish();
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.gcc.poll_timeout()
+        let check = self.capped_at.map(|at| at + FEEDBACK_TIMEOUT);
+        match (self.gcc.poll_timeout(), check) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn stats(&self) -> EstimatorStats {
@@ -131,6 +171,9 @@ pub fn congestion_control(registry: Registry) -> (Registry, Arc<Bandwidth>) {
     let estimator = Estimator {
         gcc: Gcc::new(INITIAL_BPS, MIN_BPS, MAX_BPS),
         shared: shared.clone(),
+        last_report: None,
+        cap: MAX_BPS,
+        capped_at: None,
     };
     let registry = registry
         .with(
