@@ -124,7 +124,13 @@ impl Reception {
                 _ = self.changed.notified() => {}
             }
             let message = self.apply(&mut selector, &mut counted);
-            if message.is_some() && message != told {
+            // Not for the estimate alone: it moves at every turn, and on a weak link five
+            // messages a second would take what the audio leaves of it.
+            let news = match (&message, &told) {
+                (Some(now), Some(then)) => !same_but_estimate(now, then),
+                (now, _) => now.is_some(),
+            };
+            if news {
                 // A message that finds the outbox full goes out at a later turn: the client
                 // most in need of it (a weak link) is the one whose socket is slowest.
                 let sent = match (&message, &outbox) {
@@ -262,6 +268,18 @@ impl Reception {
     }
 }
 
+/// Whether two `reception` messages differ only in the estimate.
+fn same_but_estimate(a: &ServerMessage, b: &ServerMessage) -> bool {
+    let blank = |m: &ServerMessage| {
+        let mut m = m.clone();
+        if let ServerMessage::Reception { estimate_kbps, .. } = &mut m {
+            *estimate_kbps = 0;
+        }
+        m
+    };
+    blank(a) == blank(b)
+}
+
 /// A running quality loop; dropping it stops the loop.
 pub struct Running(tokio::task::JoinHandle<()>);
 
@@ -348,4 +366,28 @@ pub fn render_metrics() -> String {
         from = *top;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_estimate_alone_is_no_news() {
+        let message = |estimate_kbps, weak| ServerMessage::Reception {
+            quality: Quality::Auto,
+            video: Layer::Low,
+            weak,
+            estimate_kbps,
+            layers: BTreeMap::new(),
+        };
+        assert!(same_but_estimate(
+            &message(300, false),
+            &message(900, false)
+        ));
+        assert!(!same_but_estimate(
+            &message(300, false),
+            &message(300, true)
+        ));
+    }
 }
