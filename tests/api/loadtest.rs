@@ -106,6 +106,9 @@ impl Running {
     }
 
     /// Stops the run with SIGTERM; its exit status and all it printed.
+    ///
+    /// A run dropped without it (a failed test) gets a SIGTERM too, and a few seconds to clean
+    /// up (a `--throttle` namespace) before the harness kills it.
     async fn terminate(mut self) -> (std::process::ExitStatus, String) {
         signal(self.child.id().unwrap(), "TERM");
         let status = tokio::time::timeout(Duration::from_secs(20), async {
@@ -117,7 +120,7 @@ impl Running {
         })
         .await
         .expect("the tool exits within 20 s of SIGTERM");
-        (status, self.stdout)
+        (status, std::mem::take(&mut self.stdout))
     }
 }
 
@@ -133,6 +136,21 @@ async fn run_to_end(
         .unwrap();
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     (output.status, text(&output.stdout), text(&output.stderr))
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let Some(pid) = self.child.id() else {
+            return;
+        };
+        signal(pid, "TERM");
+        for _ in 0..100 {
+            if self.child.try_wait().is_ok_and(|status| status.is_some()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 /// The JSON summary at the end of the tool's output.
