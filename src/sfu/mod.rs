@@ -28,6 +28,7 @@ pub mod peer_events;
 pub mod quality;
 pub mod revocation;
 pub mod room;
+pub mod rtcp_filter;
 pub mod sdp;
 pub mod subscriber;
 pub mod track;

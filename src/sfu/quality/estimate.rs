@@ -20,6 +20,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use webrtc::peer_connection::MediaEngine;
 
 use super::resend::{self, ResendBudget};
+use crate::sfu::rtcp_filter::RtcpFilter;
 
 /// Where a new viewer's estimate starts: enough for a medium layer, so a family on good Wi-Fi
 /// sees a sharp picture within seconds, while a weak link shows itself within a second or two
@@ -144,6 +145,9 @@ pub fn congestion_control(registry: Registry) -> (Registry, Arc<Bandwidth>) {
                 .build(),
         )
         .with(Slot::TwccSender, TwccSenderBuilder::new().build())
-        .with(resend::SLOT, ResendBudget::new(shared.clone()));
+        .with(
+            resend::SLOT,
+            RtcpFilter::new(ResendBudget::new(shared.clone())),
+        );
     (registry, shared)
 }

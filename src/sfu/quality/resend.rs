@@ -4,17 +4,16 @@
 //! stopped (audio and signalling starve behind them). So NACKs are trimmed, before the stack's
 //! responder sees them, to what a share of the link's estimate can carry.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rtc::interceptor::{Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Packet, Slot, TaggedPacket};
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
     nack_pairs_from_sequence_numbers, TransportLayerNack,
 };
-use rtc::sansio::Protocol;
 
 use super::estimate::Bandwidth;
+use crate::sfu::rtcp_filter::ReadRtcp;
 
 /// Between the pacer and the NACK responder: NACKs reach this before the responder.
 pub const SLOT: Slot = Slot::Custom(3_500);
@@ -32,8 +31,6 @@ pub struct ResendBudget {
     bandwidth: Arc<Bandwidth>,
     tokens: f64,
     at: Option<Instant>,
-    read: VecDeque<TaggedPacket>,
-    write: VecDeque<TaggedPacket>,
 }
 
 impl ResendBudget {
@@ -42,8 +39,6 @@ impl ResendBudget {
             bandwidth,
             tokens: 0.0,
             at: None,
-            read: VecDeque::new(),
-            write: VecDeque::new(),
         }
     }
 
@@ -66,60 +61,30 @@ impl ResendBudget {
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for ResendBudget {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        let now = msg.now;
-        if let Packet::Rtcp(packets) = &mut msg.message.packet {
-            let mut kept = Vec::with_capacity(packets.len());
-            for packet in packets.drain(..) {
-                let Some(nack) = packet.as_any().downcast_ref::<TransportLayerNack>() else {
-                    kept.push(packet);
-                    continue;
-                };
-                let wanted: Vec<u16> = nack.nacks.iter().flat_map(|p| p.packet_list()).collect();
-                let allowed = self.allow(now, wanted.len());
-                if allowed > 0 {
-                    kept.push(Box::new(TransportLayerNack {
-                        sender_ssrc: nack.sender_ssrc,
-                        media_ssrc: nack.media_ssrc,
-                        nacks: nack_pairs_from_sequence_numbers(&wanted[..allowed]),
-                    }));
-                }
+impl ReadRtcp for ResendBudget {
+    fn read(&mut self, now: Instant, msg: &mut TaggedPacket) -> bool {
+        let Packet::Rtcp(packets) = &mut msg.message.packet else {
+            return true;
+        };
+        let mut kept = Vec::with_capacity(packets.len());
+        for packet in packets.drain(..) {
+            let Some(nack) = packet.as_any().downcast_ref::<TransportLayerNack>() else {
+                kept.push(packet);
+                continue;
+            };
+            let wanted: Vec<u16> = nack.nacks.iter().flat_map(|p| p.packet_list()).collect();
+            let allowed = self.allow(now, wanted.len());
+            if allowed > 0 {
+                kept.push(Box::new(TransportLayerNack {
+                    sender_ssrc: nack.sender_ssrc,
+                    media_ssrc: nack.media_ssrc,
+                    nacks: nack_pairs_from_sequence_numbers(&wanted[..allowed]),
+                }));
             }
-            if kept.is_empty() {
-                return Ok(());
-            }
-            *packets = kept;
         }
-        self.read.push_back(msg);
-        Ok(())
+        *packets = kept;
+        !packets.is_empty()
     }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for ResendBudget {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]
