@@ -98,9 +98,12 @@ impl Namespace {
         self.ip(&["addr", "add", &inner, "dev", &self.inner_if])?;
         self.ip(&["link", "set", &self.inner_if, "up"])?;
         self.ip(&["link", "set", "lo", "up"])?;
-        // Multicast goes out on the link, as on any home network: without a route for it,
-        // joining a group fails (ENODEV), and with it a WebRTC stack's mDNS socket.
-        self.ip(&["route", "add", "224.0.0.0/4", "dev", &self.inner_if])
+        // The host is the namespace's gateway, as a home router is: its clients reach every
+        // address of the host (a server offering media on all of them), and multicast has a
+        // way out (without one, joining a group fails with ENODEV, and with it a WebRTC
+        // stack's mDNS socket).
+        let host = self.host_ip.to_string();
+        self.ip(&["route", "add", "default", "via", &host])
     }
 
     /// `ip` inside the namespace.

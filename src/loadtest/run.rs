@@ -59,8 +59,10 @@ pub(super) struct Record {
     /// When the first and the last subscriber started, and how many did.
     pub(super) launches: Option<(Instant, Instant)>,
     pub(super) launched: usize,
-    /// How many subscribers, from the first, are on the weak link (`--throttle`).
+    /// How many subscribers, from the first, are on the weak link (`--throttle`), and the
+    /// namespace it is.
     pub(super) throttled: usize,
+    pub(super) weak_link: Option<String>,
     /// Samples before the first subscriber, once all joined, when the steady phase began
     /// and at the end.
     pub(super) start: Option<Sample>,
@@ -127,6 +129,7 @@ pub(super) async fn run(args: &LoadTest, stop: &mut Stop) -> (Record, Leftovers)
         launches: None,
         launched: 0,
         throttled: args.throttle.as_ref().map_or(0, |t| t.viewers),
+        weak_link: None,
         start: None,
         joined: None,
         steady: None,
@@ -158,6 +161,7 @@ pub(super) async fn run(args: &LoadTest, stop: &mut Stop) -> (Record, Leftovers)
         }
     };
     leftovers.weak_link = joining.weak_link.clone();
+    record.weak_link = joining.weak_link.as_ref().map(|l| l.name().to_owned());
     let server = args.server_pid.map(Process::of);
     let sampler = Sampler {
         server,

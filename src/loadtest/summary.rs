@@ -101,6 +101,8 @@ pub struct Summary {
     /// loss, which the verdict leaves out: a shaped link loses packets until the server has
     /// found its rate.
     pub throttled: usize,
+    /// The weak link's network namespace, removed when the run ends.
+    pub throttled_namespace: Option<String>,
     pub throttled_video_at_end: BTreeMap<Layer, usize>,
     pub throttled_loss_pct: Option<f64>,
     /// Seconds of trickling media before the full rate (`--idle-secs`): when not zero, the
@@ -219,6 +221,7 @@ impl Summary {
                 .copied()
                 .unwrap_or(0),
             throttled: throttled.len(),
+            throttled_namespace: record.weak_link.clone(),
             throttled_video_at_end: by_video(throttled.iter().copied()),
             throttled_loss_pct: (!throttled.is_empty())
                 .then(|| totals_of(throttled.iter().copied()).loss_pct()),

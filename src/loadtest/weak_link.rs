@@ -86,6 +86,11 @@ impl WeakLink {
         SocketAddr::from((self.namespace.host_ip, port))
     }
 
+    /// The namespace's name (`hrtest<N>`).
+    pub(super) fn name(&self) -> &str {
+        &self.namespace.name
+    }
+
     pub(super) fn runtime(&self) -> &NsRuntime {
         &self.runtime
     }

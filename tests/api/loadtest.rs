@@ -106,6 +106,9 @@ impl Running {
     }
 
     /// Stops the run with SIGTERM; its exit status and all it printed.
+    ///
+    /// A run dropped without it (a failed test) gets a SIGTERM too, and a few seconds to clean
+    /// up (a `--throttle` namespace) before the harness kills it.
     async fn terminate(mut self) -> (std::process::ExitStatus, String) {
         signal(self.child.id().unwrap(), "TERM");
         let status = tokio::time::timeout(Duration::from_secs(20), async {
@@ -117,7 +120,7 @@ impl Running {
         })
         .await
         .expect("the tool exits within 20 s of SIGTERM");
-        (status, self.stdout)
+        (status, std::mem::take(&mut self.stdout))
     }
 }
 
@@ -133,6 +136,21 @@ async fn run_to_end(
         .unwrap();
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     (output.status, text(&output.stdout), text(&output.stderr))
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let Some(pid) = self.child.id() else {
+            return;
+        };
+        signal(pid, "TERM");
+        for _ in 0..100 {
+            if self.child.try_wait().is_ok_and(|status| status.is_some()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 /// The JSON summary at the end of the tool's output.
@@ -497,7 +515,6 @@ async fn throttled_viewers_run_on_a_shaped_link_that_goes_with_the_run() {
     ];
     let app = TestApp::spawn_with_env(Db::Sqlite, "", &env).await;
     let room = classroom(&app).await;
-    let before = namespaces();
     let mut run = Running::start(loadtest(
         &app,
         room,
@@ -515,22 +532,17 @@ async fn throttled_viewers_run_on_a_shaped_link_that_goes_with_the_run() {
     ));
     run.until_media(3).await;
     let during = namespaces();
-    let made: Vec<&String> = during.iter().filter(|n| !before.contains(n)).collect();
-    assert_eq!(
-        made.len(),
-        1,
-        "one namespace for the throttled viewers: {during:?}"
-    );
     // Long enough for the server to tell each viewer what it gets.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (status, stdout) = run.terminate().await;
     assert_eq!(status.code(), Some(1), "stopped by a signal: {stdout}");
-    assert!(
-        !namespaces().contains(made[0]),
-        "{} is still there after the run",
-        made[0]
-    );
     let summary = summary_of(&stdout, "");
+    let made = summary["throttled_namespace"].as_str().unwrap();
+    assert!(during.iter().any(|n| n == made), "{made} not in {during:?}");
+    assert!(
+        !namespaces().iter().any(|n| n == made),
+        "{made} is still there after the run"
+    );
     assert_eq!(summary["throttled"], 2, "{summary}");
     assert_eq!(summary["subscribers_with_media"], 3, "{summary}");
     let throttled = summary["throttled_video_at_end"].as_object().unwrap();
