@@ -20,7 +20,7 @@ use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
-use super::fanout::{Fanout, Packet, Sink};
+use super::fanout::{Fanout, Packet, Sink, OFF};
 use super::forward::PliLimiter;
 use super::layers::{Encodings, MAX_LAYERS};
 use super::outgoing::Codec;
@@ -75,6 +75,8 @@ pub struct Published {
     /// Audio: the id of the audio level extension (0: none), and when its publisher last spoke.
     audio_level: AtomicU8,
     spoke_at: Mutex<Option<Instant>>,
+    /// The encoding recordings take ([`OFF`] until the first packet after a tap is added).
+    tap_slot: AtomicU8,
 }
 
 impl Published {
@@ -98,6 +100,7 @@ impl Published {
             keyframes,
             audio_level: AtomicU8::new(incoming.audio_level.unwrap_or(0)),
             spoke_at: Mutex::default(),
+            tap_slot: AtomicU8::new(OFF),
         })
     }
 
@@ -125,6 +128,7 @@ impl Published {
         self.audio_level
             .store(incoming.audio_level.unwrap_or(0), Ordering::Relaxed);
         self.encodings.reset(incoming.media_ssrc, incoming.rid);
+        self.tap_slot.store(OFF, Ordering::Relaxed);
         self.participant_id
             .store(incoming.participant_id, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::AcqRel) + 1
@@ -152,13 +156,30 @@ impl Published {
     /// Hands every packet the publisher sends (while not muted) to a recorder too. A full
     /// queue drops the packet for the recorder only; a closed one is removed.
     pub fn add_tap(&self, tap: mpsc::Sender<rtp::Packet>) {
-        self.taps.lock().expect("taps lock").push(tap);
+        let mut taps = self.taps.lock().expect("taps lock");
+        if taps.iter().all(|t| t.is_closed()) {
+            self.tap_slot.store(OFF, Ordering::Relaxed);
+        }
+        taps.push(tap);
     }
 
-    /// A recording keeps the richest encoding.
+    /// A recording keeps one encoding: the richest when its first packet comes, for its whole
+    /// length (a ranking that moves while a browser ramps its encodings up must not splice two
+    /// streams into one file).
     fn tap(&self, packet: &rtp::Packet, slot: u8) {
         let mut taps = self.taps.lock().expect("taps lock");
-        if taps.is_empty() || slot as usize != self.encodings.top() {
+        if taps.is_empty() {
+            return;
+        }
+        let recorded = match self.tap_slot.load(Ordering::Relaxed) {
+            OFF => {
+                let top = self.encodings.top() as u8;
+                self.tap_slot.store(top, Ordering::Relaxed);
+                top
+            }
+            chosen => chosen,
+        };
+        if slot != recorded {
             return;
         }
         taps.retain(|tap| {
