@@ -390,8 +390,10 @@ async fn guests_past_the_address_limit_are_counted_by_their_http_status() {
         .post_ok(&format!("/api/v1/rooms/{open_house}/guest-link"), json!({}))
         .await;
     let code = link["code"].as_str().unwrap();
+    // One argument with `=`: a code may begin with '-', which would read as a flag.
+    let guest_link = format!("--guest-link={code}");
     let (status, stdout, stderr) = run_to_end(
-        loadtest_as(&app, open_house, &["--guest-link", code]).args([
+        loadtest_as(&app, open_house, &[&guest_link]).args([
             "--subscribers",
             "4",
             "--ramp",
