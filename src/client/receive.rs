@@ -176,6 +176,18 @@ pub fn seen_between(inbox: &Inbox, video: Range<u32>, audio: Range<u32>) -> u64 
         .sum()
 }
 
+/// A connection's handler that receives and checks every track it is given, into `inbox`.
+pub struct Receiving {
+    pub inbox: Inbox,
+}
+
+#[async_trait::async_trait]
+impl webrtc::peer_connection::PeerConnectionEventHandler for Receiving {
+    async fn on_track(&self, remote: Arc<dyn TrackRemote>) {
+        tokio::spawn(receive(remote, self.inbox.clone()));
+    }
+}
+
 /// Reads a received track until it ends, recording every packet.
 pub async fn receive(remote: Arc<dyn TrackRemote>, inbox: Inbox) {
     let track_id = remote.track_id().await.to_string();

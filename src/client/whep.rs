@@ -4,23 +4,11 @@ use std::sync::Arc;
 
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-use webrtc::media_stream::track_remote::TrackRemote;
-use webrtc::peer_connection::{PeerConnection, PeerConnectionEventHandler};
+use webrtc::peer_connection::PeerConnection;
 
 use super::media::new_pc;
-use super::receive::{receive, tallies, Inbox, Received, Tally};
+use super::receive::{tallies, Inbox, Received, Receiving, Tally};
 use super::whip::{exchange, https_client};
-
-struct Receiving {
-    inbox: Inbox,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Receiving {
-    async fn on_track(&self, remote: Arc<dyn TrackRemote>) {
-        tokio::spawn(receive(remote, self.inbox.clone()));
-    }
-}
 
 pub struct WhepViewer {
     pc: Arc<dyn PeerConnection>,

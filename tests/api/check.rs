@@ -6,25 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use homeroom::client::media::new_pc;
-use homeroom::client::receive::{receive, Inbox};
+use homeroom::client::receive::{Inbox, Receiving};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use serde_json::json;
-use webrtc::media_stream::track_remote::TrackRemote;
-use webrtc::peer_connection::{PeerConnection, PeerConnectionEventHandler, RTCSessionDescription};
+use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
 
 use crate::helpers::{error_code, Actor, ClassFixture, Db, TestApp};
-
-struct Receiving {
-    inbox: Inbox,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Receiving {
-    async fn on_track(&self, remote: Arc<dyn TrackRemote>) {
-        tokio::spawn(receive(remote, self.inbox.clone()));
-    }
-}
 
 /// A receive-only video offer with its candidates, as the check page makes one.
 async fn offer(inbox: &Inbox) -> (Arc<dyn PeerConnection>, String) {

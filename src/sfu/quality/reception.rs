@@ -230,9 +230,7 @@ impl Reception {
             layers,
         })
     }
-}
 
-impl Reception {
     /// The camera of whoever spoke last (by the audio levels their browsers send), kept for
     /// at least [`SPEAKER_DWELL`] so two people talking at once do not swap tiles every tick.
     fn speaker(&self, outputs: &[(Arc<Published>, Arc<Sink>)], now: Instant) -> Option<String> {
