@@ -15,7 +15,7 @@ use super::media::{Connection, Direction, MediaError, MediaSettings, AUDIO_LEVEL
 use super::peer_events::{drop_if_never_connected, Events};
 use super::quality::reception::Reception;
 use super::room::{Command, PeerCommand, RoomHandle};
-use super::sdp::{audio_extension_id, check_offer, first_mid, sending_track_ids};
+use super::sdp::{audio_extension_id, check_offer, first_mid, sending_track_ids, with_audio_ptime};
 use super::subscriber::{Subscriber, SubscriberInput};
 use crate::domain::Source;
 use crate::signal::protocol::{Candidate, ServerMessage, Target};
@@ -195,7 +195,7 @@ impl PeerMedia {
         let local = local.ok_or(MediaError::WebRtc(webrtc::error::Error::Other(
             "no local description".into(),
         )))?;
-        Ok(local)
+        Ok(with_audio_ptime(local))
     }
 
     /// The publisher connection, for candidates trickled over HTTP (WHIP).

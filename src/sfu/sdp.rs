@@ -1,6 +1,7 @@
 //! What the SFU reads in and adds to SDP text itself: which tracks a publisher's offer sends,
 //! whether it sends something viewers can decode (and simulcast the SFU can take), the first media
-//! section's mid (for candidates) and the session-level `a=msid-semantic` line.
+//! section's mid (for candidates), the session-level `a=msid-semantic` line and the audio
+//! packet length asked of publishers.
 
 use std::collections::BTreeSet;
 
@@ -145,6 +146,31 @@ pub fn with_msid_semantic(sdp: String) -> String {
     }
 }
 
+/// The audio packet length publishers are asked for, in ms. At Chrome's default of 20 ms,
+/// headers (IP, UDP, RTP, SRTP: about 60 bytes) cost 25 kbit/s, as much as the voice; 40 ms halves
+/// that, so audio alone takes about 35 kbit/s and a 60 kbit/s home link carries it with room
+/// left for signalling. Opus is made for 40 ms frames; 20 ms more delay goes unnoticed in a
+/// class stream or a tutoring call.
+pub const AUDIO_PTIME_MS: u32 = 40;
+
+/// Adds `a=ptime` to each audio section of an answer that has none: the publisher sends what
+/// the answer asks for.
+pub fn with_audio_ptime(sdp: String) -> String {
+    let Some(first) = sdp.find("\nm=") else {
+        return sdp;
+    };
+    let mut out = sdp[..first + 1].to_owned();
+    for section in sections(&sdp) {
+        out.push_str("m=");
+        out.push_str(section.trim_end_matches(['\r', '\n']));
+        out.push_str("\r\n");
+        if section.starts_with("audio") && !section.contains("\na=ptime:") {
+            out.push_str(&format!("a=ptime:{AUDIO_PTIME_MS}\r\n"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,5 +256,24 @@ mod tests {
             "{with}"
         );
         assert_eq!(with_msid_semantic(with.clone()), with);
+    }
+
+    #[test]
+    fn audio_sections_of_an_answer_ask_for_40_ms_packets() {
+        let sdp = format!(
+            "{HEAD}m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=recvonly\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:2\r\na=ptime:20\r\n"
+        );
+        let asked = with_audio_ptime(sdp);
+        assert_eq!(
+            asked,
+            format!(
+                "{HEAD}m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=recvonly\r\na=ptime:40\r\n\
+                m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n\
+                m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:2\r\na=ptime:20\r\n"
+            )
+        );
+        assert_eq!(with_audio_ptime(HEAD.to_owned()), HEAD);
     }
 }

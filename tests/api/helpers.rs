@@ -171,6 +171,17 @@ struct LogOnPanic(PathBuf);
 
 impl Drop for LogOnPanic {
     fn drop(&mut self) {
+        // For reading a passing run's decisions: HOMEROOM_TEST_LOG_DIR keeps every server's log.
+        if let Ok(dir) = std::env::var("HOMEROOM_TEST_LOG_DIR") {
+            let name = format!("server-{}.log", std::process::id());
+            let to = std::path::Path::new(&dir).join(name);
+            let log = std::fs::read(&self.0).unwrap_or_default();
+            let _ = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(to)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, &log));
+        }
         if std::thread::panicking() {
             let log = std::fs::read_to_string(&self.0).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(60).collect();

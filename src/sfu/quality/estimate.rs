@@ -19,6 +19,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use webrtc::peer_connection::MediaEngine;
 
+use super::collapse::Collapse;
 use super::resend::{self, ResendBudget};
 use crate::sfu::rtcp_filter::RtcpFilter;
 
@@ -61,14 +62,22 @@ impl Bandwidth {
     }
 }
 
+/// After a collapse, the share of what the link carried that the estimate is capped at: a
+/// link filled to the brim queues and loses; GCC backs off to the same share of what arrives.
+const COLLAPSE_SHARE: f64 = 0.85;
+
 /// Without feedback for this long, the link is taken to be in trouble.
 const FEEDBACK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// GCC, publishing its target after every change, under a cap of its own for when feedback
 /// stops: GCC only moves on feedback, and a link so congested that the receiver's reports
 /// are lost would otherwise keep the last (high) estimate for as long as it stays that way.
+/// A link that collapses is capped at once at what it carried (`collapse.rs`); from there the
+/// cap grows as after silence, so video comes back to a link that collapsed only after some
+/// seconds: GCC's own estimate rises while only audio is sent, which proves nothing.
 struct Estimator {
     gcc: Gcc,
+    collapse: Collapse,
     shared: Arc<Bandwidth>,
     last_report: Option<Instant>,
     /// Halved for each second without feedback; grows back by 8% a second with it.
@@ -109,6 +118,16 @@ impl Estimator {
 impl BandwidthEstimator for Estimator {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
         self.gcc.on_reports(now, reports);
+        if let Some(carried) = self.collapse.on_reports(reports) {
+            tracing::debug!(
+                carried,
+                gcc = self.gcc.target_bitrate(),
+                "the link collapsed"
+            );
+            let below = carried * COLLAPSE_SHARE;
+            self.cap = self.cap.min(self.estimate()).min(below.max(MIN_BPS));
+            self.capped_at = Some(now);
+        }
         if !reports.is_empty() {
             self.last_report = Some(now);
         }
@@ -170,6 +189,7 @@ pub fn congestion_control(registry: Registry) -> (Registry, Arc<Bandwidth>) {
     let shared = Arc::new(Bandwidth::new(INITIAL_BPS as u64));
     let estimator = Estimator {
         gcc: Gcc::new(INITIAL_BPS, MIN_BPS, MAX_BPS),
+        collapse: Collapse::default(),
         shared: shared.clone(),
         last_report: None,
         cap: MAX_BPS,

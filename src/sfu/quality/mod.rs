@@ -3,6 +3,7 @@
 //! `selector.rs`, applied per subscriber by `reception.rs`. docs/signalling.md ("Simulcast
 //! and quality") is the contract.
 
+mod collapse;
 pub mod estimate;
 pub mod reception;
 pub mod resend;

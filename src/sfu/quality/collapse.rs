@@ -1,0 +1,264 @@
+//! A link that collapses at once (a phone leaving the Wi-Fi's range, a home link shared with a
+//! download) queues and then loses most of what is sent to it. GCC lowers its target by at
+//! most half every 200 ms from a smoothed loss, and its delay signal is slow to trust a queue,
+//! so it needs seconds to get from a high layer down to such a link; all that time video floods
+//! it, the audio behind it is lost and the family's signalling socket backs off for seconds
+//! more. The receiver's feedback shows it within half a second: a fifth of the packets lost, or
+//! a queue growing by 150 ms while less arrives than was sent. What arrived in that time is the
+//! link's rate: [`Collapse`] tells it, and the estimate is capped there.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use rtc::interceptor::PacketReport;
+
+/// Packets sent in this span (by departure) are judged together.
+const WINDOW: Duration = Duration::from_millis(500);
+/// A window is judged only when it spans this much, with at least this many packets.
+const MIN_SPAN: Duration = Duration::from_millis(250);
+const MIN_PACKETS: usize = 10;
+/// This share lost is a collapse, not the few per cent a wireless link loses anyway.
+const LOSS: f64 = 0.2;
+/// A queue growing this much within the window, while under this share of what was sent
+/// arrives, is a link filled past its rate (Wi-Fi holding packets for a moment grows the
+/// queue, but delivers the backlog at once).
+const QUEUE_GROWTH: Duration = Duration::from_millis(150);
+const DELIVERED: f64 = 0.8;
+
+/// One packet the receiver reported on.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    departure: Instant,
+    size: usize,
+    /// On the receiver's clock; none when lost.
+    arrival: Option<Duration>,
+}
+
+#[derive(Debug, Default)]
+pub struct Collapse {
+    sent: VecDeque<Sent>,
+}
+
+impl Collapse {
+    /// Takes the receiver's feedback; returns the rate that arrived, in bits per second, when
+    /// the link collapsed. Each collapse is told once: the next judgement waits for a fresh
+    /// window.
+    pub fn on_reports(&mut self, reports: &[PacketReport]) -> Option<f64> {
+        self.sent.extend(reports.iter().map(|r| Sent {
+            departure: r.departure,
+            size: r.size,
+            arrival: r.arrival.filter(|_| r.arrived),
+        }));
+        let newest = self.sent.iter().map(|s| s.departure).max()?;
+        self.sent
+            .retain(|s| newest.saturating_duration_since(s.departure) <= WINDOW);
+        let told = self.lossy(newest).or_else(|| self.queued());
+        if told.is_some() {
+            self.sent.clear();
+        }
+        told
+    }
+
+    /// The rate delivered from the window's first loss on (what arrived before it says nothing
+    /// of the link now), if a fifth of it was lost.
+    fn lossy(&self, newest: Instant) -> Option<f64> {
+        let first_loss = self
+            .sent
+            .iter()
+            .filter(|s| s.arrival.is_none())
+            .map(|s| s.departure)
+            .min()?;
+        let since: Vec<Sent> = self
+            .sent
+            .iter()
+            .filter(|s| s.departure >= first_loss)
+            .copied()
+            .collect();
+        let lost = since.iter().filter(|s| s.arrival.is_none()).count();
+        let judged =
+            newest.saturating_duration_since(first_loss) >= MIN_SPAN && since.len() >= MIN_PACKETS;
+        (judged && lost as f64 >= LOSS * since.len() as f64)
+            .then(|| delivered(&since))
+            .flatten()
+    }
+
+    /// The rate delivered over the window, if its queue grew while less arrived than was sent.
+    fn queued(&self) -> Option<f64> {
+        let mut arrived: Vec<Sent> = self
+            .sent
+            .iter()
+            .filter(|s| s.arrival.is_some())
+            .copied()
+            .collect();
+        arrived.sort_by_key(|s| s.departure);
+        let (first, last) = (arrived.first()?, arrived.last()?);
+        let left = last.departure.saturating_duration_since(first.departure);
+        if left < MIN_SPAN || arrived.len() < MIN_PACKETS {
+            return None;
+        }
+        let took = last.arrival?.saturating_sub(first.arrival?);
+        if took.saturating_sub(left) < QUEUE_GROWTH {
+            return None;
+        }
+        let sent_bytes: usize = self.sent.iter().skip(1).map(|s| s.size).sum();
+        let sent_bps = sent_bytes as f64 * 8.0 / left.as_secs_f64();
+        let delivered_bps = delivered(&arrived)?;
+        (delivered_bps < DELIVERED * sent_bps).then_some(delivered_bps)
+    }
+}
+
+/// The rate at which the link delivered `packets`: bytes over the time they took to arrive
+/// (not to leave: a queue in front of the link spreads them out).
+fn delivered(packets: &[Sent]) -> Option<f64> {
+    let mut arrived: Vec<(Duration, usize)> = packets
+        .iter()
+        .filter_map(|s| s.arrival.map(|at| (at, s.size)))
+        .collect();
+    arrived.sort_unstable();
+    let (first, last) = (arrived.first()?.0, arrived.last()?.0);
+    let took = last.saturating_sub(first).max(MIN_SPAN / 2);
+    let bytes: usize = arrived[1..].iter().map(|a| a.1).sum();
+    Some(bytes as f64 * 8.0 / took.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A packet sent at `departure`, arriving 30 ms later if it arrives at all (the receiver's
+    /// clock starts at `epoch`).
+    fn report(
+        id: u64,
+        epoch: Instant,
+        departure: Instant,
+        size: usize,
+        arrived: bool,
+    ) -> PacketReport {
+        PacketReport {
+            ssrc: 1,
+            id,
+            rtp_sequence_number: id as u16,
+            is_twcc: true,
+            twcc_sequence_number: id as u16,
+            size,
+            arrived,
+            departure,
+            arrival: arrived.then(|| departure.duration_since(epoch) + Duration::from_millis(30)),
+            ecn: Default::default(),
+        }
+    }
+
+    /// 100 packets of 1,000 bytes a second (800 kbit/s), of which `kept` in ten arrive; the
+    /// collapses told.
+    fn second(collapse: &mut Collapse, epoch: Instant, start: Instant, kept: u64) -> Vec<f64> {
+        let mut told = Vec::new();
+        for batch in 0..10u64 {
+            let at = start + Duration::from_millis(100 * batch);
+            let reports: Vec<_> = (0..10)
+                .map(|i| {
+                    report(
+                        batch * 10 + i,
+                        epoch,
+                        at + Duration::from_millis(10 * i),
+                        1000,
+                        i < kept,
+                    )
+                })
+                .collect();
+            told.extend(collapse.on_reports(&reports));
+        }
+        told
+    }
+
+    #[test]
+    fn a_link_losing_most_packets_is_told_at_the_rate_that_arrived() {
+        let start = Instant::now();
+        let mut collapse = Collapse::default();
+        // A few per cent lost is an ordinary wireless link.
+        assert!(second(&mut collapse, start, start, 9).is_empty());
+        // One packet in ten arrives: about 80 kbit/s gets through, told about twice a second
+        // (the first time from a window that still held some of the good link).
+        let told = second(&mut collapse, start, start + Duration::from_secs(1), 1);
+        assert!((2..=4).contains(&told.len()), "{told:?}");
+        assert!(told.iter().all(|bps| *bps < 800_000.0), "{told:?}");
+        assert!(
+            (50_000.0..100_000.0).contains(told.last().unwrap()),
+            "{told:?}"
+        );
+        // The link recovers.
+        let told = second(&mut collapse, start, start + Duration::from_secs(2), 10);
+        assert!(
+            told.len() <= 1,
+            "only the window still holding the loss: {told:?}"
+        );
+    }
+
+    #[test]
+    fn a_link_filled_past_its_rate_is_told_by_its_growing_queue() {
+        let start = Instant::now();
+        let mut collapse = Collapse::default();
+        // 800 kbit/s into a 400 kbit/s link with a deep buffer: nothing lost, the queue grows
+        // 500 ms a second.
+        let mut free_at = Duration::ZERO;
+        let mut told = Vec::new();
+        for batch in 0..20u64 {
+            let reports: Vec<_> = (0..10)
+                .map(|i| {
+                    let id = batch * 10 + i;
+                    let departure = start + Duration::from_millis(10 * id);
+                    let mut sent = report(id, start, departure, 1000, true);
+                    let at = sent.arrival.unwrap().max(free_at) + Duration::from_millis(20);
+                    free_at = at;
+                    sent.arrival = Some(at);
+                    sent
+                })
+                .collect();
+            told.extend(collapse.on_reports(&reports));
+        }
+        assert!(
+            !told.is_empty(),
+            "a queue growing at 500 ms a second is told"
+        );
+        assert!(
+            told.iter().all(|bps| (350_000.0..450_000.0).contains(bps)),
+            "{told:?}"
+        );
+        // At the link's rate, the queue stays as it is.
+        let mut collapse = Collapse::default();
+        let mut told = Vec::new();
+        for batch in 0..20u64 {
+            let reports: Vec<_> = (0..10)
+                .map(|i| {
+                    let id = batch * 10 + i;
+                    report(
+                        id,
+                        start,
+                        start + Duration::from_millis(20 * id),
+                        1000,
+                        true,
+                    )
+                })
+                .collect();
+            told.extend(collapse.on_reports(&reports));
+        }
+        assert!(told.is_empty(), "{told:?}");
+    }
+
+    #[test]
+    fn too_little_to_judge_is_not_a_collapse() {
+        let start = Instant::now();
+        let mut collapse = Collapse::default();
+        let reports: Vec<_> = (0..5)
+            .map(|i| {
+                report(
+                    i,
+                    start,
+                    start + Duration::from_millis(100 * i),
+                    1000,
+                    false,
+                )
+            })
+            .collect();
+        assert_eq!(collapse.on_reports(&reports), None);
+    }
+}
