@@ -27,6 +27,8 @@ use crate::access::{Action, Who};
 use crate::auth::room_token::{Purpose, RoomClaims};
 use crate::domain::MediaKind;
 use crate::domain::RoomKind;
+use crate::sfu::error::RoomError;
+use crate::sfu::event::Outbox;
 use crate::sfu::media::{Connection, Direction, MediaError};
 use crate::sfu::output::Output;
 use crate::sfu::peer::candidate_init;
@@ -216,10 +218,7 @@ pub async fn play(
     // Outsiders learn nothing of the room, not even its kind: admission (404) comes first.
     let standing = admit(&state.store, &identity, &room).await?;
     watch_action(&room.kind)?;
-    let handle = state
-        .sfu
-        .live_room(room.id)
-        .ok_or(crate::signal::error::SignalError::NotLive)?;
+    let handle = state.sfu.live_room(room.id).ok_or(RoomError::NotLive)?;
     state.sfu.admit(false)?;
     let participant_id = state.sfu.next_participant_id();
     let (outbox, outbox_rx) = mpsc::channel(256);
@@ -238,7 +237,7 @@ pub async fn play(
             display_name: name,
             role,
             standing,
-            outbox,
+            outbox: Outbox::new(outbox),
             media: media_tx,
             receives: false,
         })

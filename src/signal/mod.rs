@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod connection;
 pub mod error;
+pub mod events;
 pub mod guests;
 pub mod outgoing;
 pub mod protocol;
