@@ -21,6 +21,7 @@ use webrtc::peer_connection::{
 use super::classes::{require, who_in};
 use super::extract::{CurrentUser, MaybeUser};
 use super::media_sessions::{until_removed, InRoom, Sessions};
+use super::signalling::caller_from_token;
 use super::whip::{media_error, parse_sdpfrag, require_content_type, with_ice_servers};
 use super::{Error, Result};
 use crate::access::{Action, Who};
@@ -35,7 +36,7 @@ use crate::sfu::peer::candidate_init;
 use crate::sfu::quality::reception::{Reception, Running};
 use crate::sfu::room::{NewPeer, RoomHandle};
 use crate::signal::admission::{admit, presentation};
-use crate::signal::{caller_from_token, Caller, Identity};
+use crate::signal::{Caller, Identity};
 use crate::state::AppState;
 use crate::store::now_ms;
 

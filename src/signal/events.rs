@@ -89,3 +89,78 @@ impl From<Event> for ServerMessage {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Candidate, Target};
+    use crate::sfu::error::RoomError;
+
+    /// Events come out as docs/signalling.md shows them.
+    #[test]
+    fn events_read_as_documented() {
+        let cases = [
+            (
+                Event::ParticipantLeft {
+                    participant_id: 9,
+                    reason: "left",
+                },
+                r#"{"type": "participant_left", "participant_id": 9, "reason": "left"}"#,
+            ),
+            (
+                Event::ParticipantCount(27),
+                r#"{"type": "participant_count", "count": 27}"#,
+            ),
+            (
+                Event::RecordingStarted {
+                    by: "Ms Ada".into(),
+                },
+                r#"{"type": "recording", "recording": true, "by": "Ms Ada"}"#,
+            ),
+            (
+                Event::RecordingStopped {
+                    by: "Ms Ada".into(),
+                    reason: "stopped",
+                },
+                r#"{"type": "recording", "recording": false, "by": "Ms Ada", "reason": "stopped"}"#,
+            ),
+            (
+                Event::Kicked {
+                    reason: "removed by the host",
+                },
+                r#"{"type": "kicked", "reason": "removed by the host"}"#,
+            ),
+            (
+                Event::Candidate {
+                    target: Target::Subscriber,
+                    candidate: Candidate {
+                        candidate: "candidate:2 1 udp 1 203.0.113.10 8443 typ host".into(),
+                        sdp_mid: Some("0".into()),
+                        sdp_mline_index: Some(0),
+                    },
+                },
+                r#"{"type": "candidate", "target": "subscriber", "candidate": {"candidate": "candidate:2 1 udp 1 203.0.113.10 8443 typ host", "sdpMid": "0", "sdpMLineIndex": 0}}"#,
+            ),
+            (Event::Done { request: 5 }, r#"{"type": "ok", "id": 5}"#),
+            (
+                Event::Failed {
+                    request: Some(4),
+                    error: RoomError::BadSdp("the answer was refused: no".into()),
+                },
+                r#"{"type": "error", "id": 4, "code": "bad_sdp", "message": "the answer was refused: no"}"#,
+            ),
+            (
+                Event::Failed {
+                    request: None,
+                    error: RoomError::Internal,
+                },
+                r#"{"type": "error", "code": "internal", "message": "the server could not do this"}"#,
+            ),
+        ];
+        for (event, documented) in cases {
+            let documented: serde_json::Value = serde_json::from_str(documented).unwrap();
+            let message = serde_json::to_value(ServerMessage::from(event)).unwrap();
+            assert_eq!(message, documented);
+        }
+    }
+}
