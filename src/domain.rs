@@ -1,7 +1,8 @@
 //! The vocabulary of live rooms that the SFU, the signalling and the HTTP API share: kinds of
-//! room, kinds and sources of media, a published track as others see it, and the layers and
-//! quality choices of simulcast. The wire protocol (`signal::protocol`) carries these as they
-//! are; nothing here knows of the wire.
+//! room, kinds and sources of media, a published track and a participant as others see them,
+//! what a participant may do, a participant's two connections and their ICE candidates, and
+//! the layers and quality choices of simulcast. The wire protocol (`signal::protocol`) carries
+//! these as they are; nothing here knows of the wire.
 
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +60,52 @@ pub struct TrackInfo {
     pub kind: MediaKind,
     pub source: Source,
     pub muted: bool,
+}
+
+/// A person in the room, as others see them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantInfo {
+    pub participant_id: u64,
+    pub display_name: String,
+    /// teacher, family, tutor, student, guest or admin.
+    pub role: String,
+    pub host: bool,
+    pub presenter: bool,
+    pub hand_raised: bool,
+    /// Waiting for the host to admit them (tutoring rooms).
+    pub waiting: bool,
+}
+
+/// What a participant may do in the room, decided by the permission function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Abilities {
+    pub publish: bool,
+    pub host: bool,
+    pub chat: bool,
+}
+
+/// Which of a participant's two peer connections something is about: the one it publishes on
+/// (the client offers) or the one it receives on (the server offers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Publisher,
+    Subscriber,
+}
+
+/// An ICE candidate as the browser's `RTCIceCandidateInit` has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Candidate {
+    pub candidate: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "sdpMLineIndex"
+    )]
+    pub sdp_mline_index: Option<u16>,
 }
 
 /// The layers of a track, cheapest first, as viewers are told them.

@@ -224,7 +224,15 @@ impl From<crate::auth::password::HashError> for Error {
     }
 }
 
-/// Signalling refusals reached over HTTP (WHIP) keep their codes.
+/// A live room's refusal over HTTP (WHIP, WHEP) answers as the signalling does: the same code,
+/// and the status below.
+impl From<crate::sfu::error::RoomError> for Error {
+    fn from(e: crate::sfu::error::RoomError) -> Error {
+        crate::signal::error::SignalError::from(e).into()
+    }
+}
+
+/// Signalling refusals reached over HTTP (WHIP, WHEP) keep their codes.
 impl From<crate::signal::error::SignalError> for Error {
     fn from(e: crate::signal::error::SignalError) -> Error {
         use crate::signal::error::SignalError as S;

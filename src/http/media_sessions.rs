@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use tokio::sync::mpsc;
 
 use crate::auth::token;
-use crate::signal::protocol::ServerMessage;
+use crate::sfu::event::Event;
 
 /// A session lives in one room; requests naming another room do not reach it.
 pub trait InRoom {
@@ -61,14 +61,11 @@ impl<T: InRoom> Sessions<T> {
     }
 }
 
-/// Reads the room's messages to a socketless participant until the room is done with it (the
+/// Reads the room's events to a socketless participant until the room is done with it (the
 /// session ended, or the host removed it).
-pub async fn until_removed(mut outbox: mpsc::Receiver<ServerMessage>) {
-    while let Some(message) = outbox.recv().await {
-        if matches!(
-            message,
-            ServerMessage::Ended { .. } | ServerMessage::Kicked { .. }
-        ) {
+pub async fn until_removed(mut outbox: mpsc::Receiver<Event>) {
+    while let Some(event) = outbox.recv().await {
+        if matches!(event, Event::Ended { .. } | Event::Kicked { .. }) {
             break;
         }
     }

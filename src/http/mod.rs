@@ -27,6 +27,7 @@ mod rooms;
 mod school;
 mod seen;
 mod session_logs;
+mod signalling;
 mod timeline;
 mod web;
 pub mod whep;
@@ -85,7 +86,7 @@ pub fn router(state: AppState) -> Router {
         .merge(feeds::router())
         .merge(session_logs::router())
         .merge(recordings::router())
-        .merge(crate::signal::router())
+        .merge(signalling::router())
         .merge(openapi::router())
         .merge(web::router())
         .merge(whip::router())

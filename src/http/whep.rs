@@ -21,19 +21,22 @@ use webrtc::peer_connection::{
 use super::classes::{require, who_in};
 use super::extract::{CurrentUser, MaybeUser};
 use super::media_sessions::{until_removed, InRoom, Sessions};
+use super::signalling::caller_from_token;
 use super::whip::{media_error, parse_sdpfrag, require_content_type, with_ice_servers};
 use super::{Error, Result};
 use crate::access::{Action, Who};
 use crate::auth::room_token::{Purpose, RoomClaims};
 use crate::domain::MediaKind;
 use crate::domain::RoomKind;
+use crate::sfu::error::RoomError;
+use crate::sfu::event::Outbox;
 use crate::sfu::media::{Connection, Direction, MediaError};
 use crate::sfu::output::Output;
 use crate::sfu::peer::candidate_init;
 use crate::sfu::quality::reception::{Reception, Running};
 use crate::sfu::room::{NewPeer, RoomHandle};
 use crate::signal::admission::{admit, presentation};
-use crate::signal::{caller_from_token, Caller, Identity};
+use crate::signal::{Caller, Identity};
 use crate::state::AppState;
 use crate::store::now_ms;
 
@@ -216,10 +219,7 @@ pub async fn play(
     // Outsiders learn nothing of the room, not even its kind: admission (404) comes first.
     let standing = admit(&state.store, &identity, &room).await?;
     watch_action(&room.kind)?;
-    let handle = state
-        .sfu
-        .live_room(room.id)
-        .ok_or(crate::signal::error::SignalError::NotLive)?;
+    let handle = state.sfu.live_room(room.id).ok_or(RoomError::NotLive)?;
     state.sfu.admit(false)?;
     let participant_id = state.sfu.next_participant_id();
     let (outbox, outbox_rx) = mpsc::channel(256);
@@ -238,7 +238,7 @@ pub async fn play(
             display_name: name,
             role,
             standing,
-            outbox,
+            outbox: Outbox::new(outbox),
             media: media_tx,
             receives: false,
         })

@@ -19,13 +19,13 @@ use super::media_sessions::{until_removed, InRoom, Sessions};
 use super::{Error, Result};
 use crate::access::Action;
 use crate::auth::token;
-use crate::domain::RoomKind;
+use crate::domain::{Candidate, RoomKind};
+use crate::sfu::error::RoomError;
+use crate::sfu::event::Outbox;
 use crate::sfu::media::MediaError;
 use crate::sfu::peer::{candidate_init, PeerMedia};
 use crate::sfu::room::{NewPeer, RoomHandle};
 use crate::signal::admission::{admit, presentation};
-use crate::signal::error::SignalError;
-use crate::signal::protocol::Candidate;
 use crate::signal::Identity;
 use crate::state::AppState;
 use crate::store::rooms::Room;
@@ -217,6 +217,7 @@ pub async fn publish(
         .await?;
     let participant_id = state.sfu.next_participant_id();
     let (outbox, outbox_rx) = mpsc::channel(256);
+    let outbox = Outbox::new(outbox);
     let (mut media, media_tx) = PeerMedia::new(
         participant_id,
         state.sfu.media(),
@@ -348,7 +349,7 @@ pub async fn stop(
 pub(super) fn media_error(e: MediaError) -> Error {
     match e {
         MediaError::Refused(message) => Error::bad_request("bad_sdp", message),
-        other => SignalError::from(other).into(),
+        other => RoomError::from(other).into(),
     }
 }
 

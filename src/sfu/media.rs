@@ -30,6 +30,7 @@ use webrtc::peer_connection::{
     SettingEngineBuilder,
 };
 
+use super::error::RoomError;
 use super::media_port::advertise::advertise_tcp_port;
 use super::media_port::{MediaPort, PortRuntime};
 use super::paths::{PathWatch, RelayAddresses};
@@ -74,16 +75,15 @@ impl MediaError {
     }
 }
 
-/// Whose fault a media failure is: the client's description (`bad_sdp`) or the server's own
-/// (`internal`, which is logged).
-impl From<MediaError> for crate::signal::error::SignalError {
+/// Whose fault a media failure is: the client's description, or the server's own (which is
+/// logged).
+impl From<MediaError> for RoomError {
     fn from(e: MediaError) -> Self {
-        use crate::signal::error::SignalError;
         match e {
-            MediaError::Refused(message) => SignalError::bad("bad_sdp", message),
+            MediaError::Refused(message) => RoomError::BadSdp(message),
             MediaError::WebRtc(e) => {
                 tracing::error!(error = %e, "media failure");
-                SignalError::Internal
+                RoomError::Internal
             }
         }
     }

@@ -6,12 +6,15 @@
 //! `peer_events.rs` and `subscriber.rs` for a participant's two connections; `track.rs` for
 //! a published track, `layers.rs` for its encodings (simulcast) and `fanout.rs` for handing
 //! its packets to subscribers; `quality/` for which layer each viewer gets; `check.rs` for
-//! the connection check's test stream; `output.rs` and `outgoing.rs` for one receiver's copy
+//! the connection check's test stream; `event.rs` for what it tells a participant and
+//! `error.rs` for what a room refuses (the signalling and HTTP say both to clients); `output.rs` and `outgoing.rs` for one receiver's copy
 //! of a track and its numbering (`payload.rs` reads codec payloads); `media_port/` for the one UDP port all of it travels on; `sdp.rs` for
 //! what is read in and added to SDP; `forward.rs` for the rules; `paths.rs` for which way
 //! each connection took; and `revocation.rs` for ending participations whose right ended.
 
 pub mod check;
+pub mod error;
+pub mod event;
 pub mod event_log;
 pub mod fanout;
 pub mod forward;
@@ -37,6 +40,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use error::RoomError;
 use event_log::EventLog;
 use media::MediaSettings;
 use revocation::Revocation;
@@ -46,7 +50,6 @@ use crate::config::Config;
 use crate::events::{ClassEvent, ClassEvents};
 use crate::metrics::Metrics;
 use crate::recording::Recorder;
-use crate::signal::error::SignalError;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -129,21 +132,21 @@ impl Sfu {
         room: &crate::store::rooms::Room,
         host_user: Option<i64>,
         is_host: bool,
-    ) -> Result<RoomHandle, SignalError> {
+    ) -> Result<RoomHandle, RoomError> {
         let (room_id, class_id) = (room.id, room.class_id);
         self.admit(is_host)?;
         if let Some(handle) = self.live_room(room_id) {
             return Ok(handle);
         }
         if !is_host {
-            return Err(SignalError::NotLive);
+            return Err(RoomError::NotLive);
         }
         let live = {
             let rooms = self.inner.rooms.lock().expect("rooms lock");
             rooms.values().filter(|h| !h.is_closed()).count()
         };
         if live >= self.inner.max_rooms {
-            return Err(SignalError::NodeFull);
+            return Err(RoomError::NodeFull);
         }
         let session_id = self
             .inner
@@ -152,7 +155,7 @@ impl Sfu {
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "cannot start a live session");
-                SignalError::Internal
+                RoomError::Internal
             })?;
         let mut rooms = self.inner.rooms.lock().expect("rooms lock");
         // Another host may have started it meanwhile; the session row just made ends at once.
@@ -208,7 +211,7 @@ impl Sfu {
     /// Refuses a new participant with `node_full` when the server carries as many as it may
     /// (`limits.max_participants_per_node`): the families already watching keep their media
     /// rather than everyone's degrading. A room's host always gets in.
-    pub fn admit(&self, is_host: bool) -> Result<(), SignalError> {
+    pub fn admit(&self, is_host: bool) -> Result<(), RoomError> {
         let participants: usize = self
             .inner
             .occupancy
@@ -217,7 +220,7 @@ impl Sfu {
             .values()
             .sum();
         if !is_host && participants >= self.inner.max_node_participants {
-            return Err(SignalError::NodeFull);
+            return Err(RoomError::NodeFull);
         }
         Ok(())
     }

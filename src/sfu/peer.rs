@@ -11,14 +11,14 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
 
+use super::event::Outbox;
 use super::media::{Connection, Direction, MediaError, MediaSettings, AUDIO_LEVEL_URI};
 use super::peer_events::{drop_if_never_connected, Events};
 use super::quality::reception::Reception;
 use super::room::{Command, PeerCommand, RoomHandle};
 use super::sdp::{audio_extension_id, check_offer, first_mid, sending_track_ids, with_audio_ptime};
 use super::subscriber::{Subscriber, SubscriberInput};
-use crate::domain::Source;
-use crate::signal::protocol::{Candidate, ServerMessage, Target};
+use crate::domain::{Candidate, Source, Target};
 
 /// Counts live peer connections, so tests and metrics can see that none leak.
 pub static OPEN_CONNECTIONS: AtomicU64 = AtomicU64::new(0);
@@ -37,7 +37,7 @@ pub fn candidate_init(candidate: Candidate) -> RTCIceCandidateInit {
 pub struct PeerMedia {
     participant_id: u64,
     settings: Arc<MediaSettings>,
-    outbox: mpsc::Sender<ServerMessage>,
+    outbox: Outbox,
     room: RoomHandle,
     publisher: Option<(Connection, Arc<Events>)>,
     sources: Arc<Mutex<BTreeMap<String, Source>>>,
@@ -59,7 +59,7 @@ impl PeerMedia {
     pub fn new(
         participant_id: u64,
         settings: Arc<MediaSettings>,
-        outbox: mpsc::Sender<ServerMessage>,
+        outbox: Outbox,
         room: RoomHandle,
         tiles: bool,
     ) -> (PeerMedia, mpsc::UnboundedSender<PeerCommand>) {

@@ -13,23 +13,23 @@ use webrtc::peer_connection::{
     PeerConnectionEventHandler, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
 };
 
+use super::event::{Event, Outbox};
 use super::room::{Command, RoomHandle};
 use super::track::Incoming;
-use crate::domain::{MediaKind, Source};
-use crate::signal::protocol::{Candidate, ServerMessage, Target};
+use crate::domain::{Candidate, MediaKind, Source, Target};
 
 /// Server candidates on their way to the client. Each carries the mid of the first media
 /// section (the WebRTC crate leaves it empty); while held, they wait, so a subscriber
 /// candidate never arrives before the offer it belongs to.
 pub(crate) struct Candidates {
     target: Target,
-    outbox: mpsc::Sender<ServerMessage>,
+    outbox: Outbox,
     state: Mutex<(Option<String>, Option<Vec<Candidate>>)>,
 }
 
 impl Candidates {
     /// Held until the first `release`.
-    fn new(target: Target, outbox: mpsc::Sender<ServerMessage>) -> Candidates {
+    fn new(target: Target, outbox: Outbox) -> Candidates {
         Candidates {
             target,
             outbox,
@@ -38,7 +38,7 @@ impl Candidates {
     }
 
     fn send(&self, candidate: Candidate) {
-        let _ = self.outbox.try_send(ServerMessage::Candidate {
+        self.outbox.tell(Event::Candidate {
             target: self.target,
             candidate,
         });
@@ -81,7 +81,7 @@ impl Candidates {
 pub(crate) struct Events {
     pub(crate) target: Target,
     pub(crate) participant_id: u64,
-    pub(crate) outbox: mpsc::Sender<ServerMessage>,
+    pub(crate) outbox: Outbox,
     pub(crate) room: RoomHandle,
     pub(crate) candidates: Candidates,
     /// What the client said each of its tracks shows, keyed by its track id.
@@ -100,7 +100,7 @@ impl Events {
     pub(crate) fn new(
         target: Target,
         participant_id: u64,
-        outbox: mpsc::Sender<ServerMessage>,
+        outbox: Outbox,
         room: RoomHandle,
         first_up: tokio::sync::oneshot::Sender<()>,
     ) -> Events {
@@ -146,8 +146,8 @@ impl PeerConnectionEventHandler for Events {
             // its attendance ends now rather than when its socket finally drops.
             RTCPeerConnectionState::Failed => {
                 tracing::info!(participant_id = self.participant_id, target = ?self.target, "media connection failed");
-                let _ = self.outbox.try_send(ServerMessage::Kicked {
-                    reason: "connection_failed".into(),
+                self.outbox.tell(Event::Kicked {
+                    reason: "connection_failed",
                 });
                 self.room
                     .leave(self.participant_id, "connection_failed")
@@ -238,7 +238,7 @@ pub(crate) fn drop_if_never_connected(
     timeout: std::time::Duration,
     up: tokio::sync::oneshot::Receiver<()>,
     participant_id: u64,
-    outbox: mpsc::Sender<ServerMessage>,
+    outbox: Outbox,
     room: RoomHandle,
 ) {
     tokio::spawn(async move {
@@ -249,8 +249,8 @@ pub(crate) fn drop_if_never_connected(
             _ = tokio::time::sleep(timeout) => {}
         }
         tracing::info!(participant_id, "media connection never came up; dropping");
-        let _ = outbox.try_send(ServerMessage::Kicked {
-            reason: "media_timeout".into(),
+        outbox.tell(Event::Kicked {
+            reason: "media_timeout",
         });
         room.leave(participant_id, "media_timeout").await;
     });

@@ -4,7 +4,7 @@
 //! One mechanism for all of them: `Sfu::revoke` hands a `Revocation` to every live room it
 //! concerns; each room tells the matching participants `kicked` (their socket closes, a WHIP or
 //! WHEP session ends) and drops them, so their peer connections close at once. Admission at
-//! join and the per-message re-check in `signal::connection` cover the moments in between.
+//! join and the signalling's re-check of every message cover the moments in between.
 
 /// Which of the user's participations a revocation reaches, by the credential they were
 /// opened with.

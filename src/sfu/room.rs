@@ -29,12 +29,13 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::error::RoomError;
+use super::event::Event;
 use super::event_log::{EventLog, LogEntry, Written};
 use super::track::Published;
 use crate::access::Who;
+use crate::domain::Abilities;
 use crate::recording::{Active, Recorder};
-use crate::signal::error::SignalError;
-use crate::signal::protocol::{Abilities, ServerMessage};
 use crate::store::live_sessions::SessionEvent;
 use crate::store::now_ms;
 pub use handle::{Command, NewPeer, PeerCommand, Request, RoomHandle, Snapshot};
@@ -222,9 +223,9 @@ impl Room {
         }
     }
 
-    fn join(&mut self, new: NewPeer) -> Result<Snapshot, SignalError> {
+    fn join(&mut self, new: NewPeer) -> Result<Snapshot, RoomError> {
         if self.peers.len() >= self.spec.max_participants {
-            return Err(SignalError::RoomFull);
+            return Err(RoomError::RoomFull);
         }
         if new.standing.who == Who::Guest {
             let guests = self
@@ -233,7 +234,7 @@ impl Room {
                 .filter(|p| p.standing.who == Who::Guest)
                 .count();
             if guests >= self.spec.max_guests {
-                return Err(SignalError::GuestsFull);
+                return Err(RoomError::GuestsFull);
             }
         }
         let id = new.participant_id;
@@ -251,7 +252,7 @@ impl Room {
             receives: new.receives,
         };
         if self.was_removed(&peer) {
-            return Err(SignalError::Removed);
+            return Err(RoomError::Removed);
         }
         let waiting = peer.standing.waiting;
         let abilities = Abilities {
@@ -286,11 +287,7 @@ impl Room {
         }
         self.log.send(LogEntry::Event(event));
         let info = self.peers[&id].info(id);
-        self.announce(
-            id,
-            ServerMessage::ParticipantJoined { participant: info },
-            false,
-        );
+        self.announce(id, Event::ParticipantJoined(info), false);
         self.count_changed(Some(id));
         if self.spec.record_sessions && abilities.host && self.recording.is_none() {
             if let Err(e) = self.record(id, true) {
@@ -357,9 +354,7 @@ impl Room {
         }
         for (id, peer) in &self.peers {
             if Some(*id) != ended_by {
-                peer.tell(ServerMessage::Ended {
-                    reason: reason.to_owned(),
-                });
+                peer.tell(Event::Ended { reason });
             }
         }
         // Media stops as it does when each leaves, but no one is told anything more.

@@ -17,6 +17,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription};
 
+use super::error::RoomError;
+use super::event::{Event, Outbox};
 use super::media::{Connection, Direction, MediaError, MediaSettings};
 use super::output::Output;
 use super::peer::OPEN_CONNECTIONS;
@@ -25,8 +27,7 @@ use super::quality::reception::Reception;
 use super::room::{PeerCommand, RoomHandle};
 use super::sdp::{first_mid, with_msid_semantic};
 use super::track::Published;
-use crate::signal::error::SignalError;
-use crate::signal::protocol::{ServerMessage, Target};
+use crate::domain::Target;
 
 /// What the subscriber side is fed: the room's commands and the client's messages.
 pub(crate) enum SubscriberInput {
@@ -41,7 +42,7 @@ pub(crate) enum SubscriberInput {
 pub(crate) struct Subscriber {
     participant_id: u64,
     settings: Arc<MediaSettings>,
-    outbox: mpsc::Sender<ServerMessage>,
+    outbox: Outbox,
     room: RoomHandle,
     reception: Arc<Reception>,
     connection: Option<(Connection, Arc<Events>)>,
@@ -61,7 +62,7 @@ impl Subscriber {
     pub(crate) fn new(
         participant_id: u64,
         settings: Arc<MediaSettings>,
-        outbox: mpsc::Sender<ServerMessage>,
+        outbox: Outbox,
         room: RoomHandle,
         reception: Arc<Reception>,
     ) -> Subscriber {
@@ -139,20 +140,22 @@ impl Subscriber {
                         for candidate in std::mem::take(&mut self.pending_candidates) {
                             self.add_candidate(candidate).await;
                         }
-                        ServerMessage::Ok { id }
+                        Event::Done { request: id }
                     }
-                    Err(e) => SignalError::bad("bad_sdp", format!("the answer was refused: {e}"))
-                        .to_message(Some(id)),
+                    Err(e) => Event::Failed {
+                        request: Some(id),
+                        error: RoomError::BadSdp(format!("the answer was refused: {e}")),
+                    },
                 };
-                let _ = self.outbox.try_send(reply);
+                self.outbox.tell(reply);
             }
             SubscriberInput::AnswerFailed(id) => {
-                let _ = self.outbox.try_send(ServerMessage::Ok { id });
+                self.outbox.tell(Event::Done { request: id });
                 self.rollback().await;
                 self.renegotiate = self.connection.is_some();
             }
             SubscriberInput::IceRestart(id) => {
-                let _ = self.outbox.try_send(ServerMessage::Ok { id });
+                self.outbox.tell(Event::Done { request: id });
                 // After the answer to an offer in flight, if any: an answer is not tied to its
                 // offer on the wire, so that offer is not rolled back under the client.
                 if self.connection.is_some() {
@@ -224,7 +227,10 @@ impl Subscriber {
             Ok(connection) => connection.pc.clone(),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot open a subscriber connection");
-                let _ = self.outbox.try_send(SignalError::from(e).to_message(None));
+                self.outbox.tell(Event::Failed {
+                    request: None,
+                    error: e.into(),
+                });
                 return false;
             }
         };
@@ -299,7 +305,7 @@ impl Subscriber {
         }
         let mid = first_mid(&local);
         // An offer lost to a full outbox is made again when its answer is overdue.
-        let _ = self.outbox.try_send(ServerMessage::Offer {
+        self.outbox.tell(Event::Offer {
             sdp: with_msid_semantic(local),
         });
         events.candidates.release(mid);

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use super::admission::admit;
 use super::error::SignalError;
-use super::outgoing::{Close, Writer};
+use super::outgoing::{Close, Outgoing, Writer};
 use super::protocol::{ClientMessage, ServerMessage};
 use super::requests::{handle, Joined};
 use super::throttle::Throttle;
@@ -43,7 +43,7 @@ const OUTBOX_CHECK: Duration = Duration::from_millis(250);
 struct Connection {
     state: AppState,
     caller: Caller,
-    outbox: mpsc::Sender<ServerMessage>,
+    outbox: mpsc::Sender<Outgoing>,
     joined: Option<Joined>,
     throttle: Throttle,
     /// Why the participant goes, as the room and its log are told.
@@ -59,7 +59,7 @@ enum Flow {
 
 pub async fn run(socket: WebSocket, state: AppState, caller: Caller) {
     let (sink, mut stream) = socket.split();
-    let (outbox, outbox_rx) = mpsc::channel::<ServerMessage>(OUTBOX);
+    let (outbox, outbox_rx) = mpsc::channel::<Outgoing>(OUTBOX);
     let mut writer = Writer::start(sink, outbox_rx);
     let idle = Duration::from_secs(state.config.limits.idle_timeout_secs);
     let mut connection = Connection {
@@ -156,7 +156,7 @@ impl Connection {
     /// Queues an answer, waiting while the queue is full; false when the socket took nothing
     /// for `STALL` (the client does not read).
     async fn answer(&mut self, message: ServerMessage) -> bool {
-        let queued = tokio::time::timeout(STALL, self.outbox.send(message)).await;
+        let queued = tokio::time::timeout(STALL, self.outbox.send(message.into())).await;
         if queued.is_err() {
             self.reason = "too_slow";
         }
@@ -219,7 +219,7 @@ impl Connection {
             {
                 let error = SignalError::NotAllowed(format!("you may no longer take part ({why})"));
                 self.reason = "removed";
-                let _ = self.outbox.try_send(error.to_message(Some(id)));
+                let _ = self.outbox.try_send(error.to_message(Some(id)).into());
                 return self
                     .flow(ServerMessage::Kicked {
                         reason: why.to_owned(),
@@ -243,9 +243,12 @@ impl Connection {
             if let Err(why) = still_entitled(&self.state, &self.caller, self.joined.as_ref()).await
             {
                 self.reason = "removed";
-                let _ = self.outbox.try_send(ServerMessage::Kicked {
-                    reason: why.to_owned(),
-                });
+                let _ = self.outbox.try_send(
+                    ServerMessage::Kicked {
+                        reason: why.to_owned(),
+                    }
+                    .into(),
+                );
             }
         }
         tracing::debug!(

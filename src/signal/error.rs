@@ -2,8 +2,13 @@
 //! `ServerMessage::Error` is built from it in one place. The codes say whose fault it is:
 //! `internal` is the server's own and `node_full` its capacity (try again later, nothing to fix
 //! in the request); every other code names something about the request or the caller.
+//!
+//! What a live room refuses (`sfu::error::RoomError`) becomes one of these in one place, here;
+//! WHIP and WHEP answer it over HTTP through the same codes.
 
 use super::protocol::ServerMessage;
+use crate::sfu::error::RoomError;
+use crate::sfu::room::CHAT_MAX_CHARS;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignalError {
@@ -74,6 +79,31 @@ impl SignalError {
             id,
             code: self.code().to_owned(),
             message: self.to_string(),
+        }
+    }
+}
+
+/// A room's refusal in the words and codes of the protocol.
+impl From<RoomError> for SignalError {
+    fn from(e: RoomError) -> SignalError {
+        match e {
+            RoomError::NotLive => SignalError::NotLive,
+            RoomError::RoomFull => SignalError::RoomFull,
+            RoomError::GuestsFull => SignalError::GuestsFull,
+            RoomError::NodeFull => SignalError::NodeFull,
+            RoomError::Removed => SignalError::Removed,
+            RoomError::NotJoined => SignalError::NotJoined,
+            RoomError::NotAdmitted => SignalError::NotAdmitted,
+            RoomError::NoSuchParticipant => SignalError::NoSuchParticipant,
+            RoomError::NotAllowed(message) => SignalError::NotAllowed(message),
+            RoomError::EmptyMessage => SignalError::bad("empty_message", "the message is empty"),
+            RoomError::MessageTooLong => SignalError::bad(
+                "message_too_long",
+                format!("at most {CHAT_MAX_CHARS} characters"),
+            ),
+            RoomError::RecordingRefused(message) => SignalError::bad("recording_refused", message),
+            RoomError::BadSdp(message) => SignalError::bad("bad_sdp", message),
+            RoomError::Internal => SignalError::Internal,
         }
     }
 }

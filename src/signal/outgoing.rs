@@ -1,6 +1,8 @@
 //! Writing one participant's socket. A task of its own takes the participant's queue (the
 //! outbox) and writes it, so a client that stops reading stalls only this task: the reading
-//! side goes on, sees the queue full and disconnects it (`too_slow`).
+//! side goes on, sees the queue full and disconnects it (`too_slow`). The queue holds the
+//! connection's own answers and the SFU's events in one order; events become wire messages
+//! (`events.rs`) as they are written.
 //!
 //! The last message a socket carries is `kicked` or `ended`, if any; then the close frame, with
 //! a code that says why (docs/signalling.md, "Closing"):
@@ -26,6 +28,36 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::protocol::ServerMessage;
+use crate::sfu::event::Event;
+
+/// One item of a socket's queue.
+pub enum Outgoing {
+    /// What the room or the participant's media said.
+    Event(Event),
+    /// The connection's own answer to a request.
+    Message(ServerMessage),
+}
+
+impl From<Event> for Outgoing {
+    fn from(event: Event) -> Outgoing {
+        Outgoing::Event(event)
+    }
+}
+
+impl From<ServerMessage> for Outgoing {
+    fn from(message: ServerMessage) -> Outgoing {
+        Outgoing::Message(message)
+    }
+}
+
+impl Outgoing {
+    fn into_message(self) -> ServerMessage {
+        match self {
+            Outgoing::Event(event) => event.into(),
+            Outgoing::Message(message) => message,
+        }
+    }
+}
 
 /// How a socket closes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,10 +97,7 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(
-        sink: SplitSink<WebSocket, Message>,
-        outbox: mpsc::Receiver<ServerMessage>,
-    ) -> Writer {
+    pub fn start(sink: SplitSink<WebSocket, Message>, outbox: mpsc::Receiver<Outgoing>) -> Writer {
         let (close, close_rx) = oneshot::channel();
         let written = Arc::new(AtomicU64::new(0));
         Writer {
@@ -115,7 +144,7 @@ impl Writer {
 
 async fn write(
     mut sink: SplitSink<WebSocket, Message>,
-    mut outbox: mpsc::Receiver<ServerMessage>,
+    mut outbox: mpsc::Receiver<Outgoing>,
     mut close: oneshot::Receiver<Close>,
     written: Arc<AtomicU64>,
 ) {
@@ -125,7 +154,8 @@ async fn write(
             asked = &mut close => {
                 let mut last = asked.unwrap_or_else(|_| Close::left());
                 // What is queued goes first (e.g. the `ok` to `leave`), up to a last message.
-                while let Ok(message) = outbox.try_recv() {
+                while let Ok(queued) = outbox.try_recv() {
+                    let message = queued.into_message();
                     if send(&mut sink, &message).await.is_err() {
                         return;
                     }
@@ -137,7 +167,7 @@ async fn write(
                 break last;
             }
             message = outbox.recv() => {
-                let Some(mut message) = message else {
+                let Some(mut message) = message.map(Outgoing::into_message) else {
                     break Close::left();
                 };
                 // What is queued goes out in one flush.
@@ -150,7 +180,7 @@ async fn write(
                         break Some(close);
                     }
                     match outbox.try_recv() {
-                        Ok(next) => message = next,
+                        Ok(next) => message = next.into_message(),
                         Err(_) => break None,
                     }
                 };

@@ -9,30 +9,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::IceServer;
-pub use crate::domain::{Layer, MediaKind, Quality, Source, TrackInfo};
-
-/// Which of the participant's two peer connections a message is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Target {
-    Publisher,
-    Subscriber,
-}
-
-/// An ICE candidate as the browser's `RTCIceCandidateInit` has it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Candidate {
-    pub candidate: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sdp_mid: Option<String>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        rename = "sdpMLineIndex"
-    )]
-    pub sdp_mline_index: Option<u16>,
-}
+pub use crate::domain::{
+    Abilities, Candidate, Layer, MediaKind, ParticipantInfo, Quality, Source, Target, TrackInfo,
+};
 
 /// Messages from the client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -205,28 +184,6 @@ impl ClientMessage {
             | Ping { id } => *id,
         }
     }
-}
-
-/// A person in the room, as others see them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ParticipantInfo {
-    pub participant_id: u64,
-    pub display_name: String,
-    /// teacher, family, tutor, student, guest or admin.
-    pub role: String,
-    pub host: bool,
-    pub presenter: bool,
-    pub hand_raised: bool,
-    /// Waiting for the host to admit them (tutoring rooms).
-    pub waiting: bool,
-}
-
-/// What this participant may do in the room, decided by the permission function.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Abilities {
-    pub publish: bool,
-    pub host: bool,
-    pub chat: bool,
 }
 
 /// Messages from the server.

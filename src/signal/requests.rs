@@ -6,10 +6,13 @@ use tokio::sync::mpsc;
 
 use super::admission::{admit, presentation};
 use super::error::SignalError;
+use super::outgoing::Outgoing;
 use super::protocol::{ClientMessage, ServerMessage};
 use super::Identity;
 use crate::access::Who;
 use crate::domain::{Quality, RoomKind};
+use crate::sfu::error::RoomError;
+use crate::sfu::event::{Event, Outbox};
 use crate::sfu::peer::PeerMedia;
 use crate::sfu::room::{NewPeer, Request, RoomHandle};
 use crate::state::AppState;
@@ -30,7 +33,7 @@ pub(super) async fn handle(
     state: &AppState,
     identity: &Identity,
     session: Option<&str>,
-    outbox: &mpsc::Sender<ServerMessage>,
+    outbox: &mpsc::Sender<Outgoing>,
     joined: &mut Option<Joined>,
     message: ClientMessage,
 ) -> Result<Option<ServerMessage>, SignalError> {
@@ -40,7 +43,7 @@ pub(super) async fn handle(
         }
         let (mut entered, reply) = join(state, identity, session, outbox, id, room_id).await?;
         // `joined` goes out before the first subscriber offer can.
-        let _ = outbox.try_send(reply);
+        let _ = outbox.try_send(reply.into());
         entered.media.start();
         *joined = Some(entered);
         return Ok(None);
@@ -74,7 +77,10 @@ pub(super) async fn handle(
     match message {
         ClientMessage::Offer { sdp, sources, .. } => {
             ask(Request::MayPublish).await?;
-            let sdp = media.publish_offer(sdp, sources).await?;
+            let sdp = media
+                .publish_offer(sdp, sources)
+                .await
+                .map_err(RoomError::from)?;
             return Ok(Some(ServerMessage::Answer { id, sdp }));
         }
         ClientMessage::Answer { sdp, .. } => {
@@ -112,7 +118,7 @@ pub(super) async fn handle(
                         Ok(true) => ServerMessage::Ok { id },
                         _ => SignalError::Internal.to_message(Some(id)),
                     };
-                    let _ = outbox.send(reply).await;
+                    let _ = outbox.send(reply.into()).await;
                 });
                 return Ok(None);
             }
@@ -169,10 +175,13 @@ pub(super) async fn handle(
             ask(Request::End).await?;
             // The `ok` to `end` comes before `ended`, which is the socket's last message (the
             // room tells everyone else).
-            let _ = outbox.try_send(ServerMessage::Ok { id });
-            let _ = outbox.try_send(ServerMessage::Ended {
-                reason: "ended_by_host".into(),
-            });
+            let _ = outbox.try_send(ServerMessage::Ok { id }.into());
+            let _ = outbox.try_send(
+                Event::Ended {
+                    reason: "ended_by_host",
+                }
+                .into(),
+            );
             return Ok(None);
         }
         ClientMessage::StartRecording { .. } => {
@@ -192,7 +201,7 @@ async fn join(
     state: &AppState,
     identity: &Identity,
     session: Option<&str>,
-    outbox: &mpsc::Sender<ServerMessage>,
+    outbox: &mpsc::Sender<Outgoing>,
     id: u64,
     room_id: i64,
 ) -> Result<(Joined, ServerMessage), SignalError> {
@@ -209,6 +218,7 @@ async fn join(
     };
     let handle = state.sfu.room_for(&room, user_id, standing.host()).await?;
     let participant_id = state.sfu.next_participant_id();
+    let outbox = Outbox::new(outbox.clone());
     let (media, media_tx) = PeerMedia::new(
         participant_id,
         state.sfu.media(),
@@ -224,7 +234,7 @@ async fn join(
         display_name,
         role,
         standing,
-        outbox: outbox.clone(),
+        outbox,
         media: media_tx,
         receives: true,
     };
@@ -232,7 +242,7 @@ async fn join(
         Ok(snapshot) => snapshot,
         Err(e) => {
             media.close().await;
-            return Err(e);
+            return Err(e.into());
         }
     };
     let reply = ServerMessage::Joined {

@@ -8,15 +8,15 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use super::estimate::Bandwidth;
 use super::selector::{Demand, Selector};
 use super::{Layer, Quality};
 use crate::domain::{MediaKind, Source};
+use crate::sfu::event::{Event, Outbox};
 use crate::sfu::fanout::{Sink, OFF};
 use crate::sfu::track::Published;
-use crate::signal::protocol::ServerMessage;
 
 const TICK: Duration = Duration::from_millis(200);
 /// Before the connection is up there is no estimate: what a new one starts from.
@@ -108,13 +108,13 @@ impl Reception {
 
     /// Starts the loop; it runs until the returned value is dropped, telling `outbox` (a
     /// participant's signalling; none for a WHEP player) what changes.
-    pub fn start(self: &Arc<Self>, outbox: Option<mpsc::Sender<ServerMessage>>) -> Running {
+    pub fn start(self: &Arc<Self>, outbox: Option<Outbox>) -> Running {
         Running(tokio::spawn(self.clone().run(outbox)))
     }
 
-    async fn run(self: Arc<Self>, outbox: Option<mpsc::Sender<ServerMessage>>) {
+    async fn run(self: Arc<Self>, outbox: Option<Outbox>) {
         let mut selector = Selector::default();
-        let mut told: Option<ServerMessage> = None;
+        let mut told: Option<Event> = None;
         let mut counted = Counted::default();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -134,7 +134,7 @@ impl Reception {
                 // A message that finds the outbox full goes out at a later turn: the client
                 // most in need of it (a weak link) is the one whose socket is slowest.
                 let sent = match (&message, &outbox) {
-                    (Some(message), Some(outbox)) => outbox.try_send(message.clone()).is_ok(),
+                    (Some(message), Some(outbox)) => outbox.tell(message.clone()),
                     _ => true,
                 };
                 if sent {
@@ -144,9 +144,9 @@ impl Reception {
         }
     }
 
-    /// One turn of the loop; the `reception` message describing the result, if any video or
+    /// One turn of the loop; the `reception` event describing the result, if any video or
     /// audio is received.
-    fn apply(&self, selector: &mut Selector, counted: &mut Counted) -> Option<ServerMessage> {
+    fn apply(&self, selector: &mut Selector, counted: &mut Counted) -> Option<Event> {
         let outputs = self.outputs.lock().expect("outputs lock").clone();
         if outputs.is_empty() {
             return None;
@@ -222,7 +222,7 @@ impl Reception {
             .max()
             .unwrap_or(Layer::Off);
         counted.update(choice, decision.weak, estimate);
-        Some(ServerMessage::Reception {
+        Some(Event::Reception {
             quality: choice,
             video,
             weak: decision.weak,
@@ -266,11 +266,11 @@ impl Reception {
     }
 }
 
-/// Whether two `reception` messages differ only in the estimate.
-fn same_but_estimate(a: &ServerMessage, b: &ServerMessage) -> bool {
-    let blank = |m: &ServerMessage| {
+/// Whether two `reception` events differ only in the estimate.
+fn same_but_estimate(a: &Event, b: &Event) -> bool {
+    let blank = |m: &Event| {
         let mut m = m.clone();
-        if let ServerMessage::Reception { estimate_kbps, .. } = &mut m {
+        if let Event::Reception { estimate_kbps, .. } = &mut m {
             *estimate_kbps = 0;
         }
         m
@@ -372,7 +372,7 @@ mod tests {
 
     #[test]
     fn a_new_estimate_alone_is_no_news() {
-        let message = |estimate_kbps, weak| ServerMessage::Reception {
+        let message = |estimate_kbps, weak| Event::Reception {
             quality: Quality::Auto,
             video: Layer::Low,
             weak,

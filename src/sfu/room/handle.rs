@@ -7,12 +7,12 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::standing::Standing;
-use crate::domain::{MediaKind, TrackInfo};
+use crate::domain::{Abilities, MediaKind, ParticipantInfo, TrackInfo};
+use crate::sfu::error::RoomError;
+use crate::sfu::event::Outbox;
 use crate::sfu::event_log::Written;
 use crate::sfu::revocation::Revocation;
 use crate::sfu::track::{Incoming, Published};
-use crate::signal::error::SignalError;
-use crate::signal::protocol::{Abilities, ParticipantInfo, ServerMessage};
 
 /// What the room tells a participant's media side to do.
 pub enum PeerCommand {
@@ -31,7 +31,7 @@ pub struct NewPeer {
     pub display_name: String,
     pub role: String,
     pub standing: Standing,
-    pub outbox: mpsc::Sender<ServerMessage>,
+    pub outbox: Outbox,
     pub media: mpsc::UnboundedSender<PeerCommand>,
     /// False for publish-only participants (a WHIP encoder such as OBS): they are sent nothing.
     pub receives: bool,
@@ -74,7 +74,7 @@ pub enum Request {
 pub enum Command {
     Join {
         peer: NewPeer,
-        reply: oneshot::Sender<Result<Snapshot, SignalError>>,
+        reply: oneshot::Sender<Result<Snapshot, RoomError>>,
     },
     Leave {
         participant_id: u64,
@@ -105,7 +105,7 @@ pub enum Command {
     Request {
         participant_id: u64,
         request: Request,
-        reply: oneshot::Sender<Result<Option<Written>, SignalError>>,
+        reply: oneshot::Sender<Result<Option<Written>, RoomError>>,
     },
     /// Some participants lost their right to be here (see `revocation.rs`).
     Revoke(Revocation),
@@ -139,11 +139,8 @@ impl RoomHandle {
         self.tx.closed().await
     }
 
-    pub async fn send(&self, command: Command) -> Result<(), SignalError> {
-        self.tx
-            .send(command)
-            .await
-            .map_err(|_| SignalError::NotLive)
+    pub async fn send(&self, command: Command) -> Result<(), RoomError> {
+        self.tx.send(command).await.map_err(|_| RoomError::NotLive)
     }
 
     /// Tells the room a participant is gone (nothing to do if the room already ended).
@@ -156,16 +153,16 @@ impl RoomHandle {
             .await;
     }
 
-    pub async fn join(&self, peer: NewPeer) -> Result<Snapshot, SignalError> {
+    pub async fn join(&self, peer: NewPeer) -> Result<Snapshot, RoomError> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Join { peer, reply }).await?;
-        answer.await.map_err(|_| SignalError::NotLive)?
+        answer.await.map_err(|_| RoomError::NotLive)?
     }
 
-    pub async fn tracks(&self) -> Result<Vec<Arc<Published>>, SignalError> {
+    pub async fn tracks(&self) -> Result<Vec<Arc<Published>>, RoomError> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Tracks { reply }).await?;
-        answer.await.map_err(|_| SignalError::NotLive)
+        answer.await.map_err(|_| RoomError::NotLive)
     }
 
     /// Asks the room; a chat answers with the pending write of its session event, which the
@@ -174,7 +171,7 @@ impl RoomHandle {
         &self,
         participant_id: u64,
         request: Request,
-    ) -> Result<Option<Written>, SignalError> {
+    ) -> Result<Option<Written>, RoomError> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Request {
             participant_id,
@@ -182,6 +179,6 @@ impl RoomHandle {
             reply,
         })
         .await?;
-        answer.await.map_err(|_| SignalError::NotLive)?
+        answer.await.map_err(|_| RoomError::NotLive)?
     }
 }

@@ -12,14 +12,14 @@ use super::roster::Peer;
 use super::{PeerCommand, Request, Room};
 use crate::domain::RoomKind;
 use crate::domain::{MediaKind, TrackInfo};
+use crate::sfu::error::RoomError;
+use crate::sfu::event::Event;
 use crate::sfu::event_log::Written;
 use crate::sfu::revocation::Revocation;
-use crate::signal::error::SignalError;
-use crate::signal::protocol::ServerMessage;
 use crate::store::now_ms;
 
-/// Longest chat message, in characters. (How often one may chat is limited per socket, in
-/// `signal::throttle`.)
+/// Longest chat message, in characters. (How often one may chat is limited per socket, by
+/// the signalling.)
 pub const CHAT_MAX_CHARS: usize = 1000;
 
 /// What a removal is remembered by: the account, or for a guest the room token it came with.
@@ -36,16 +36,16 @@ impl Room {
         &mut self,
         participant_id: u64,
         request: Request,
-    ) -> Result<Option<Written>, SignalError> {
+    ) -> Result<Option<Written>, RoomError> {
         let peer = self
             .peers
             .get_mut(&participant_id)
-            .ok_or(SignalError::NotJoined)?;
+            .ok_or(RoomError::NotJoined)?;
         if peer.standing.waiting {
-            return Err(SignalError::NotAdmitted);
+            return Err(RoomError::NotAdmitted);
         }
         let host = peer.standing.host();
-        let not_host = || SignalError::NotAllowed("only the host may do this".into());
+        let not_host = || RoomError::NotAllowed("only the host may do this".into());
         let moderates = !matches!(
             request,
             Request::Chat(_)
@@ -66,7 +66,7 @@ impl Room {
             }
             Request::MayPublish => {
                 if !peer.standing.may_publish() {
-                    return Err(SignalError::NotAllowed(
+                    return Err(RoomError::NotAllowed(
                         "your role in this room does not allow publishing".into(),
                     ));
                 }
@@ -88,9 +88,9 @@ impl Room {
                 let peer = self
                     .peers
                     .get(&target)
-                    .ok_or(SignalError::NoSuchParticipant)?;
-                peer.tell(ServerMessage::Kicked {
-                    reason: "removed by the host".into(),
+                    .ok_or(RoomError::NoSuchParticipant)?;
+                peer.tell(Event::Kicked {
+                    reason: "removed by the host",
                 });
                 if let Some(key) = removal_key(peer.user_id, peer.session.as_deref()) {
                     self.removed.insert(key);
@@ -111,16 +111,13 @@ impl Room {
         Ok(None)
     }
 
-    fn chat(&mut self, participant_id: u64, text: String) -> Result<Written, SignalError> {
+    fn chat(&mut self, participant_id: u64, text: String) -> Result<Written, RoomError> {
         let text = text.trim().to_owned();
         if text.is_empty() {
-            return Err(SignalError::bad("empty_message", "the message is empty"));
+            return Err(RoomError::EmptyMessage);
         }
         if text.chars().count() > CHAT_MAX_CHARS {
-            return Err(SignalError::bad(
-                "message_too_long",
-                format!("at most {CHAT_MAX_CHARS} characters"),
-            ));
+            return Err(RoomError::MessageTooLong);
         }
         let display_name = self.peers[&participant_id].display_name.clone();
         let written = self.log_durable(
@@ -129,7 +126,7 @@ impl Room {
             serde_json::json!({"text": text}),
         );
         self.broadcast(
-            ServerMessage::Chat {
+            Event::Chat {
                 participant_id,
                 display_name,
                 text,
@@ -141,30 +138,26 @@ impl Room {
     }
 
     /// Lets a waiting participant in: it is told the room as it is now, then media follows.
-    fn admit(&mut self, host_id: u64, target: u64) -> Result<(), SignalError> {
+    fn admit(&mut self, host_id: u64, target: u64) -> Result<(), RoomError> {
         let peer = self
             .peers
             .get_mut(&target)
-            .ok_or(SignalError::NoSuchParticipant)?;
+            .ok_or(RoomError::NoSuchParticipant)?;
         if !peer.standing.waiting {
             return Ok(());
         }
         peer.standing.waiting = false;
         let peer = &self.peers[&target];
-        peer.tell(ServerMessage::Admitted);
+        peer.tell(Event::Admitted);
         if peer.sees_roster() {
             for participant in self.visible_to(peer, target) {
-                peer.tell(ServerMessage::ParticipantJoined { participant });
+                peer.tell(Event::ParticipantJoined(participant));
             }
         } else {
-            peer.tell(ServerMessage::ParticipantCount {
-                count: self.participant_count(),
-            });
+            peer.tell(Event::ParticipantCount(self.participant_count()));
         }
         for track in self.tracks.values() {
-            peer.tell(ServerMessage::TrackPublished {
-                track: track.info(),
-            });
+            peer.tell(Event::TrackPublished(track.info()));
             if peer.receives {
                 let _ = peer.media.send(PeerCommand::Subscribe(track.clone()));
             }
@@ -174,11 +167,11 @@ impl Room {
         Ok(())
     }
 
-    fn promote(&mut self, host_id: u64, target: u64, presenter: bool) -> Result<(), SignalError> {
+    fn promote(&mut self, host_id: u64, target: u64, presenter: bool) -> Result<(), RoomError> {
         let peer = self
             .peers
             .get_mut(&target)
-            .ok_or(SignalError::NoSuchParticipant)?;
+            .ok_or(RoomError::NoSuchParticipant)?;
         peer.standing.promoted = presenter;
         let detail = serde_json::json!({"participant_id": target, "presenter": presenter});
         self.updated(host_id, target, "promote", detail);
@@ -198,11 +191,11 @@ impl Room {
         target: u64,
         kind: MediaKind,
         muted: bool,
-    ) -> Result<(), SignalError> {
+    ) -> Result<(), RoomError> {
         let peer = self
             .peers
             .get_mut(&target)
-            .ok_or(SignalError::NoSuchParticipant)?;
+            .ok_or(RoomError::NoSuchParticipant)?;
         peer.muted.retain(|k| *k != kind);
         if muted {
             peer.muted.push(kind);
@@ -227,7 +220,7 @@ impl Room {
         );
         for track in changed {
             self.broadcast(
-                ServerMessage::TrackMuted {
+                Event::TrackMuted {
                     track_id: track.track_id,
                     participant_id: target,
                     muted,
@@ -243,11 +236,7 @@ impl Room {
         self.log(Some(actor), kind, detail);
         if let Some(peer) = self.peers.get(&subject) {
             let participant = peer.info(subject);
-            self.announce(
-                subject,
-                ServerMessage::ParticipantUpdated { participant },
-                true,
-            );
+            self.announce(subject, Event::ParticipantUpdated(participant), true);
         }
     }
 
@@ -263,8 +252,8 @@ impl Room {
             .collect();
         for id in reached {
             if let Some(peer) = self.peers.get(&id) {
-                peer.tell(ServerMessage::Kicked {
-                    reason: revocation.reason.to_owned(),
+                peer.tell(Event::Kicked {
+                    reason: revocation.reason,
                 });
             }
             self.log(

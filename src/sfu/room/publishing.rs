@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Command, Peer, PeerCommand, Room};
+use crate::sfu::event::Event;
 use crate::sfu::track::{new_track_id, Incoming, Published};
-use crate::signal::protocol::ServerMessage;
 
 /// How long a departed publisher's tracks wait for them to come back.
 const RECONNECT_GRACE: Duration = Duration::from_secs(10);
@@ -73,12 +73,7 @@ impl Room {
             serde_json::json!({"track_id": track.id, "kind": track.kind, "source": track.source}),
         );
         // Announced before any subscriber offer can carry it.
-        self.broadcast(
-            ServerMessage::TrackPublished {
-                track: track.info(),
-            },
-            None,
-        );
+        self.broadcast(Event::TrackPublished(track.info()), None);
         if new {
             for (id, peer) in &self.peers {
                 if *id != participant_id && peer.subscribes() {
@@ -152,7 +147,7 @@ impl Room {
                 .send(PeerCommand::Unsubscribe(track_id.to_owned()));
         }
         self.broadcast(
-            ServerMessage::TrackUnpublished {
+            Event::TrackUnpublished {
                 track_id: track_id.to_owned(),
                 participant_id,
             },

@@ -4,12 +4,12 @@
 
 use super::{Command, Room};
 use crate::recording::Start;
-use crate::signal::error::SignalError;
-use crate::signal::protocol::ServerMessage;
+use crate::sfu::error::RoomError;
+use crate::sfu::event::Event;
 
 impl Room {
     /// Starts or stops recording; everyone admitted is told, and the log says who did it.
-    pub(super) fn record(&mut self, participant_id: u64, on: bool) -> Result<(), SignalError> {
+    pub(super) fn record(&mut self, participant_id: u64, on: bool) -> Result<(), RoomError> {
         let peer = &self.peers[&participant_id];
         let name = peer.display_name.clone();
         if !on {
@@ -35,7 +35,7 @@ impl Room {
         });
         let recording = self.spec.recorder.start(start, on_failure).map_err(|e| {
             tracing::warn!(error = %e, "recording refused");
-            SignalError::bad("recording_refused", e.to_string())
+            RoomError::RecordingRefused(e.to_string())
         })?;
         for track in self.tracks.values() {
             let publisher = self.peers.get(&track.participant_id());
@@ -47,14 +47,7 @@ impl Room {
             "recording_started",
             serde_json::json!({}),
         );
-        self.broadcast(
-            ServerMessage::Recording {
-                recording: true,
-                by: name,
-                reason: None,
-            },
-            None,
-        );
+        self.broadcast(Event::RecordingStarted { by: name }, None);
         Ok(())
     }
 
@@ -70,13 +63,6 @@ impl Room {
             "recording_stopped",
             serde_json::json!({"reason": reason}),
         );
-        self.broadcast(
-            ServerMessage::Recording {
-                recording: false,
-                by,
-                reason: Some(reason.to_owned()),
-            },
-            None,
-        );
+        self.broadcast(Event::RecordingStopped { by, reason }, None);
     }
 }

@@ -16,8 +16,9 @@ use tokio::time::Instant;
 use super::standing::Standing;
 use super::{PeerCommand, Room};
 use crate::domain::MediaKind;
+use crate::domain::ParticipantInfo;
 use crate::domain::RoomKind;
-use crate::signal::protocol::{ParticipantInfo, ServerMessage};
+use crate::sfu::event::{Event, Outbox};
 
 /// Counts go out at most this often.
 pub const COUNT_INTERVAL: Duration = Duration::from_secs(1);
@@ -34,7 +35,7 @@ pub(super) struct Peer {
     pub(super) joined_at: i64,
     /// Kinds the host muted; what this participant publishes later starts muted too.
     pub(super) muted: Vec<MediaKind>,
-    pub(super) outbox: mpsc::Sender<ServerMessage>,
+    pub(super) outbox: Outbox,
     pub(super) media: mpsc::UnboundedSender<PeerCommand>,
     pub(super) receives: bool,
 }
@@ -57,11 +58,9 @@ impl Peer {
         }
     }
 
-    /// Queues a message and never waits. A full queue means the participant stopped taking
-    /// its messages: its connection sees the queue full and disconnects it (`too_slow`), so
-    /// what is dropped here is never needed.
-    pub(super) fn tell(&self, message: ServerMessage) {
-        let _ = self.outbox.try_send(message);
+    /// Queues an event and never waits (see `Outbox`).
+    pub(super) fn tell(&self, event: Event) {
+        self.outbox.tell(event);
     }
 
     /// Gets the participant list rather than a count.
@@ -91,34 +90,34 @@ pub(super) struct Counts {
 
 impl Room {
     /// Tells every admitted participant (tracks, chat); those waiting hear nothing.
-    pub(super) fn broadcast(&self, message: ServerMessage, except: Option<u64>) {
+    pub(super) fn broadcast(&self, event: Event, except: Option<u64>) {
         for (id, peer) in &self.peers {
             if Some(*id) != except && !peer.standing.waiting {
-                peer.tell(message.clone());
+                peer.tell(event.clone());
             }
         }
     }
 
-    /// Tells those who see `subject_id` (and `subject_id` itself when `to_self`) a message
+    /// Tells those who see `subject_id` (and `subject_id` itself when `to_self`) an event
     /// about it.
-    pub(super) fn announce(&self, subject_id: u64, message: ServerMessage, to_self: bool) {
+    pub(super) fn announce(&self, subject_id: u64, event: Event, to_self: bool) {
         let Some(subject) = self.peers.get(&subject_id) else {
             return;
         };
         for (id, peer) in &self.peers {
             let own = *id == subject_id;
             if (own && to_self) || (!own && peer.sees(subject)) {
-                peer.tell(message.clone());
+                peer.tell(event.clone());
             }
         }
     }
 
     /// Tells the list viewers who saw `gone` that it left (it is no longer in the room).
-    pub(super) fn announce_left(&self, participant_id: u64, gone: &Peer, reason: &str) {
+    pub(super) fn announce_left(&self, participant_id: u64, gone: &Peer, reason: &'static str) {
         for peer in self.peers.values().filter(|p| p.sees(gone)) {
-            peer.tell(ServerMessage::ParticipantLeft {
+            peer.tell(Event::ParticipantLeft {
                 participant_id,
-                reason: reason.to_owned(),
+                reason,
             });
         }
     }
@@ -159,7 +158,7 @@ impl Room {
         let count = self.participant_count();
         for (id, peer) in &self.peers {
             if Some(*id) != except && peer.gets_counts() {
-                peer.tell(ServerMessage::ParticipantCount { count });
+                peer.tell(Event::ParticipantCount(count));
             }
         }
     }
