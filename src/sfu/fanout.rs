@@ -5,7 +5,8 @@
 //!
 //! For a simulcast track each subscriber receives one encoding, the one its quality loop set
 //! as its target (`quality/reception.rs`); it moves to a new target at that encoding's next
-//! keyframe, and until then keeps the old one, so the picture never breaks.
+//! keyframe, and until then keeps the old one, so the picture never breaks; except on a step
+//! down forced by the link, where the old one stops at once (`Sink::set_target_at_once`).
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -53,6 +54,18 @@ impl Sink {
     /// Asks for encoding `slot` (or [`OFF`]), taken at its next keyframe; true if it changed.
     pub fn set_target(&self, slot: u8) -> bool {
         self.target.swap(slot, Ordering::Relaxed) != slot
+    }
+
+    /// The same, without keeping the encoding it has meanwhile: for a step down on a link
+    /// that cannot carry it, where the old encoding would fill the queue in front of the link
+    /// and the new one's keyframe would be lost behind it. The picture stops for a moment.
+    pub fn set_target_at_once(&self, slot: u8) -> bool {
+        let mut state = self.state.lock().expect("sink lock");
+        let changed = self.set_target(slot);
+        if changed {
+            state.current = None;
+        }
+        changed
     }
 
     /// The encoding it receives now, if any.
@@ -262,5 +275,25 @@ mod tests {
         fanout.send(&video(&high2, 1, false));
         assert_eq!(rx.try_recv().unwrap().packet.header.sequence_number, 502);
         assert_eq!(sink.current(), Some(1));
+    }
+
+    #[tokio::test]
+    async fn a_step_down_at_once_stops_the_old_encoding_before_the_new_keyframe() {
+        let fanout = Fanout::default();
+        let (tx, mut rx) = mpsc::channel(16);
+        let sink = Arc::new(Sink::new(1, tx));
+        fanout.add(sink.clone());
+        sink.set_target(1);
+        let (high_key, high1, low1, low_key) = (packet(500), packet(501), packet(10), packet(11));
+        fanout.send(&video(&high_key, 1, true));
+        assert_eq!(rx.try_recv().unwrap().slot, 1);
+        assert!(sink.set_target_at_once(0));
+        assert!(!fanout.send(&video(&high1, 1, false)));
+        assert!(rx.try_recv().is_err(), "the old encoding stopped");
+        assert!(fanout.send(&video(&low1, 0, false)), "a keyframe is wanted");
+        assert!(rx.try_recv().is_err());
+        fanout.send(&video(&low_key, 0, true));
+        assert_eq!(rx.try_recv().unwrap().packet.header.sequence_number, 11);
+        assert_eq!(sink.current(), Some(0));
     }
 }

@@ -3,9 +3,9 @@
 //! most half every 200 ms from a smoothed loss, and its delay signal is slow to trust a queue,
 //! so it needs seconds to get from a high layer down to such a link; all that time video floods
 //! it, the audio behind it is lost and the family's signalling socket backs off for seconds
-//! more. The receiver's feedback shows it within half a second: a fifth of the packets lost, or
-//! a queue growing by 150 ms while less arrives than was sent. What arrived in that time is the
-//! link's rate: [`Collapse`] tells it, and the estimate is capped there.
+//! more. The receiver's feedback shows it within a second: 15 % of the packets lost, or
+//! a queue growing by 100 ms while less arrives than was sent, twice in a row. What arrived in
+//! that time is the link's rate: [`Collapse`] tells it, and the estimate is capped there.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -18,12 +18,12 @@ const WINDOW: Duration = Duration::from_millis(500);
 const MIN_SPAN: Duration = Duration::from_millis(250);
 const MIN_PACKETS: usize = 10;
 /// This share lost is a collapse, not the few per cent a wireless link loses anyway.
-const LOSS: f64 = 0.2;
+const LOSS: f64 = 0.15;
 /// A queue growing this much within the window, while under this share of what was sent
 /// arrives, is a link filled past its rate (Wi-Fi holding packets for a moment grows the
 /// queue, but delivers the backlog at once).
-const QUEUE_GROWTH: Duration = Duration::from_millis(150);
-const DELIVERED: f64 = 0.8;
+const QUEUE_GROWTH: Duration = Duration::from_millis(100);
+const DELIVERED: f64 = 0.85;
 
 /// One packet the receiver reported on.
 #[derive(Debug, Clone, Copy)]
@@ -37,12 +37,15 @@ struct Sent {
 #[derive(Debug, Default)]
 pub struct Collapse {
     sent: VecDeque<Sent>,
+    /// The rate of a first window that looked collapsed. A receiver starved of CPU for a
+    /// moment (a phone, a busy laptop) loses or delays a window's packets too; a link that
+    /// collapsed still looks so in the next window.
+    suspect: Option<f64>,
 }
 
 impl Collapse {
     /// Takes the receiver's feedback; returns the rate that arrived, in bits per second, when
-    /// the link collapsed. Each collapse is told once: the next judgement waits for a fresh
-    /// window.
+    /// the link collapsed: two windows in a row, each judged on fresh packets.
     pub fn on_reports(&mut self, reports: &[PacketReport]) -> Option<f64> {
         self.sent.extend(reports.iter().map(|r| Sent {
             departure: r.departure,
@@ -52,11 +55,30 @@ impl Collapse {
         let newest = self.sent.iter().map(|s| s.departure).max()?;
         self.sent
             .retain(|s| newest.saturating_duration_since(s.departure) <= WINDOW);
-        let told = self.lossy(newest).or_else(|| self.queued());
-        if told.is_some() {
-            self.sent.clear();
+        let seen = match self.lossy(newest).or_else(|| self.queued()) {
+            Some(bps) => bps,
+            None => {
+                if self.judged(newest) {
+                    self.suspect = None;
+                }
+                return None;
+            }
+        };
+        self.sent.clear();
+        match self.suspect.take() {
+            Some(first) => Some(first.min(seen)),
+            None => {
+                self.suspect = Some(seen);
+                None
+            }
         }
-        told
+    }
+
+    /// Whether the window holds enough to say the link is fine.
+    fn judged(&self, newest: Instant) -> bool {
+        let oldest = self.sent.iter().map(|s| s.departure).min();
+        oldest.is_some_and(|o| newest.saturating_duration_since(o) >= MIN_SPAN)
+            && self.sent.len() >= MIN_PACKETS
     }
 
     /// The rate delivered from the window's first loss on (what arrived before it says nothing
@@ -237,6 +259,26 @@ mod tests {
                         1000,
                         true,
                     )
+                })
+                .collect();
+            told.extend(collapse.on_reports(&reports));
+        }
+        assert!(told.is_empty(), "{told:?}");
+    }
+
+    #[test]
+    fn a_receiver_stalled_for_a_moment_is_not_a_collapse() {
+        let start = Instant::now();
+        let mut collapse = Collapse::default();
+        let mut told = Vec::new();
+        // Most of 300 ms lost between good windows.
+        for batch in 0..30u64 {
+            let kept = if (10..13).contains(&batch) { 2 } else { 10 };
+            let at = start + Duration::from_millis(100 * batch);
+            let reports: Vec<_> = (0..10)
+                .map(|i| {
+                    let departure = at + Duration::from_millis(10 * i);
+                    report(batch * 10 + i, start, departure, 1000, i < kept)
                 })
                 .collect();
             told.extend(collapse.on_reports(&reports));

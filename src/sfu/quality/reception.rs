@@ -200,7 +200,15 @@ impl Reception {
             let slot = rank
                 .and_then(|r| ranked.get(r))
                 .map_or(OFF, |(slot, _)| *slot as u8);
-            if sink.set_target(slot) {
+            // A step down in auto is the link's doing: the old encoding stops at once.
+            let rank_of = |slot| ranked.iter().position(|(s, _)| *s as u8 == slot);
+            let down = choice == Quality::Auto
+                && matches!((sink.current().and_then(rank_of), rank), (Some(now), Some(next)) if next < now);
+            let changed = match down {
+                true => sink.set_target_at_once(slot),
+                false => sink.set_target(slot),
+            };
+            if changed {
                 tracing::debug!(
                     track = %published.id, estimate, audio_bps, ?ranked, weak = decision.weak,
                     ?choice, slot, "layer target"
