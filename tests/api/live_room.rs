@@ -312,6 +312,8 @@ async fn a_silent_client_leaves_at_the_idle_timeout(db: Db) {
     // The family's network vanishes after its join: the socket stays open, nothing arrives.
     let mut family = RawSocket::open(&app, Credential::Cookie(&class.family.cookie)).await;
     let before = homeroom::store::now_ms();
+    // The server's idle clock starts when the join arrives: no earlier than this.
+    let sent_join = Instant::now();
     family
         .send(json!({"type": "join", "id": 1, "room_id": classroom}).to_string())
         .await;
@@ -340,7 +342,7 @@ async fn a_silent_client_leaves_at_the_idle_timeout(db: Db) {
             "the silent family is still in the room"
         );
     };
-    let gone_after = silent_since.elapsed();
+    let gone_after = sent_join.elapsed();
     assert!(
         gone_after >= Duration::from_millis(1900),
         "gone after {gone_after:?}"
