@@ -243,12 +243,18 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_switch_of_encoding_waits_for_its_keyframe_and_keeps_the_old_one_till_then() {
+    /// A fan-out with one subscriber: its sink and what it receives.
+    fn one_subscriber() -> (Fanout, Arc<Sink>, mpsc::Receiver<Forwarded>) {
         let fanout = Fanout::default();
-        let (tx, mut rx) = mpsc::channel(16);
+        let (tx, rx) = mpsc::channel(16);
         let sink = Arc::new(Sink::new(1, tx));
         fanout.add(sink.clone());
+        (fanout, sink, rx)
+    }
+
+    #[tokio::test]
+    async fn a_switch_of_encoding_waits_for_its_keyframe_and_keeps_the_old_one_till_then() {
+        let (fanout, sink, mut rx) = one_subscriber();
         let (low1, high1, low2, high_key, low3, high2) = (
             packet(10),
             packet(500),
@@ -279,10 +285,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_step_down_at_once_stops_the_old_encoding_before_the_new_keyframe() {
-        let fanout = Fanout::default();
-        let (tx, mut rx) = mpsc::channel(16);
-        let sink = Arc::new(Sink::new(1, tx));
-        fanout.add(sink.clone());
+        let (fanout, sink, mut rx) = one_subscriber();
         sink.set_target(1);
         let (high_key, high1, low1, low_key) = (packet(500), packet(501), packet(10), packet(11));
         fanout.send(&video(&high_key, 1, true));

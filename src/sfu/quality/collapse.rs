@@ -76,13 +76,17 @@ impl Collapse {
 
     /// Whether the window holds enough to say the link is fine.
     fn judged(&self, newest: Instant) -> bool {
-        let oldest = self.sent.iter().map(|s| s.departure).min();
-        oldest.is_some_and(|o| newest.saturating_duration_since(o) >= MIN_SPAN)
-            && self.sent.len() >= MIN_PACKETS
+        let oldest = self
+            .sent
+            .iter()
+            .map(|s| s.departure)
+            .min()
+            .unwrap_or(newest);
+        enough(newest.saturating_duration_since(oldest), self.sent.len())
     }
 
     /// The rate delivered from the window's first loss on (what arrived before it says nothing
-    /// of the link now), if a fifth of it was lost.
+    /// of the link now), if [`LOSS`] of it was lost.
     fn lossy(&self, newest: Instant) -> Option<f64> {
         let first_loss = self
             .sent
@@ -97,8 +101,7 @@ impl Collapse {
             .copied()
             .collect();
         let lost = since.iter().filter(|s| s.arrival.is_none()).count();
-        let judged =
-            newest.saturating_duration_since(first_loss) >= MIN_SPAN && since.len() >= MIN_PACKETS;
+        let judged = enough(newest.saturating_duration_since(first_loss), since.len());
         (judged && lost as f64 >= LOSS * since.len() as f64)
             .then(|| delivered(&since))
             .flatten()
@@ -115,7 +118,7 @@ impl Collapse {
         arrived.sort_by_key(|s| s.departure);
         let (first, last) = (arrived.first()?, arrived.last()?);
         let left = last.departure.saturating_duration_since(first.departure);
-        if left < MIN_SPAN || arrived.len() < MIN_PACKETS {
+        if !enough(left, arrived.len()) {
             return None;
         }
         let took = last.arrival?.saturating_sub(first.arrival?);
@@ -127,6 +130,11 @@ impl Collapse {
         let delivered_bps = delivered(&arrived)?;
         (delivered_bps < DELIVERED * sent_bps).then_some(delivered_bps)
     }
+}
+
+/// Whether packets sent over `span` are enough to judge a link by.
+fn enough(span: Duration, packets: usize) -> bool {
+    span >= MIN_SPAN && packets >= MIN_PACKETS
 }
 
 /// The rate at which the link delivered `packets`: bytes over the time they took to arrive
@@ -170,26 +178,28 @@ mod tests {
         }
     }
 
-    /// 100 packets of 1,000 bytes a second (800 kbit/s), of which `kept` in ten arrive; the
-    /// collapses told.
-    fn second(collapse: &mut Collapse, epoch: Instant, start: Instant, kept: u64) -> Vec<f64> {
+    /// Feeds `batches` reports of ten packets, numbered on from 0, as `packet(id)` makes them;
+    /// the collapses told.
+    fn feed(
+        collapse: &mut Collapse,
+        batches: std::ops::Range<u64>,
+        mut packet: impl FnMut(u64) -> PacketReport,
+    ) -> Vec<f64> {
         let mut told = Vec::new();
-        for batch in 0..10u64 {
-            let at = start + Duration::from_millis(100 * batch);
-            let reports: Vec<_> = (0..10)
-                .map(|i| {
-                    report(
-                        batch * 10 + i,
-                        epoch,
-                        at + Duration::from_millis(10 * i),
-                        1000,
-                        i < kept,
-                    )
-                })
-                .collect();
+        for batch in batches {
+            let reports: Vec<_> = (0..10).map(|i| packet(batch * 10 + i)).collect();
             told.extend(collapse.on_reports(&reports));
         }
         told
+    }
+
+    /// 100 packets of 1,000 bytes a second (800 kbit/s), of which `kept` in ten arrive; the
+    /// collapses told.
+    fn second(collapse: &mut Collapse, epoch: Instant, start: Instant, kept: u64) -> Vec<f64> {
+        feed(collapse, 0..10, |id| {
+            let departure = start + Duration::from_millis(10 * id);
+            report(id, epoch, departure, 1000, id % 10 < kept)
+        })
     }
 
     #[test]
@@ -222,21 +232,14 @@ mod tests {
         // 800 kbit/s into a 400 kbit/s link with a deep buffer: nothing lost, the queue grows
         // 500 ms a second.
         let mut free_at = Duration::ZERO;
-        let mut told = Vec::new();
-        for batch in 0..20u64 {
-            let reports: Vec<_> = (0..10)
-                .map(|i| {
-                    let id = batch * 10 + i;
-                    let departure = start + Duration::from_millis(10 * id);
-                    let mut sent = report(id, start, departure, 1000, true);
-                    let at = sent.arrival.unwrap().max(free_at) + Duration::from_millis(20);
-                    free_at = at;
-                    sent.arrival = Some(at);
-                    sent
-                })
-                .collect();
-            told.extend(collapse.on_reports(&reports));
-        }
+        let told = feed(&mut collapse, 0..20, |id| {
+            let departure = start + Duration::from_millis(10 * id);
+            let mut sent = report(id, start, departure, 1000, true);
+            let at = sent.arrival.unwrap().max(free_at) + Duration::from_millis(20);
+            free_at = at;
+            sent.arrival = Some(at);
+            sent
+        });
         assert!(
             !told.is_empty(),
             "a queue growing at 500 ms a second is told"
@@ -247,22 +250,15 @@ mod tests {
         );
         // At the link's rate, the queue stays as it is.
         let mut collapse = Collapse::default();
-        let mut told = Vec::new();
-        for batch in 0..20u64 {
-            let reports: Vec<_> = (0..10)
-                .map(|i| {
-                    let id = batch * 10 + i;
-                    report(
-                        id,
-                        start,
-                        start + Duration::from_millis(20 * id),
-                        1000,
-                        true,
-                    )
-                })
-                .collect();
-            told.extend(collapse.on_reports(&reports));
-        }
+        let told = feed(&mut collapse, 0..20, |id| {
+            report(
+                id,
+                start,
+                start + Duration::from_millis(20 * id),
+                1000,
+                true,
+            )
+        });
         assert!(told.is_empty(), "{told:?}");
     }
 
@@ -270,19 +266,12 @@ mod tests {
     fn a_receiver_stalled_for_a_moment_is_not_a_collapse() {
         let start = Instant::now();
         let mut collapse = Collapse::default();
-        let mut told = Vec::new();
         // Most of 300 ms lost between good windows.
-        for batch in 0..30u64 {
-            let kept = if (10..13).contains(&batch) { 2 } else { 10 };
-            let at = start + Duration::from_millis(100 * batch);
-            let reports: Vec<_> = (0..10)
-                .map(|i| {
-                    let departure = at + Duration::from_millis(10 * i);
-                    report(batch * 10 + i, start, departure, 1000, i < kept)
-                })
-                .collect();
-            told.extend(collapse.on_reports(&reports));
-        }
+        let told = feed(&mut collapse, 0..30, |id| {
+            let kept = if (100..130).contains(&id) { 2 } else { 10 };
+            let departure = start + Duration::from_millis(10 * id);
+            report(id, start, departure, 1000, id % 10 < kept)
+        });
         assert!(told.is_empty(), "{told:?}");
     }
 

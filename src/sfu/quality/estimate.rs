@@ -125,7 +125,8 @@ impl BandwidthEstimator for Estimator {
                 "the link collapsed"
             );
             let below = carried * COLLAPSE_SHARE;
-            self.cap = self.cap.min(self.estimate()).min(below.max(MIN_BPS));
+            // Never above the estimate it cuts (which the cap already bounds).
+            self.cap = self.estimate().min(below.max(MIN_BPS));
             self.capped_at = Some(now);
         }
         if !reports.is_empty() {
