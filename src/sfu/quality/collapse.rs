@@ -6,6 +6,10 @@
 //! more. The receiver's feedback shows it within a second: 15 % of the packets lost, or
 //! a queue growing by 100 ms while less arrives than was sent, twice in a row. What arrived in
 //! that time is the link's rate: [`Collapse`] tells it, and the estimate is capped there.
+//!
+//! Only a link that carries less than any video layer needs is told: above that GCC gets to
+//! the right layer in time, and a receiver starved of CPU (a busy phone, a loaded test machine)
+//! loses and delays packets much as a link does, yet reads them in bursts, at a high rate.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -24,6 +28,8 @@ const LOSS: f64 = 0.15;
 /// queue, but delivers the backlog at once).
 const QUEUE_GROWTH: Duration = Duration::from_millis(100);
 const DELIVERED: f64 = 0.85;
+/// Under this rate (bits per second) no video layer fits beside the audio.
+const CEILING: f64 = 200_000.0;
 
 /// One packet the receiver reported on.
 #[derive(Debug, Clone, Copy)]
@@ -56,8 +62,8 @@ impl Collapse {
         self.sent
             .retain(|s| newest.saturating_duration_since(s.departure) <= WINDOW);
         let seen = match self.lossy(newest).or_else(|| self.queued()) {
-            Some(bps) => bps,
-            None => {
+            Some(bps) if bps < CEILING => bps,
+            _ => {
                 if self.judged(newest) {
                     self.suspect = None;
                 }
@@ -208,11 +214,10 @@ mod tests {
         let mut collapse = Collapse::default();
         // A few per cent lost is an ordinary wireless link.
         assert!(second(&mut collapse, start, start, 9).is_empty());
-        // One packet in ten arrives: about 80 kbit/s gets through, told about twice a second
-        // (the first time from a window that still held some of the good link).
+        // One packet in ten arrives: about 80 kbit/s gets through, told within the second
+        // (a window that still held some of the good link carried too much to be judged).
         let told = second(&mut collapse, start, start + Duration::from_secs(1), 1);
-        assert!((2..=4).contains(&told.len()), "{told:?}");
-        assert!(told.iter().all(|bps| *bps < 800_000.0), "{told:?}");
+        assert!((1..=3).contains(&told.len()), "{told:?}");
         assert!(
             (50_000.0..100_000.0).contains(told.last().unwrap()),
             "{told:?}"
@@ -225,27 +230,28 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_link_filled_past_its_rate_is_told_by_its_growing_queue() {
-        let start = Instant::now();
-        let mut collapse = Collapse::default();
-        // 800 kbit/s into a 400 kbit/s link with a deep buffer: nothing lost, the queue grows
-        // 500 ms a second.
+    /// Two seconds of 800 kbit/s into a link of `bps` with a deep buffer (nothing lost); the
+    /// collapses told.
+    fn queue_into(collapse: &mut Collapse, start: Instant, bps: u64) -> Vec<f64> {
+        let per_packet = Duration::from_micros(8_000 * 1_000_000 / bps);
         let mut free_at = Duration::ZERO;
-        let told = feed(&mut collapse, 0..20, |id| {
+        feed(collapse, 0..20, |id| {
             let departure = start + Duration::from_millis(10 * id);
             let mut sent = report(id, start, departure, 1000, true);
-            let at = sent.arrival.unwrap().max(free_at) + Duration::from_millis(20);
+            let at = sent.arrival.unwrap().max(free_at) + per_packet;
             free_at = at;
             sent.arrival = Some(at);
             sent
-        });
+        })
+    }
+
+    #[test]
+    fn a_link_filled_past_its_rate_is_told_by_its_growing_queue() {
+        let start = Instant::now();
+        let told = queue_into(&mut Collapse::default(), start, 100_000);
+        assert!(!told.is_empty(), "a queue growing 875 ms a second is told");
         assert!(
-            !told.is_empty(),
-            "a queue growing at 500 ms a second is told"
-        );
-        assert!(
-            told.iter().all(|bps| (350_000.0..450_000.0).contains(bps)),
+            told.iter().all(|bps| (80_000.0..120_000.0).contains(bps)),
             "{told:?}"
         );
         // At the link's rate, the queue stays as it is.
@@ -259,6 +265,16 @@ mod tests {
                 true,
             )
         });
+        assert!(told.is_empty(), "{told:?}");
+    }
+
+    #[test]
+    fn a_link_that_still_carries_video_is_left_to_gcc() {
+        let start = Instant::now();
+        let told = queue_into(&mut Collapse::default(), start, 400_000);
+        assert!(told.is_empty(), "{told:?}");
+        // Half of 800 kbit/s lost.
+        let told = second(&mut Collapse::default(), start, start, 5);
         assert!(told.is_empty(), "{told:?}");
     }
 
