@@ -28,14 +28,14 @@ use crate::access::{Action, Who};
 use crate::auth::room_token::{Purpose, RoomClaims};
 use crate::domain::MediaKind;
 use crate::domain::RoomKind;
-use crate::sfu::error::RoomError;
 use crate::sfu::event::Outbox;
 use crate::sfu::media::{Connection, Direction, MediaError};
 use crate::sfu::output::Output;
 use crate::sfu::peer::candidate_init;
 use crate::sfu::quality::reception::{Reception, Running};
-use crate::sfu::room::{NewPeer, RoomHandle};
-use crate::signal::admission::{admit, presentation};
+use crate::sfu::room::RoomHandle;
+use crate::signal::admission::admit;
+use crate::signal::entry::{enter, Client, Entered, Entry};
 use crate::signal::{Caller, Identity};
 use crate::state::AppState;
 use crate::store::now_ms;
@@ -219,30 +219,20 @@ pub async fn play(
     // Outsiders learn nothing of the room, not even its kind: admission (404) comes first.
     let standing = admit(&state.store, &identity, &room).await?;
     watch_action(&room.kind)?;
-    let handle = state.sfu.live_room(room.id).ok_or(RoomError::NotLive)?;
-    state.sfu.admit(false)?;
-    let participant_id = state.sfu.next_participant_id();
     let (outbox, outbox_rx) = mpsc::channel(256);
-    // A WHEP viewer cannot be renegotiated, so the room sends its media side nothing.
-    let (media_tx, _) = mpsc::unbounded_channel();
-    let (name, role) = presentation(&identity, &standing);
-    let user_id = match &identity {
-        Identity::User(user) => Some(user.id),
-        Identity::Guest(_) => None,
+    let entry = Entry {
+        room: &room,
+        identity: &identity,
+        standing,
+        session,
+        outbox: Outbox::new(outbox),
+        client: Client::Player,
     };
-    handle
-        .join(NewPeer {
-            participant_id,
-            user_id,
-            session,
-            display_name: name,
-            role,
-            standing,
-            outbox: Outbox::new(outbox),
-            media: media_tx,
-            receives: false,
-        })
-        .await?;
+    let Entered {
+        room: handle,
+        participant_id,
+        ..
+    } = enter(&state.sfu, entry).await?;
     let answer = match answer(&state, &handle, participant_id, offer).await {
         Ok(answered) => answered,
         Err(e) => {

@@ -24,8 +24,9 @@ use crate::sfu::error::RoomError;
 use crate::sfu::event::Outbox;
 use crate::sfu::media::MediaError;
 use crate::sfu::peer::{candidate_init, PeerMedia};
-use crate::sfu::room::{NewPeer, RoomHandle};
-use crate::signal::admission::{admit, presentation};
+use crate::sfu::room::RoomHandle;
+use crate::signal::admission::admit;
+use crate::signal::entry::{enter, Client, Entered, Entry};
 use crate::signal::Identity;
 use crate::state::AppState;
 use crate::store::rooms::Room;
@@ -203,7 +204,7 @@ pub async fn publish(
         code: "stream_key_invalid",
         message: "the key's owner no longer exists".into(),
     })?;
-    let identity = Identity::User(owner.clone());
+    let identity = Identity::User(owner);
     let standing = admit(&state.store, &identity, &room).await?;
     if !standing.may_publish() {
         return Err(Error::forbidden(
@@ -211,38 +212,24 @@ pub async fn publish(
             "the key's owner may not go live in this room",
         ));
     }
-    let handle = state
-        .sfu
-        .room_for(&room, Some(owner.id), standing.host())
-        .await?;
-    let participant_id = state.sfu.next_participant_id();
     let (outbox, outbox_rx) = mpsc::channel(256);
-    let outbox = Outbox::new(outbox);
-    let (mut media, media_tx) = PeerMedia::new(
-        participant_id,
-        state.sfu.media(),
-        outbox.clone(),
-        handle.clone(),
-        false,
-    );
-    let (name, role) = presentation(&identity, &standing);
-    let peer = NewPeer {
-        participant_id,
-        user_id: Some(owner.id),
+    let entry = Entry {
+        room: &room,
+        identity: &identity,
+        standing,
         // A stream key is no sign-in session: only a removal from the class (or the
         // account's end) stops the encoder, not its owner signing out.
         session: None,
-        display_name: format!("{name} (encoder)"),
-        role,
-        standing,
-        outbox,
-        media: media_tx,
-        receives: false,
+        outbox: Outbox::new(outbox),
+        client: Client::Encoder,
     };
-    if let Err(e) = handle.join(peer).await {
-        media.close().await;
-        return Err(e.into());
-    }
+    let Entered {
+        room: handle,
+        participant_id,
+        media,
+        ..
+    } = enter(&state.sfu, entry).await?;
+    let mut media = media.expect("an encoder has its media side");
     let answer = match media.publish_offer(offer, Default::default()).await {
         Ok(answer) => answer,
         Err(e) => {

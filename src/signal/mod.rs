@@ -3,10 +3,12 @@
 //! token) when the socket opens (the HTTP side, `http::signalling`, which hands the socket to
 //! `connection.rs`), and authorized message by message (`connection.rs`), each type at a
 //! bounded rate (`throttle.rs`). The protocol is in `protocol.rs` and `docs/signalling.md`;
-//! the SFU's events become its messages in `events.rs`.
+//! the SFU's events become its messages in `events.rs`. Every client enters a room through
+//! `admission.rs` (who may) and `entry.rs` (the joining), WHIP encoders and WHEP players too.
 
 pub mod admission;
 pub mod connection;
+pub mod entry;
 pub mod error;
 pub mod events;
 pub mod guests;

@@ -4,17 +4,18 @@
 
 use tokio::sync::mpsc;
 
-use super::admission::{admit, presentation};
+use super::admission::admit;
+use super::entry::{enter, Client, Entered, Entry};
 use super::error::SignalError;
 use super::outgoing::Outgoing;
 use super::protocol::{ClientMessage, ServerMessage};
 use super::Identity;
 use crate::access::Who;
-use crate::domain::{Quality, RoomKind};
+use crate::domain::Quality;
 use crate::sfu::error::RoomError;
 use crate::sfu::event::{Event, Outbox};
 use crate::sfu::peer::PeerMedia;
-use crate::sfu::room::{NewPeer, Request, RoomHandle};
+use crate::sfu::room::{Request, RoomHandle};
 use crate::state::AppState;
 use crate::store::rooms::Room;
 
@@ -212,39 +213,22 @@ async fn join(
         .map_err(|_| SignalError::Internal)?
         .ok_or(SignalError::RoomNotFound)?;
     let standing = admit(&state.store, identity, &room).await?;
-    let user_id = match identity {
-        Identity::User(user) => Some(user.id),
-        Identity::Guest(_) => None,
-    };
-    let handle = state.sfu.room_for(&room, user_id, standing.host()).await?;
-    let participant_id = state.sfu.next_participant_id();
-    let outbox = Outbox::new(outbox.clone());
-    let (media, media_tx) = PeerMedia::new(
-        participant_id,
-        state.sfu.media(),
-        outbox.clone(),
-        handle.clone(),
-        RoomKind::parse(&room.kind) == Some(RoomKind::Tutoring),
-    );
-    let (display_name, role) = presentation(identity, &standing);
-    let peer = NewPeer {
-        participant_id,
-        user_id,
-        session: session.map(str::to_owned),
-        display_name,
-        role,
+    let who = standing.who;
+    let entry = Entry {
+        room: &room,
+        identity,
         standing,
-        outbox,
-        media: media_tx,
-        receives: true,
+        session: session.map(str::to_owned),
+        outbox: Outbox::new(outbox.clone()),
+        client: Client::Socket,
     };
-    let snapshot = match handle.join(peer).await {
-        Ok(snapshot) => snapshot,
-        Err(e) => {
-            media.close().await;
-            return Err(e.into());
-        }
-    };
+    let Entered {
+        room: handle,
+        participant_id,
+        snapshot,
+        media,
+    } = enter(&state.sfu, entry).await?;
+    let media = media.expect("a socket's participant has its media side");
     let reply = ServerMessage::Joined {
         id,
         participant_id,
@@ -266,7 +250,7 @@ async fn join(
             participant_id,
             media,
             row: room,
-            who: standing.who,
+            who,
         },
         reply,
     ))
