@@ -117,6 +117,7 @@ async fn upgrade(
     let ws = ws.map_err(|r| Error::bad_request("not_websocket", r.body_text()))?;
     let limit = socket_limit(state.config.limits.max_message_bytes);
     Ok(ws
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |socket| async move {
@@ -124,6 +125,11 @@ async fn upgrade(
             drop(guest_slot);
         }))
 }
+
+/// What a socket's read buffer starts at: signalling messages are small, and the layer's
+/// default (128 KiB, allocated when the socket opens) was a fifth of an idle viewer's memory
+/// (docs/performance.md); a larger message grows the buffer as it comes.
+const READ_BUFFER: usize = 4 * 1024;
 
 /// The most the socket reads of one message: the message limit and a margin of an eighth, so
 /// that a message somewhat over the limit is answered `too_large` and the socket stays open.
