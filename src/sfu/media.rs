@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use rtc::crypto::SignatureScheme;
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Slot};
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+    configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers,
+    configure_twcc_receiver_only,
 };
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
@@ -249,7 +249,7 @@ impl MediaSettings {
         let tcp_port = self.port.tcp_port().filter(|_| self.ice_tcp);
         let mut media = media_engine()?;
         ask_for_feedback(&mut media)?;
-        let registry = nack(&mut media);
+        let registry = configure_nack(Registry::new(), &mut media);
         let registry = configure_twcc_receiver_only(registry, &mut media)?;
         configure_simulcast_extension_headers(&mut media)?;
         let (registry, bandwidth) = match direction {
@@ -323,28 +323,6 @@ impl MediaSettings {
             tcp_port,
         })
     }
-}
-
-/// Packets each sent stream keeps for retransmission (a power of two): about 2 s of the high
-/// layer. The stack's 1024 are allocated in full for every viewer's video (about 100 KiB
-/// each), and a packet older than the forwarding queue's 500 ms is late for a live class.
-const NACK_HISTORY: u16 = 256;
-
-/// NACKs both ways, as the stack's `configure_nack` sets them up, with [`NACK_HISTORY`].
-fn nack(media: &mut MediaEngine) -> Registry {
-    for parameter in ["", "pli"] {
-        let feedback = RTCPFeedback {
-            typ: "nack".to_owned(),
-            parameter: parameter.to_owned(),
-        };
-        media.register_feedback(feedback, RtpCodecKind::Video);
-    }
-    Registry::new()
-        .with(
-            Slot::NackResponder,
-            NackResponderBuilder::new().with_size(NACK_HISTORY).build(),
-        )
-        .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
 }
 
 /// An ECDSA P-256 certificate, as browsers make for themselves.
