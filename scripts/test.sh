@@ -85,6 +85,6 @@ browser_parts & browser=$!
 status=0
 wait $api || status=1
 wait $browser || status=1
-part media --test api -- --test-threads=1 $heavy --skip loadtest::throttled || status=1
+part media --lib --test api -- --test-threads=1 $heavy --skip loadtest::throttled || status=1
 [ $status -eq 0 ] && echo "test.sh: every part passed" || echo "test.sh: a part failed (search for FAILED or panicked above)" >&2
 exit $status
