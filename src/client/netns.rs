@@ -140,6 +140,27 @@ impl Namespace {
         self.exec(&tbf(&self.inner_if))
     }
 
+    /// Drops `percent` % of the UDP datagrams that arrive in the namespace, at random (an
+    /// nftables rule inside it; tc's netem is not in every kernel): a lossy home link,
+    /// without a queue.
+    pub fn lose(&self, percent: u32) -> Result<(), String> {
+        let below = percent.to_string();
+        self.exec(&["nft", "add", "table", "inet", "lossy"])?;
+        self.exec(&[
+            "nft",
+            "add",
+            "chain",
+            "inet",
+            "lossy",
+            "in",
+            "{ type filter hook input priority 0; }",
+        ])?;
+        self.exec(&[
+            "nft", "add", "rule", "inet", "lossy", "in", "meta", "l4proto", "udp", "numgen",
+            "random", "mod", "100", "<", &below, "drop",
+        ])
+    }
+
     /// Lifts the limit `shape` set.
     pub fn unshape(&self) -> Result<(), String> {
         run(&["tc", "qdisc", "del", "dev", &self.host_if, "root"])?;

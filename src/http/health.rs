@@ -85,6 +85,12 @@ pub async fn metrics(
         &crate::sfu::fanout::QUEUE_FULL_DROPS,
     ));
     text.push_str(&forward_drops("stale", &crate::sfu::outgoing::STALE_DROPS));
+    text.push_str(&format!(
+        "# HELP homeroom_packets_resent_total Packets resent to viewers who reported them lost (NACK).\n\
+         # TYPE homeroom_packets_resent_total counter\n\
+         homeroom_packets_resent_total {}\n",
+        crate::sfu::output::RESENT.load(std::sync::atomic::Ordering::Relaxed)
+    ));
     text.push_str(&crate::sfu::quality::reception::render_metrics());
     Ok((
         [(

@@ -16,6 +16,7 @@ use rtc::rtp;
 use tokio::sync::mpsc;
 
 use super::forward::DropState;
+use super::layers::MAX_LAYERS;
 use super::outgoing::Forwarded;
 use crate::domain::MediaKind;
 
@@ -87,6 +88,13 @@ pub struct Packet<'a> {
     pub generation: u32,
 }
 
+/// Which input and encoding of a track a packet came from, as one number: a viewer's
+/// numbering of the track starts a new run whenever it changes.
+pub fn source(generation: u32, slot: u8) -> u32 {
+    const _: () = assert!(MAX_LAYERS <= 4, "an encoding's slot takes two bits");
+    generation.wrapping_mul(4).wrapping_add(slot as u32)
+}
+
 #[derive(Default)]
 pub struct Fanout {
     sinks: RwLock<Vec<Arc<Sink>>>,
@@ -134,7 +142,7 @@ impl Fanout {
             let item = Forwarded {
                 packet: p.packet.clone(),
                 queued_at: now,
-                generation: p.generation.wrapping_mul(4).wrapping_add(p.slot as u32),
+                generation: source(p.generation, p.slot),
                 slot: p.slot,
                 resync: state.drops.resync(),
             };

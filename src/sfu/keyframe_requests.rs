@@ -4,8 +4,8 @@
 //! is marked for delivery. Receiver reports and transport feedback are the interceptors'
 //! business; a keyframe request is about media this program relays, so only the application
 //! can answer it: the SFU forwards it to the publisher, and test clients count the requests
-//! the SFU sends them. A NACK is answered by the NACK responder from its send buffer, and also
-//! reaches the SFU, which passes on to the publisher the ones for packets it never had.
+//! the SFU sends them. A NACK is the SFU's to answer too: it resends what it wrote from the
+//! track's history and passes on to the publisher the ones for packets it never had.
 
 use std::time::Instant;
 

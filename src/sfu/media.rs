@@ -1,4 +1,4 @@
-//! Making peer connections: codecs, interceptors (NACK, RTCP reports, TWCC), the one media
+//! Making peer connections: codecs, interceptors (NACKs to publishers, RTCP reports, TWCC), the one media
 //! port (`media_port/`), NAT 1:1 and ICE over TCP. Every connection of the SFU is built here,
 //! the same way.
 //!
@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use rtc::crypto::SignatureScheme;
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::{NackGeneratorBuilder, Slot};
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers,
-    configure_twcc_receiver_only,
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
 };
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
@@ -249,7 +249,10 @@ impl MediaSettings {
         let tcp_port = self.port.tcp_port().filter(|_| self.ice_tcp);
         let mut media = media_engine()?;
         ask_for_feedback(&mut media)?;
-        let registry = configure_nack(Registry::new(), &mut media);
+        // NACK and PLI feedback are offered by `media_engine`; only the publisher's side
+        // generates NACKs. A viewer's NACK is answered by the SFU from the track's history
+        // (`history.rs`, `output.rs`), not by a responder keeping 1024 packets per viewer.
+        let registry = Registry::new();
         let registry = configure_twcc_receiver_only(registry, &mut media)?;
         configure_simulcast_extension_headers(&mut media)?;
         let (registry, bandwidth) = match direction {
@@ -268,6 +271,8 @@ impl MediaSettings {
                     RtpCodecKind::Audio,
                     None,
                 )?;
+                let registry =
+                    registry.with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
                 (registry, None)
             }
             Direction::Sends => {

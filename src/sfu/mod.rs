@@ -5,7 +5,7 @@
 //! live session and ends when the session does; see `room.rs` for the actor; `peer.rs`,
 //! `peer_events.rs` and `subscriber.rs` for a participant's two connections; `track.rs` for
 //! a published track, `layers.rs` for its encodings (simulcast) and `fanout.rs` for handing
-//! its packets to subscribers; `quality/` for which layer each viewer gets; `check.rs` for
+//! its packets to subscribers, `history.rs` for the recent packets lost ones are resent from; `quality/` for which layer each viewer gets; `check.rs` for
 //! the connection check's test stream; `event.rs` for what it tells a participant and
 //! `error.rs` for what a room refuses (the signalling and HTTP say both to clients); `output.rs` and `outgoing.rs` for one receiver's copy
 //! of a track and its numbering (`payload.rs` reads codec payloads); `media_port/` for the one UDP port all of it travels on; `sdp.rs` for
@@ -18,6 +18,7 @@ pub mod event;
 pub mod event_log;
 pub mod fanout;
 pub mod forward;
+pub mod history;
 pub mod keyframe_requests;
 pub mod layers;
 pub mod media;

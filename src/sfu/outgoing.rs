@@ -18,7 +18,7 @@ use super::payload::{is_keyframe_start, rewrite_vp8, Vp8Descriptor};
 /// How long a resumption waits for a keyframe before asking for one again.
 const KEYFRAME_REASK: Duration = Duration::from_secs(1);
 /// Outgoing sequence numbers remembered as written, to tell which NACKs the SFU can answer
-/// from its own send buffer and which must go to the publisher.
+/// from the track's history and which must go to the publisher.
 const HISTORY: usize = 1024;
 
 /// The codecs the SFU forwards (see `media.rs`), as far as forwarding cares.
@@ -230,22 +230,54 @@ impl OutgoingTrack {
         self.asked_at = None;
     }
 
-    /// The source's sequence numbers of the NACKed outgoing ones this track never wrote (lost
-    /// before the SFU): those only the publisher can resend. Packets that were written are
-    /// resent from the connection's own buffer.
-    pub fn source_seqs(&self, nacked: impl IntoIterator<Item = u16>) -> Vec<u16> {
+    /// What the viewer's NACK for these outgoing numbers asks of the SFU, in the source's
+    /// numbers: packets this track wrote are resent from the track's history; the others were
+    /// lost before the SFU, and only the publisher can resend them. Numbers outside the
+    /// current run are left out (their mapping is gone).
+    pub fn answer(&self, nacked: impl IntoIterator<Item = u16>) -> Answer {
+        let mut answer = Answer::default();
         let (Some(run), Some(last)) = (self.run, self.last) else {
-            return Vec::new();
+            return answer;
         };
+        answer.source = run.generation;
         let first_out = run.first_in.wrapping_add(run.seq_offset);
         let span = last.seq.wrapping_sub(first_out);
-        nacked
-            .into_iter()
-            .filter(|seq| self.written[*seq as usize % HISTORY] != Some(*seq))
-            .filter(|seq| seq.wrapping_sub(first_out) <= span)
-            .map(|seq| seq.wrapping_sub(run.seq_offset))
-            .collect()
+        for seq in nacked {
+            if seq.wrapping_sub(first_out) > span {
+                continue;
+            }
+            let source_seq = seq.wrapping_sub(run.seq_offset);
+            match self.written[seq as usize % HISTORY] == Some(seq) {
+                true => answer.resend.push(source_seq),
+                false => answer.lost.push(source_seq),
+            }
+        }
+        answer
     }
+
+    /// A source packet of the current run numbered as it was written, to resend it.
+    pub fn again(&self, mut packet: rtp::Packet) -> Option<rtp::Packet> {
+        let run = self.run?;
+        let seq_in = packet.header.sequence_number;
+        if seq_in.wrapping_sub(run.first_in) > run.highest_in.wrapping_sub(run.first_in) {
+            return None;
+        }
+        packet.header.sequence_number = seq_in.wrapping_add(run.seq_offset);
+        packet.header.timestamp = packet.header.timestamp.wrapping_add(run.ts_offset);
+        if self.codec == Codec::Vp8 {
+            rewrite_vp8(&mut packet, run.picture_id_offset, run.tl0_offset);
+        }
+        Some(packet)
+    }
+}
+
+/// See [`OutgoingTrack::answer`].
+#[derive(Debug, Default, PartialEq)]
+pub struct Answer {
+    /// The source (input and encoding) of the run the numbers belong to.
+    pub source: u32,
+    pub resend: Vec<u16>,
+    pub lost: Vec<u16>,
 }
 
 #[cfg(test)]
@@ -412,10 +444,26 @@ mod tests {
         // 201 was lost upstream: the subscriber sees the gap and NACKs it.
         let after = written(track.process(item(vp8(202, 3000, 2, 0, false, false), 0, false), now));
         assert_eq!(after.header.sequence_number, 103);
+        let answer = track.answer([102, 101, 103, 999]);
         assert_eq!(
-            track.source_seqs([102, 101, 103, 999]),
+            answer.lost,
             vec![201],
-            "only the unwritten one"
+            "only the unwritten one goes upstream"
+        );
+        assert_eq!(
+            answer.resend,
+            vec![200, 202],
+            "the written ones, in source numbers"
+        );
+        // Resent from the track's history, it is numbered as it was written.
+        let again = track
+            .again(vp8(202, 3000, 2, 0, false, false))
+            .expect("of this run");
+        assert_eq!(again.header, after.header);
+        assert_eq!(again.payload, after.payload);
+        assert!(
+            track.again(vp8(100, 0, 1, 0, true, true)).is_none(),
+            "an earlier run"
         );
         // A late arrival of 201 fills exactly the gap.
         let late = written(track.process(item(vp8(201, 3000, 2, 0, false, false), 0, false), now));

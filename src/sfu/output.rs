@@ -6,7 +6,7 @@
 //! answered (its payload type is known then): a packet that arrives earlier is skipped, and
 //! the outgoing track resumes at a keyframe it asks for once.
 
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -14,6 +14,7 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
@@ -94,6 +95,8 @@ impl Output {
             published.clone(),
             sink.clone(),
             outgoing,
+            ssrc,
+            payload_type.clone(),
         ));
         published.add_sink(sink.clone());
         reception.attach(published.clone(), sink);
@@ -179,14 +182,20 @@ impl Writer {
     }
 }
 
+/// Packets resent to viewers from the tracks' histories, for /metrics.
+pub static RESENT: AtomicU64 = AtomicU64::new(0);
+
 /// Reads the receiver's RTCP for this track: a PLI or FIR asks the publisher for a keyframe;
-/// a NACK for packets the SFU never got is mapped to the publisher's numbers and passed on
-/// (the others the connection resends from its own buffer).
+/// a NACK is answered from the track's history for the packets this track wrote, and passed
+/// on to the publisher (in its numbers) for those the SFU never got. The connection's
+/// retransmission budget (`quality/resend.rs`) has already trimmed the NACK.
 async fn read_feedback(
     local: Arc<TrackLocalStaticRTP>,
     published: Arc<Published>,
     sink: Arc<Sink>,
     outgoing: Arc<Mutex<OutgoingTrack>>,
+    ssrc: u32,
+    payload_type: Arc<AtomicU16>,
 ) {
     while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = local.poll().await {
         let mut wants_keyframe = false;
@@ -205,9 +214,29 @@ async fn read_feedback(
         if wants_keyframe {
             published.request_keyframe_of(slot);
         }
-        if !nacked.is_empty() {
-            let seqs = outgoing.lock().expect("outgoing lock").source_seqs(nacked);
-            published.request_resend(slot, &seqs);
+        if nacked.is_empty() {
+            continue;
+        }
+        let (lost, again) = {
+            let outgoing = outgoing.lock().expect("outgoing lock");
+            let answer = outgoing.answer(nacked);
+            let again: Vec<rtp::Packet> = answer
+                .resend
+                .iter()
+                .filter_map(|seq| published.history.get(answer.source, *seq))
+                .filter_map(|packet| outgoing.again(packet))
+                .collect();
+            (answer.lost, again)
+        };
+        published.request_resend(slot, &lost);
+        let pt = payload_type.load(Ordering::Relaxed) as u8;
+        for mut packet in again {
+            packet.header.ssrc = ssrc;
+            packet.header.payload_type = pt;
+            if local.write_rtp(packet).await.is_err() {
+                return;
+            }
+            RESENT.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

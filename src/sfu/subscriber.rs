@@ -83,6 +83,9 @@ impl Subscriber {
         }
     }
 
+    /// Runs for as long as the participant is in the room, mostly idle: the steps it awaits
+    /// are boxed, so an idle viewer's task holds a few hundred bytes, not the largest step's
+    /// state (about 20 KiB of the webrtc crate's futures, for every viewer).
     pub(crate) async fn run(mut self, mut input: mpsc::UnboundedReceiver<SubscriberInput>) {
         let (connected_tx, mut connected_rx) = mpsc::unbounded_channel();
         let _quality = self.reception.start(Some(self.outbox.clone()));
@@ -95,11 +98,11 @@ impl Subscriber {
                     // Take everything queued: one offer for a burst of track changes.
                     let mut next = Some(item);
                     while let Some(item) = next {
-                        changed |= self.handle(item, &connected_tx).await;
+                        changed |= Box::pin(self.handle(item, &connected_tx)).await;
                         next = input.try_recv().ok();
                     }
                     if changed || (self.renegotiate && self.awaiting.is_none()) {
-                        self.negotiate().await;
+                        Box::pin(self.negotiate()).await;
                     }
                 }
                 Some(()) = connected_rx.recv() => {
@@ -107,8 +110,8 @@ impl Subscriber {
                 }
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     tracing::info!(participant_id = self.participant_id, "subscriber offer unanswered; offering again");
-                    self.rollback().await;
-                    self.negotiate().await;
+                    Box::pin(self.rollback()).await;
+                    Box::pin(self.negotiate()).await;
                 }
             }
         }

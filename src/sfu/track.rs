@@ -20,8 +20,9 @@ use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
-use super::fanout::{Fanout, Packet, Sink, OFF};
+use super::fanout::{source, Fanout, Packet, Sink, OFF};
 use super::forward::PliLimiter;
+use super::history::History;
 use super::layers::{Encodings, MAX_LAYERS};
 use super::outgoing::Codec;
 use super::payload::{is_keyframe_start, vp8_keyframe_size};
@@ -63,6 +64,8 @@ pub struct Published {
     /// The host muted it: nothing is forwarded.
     pub muted: AtomicBool,
     fanout: Fanout,
+    /// Video: its recent packets, which viewers' NACKs are answered from.
+    pub history: History,
     /// Recorders of this track: bounded queues that are never waited on (`crate::recording`).
     taps: Mutex<Vec<mpsc::Sender<rtp::Packet>>>,
     /// The remote track feeding the slot now.
@@ -93,6 +96,7 @@ impl Published {
             generation: AtomicU32::new(0),
             muted: AtomicBool::new(false),
             fanout: Fanout::default(),
+            history: History::default(),
             taps: Mutex::default(),
             remote: Mutex::new(incoming.remote),
             encodings: Encodings::new(incoming.media_ssrc, incoming.rid),
@@ -342,6 +346,9 @@ impl Published {
             if let Some((width, height)) = vp8_keyframe_size(&packet.payload) {
                 self.encodings.sized(slot as usize, width, height);
             }
+        }
+        if self.keyframes.is_some() {
+            self.history.keep(source(generation, slot), packet);
         }
         let wants_keyframe = self.fanout.send(&Packet {
             packet,

@@ -79,7 +79,9 @@ pub async fn run(socket: WebSocket, state: AppState, caller: Caller) {
         tokio::select! {
             incoming = stream.next() => {
                 heard = (Instant::now(), crate::store::now_ms());
-                match connection.on_frame(incoming).await {
+                // Boxed: a request's state (a join builds peer connections) would otherwise
+                // sit in every idle participant's task, about 20 KiB each.
+                match Box::pin(connection.on_frame(incoming)).await {
                     Flow::Go => {}
                     Flow::Stop(close) => {
                         if let Some(close) = close {

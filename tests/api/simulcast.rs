@@ -49,6 +49,10 @@ impl ShapedClass {
     async fn on(rate: &str) -> ShapedClass {
         let ns = namespace();
         ns.shape(rate).unwrap();
+        ShapedClass::inside(ns).await
+    }
+
+    async fn inside(ns: Namespace) -> ShapedClass {
         let app = serve_for(&ns, "").await;
         let (class, room_id, teacher) = simulcast_class(&app).await;
         let runtime = ns.runtime().unwrap();
@@ -179,6 +183,64 @@ async fn a_shaped_viewer_gets_the_low_layer_and_moves_up_when_the_link_recovers(
     let open_frames = video(&open).unwrap().frames();
     assert_eq!(open_frames.broken, 0, "{open_frames:?}");
     assert!(open_frames.decodable > 200, "{open_frames:?}");
+}
+
+/// A viewer whose link loses packets at random (5 %, no queue) gets its lost video packets
+/// resent from the track's history: its video arrives (almost) whole while its audio, which
+/// is never resent, shows the link's loss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_on_a_lossy_link_gets_its_lost_video_packets_resent() {
+    let ns = namespace();
+    ns.lose(5).unwrap();
+    let setup = ShapedClass::inside(ns).await;
+    let viewer = &setup.viewer;
+    wait_until(
+        Duration::from_secs(15),
+        "video and audio arrive on the lossy link",
+        || video(viewer).is_some_and(|v| v.packets > 100) && audio(viewer).is_some(),
+        || format!("{:?}", viewer.received().keys()),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (video_from, audio_from) = (
+        newest(video(viewer).as_ref()),
+        newest(audio(viewer).as_ref()),
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    // What the last round trip may still bring.
+    let (video_to, audio_to) = (
+        newest(video(viewer).as_ref()),
+        newest(audio(viewer).as_ref()),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (seen, heard) = (video(viewer).unwrap(), audio(viewer).unwrap());
+    let video_loss = seen.rtp_loss(video_from + 1..video_to + 1);
+    let audio_loss = heard.rtp_loss(audio_from + 1..audio_to + 1);
+    eprintln!(
+        "5 % loss: video {} packets, {:.2}% lost; audio {} packets, {:.2}% lost",
+        video_to - video_from,
+        video_loss * 100.0,
+        audio_to - audio_from,
+        audio_loss * 100.0
+    );
+    assert!(
+        audio_loss > 0.02,
+        "the link lost too little to tell: {audio_loss}"
+    );
+    // Even on the low layer (about 30 packets a second) 5 % would be over 12 packets lost.
+    assert!(video_to - video_from >= 250, "too little video to tell");
+    assert!(
+        video_loss < 0.015,
+        "{:.2}% of the video lost: its NACKs were not answered",
+        video_loss * 100.0
+    );
+    let metrics = setup.app.get("/metrics").await.text().await.unwrap();
+    let resent = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("homeroom_packets_resent_total "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("the resent counter");
+    assert!(resent > 0, "no packet resent: {metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,9 @@
-//! A budget for retransmissions on a sending connection. The webrtc stack answers every NACK
-//! from its send buffer; on a link that has just collapsed, the receiver asks for hundreds of
-//! video packets, and resending them all would keep the link full long after the video itself
-//! stopped (audio and signalling starve behind them). So NACKs are trimmed, before the stack's
-//! responder sees them, to what a share of the link's estimate can carry.
+//! A budget for retransmissions on a sending connection. The SFU answers a viewer's NACKs
+//! from the track's history (`sfu/history.rs`); on a link that has just collapsed, the
+//! receiver asks for hundreds of video packets, and resending them all would keep the link
+//! full long after the video itself stopped (audio and signalling starve behind them). So
+//! NACKs are trimmed, in the connection's interceptor chain before they reach the SFU, to
+//! what a share of the link's estimate can carry.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,7 +16,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
 use super::estimate::Bandwidth;
 use crate::sfu::rtcp_filter::ReadRtcp;
 
-/// Between the pacer and the NACK responder: NACKs reach this before the responder.
+/// After the pacer, before the interceptor that hands NACKs to the SFU (`keyframe_requests.rs`).
 pub const SLOT: Slot = Slot::Custom(3_500);
 /// The share of the estimate above [`FLOOR_BPS`] retransmissions may use.
 const SHARE: f64 = 0.15;
