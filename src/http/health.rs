@@ -62,10 +62,11 @@ pub async fn metrics(
     }
     let tasks = tokio::runtime::Handle::current()
         .metrics()
-        .num_alive_tasks();
+        .num_alive_tasks()
+        + state.sfu.media().port().tasks();
     state.metrics.set_gauge(
         "homeroom_tasks",
-        "Tasks alive in the async runtime.",
+        "Tasks alive in the async runtimes (control and media).",
         tasks as i64,
     );
     let mut text = state.metrics.render();

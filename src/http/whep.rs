@@ -322,9 +322,15 @@ async fn answer(
     let mut outputs = Vec::new();
     for kind in [MediaKind::Audio, MediaKind::Video] {
         if let Some(track) = tracks.iter().find(|t| t.kind == kind) {
-            let output = Output::attach(&pc, track.clone(), participant_id, &reception, up.clone())
-                .await
-                .map_err(internal)?;
+            let output = Output::attach(
+                &connection,
+                track.clone(),
+                participant_id,
+                &reception,
+                up.clone(),
+            )
+            .await
+            .map_err(internal)?;
             outputs.push(output);
         }
     }

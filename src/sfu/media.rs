@@ -178,6 +178,15 @@ impl Connection {
         self.pc.set_local_description(description).await
     }
 
+    /// Runs media work of this connection on the media runtime, apart from signalling, HTTP
+    /// and the database.
+    pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.runtime.spawn_media(task)
+    }
+
     /// The local description's SDP as clients are told it (TCP candidates on the HTTPS port).
     pub async fn local_sdp(&self) -> Option<String> {
         let sdp = self.pc.local_description().await?.sdp;
@@ -312,9 +321,11 @@ impl MediaSettings {
             .with_interceptor_registry(registry)
             .with_setting_engine(settings.build())
             .with_handler(watch.clone())
+            // Its driver runs on the media runtime, apart from signalling and HTTP. Asking for a
+            // "dedicated reactor" (which the port's runtime puts on the media runtime) also
+            // makes a connection dropped without `close` stop its driver.
             .with_runtime(runtime.clone())
-            // Connection drivers run on threads of their own, apart from signalling and HTTP.
-            .with_dedicated_reactor_pool_size(MEDIA_THREADS)
+            .with_dedicated_reactor_pool_size(1)
             .with_udp_addrs(vec![gather_on]);
         if self.ice_tcp {
             builder = builder.with_tcp_addrs(vec![gather_on]);
@@ -339,10 +350,6 @@ fn dtls_certificate() -> Result<RTCCertificate, Box<dyn std::error::Error>> {
         CertificateParams::new(vec!["homeroom".to_owned()])?,
     )?)
 }
-
-/// Threads that drive connections (each a reactor of its own), one per core of the
-/// project's standard two-core machine.
-const MEDIA_THREADS: usize = 2;
 
 /// The local description once ICE gathering has finished (at most 2 s), for clients (WHIP,
 /// WHEP) that cannot trickle; the server's own connections use [`Connection::gathered_sdp`].

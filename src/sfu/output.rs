@@ -22,10 +22,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::peer_connection::PeerConnection;
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::fanout::Sink;
+use super::media::Connection;
 use super::outgoing::{Codec, Forwarded, OutgoingTrack, Verdict};
 use super::quality::reception::Reception;
 use super::track::{Published, SUBSCRIBER_QUEUE};
@@ -45,7 +45,7 @@ pub struct Output {
 impl Output {
     /// Adds `published` to a connection that `participant_id` receives on.
     pub(crate) async fn attach(
-        pc: &Arc<dyn PeerConnection>,
+        connection: &Connection,
         published: Arc<Published>,
         participant_id: u64,
         reception: &Arc<Reception>,
@@ -70,7 +70,10 @@ impl Output {
                 ..Default::default()
             }],
         )));
-        let sender = pc.add_track(local.clone() as Arc<dyn TrackLocal>).await?;
+        let sender = connection
+            .pc
+            .add_track(local.clone() as Arc<dyn TrackLocal>)
+            .await?;
         let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
         let payload_type = Arc::new(AtomicU16::new(0));
         // Only the codecs of `media_engine` are negotiated; anything else would be forwarded
@@ -89,8 +92,8 @@ impl Output {
             published: published.clone(),
         };
         let sink = Arc::new(Sink::new(participant_id, tx));
-        let writer = tokio::spawn(writer.run(rx));
-        let feedback = tokio::spawn(read_feedback(
+        let writer = connection.spawn(writer.run(rx));
+        let feedback = connection.spawn(read_feedback(
             local,
             published.clone(),
             sink.clone(),

@@ -226,19 +226,17 @@ impl Subscriber {
         if self.outputs.contains_key(&published.id) {
             return false;
         }
-        let pc = match self.connection(connected).await {
-            Ok(connection) => connection.pc.clone(),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot open a subscriber connection");
-                self.outbox.tell(Event::Failed {
-                    request: None,
-                    error: e.into(),
-                });
-                return false;
-            }
-        };
+        if let Err(e) = self.connection(connected).await {
+            tracing::warn!(error = %e, "cannot open a subscriber connection");
+            self.outbox.tell(Event::Failed {
+                request: None,
+                error: e.into(),
+            });
+            return false;
+        }
+        let (connection, _) = self.connection.as_ref().expect("just opened");
         let output = Output::attach(
-            &pc,
+            connection,
             published.clone(),
             self.participant_id,
             &self.reception,

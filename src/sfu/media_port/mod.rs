@@ -9,9 +9,11 @@
 //! address; one from an address no check has claimed is dropped. ICE over TCP arrives on the
 //! HTTPS listener and is told apart from TLS by its first bytes (`tcp.rs`).
 //!
-//! The receive loop runs on its own thread with its own reactor, so a flood of media never
-//! delays signalling, HTTP or the database, and each connection's inbox is bounded: a
-//! connection that falls behind loses its own oldest datagrams, never the server's memory.
+//! The receive loop runs on its own thread with its own reactor, and everything else media
+//! (the connections' drivers, the fan-out, the writers) on the port's media runtime, so a
+//! flood of media never delays signalling, HTTP or the database. Each connection's inbox is
+//! bounded: a connection that falls behind loses its own oldest datagrams, never the server's
+//! memory.
 
 pub mod advertise;
 mod runtime;
@@ -33,6 +35,9 @@ pub use runtime::PortRuntime;
 use socket::VirtualSocket;
 use tcp::IceTcpStream;
 
+/// Worker threads of the media runtime: one per core of the 2-core machines schools run.
+const MEDIA_THREADS: usize = 2;
+
 /// The one media port of this process.
 #[derive(Clone)]
 pub struct MediaPort {
@@ -44,6 +49,11 @@ impl MediaPort {
     pub fn tcp_port(&self) -> Option<u16> {
         self.shared.tcp_port
     }
+
+    /// Tasks alive on the media runtime, for /metrics.
+    pub fn tasks(&self) -> usize {
+        self.shared.media.metrics().num_alive_tasks()
+    }
 }
 
 struct Shared {
@@ -54,6 +64,8 @@ struct Shared {
     tcp_port: Option<u16>,
     routes: Mutex<Routes>,
     counters: Counters,
+    /// The media runtime, kept alive by the port's thread.
+    media: tokio::runtime::Handle,
 }
 
 #[derive(Default)]
@@ -89,22 +101,32 @@ struct Counters {
 }
 
 impl MediaPort {
-    /// Binds the port and starts its receive loop on a thread of its own. ICE over TCP, when
-    /// on, arrives on the HTTPS port `tcp_port`.
+    /// Binds the port and starts its receive loop on a thread of its own, which also owns the
+    /// media runtime (a runtime may not be dropped where async code runs, and the thread
+    /// lives as long as the port). ICE over TCP, when on, arrives on the HTTPS port `tcp_port`.
     pub fn bind(addr: SocketAddr, tcp_port: Option<u16>) -> std::io::Result<MediaPort> {
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
-            .name("homeroom-media".into())
+            .name("homeroom-port".into())
             .spawn(move || {
-                let reactor = match tokio::runtime::Builder::new_current_thread()
+                let runtimes = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                {
-                    Ok(reactor) => reactor,
+                    .and_then(|reactor| {
+                        let media = tokio::runtime::Builder::new_multi_thread()
+                            .worker_threads(MEDIA_THREADS)
+                            .thread_name("homeroom-media")
+                            .enable_all()
+                            .build()?;
+                        Ok((reactor, media))
+                    });
+                let (reactor, media) = match runtimes {
+                    Ok(runtimes) => runtimes,
                     Err(e) => return drop(ready_tx.send(Err(e))),
                 };
+                let handle = media.handle().clone();
                 reactor.block_on(async move {
-                    let shared = match Shared::bind(addr, tcp_port) {
+                    let shared = match Shared::bind(addr, tcp_port, handle) {
                         Ok(shared) => Arc::new(shared),
                         Err(e) => return drop(ready_tx.send(Err(e))),
                     };
@@ -178,7 +200,11 @@ impl MediaPort {
 }
 
 impl Shared {
-    fn bind(addr: SocketAddr, tcp_port: Option<u16>) -> std::io::Result<Shared> {
+    fn bind(
+        addr: SocketAddr,
+        tcp_port: Option<u16>,
+        media: tokio::runtime::Handle,
+    ) -> std::io::Result<Shared> {
         let std_socket = std::net::UdpSocket::bind(addr)?;
         // Room for bursts: a keyframe for a few hundred viewers leaves in one go.
         let sock = socket2::SockRef::from(&std_socket);
@@ -194,6 +220,7 @@ impl Shared {
             state,
             routes: Mutex::default(),
             counters: Counters::default(),
+            media,
         })
     }
 

@@ -1,5 +1,6 @@
-//! The runtime each connection is built with: the crate's own tokio runtime for everything
-//! but sockets, which come from the shared port.
+//! The runtime each connection is built with: its tasks run on the port's media runtime,
+//! its sockets come from the shared port, and the rest (timers, TCP) is the crate's tokio
+//! runtime's.
 
 use std::future::Future;
 use std::io;
@@ -56,17 +57,28 @@ impl PortRuntime {
     }
 }
 
+impl PortRuntime {
+    /// Runs a task of this connection's media work (its writers, its feedback) on the media
+    /// runtime, beside its driver.
+    pub fn spawn_media<F>(&self, task: F) -> tokio::task::JoinHandle<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.shared.media.spawn(task)
+    }
+}
+
 impl Runtime for PortRuntime {
     fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) -> Box<dyn JoinHandle> {
-        self.tokio.spawn(future)
+        Box::new(MediaTask(self.shared.media.spawn(future)))
     }
 
     fn spawn_reactor(
         &self,
-        pool_size: usize,
+        _pool_size: usize,
         future: Pin<Box<dyn Future<Output = ()> + Send>>,
     ) -> Box<dyn JoinHandle> {
-        self.tokio.spawn_reactor(pool_size, future)
+        self.spawn(future)
     }
 
     /// The crate bound `socket` to an ephemeral port of the address it wants; the connection
@@ -133,5 +145,21 @@ impl Runtime for PortRuntime {
 
     fn name(&self) -> &'static str {
         "homeroom-media-port"
+    }
+}
+
+/// A task on the media runtime, as the crate holds its tasks.
+struct MediaTask(tokio::task::JoinHandle<()>);
+
+impl JoinHandle for MediaTask {
+    /// A tokio task runs on when its handle is dropped.
+    fn detach(&self) {}
+
+    fn abort(&self) {
+        self.0.abort();
+    }
+
+    fn is_finished(&self) -> bool {
+        self.0.is_finished()
     }
 }
