@@ -178,7 +178,7 @@ impl Connection {
         self.pc.set_local_description(description).await
     }
 
-    /// Runs media work of this connection on the media runtime, apart from signalling, HTTP
+    /// Runs media work of this connection on its media reactor, apart from signalling, HTTP
     /// and the database.
     pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<()>
     where
@@ -321,8 +321,8 @@ impl MediaSettings {
             .with_interceptor_registry(registry)
             .with_setting_engine(settings.build())
             .with_handler(watch.clone())
-            // Its driver runs on the media runtime, apart from signalling and HTTP. Asking for a
-            // "dedicated reactor" (which the port's runtime puts on the media runtime) also
+            // Its driver runs on a media reactor, apart from signalling and HTTP. Asking for a
+            // "dedicated reactor" (the port's runtime gives it its media reactor) also
             // makes a connection dropped without `close` stop its driver.
             .with_runtime(runtime.clone())
             .with_dedicated_reactor_pool_size(1)

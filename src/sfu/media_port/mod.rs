@@ -9,9 +9,10 @@
 //! address; one from an address no check has claimed is dropped. ICE over TCP arrives on the
 //! HTTPS listener and is told apart from TLS by its first bytes (`tcp.rs`).
 //!
-//! The receive loop runs on its own thread with its own reactor, and everything else media
-//! (the connections' drivers, the fan-out, the writers) on the port's media runtime, so a
-//! flood of media never delays signalling, HTTP or the database. Each connection's inbox is
+//! The receive loop runs on its own thread with its own reactor, and everything else media on
+//! the port's media reactors, a connection's driver, writers and feedback on the same one (so
+//! a packet goes from writer to driver without waking another thread), so a flood of media
+//! never delays signalling, HTTP or the database. Each connection's inbox is
 //! bounded: a connection that falls behind loses its own oldest datagrams, never the server's
 //! memory.
 
@@ -25,7 +26,7 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::io::IoSliceMut;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
@@ -35,7 +36,7 @@ pub use runtime::PortRuntime;
 use socket::VirtualSocket;
 use tcp::IceTcpStream;
 
-/// Worker threads of the media runtime: one per core of the 2-core machines schools run.
+/// Media reactors: one per core of the 2-core machines schools run.
 const MEDIA_THREADS: usize = 2;
 
 /// The one media port of this process.
@@ -50,9 +51,13 @@ impl MediaPort {
         self.shared.tcp_port
     }
 
-    /// Tasks alive on the media runtime, for /metrics.
+    /// Tasks alive on the media reactors, for /metrics.
     pub fn tasks(&self) -> usize {
-        self.shared.media.metrics().num_alive_tasks()
+        self.shared
+            .media
+            .iter()
+            .map(|m| m.metrics().num_alive_tasks())
+            .sum()
     }
 }
 
@@ -64,8 +69,9 @@ struct Shared {
     tcp_port: Option<u16>,
     routes: Mutex<Routes>,
     counters: Counters,
-    /// The media runtime, kept alive by the port's thread.
-    media: tokio::runtime::Handle,
+    /// The media reactors; connections take turns.
+    media: Vec<tokio::runtime::Handle>,
+    next: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -101,32 +107,25 @@ struct Counters {
 }
 
 impl MediaPort {
-    /// Binds the port and starts its receive loop on a thread of its own, which also owns the
-    /// media runtime (a runtime may not be dropped where async code runs, and the thread
-    /// lives as long as the port). ICE over TCP, when on, arrives on the HTTPS port `tcp_port`.
+    /// Binds the port and starts its receive loop on a thread of its own, and the media
+    /// reactors on theirs. ICE over TCP, when on, arrives on the HTTPS port `tcp_port`.
     pub fn bind(addr: SocketAddr, tcp_port: Option<u16>) -> std::io::Result<MediaPort> {
+        let media = (0..MEDIA_THREADS)
+            .map(|i| reactor_thread(&format!("homeroom-media{i}")))
+            .collect::<std::io::Result<Vec<_>>>()?;
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name("homeroom-port".into())
             .spawn(move || {
-                let runtimes = tokio::runtime::Builder::new_current_thread()
+                let reactor = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                    .and_then(|reactor| {
-                        let media = tokio::runtime::Builder::new_multi_thread()
-                            .worker_threads(MEDIA_THREADS)
-                            .thread_name("homeroom-media")
-                            .enable_all()
-                            .build()?;
-                        Ok((reactor, media))
-                    });
-                let (reactor, media) = match runtimes {
-                    Ok(runtimes) => runtimes,
+                {
+                    Ok(reactor) => reactor,
                     Err(e) => return drop(ready_tx.send(Err(e))),
                 };
-                let handle = media.handle().clone();
                 reactor.block_on(async move {
-                    let shared = match Shared::bind(addr, tcp_port, handle) {
+                    let shared = match Shared::bind(addr, tcp_port, media) {
                         Ok(shared) => Arc::new(shared),
                         Err(e) => return drop(ready_tx.send(Err(e))),
                     };
@@ -147,7 +146,9 @@ impl MediaPort {
     /// A runtime for one new connection. Its datagrams reach it once its local description
     /// is claimed ([`PortRuntime::claim_description`]).
     pub fn runtime(&self) -> Arc<PortRuntime> {
-        Arc::new(PortRuntime::new(self.shared.clone(), Arc::default()))
+        let turn = self.shared.next.fetch_add(1, Ordering::Relaxed);
+        let media = self.shared.media[turn % self.shared.media.len()].clone();
+        Arc::new(PortRuntime::new(self.shared.clone(), Arc::default(), media))
     }
 
     /// Hands an accepted ICE-over-TCP stream to the connection its first binding request
@@ -203,7 +204,7 @@ impl Shared {
     fn bind(
         addr: SocketAddr,
         tcp_port: Option<u16>,
-        media: tokio::runtime::Handle,
+        media: Vec<tokio::runtime::Handle>,
     ) -> std::io::Result<Shared> {
         let std_socket = std::net::UdpSocket::bind(addr)?;
         // Room for bursts: a keyframe for a few hundred viewers leaves in one go.
@@ -221,6 +222,7 @@ impl Shared {
             routes: Mutex::default(),
             counters: Counters::default(),
             media,
+            next: AtomicUsize::new(0),
         })
     }
 
@@ -335,4 +337,26 @@ impl Slot {
             .find(|s| Some(s.local().ip()) == to)
             .or_else(|| live().next())
     }
+}
+
+/// A single-thread runtime on a thread of its own that runs for the life of the process (a
+/// runtime may not be dropped where async code runs), and its handle.
+fn reactor_thread(name: &str) -> std::io::Result<tokio::runtime::Handle> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(reactor) => {
+                    let _ = tx.send(Ok(reactor.handle().clone()));
+                    reactor.block_on(std::future::pending::<()>());
+                }
+                Err(e) => drop(tx.send(Err(e))),
+            }
+        })?;
+    rx.recv()
+        .map_err(|_| std::io::Error::other("a media reactor ended"))?
 }

@@ -1,4 +1,4 @@
-//! The runtime each connection is built with: its tasks run on the port's media runtime,
+//! The runtime each connection is built with: its tasks run on one of the port's media reactors,
 //! its sockets come from the shared port, and the rest (timers, TCP) is the crate's tokio
 //! runtime's.
 
@@ -21,6 +21,8 @@ use super::{Shared, Slot};
 pub struct PortRuntime {
     shared: Arc<Shared>,
     slot: Arc<Slot>,
+    /// The media reactor this connection's tasks run on.
+    media: tokio::runtime::Handle,
     tokio: TokioRuntime,
 }
 
@@ -33,10 +35,15 @@ impl std::fmt::Debug for PortRuntime {
 }
 
 impl PortRuntime {
-    pub(super) fn new(shared: Arc<Shared>, slot: Arc<Slot>) -> PortRuntime {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        slot: Arc<Slot>,
+        media: tokio::runtime::Handle,
+    ) -> PortRuntime {
         PortRuntime {
             shared,
             slot,
+            media,
             tokio: TokioRuntime,
         }
     }
@@ -58,19 +65,19 @@ impl PortRuntime {
 }
 
 impl PortRuntime {
-    /// Runs a task of this connection's media work (its writers, its feedback) on the media
-    /// runtime, beside its driver.
+    /// Runs a task of this connection's media work (its writers, its feedback) on its media
+    /// reactor, beside its driver.
     pub fn spawn_media<F>(&self, task: F) -> tokio::task::JoinHandle<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.shared.media.spawn(task)
+        self.media.spawn(task)
     }
 }
 
 impl Runtime for PortRuntime {
     fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) -> Box<dyn JoinHandle> {
-        Box::new(MediaTask(self.shared.media.spawn(future)))
+        Box::new(MediaTask(self.media.spawn(future)))
     }
 
     fn spawn_reactor(
@@ -148,7 +155,7 @@ impl Runtime for PortRuntime {
     }
 }
 
-/// A task on the media runtime, as the crate holds its tasks.
+/// A task on a media reactor, as the crate holds its tasks.
 struct MediaTask(tokio::task::JoinHandle<()>);
 
 impl JoinHandle for MediaTask {
