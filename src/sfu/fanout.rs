@@ -95,6 +95,11 @@ pub fn source(generation: u32, slot: u8) -> u32 {
     generation.wrapping_mul(4).wrapping_add(slot as u32)
 }
 
+/// The encoding (slot) of a [`source`].
+pub fn slot_of(source: u32) -> usize {
+    (source % 4) as usize
+}
+
 #[derive(Default)]
 pub struct Fanout {
     sinks: RwLock<Vec<Arc<Sink>>>,

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 
 use rtc::rtp;
 
+use super::fanout::slot_of;
 use super::layers::MAX_LAYERS;
 
 /// Packets kept per encoding: about 1.5 s of a 1.5 Mbit/s camera, far longer than a NACK
@@ -55,10 +56,6 @@ impl History {
         (kept.source == source && kept.packet.header.sequence_number == seq)
             .then(|| kept.packet.clone())
     }
-}
-
-fn slot_of(source: u32) -> usize {
-    (source % 4) as usize
 }
 
 #[cfg(test)]

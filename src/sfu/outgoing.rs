@@ -88,6 +88,25 @@ struct Run {
     tl0_offset: u8,
 }
 
+impl Run {
+    /// Whether a source number not ahead of the run's highest belongs to it (a late packet
+    /// from before the run does not).
+    fn covers(&self, seq_in: u16) -> bool {
+        seq_in.wrapping_sub(self.first_in) <= self.highest_in.wrapping_sub(self.first_in)
+    }
+
+    /// Numbers a source packet as this run writes it; for VP8, the picture id and TL0PICIDX
+    /// it now carries.
+    fn renumber(&self, codec: Codec, packet: &mut rtp::Packet) -> (Option<u16>, Option<u8>) {
+        packet.header.sequence_number = packet.header.sequence_number.wrapping_add(self.seq_offset);
+        packet.header.timestamp = packet.header.timestamp.wrapping_add(self.ts_offset);
+        match codec {
+            Codec::Vp8 => rewrite_vp8(packet, self.picture_id_offset, self.tl0_offset),
+            _ => (None, None),
+        }
+    }
+}
+
 /// The newest packet written.
 #[derive(Debug, Clone, Copy)]
 struct Last {
@@ -165,17 +184,11 @@ impl OutgoingTrack {
         let ahead = seq_in.wrapping_sub(run.highest_in) as i16;
         if ahead > 0 {
             run.highest_in = seq_in;
-        } else if seq_in.wrapping_sub(run.first_in) > run.highest_in.wrapping_sub(run.first_in) {
+        } else if !run.covers(seq_in) {
             // A late packet from before this run: its number belongs to the old mapping.
             return Verdict::Drop;
         }
-        let run = *run;
-        packet.header.sequence_number = seq_in.wrapping_add(run.seq_offset);
-        packet.header.timestamp = packet.header.timestamp.wrapping_add(run.ts_offset);
-        let (picture_id, tl0) = match self.codec {
-            Codec::Vp8 => rewrite_vp8(&mut packet, run.picture_id_offset, run.tl0_offset),
-            _ => (None, None),
-        };
+        let (picture_id, tl0) = run.renumber(self.codec, &mut packet);
         let seq = packet.header.sequence_number;
         self.written[seq as usize % HISTORY] = Some(seq);
         let newer = self
@@ -258,21 +271,16 @@ impl OutgoingTrack {
     /// A source packet of the current run numbered as it was written, to resend it.
     pub fn again(&self, mut packet: rtp::Packet) -> Option<rtp::Packet> {
         let run = self.run?;
-        let seq_in = packet.header.sequence_number;
-        if seq_in.wrapping_sub(run.first_in) > run.highest_in.wrapping_sub(run.first_in) {
+        if !run.covers(packet.header.sequence_number) {
             return None;
         }
-        packet.header.sequence_number = seq_in.wrapping_add(run.seq_offset);
-        packet.header.timestamp = packet.header.timestamp.wrapping_add(run.ts_offset);
-        if self.codec == Codec::Vp8 {
-            rewrite_vp8(&mut packet, run.picture_id_offset, run.tl0_offset);
-        }
+        run.renumber(self.codec, &mut packet);
         Some(packet)
     }
 }
 
 /// See [`OutgoingTrack::answer`].
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default)]
 pub struct Answer {
     /// The source (input and encoding) of the run the numbers belong to.
     pub source: u32,

@@ -113,29 +113,13 @@ impl MediaPort {
         let media = (0..MEDIA_THREADS)
             .map(|i| reactor_thread(&format!("homeroom-media{i}")))
             .collect::<std::io::Result<Vec<_>>>()?;
-        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
-        std::thread::Builder::new()
-            .name("homeroom-port".into())
-            .spawn(move || {
-                let reactor = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(reactor) => reactor,
-                    Err(e) => return drop(ready_tx.send(Err(e))),
-                };
-                reactor.block_on(async move {
-                    let shared = match Shared::bind(addr, tcp_port, media) {
-                        Ok(shared) => Arc::new(shared),
-                        Err(e) => return drop(ready_tx.send(Err(e))),
-                    };
-                    let _ = ready_tx.send(Ok(shared.clone()));
-                    shared.receive().await;
-                });
-            })?;
-        let shared = ready_rx
-            .recv()
-            .map_err(|_| std::io::Error::other("the media thread ended"))??;
+        let port = reactor_thread("homeroom-port")?;
+        // The socket registers with the reactor whose context it is made in.
+        let shared = Arc::new({
+            let _port = port.enter();
+            Shared::bind(addr, tcp_port, media)?
+        });
+        port.spawn(shared.clone().receive());
         Ok(MediaPort { shared })
     }
 

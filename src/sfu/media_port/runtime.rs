@@ -62,9 +62,7 @@ impl PortRuntime {
             self.shared.claim_fragment(fragment, &self.slot);
         }
     }
-}
 
-impl PortRuntime {
     /// Runs a task of this connection's media work (its writers, its feedback) on its media
     /// reactor, beside its driver.
     pub fn spawn_media<F>(&self, task: F) -> tokio::task::JoinHandle<()>
