@@ -122,6 +122,10 @@ pub struct LimitsConfig {
     /// `node_full` (hosts still get into their own rooms). Size it to the machine: see
     /// docs/performance.md for what two cores carry.
     pub max_participants_per_node: usize,
+    /// Milliseconds the media reactors may run late (smoothed over about a second) before new
+    /// viewers get `node_full`: whatever the machine, past this the viewers already watching
+    /// start to lose packets.
+    pub max_media_lag_ms: u64,
     /// Largest upload accepted, in megabytes.
     pub max_upload_mb: u64,
     /// Guests (open-house link holders) in one open-house room at once; a guest link is
@@ -256,6 +260,7 @@ impl Default for LimitsConfig {
             max_participants_per_room: 500,
             max_rooms_per_node: 100,
             max_participants_per_node: 400,
+            max_media_lag_ms: 10,
             max_upload_mb: 50,
             max_guests_per_room: 100,
             max_guests_per_ip: 8,

@@ -69,6 +69,11 @@ pub async fn metrics(
         "Tasks alive in the async runtimes (control and media).",
         tasks as i64,
     );
+    state.metrics.set_gauge(
+        "homeroom_media_lag_microseconds",
+        "How late the busiest media reactor runs, smoothed over about a second.",
+        state.sfu.media().port().lag().as_micros() as i64,
+    );
     let mut text = state.metrics.render();
     text.push_str(&state.sfu.media().port().render_metrics());
     let forward_drops = |reason: &str, counter: &std::sync::atomic::AtomicU64| {

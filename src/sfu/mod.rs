@@ -69,6 +69,8 @@ struct Inner {
     max_rooms: usize,
     max_participants: usize,
     max_node_participants: usize,
+    /// How late the media reactors may run before new viewers are refused.
+    max_media_lag: std::time::Duration,
     max_guests: usize,
     next_participant: AtomicU64,
     /// Told when a session starts and ends, for the class pages.
@@ -98,6 +100,7 @@ impl Sfu {
                 max_rooms: config.limits.max_rooms_per_node,
                 max_participants: config.limits.max_participants_per_room,
                 max_node_participants: config.limits.max_participants_per_node,
+                max_media_lag: std::time::Duration::from_millis(config.limits.max_media_lag_ms),
                 max_guests: config.limits.max_guests_per_room,
                 next_participant: AtomicU64::new(first_participant_id()),
                 events,
@@ -210,8 +213,10 @@ impl Sfu {
     }
 
     /// Refuses a new participant with `node_full` when the server carries as many as it may
-    /// (`limits.max_participants_per_node`): the families already watching keep their media
-    /// rather than everyone's degrading. A room's host always gets in.
+    /// (`limits.max_participants_per_node`) or its media plane is saturated (its reactors run
+    /// later than `limits.max_media_lag_ms`, see `media_port/lag.rs`): the families already
+    /// watching keep their media rather than everyone's degrading. A room's host always gets
+    /// in.
     pub fn admit(&self, is_host: bool) -> Result<(), RoomError> {
         let participants: usize = self
             .inner
@@ -220,7 +225,18 @@ impl Sfu {
             .expect("occupancy lock")
             .values()
             .sum();
-        if !is_host && participants >= self.inner.max_node_participants {
+        if is_host {
+            return Ok(());
+        }
+        if participants >= self.inner.max_node_participants {
+            return Err(RoomError::NodeFull);
+        }
+        let lag = self.inner.media.port().lag();
+        if lag > self.inner.max_media_lag {
+            tracing::warn!(
+                lag_ms = lag.as_millis() as u64,
+                "media plane saturated; refusing a viewer"
+            );
             return Err(RoomError::NodeFull);
         }
         Ok(())

@@ -61,7 +61,7 @@ pub(crate) async fn wait_for_tracks(peer: &TestPeer, count: usize, within: Durat
     );
 }
 
-async fn metric(app: &TestApp, name: &str) -> i64 {
+pub(crate) async fn metric(app: &TestApp, name: &str) -> i64 {
     let text = app.get("/metrics").await.text().await.unwrap();
     text.lines()
         .find_map(|l| {

@@ -8,7 +8,7 @@ use homeroom::client::VideoShape;
 use homeroom::signal::protocol::ServerMessage;
 
 use crate::helpers::{ClassFixture, Db, TestApp};
-use crate::live::{completeness, joined, room, wait_for_tracks};
+use crate::live::{completeness, joined, metric, room, wait_for_tracks};
 use crate::peer::{Credential, TestPeer};
 
 /// The inodes of the UDP sockets in the network namespace of process `pid`.
@@ -260,6 +260,29 @@ async fn a_full_server_refuses_new_viewers_with_node_full_but_lets_hosts_in() {
         "{full:?}"
     );
     // The teacher's connection drops; the host gets back into the full server.
+    teacher.vanish().await;
+    let _back = joined(&app, &class.teacher, room_id).await;
+}
+
+/// The media plane's lateness, not only a count, decides when the server is full: with no
+/// lateness allowed at all (the reactors' timers always run a little late), a viewer is refused
+/// while the host still gets in, and /metrics shows the lateness that refused it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saturated_media_plane_refuses_new_viewers_with_node_full() {
+    let app = TestApp::spawn_with(Db::Sqlite, "[limits]\nmax_media_lag_ms = 0").await;
+    let admin = app.admin().await;
+    let class = ClassFixture::new(&app, &admin, "a").await;
+    let room_id = room(&class.teacher, class.class_id, "classroom", None).await;
+    let teacher = joined(&app, &class.teacher, room_id).await;
+    let mut family = crate::peer::connect(&app, Credential::Cookie(&class.family.cookie)).await;
+    let full = family.join(room_id).await;
+    assert!(
+        matches!(&full, ServerMessage::Error { code, .. } if code == "node_full"),
+        "{full:?}"
+    );
+    let lag = metric(&app, "homeroom_media_lag_microseconds").await;
+    assert!(lag > 0, "media lag {lag} µs");
+    // The host still gets in: its connection drops and it joins again.
     teacher.vanish().await;
     let _back = joined(&app, &class.teacher, room_id).await;
 }

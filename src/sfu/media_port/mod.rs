@@ -17,6 +17,7 @@
 //! memory.
 
 pub mod advertise;
+mod lag;
 mod runtime;
 mod socket;
 mod stun;
@@ -59,6 +60,17 @@ impl MediaPort {
             .map(|m| m.metrics().num_alive_tasks())
             .sum()
     }
+
+    /// How late the busiest media reactor runs (smoothed over about a second): past a few
+    /// milliseconds the media plane is saturated.
+    pub fn lag(&self) -> std::time::Duration {
+        self.shared
+            .lags
+            .iter()
+            .map(|l| l.get())
+            .max()
+            .unwrap_or_default()
+    }
 }
 
 struct Shared {
@@ -71,6 +83,8 @@ struct Shared {
     counters: Counters,
     /// The media reactors; connections take turns.
     media: Vec<tokio::runtime::Handle>,
+    /// How late each media reactor runs.
+    lags: Vec<Arc<lag::Lag>>,
     next: AtomicUsize,
 }
 
@@ -198,6 +212,14 @@ impl Shared {
         std_socket.set_nonblocking(true)?;
         let socket = tokio::net::UdpSocket::from_std(std_socket)?;
         let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
+        let lags = media
+            .iter()
+            .map(|reactor| {
+                let lag = Arc::new(lag::Lag::default());
+                reactor.spawn(lag.clone().probe());
+                lag
+            })
+            .collect();
         Ok(Shared {
             local: socket.local_addr()?,
             tcp_port,
@@ -206,6 +228,7 @@ impl Shared {
             routes: Mutex::default(),
             counters: Counters::default(),
             media,
+            lags,
             next: AtomicUsize::new(0),
         })
     }
