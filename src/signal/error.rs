@@ -30,7 +30,7 @@ pub enum SignalError {
     AlreadyJoined,
     #[error("the room is full")]
     RoomFull,
-    #[error("this server hosts as many rooms as it may; try again later")]
+    #[error("this server carries all it can right now; try again later")]
     NodeFull,
     #[error("no such participant in this room")]
     NoSuchParticipant,

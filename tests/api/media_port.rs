@@ -269,7 +269,8 @@ async fn a_full_server_refuses_new_viewers_with_node_full_but_lets_hosts_in() {
 /// while the host still gets in, and /metrics shows the lateness that refused it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saturated_media_plane_refuses_new_viewers_with_node_full() {
-    let app = TestApp::spawn_with(Db::Sqlite, "[limits]\nmax_media_lag_ms = 0").await;
+    let app =
+        TestApp::spawn_with_env(Db::Sqlite, "", &[("HOMEROOM_LIMITS_MAX_MEDIA_LAG_MS", "0")]).await;
     let admin = app.admin().await;
     let class = ClassFixture::new(&app, &admin, "a").await;
     let room_id = room(&class.teacher, class.class_id, "classroom", None).await;

@@ -217,7 +217,12 @@ async fn watch_present_and_tutor_in_chromium() {
 /// The server, a class with one person in every role (and a second family), a classroom and a
 /// tutoring room hosted by the tutor, all made over the API; the config the newer scripts read.
 async fn live_class(tag: &str) -> (TestApp, serde_json::Value) {
-    let app = TestApp::spawn(Db::Sqlite).await;
+    live_class_with(tag, "").await
+}
+
+/// The same on a server with `extra` config.
+async fn live_class_with(tag: &str, extra: &str) -> (TestApp, serde_json::Value) {
+    let app = TestApp::spawn_with(Db::Sqlite, extra).await;
     let admin = app.admin().await;
     let class = ClassFixture::new(&app, &admin, tag).await;
     let family2 = format!("family2-{tag}");
@@ -264,6 +269,14 @@ fn script(name: &str) -> PathBuf {
 async fn live_pages_stay_current() {
     let (_app, config) = live_class("live").await;
     run_browser(&script("live_pages.mjs"), &config).await;
+}
+
+/// A family turned away by a full server is told so on the watch page (not "connection
+/// lost"), and the page gets in by itself once there is room (`full.mjs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_server_is_explained_and_the_page_gets_in_when_there_is_room() {
+    let (_app, config) = live_class_with("full", "[limits]\nmax_participants_per_node = 2").await;
+    run_browser(&script("full.mjs"), &config).await;
 }
 
 /// axe-core finds no WCAG A/AA violation on any page in English or Spanish; on a 375 px phone

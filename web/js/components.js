@@ -132,6 +132,9 @@ export function followState(session, { onOver } = {}) {
       case 'not_live':
         status('status_not_live');
         break;
+      case 'full':
+        status('status_full', null, 'warning');
+        break;
       case 'waiting':
         status('status_waiting');
         break;

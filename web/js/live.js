@@ -20,6 +20,9 @@ import { sendEncodings } from './simulcast.js';
 const RETRY_MS = [500, 1000, 2000, 4000, 8000];
 const PING_MS = 10000;
 const NOT_LIVE_RETRY_MS = 3000;
+/** A full server is asked again after 10 to 20 s: spread out, so the families it turned away
+ *  do not all come back at the same moment. */
+const FULL_RETRY_MS = 10000;
 /** How long an ICE restart may take before joining again instead. */
 const ICE_RESTART_MS = 8000;
 /** Errors that another attempt will not fix. */
@@ -147,18 +150,21 @@ export class LiveSession extends EventTarget {
       return;
     }
     if (this.signal) this.signal.close();
-    if (error?.code === 'not_live') {
-      // Nobody is presenting yet: look again every few seconds, calmly.
-      this.setState('not_live');
+    if (error?.code === 'not_live' || error?.code === 'node_full') {
+      // Nobody is presenting yet, or the server carries all it can: nothing is wrong with
+      // this connection, so look again calmly rather than as after a lost one.
+      const full = error.code === 'node_full';
+      this.setState(full ? 'full' : 'not_live');
       clearTimeout(this.retryTimer);
-      this.retryTimer = setTimeout(() => this.retryNow(), NOT_LIVE_RETRY_MS);
+      const delay = full ? FULL_RETRY_MS * (1 + Math.random()) : NOT_LIVE_RETRY_MS;
+      this.retryTimer = setTimeout(() => this.retryNow(), delay);
       return;
     }
     this.scheduleRetry();
   }
 
   onSocketClosed(signal) {
-    if (signal !== this.signal || this.over || this.state === 'not_live') return;
+    if (signal !== this.signal || this.over || ['not_live', 'full'].includes(this.state)) return;
     this.teardown();
     this.scheduleRetry();
   }

@@ -134,6 +134,7 @@ function watchView(session, { guest, room = null }) {
     if (session.state === 'ended') key = 'session_ended';
     else if (session.state === 'kicked') key = 'you_were_removed';
     else if (session.state === 'not_live') key = 'not_live_yet';
+    else if (session.state === 'full') key = 'server_full';
     else if (session.state === 'reconnecting') key = 'status_reconnecting_short';
     else if (session.state === 'connecting') key = 'connecting';
     else if (session.quality === 'audio_only') key = 'audio_only_on';
