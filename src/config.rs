@@ -123,8 +123,8 @@ pub struct LimitsConfig {
     /// docs/performance.md for what two cores carry.
     pub max_participants_per_node: usize,
     /// Milliseconds the media reactors may run late (smoothed over about a second) before new
-    /// viewers get `node_full`: whatever the machine, past this the viewers already watching
-    /// start to lose packets.
+    /// viewers get `node_full` (past half of it, only a few a second get in): whatever the
+    /// machine, past this the viewers already watching start to lose packets.
     pub max_media_lag_ms: u64,
     /// Largest upload accepted, in megabytes.
     pub max_upload_mb: u64,

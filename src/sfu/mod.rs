@@ -12,6 +12,7 @@
 //! what is read in and added to SDP; `forward.rs` for the rules; `paths.rs` for which way
 //! each connection took; and `revocation.rs` for ending participations whose right ended.
 
+pub mod admission;
 pub mod check;
 pub mod error;
 pub mod event;
@@ -68,9 +69,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     max_rooms: usize,
     max_participants: usize,
-    max_node_participants: usize,
-    /// How late the media reactors may run before new viewers are refused.
-    max_media_lag: std::time::Duration,
+    admission: admission::Admission,
     max_guests: usize,
     next_participant: AtomicU64,
     /// Told when a session starts and ends, for the class pages.
@@ -99,8 +98,10 @@ impl Sfu {
                 metrics,
                 max_rooms: config.limits.max_rooms_per_node,
                 max_participants: config.limits.max_participants_per_room,
-                max_node_participants: config.limits.max_participants_per_node,
-                max_media_lag: std::time::Duration::from_millis(config.limits.max_media_lag_ms),
+                admission: admission::Admission::new(
+                    config.limits.max_participants_per_node,
+                    std::time::Duration::from_millis(config.limits.max_media_lag_ms),
+                ),
                 max_guests: config.limits.max_guests_per_room,
                 next_participant: AtomicU64::new(first_participant_id()),
                 events,
@@ -213,10 +214,8 @@ impl Sfu {
     }
 
     /// Refuses a new participant with `node_full` when the server carries as many as it may
-    /// (`limits.max_participants_per_node`) or its media plane is saturated (its reactors run
-    /// later than `limits.max_media_lag_ms`, see `media_port/lag.rs`): the families already
-    /// watching keep their media rather than everyone's degrading. A room's host always gets
-    /// in.
+    /// or its media plane is saturated (`admission.rs`): the families already watching keep
+    /// their media rather than everyone's degrading. A room's host always gets in.
     pub fn admit(&self, is_host: bool) -> Result<(), RoomError> {
         let participants: usize = self
             .inner
@@ -225,21 +224,10 @@ impl Sfu {
             .expect("occupancy lock")
             .values()
             .sum();
-        if is_host {
-            return Ok(());
-        }
-        if participants >= self.inner.max_node_participants {
-            return Err(RoomError::NodeFull);
-        }
         let lag = self.inner.media.port().lag();
-        if lag > self.inner.max_media_lag {
-            tracing::warn!(
-                lag_ms = lag.as_millis() as u64,
-                "media plane saturated; refusing a viewer"
-            );
-            return Err(RoomError::NodeFull);
-        }
-        Ok(())
+        self.inner
+            .admission
+            .admit(is_host, participants, lag, std::time::Instant::now())
     }
 
     /// Ends, in every live room it concerns, the participations the revocation reaches; the
