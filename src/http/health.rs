@@ -76,6 +76,7 @@ pub async fn metrics(
     );
     let mut text = state.metrics.render();
     text.push_str(&state.sfu.media().port().render_metrics());
+    text.push_str(&state.sfu.admission().render_metrics());
     let forward_drops = |reason: &str, counter: &std::sync::atomic::AtomicU64| {
         format!(
             "homeroom_forward_dropped_total{{reason=\"{reason}\"}} {}\n",

@@ -6,6 +6,7 @@
 //! join, so without that slow start a class arriving at once would all be let in before the
 //! first of them showed, and everyone's media would suffer. A room's host always gets in.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -14,11 +15,25 @@ use super::error::RoomError;
 /// Viewers let in per second while the media plane runs more than half its allowed lateness.
 const SLOW_START_PER_SECOND: u32 = 10;
 
+/// Why a viewer was refused, for /metrics.
+#[derive(Clone, Copy)]
+enum Refusal {
+    Count,
+    Lag,
+    SlowStart,
+}
+
+const REASONS: [&str; 3] = ["count", "lag", "slow_start"];
+
 pub struct Admission {
     max_participants: usize,
     max_lag: Duration,
     /// When the current second of slow start began, and the viewers let in since.
     slow: Mutex<(Instant, u32)>,
+    /// Viewers refused, by [`Refusal`]: counted, and logged only when refusing starts and
+    /// ends, since a full server may refuse dozens a second.
+    refused: [AtomicU64; 3],
+    refusing: AtomicBool,
 }
 
 impl Admission {
@@ -27,6 +42,8 @@ impl Admission {
             max_participants,
             max_lag,
             slow: Mutex::new((Instant::now(), 0)),
+            refused: Default::default(),
+            refusing: AtomicBool::new(false),
         }
     }
 
@@ -42,14 +59,10 @@ impl Admission {
             return Ok(());
         }
         if participants >= self.max_participants {
-            return Err(RoomError::NodeFull);
+            return self.refuse(Refusal::Count, lag);
         }
         if lag > self.max_lag {
-            tracing::warn!(
-                lag_ms = lag.as_millis() as u64,
-                "media plane saturated; refusing a viewer"
-            );
-            return Err(RoomError::NodeFull);
+            return self.refuse(Refusal::Lag, lag);
         }
         if lag > self.max_lag / 2 {
             let mut slow = self.slow.lock().expect("admission lock");
@@ -57,15 +70,41 @@ impl Admission {
                 *slow = (now, 0);
             }
             if slow.1 >= SLOW_START_PER_SECOND {
-                tracing::info!(
-                    lag_ms = lag.as_millis() as u64,
-                    "media plane busy; a viewer waits"
-                );
-                return Err(RoomError::NodeFull);
+                return self.refuse(Refusal::SlowStart, lag);
             }
             slow.1 += 1;
         }
+        if self.refusing.swap(false, Ordering::Relaxed) {
+            tracing::info!(lag_ms = lag.as_millis() as u64, "taking new viewers again");
+        }
         Ok(())
+    }
+
+    fn refuse(&self, why: Refusal, lag: Duration) -> Result<(), RoomError> {
+        self.refused[why as usize].fetch_add(1, Ordering::Relaxed);
+        if !self.refusing.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                reason = REASONS[why as usize],
+                lag_ms = lag.as_millis() as u64,
+                "the server is full: refusing new viewers"
+            );
+        }
+        Err(RoomError::NodeFull)
+    }
+
+    /// `homeroom_viewers_refused_total` by reason, in the Prometheus text format.
+    pub fn render_metrics(&self) -> String {
+        let mut text = String::from(
+            "# HELP homeroom_viewers_refused_total Viewers refused with node_full: the participant count, the media plane's lateness, or its slow start.\n\
+             # TYPE homeroom_viewers_refused_total counter\n",
+        );
+        for (reason, count) in REASONS.iter().zip(&self.refused) {
+            text.push_str(&format!(
+                "homeroom_viewers_refused_total{{reason=\"{reason}\"}} {}\n",
+                count.load(Ordering::Relaxed)
+            ));
+        }
+        text
     }
 }
 
@@ -106,5 +145,10 @@ mod tests {
         assert_eq!(let_in, SLOW_START_PER_SECOND as usize);
         // Hosts are never held back.
         assert!(admission.admit(true, 0, busy, later).is_ok());
+        let metrics = admission.render_metrics();
+        assert!(
+            metrics.contains("homeroom_viewers_refused_total{reason=\"slow_start\"} 80"),
+            "{metrics}"
+        );
     }
 }

@@ -10,7 +10,8 @@
 //! `error.rs` for what a room refuses (the signalling and HTTP say both to clients); `output.rs` and `outgoing.rs` for one receiver's copy
 //! of a track and its numbering (`payload.rs` reads codec payloads); `media_port/` for the one UDP port all of it travels on; `sdp.rs` for
 //! what is read in and added to SDP; `forward.rs` for the rules; `paths.rs` for which way
-//! each connection took; and `revocation.rs` for ending participations whose right ended.
+//! each connection took; `admission.rs` for who gets in when the server is full; and
+//! `revocation.rs` for ending participations whose right ended.
 
 pub mod admission;
 pub mod check;
@@ -107,6 +108,11 @@ impl Sfu {
                 events,
             }),
         })
+    }
+
+    /// Who gets in, and how many were refused (for /metrics).
+    pub fn admission(&self) -> &admission::Admission {
+        &self.inner.admission
     }
 
     /// Where recordings are written and how.

@@ -259,6 +259,8 @@ async fn a_full_server_refuses_new_viewers_with_node_full_but_lets_hosts_in() {
         matches!(&full, ServerMessage::Error { code, .. } if code == "node_full"),
         "{full:?}"
     );
+    let refused = metric(&app, "homeroom_viewers_refused_total{reason=\"count\"}").await;
+    assert_eq!(refused, 1);
     // The teacher's connection drops; the host gets back into the full server.
     teacher.vanish().await;
     let _back = joined(&app, &class.teacher, room_id).await;
@@ -283,6 +285,8 @@ async fn a_saturated_media_plane_refuses_new_viewers_with_node_full() {
     );
     let lag = metric(&app, "homeroom_media_lag_microseconds").await;
     assert!(lag > 0, "media lag {lag} µs");
+    let refused = metric(&app, "homeroom_viewers_refused_total{reason=\"lag\"}").await;
+    assert_eq!(refused, 1);
     // The host still gets in: its connection drops and it joins again.
     teacher.vanish().await;
     let _back = joined(&app, &class.teacher, room_id).await;

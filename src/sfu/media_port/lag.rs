@@ -1,7 +1,7 @@
 //! How late the media reactors run. A reactor given more media work than its core carries
 //! runs every task late, and that delay is what viewers get as loss. Unlike a count of
 //! participants it holds on any machine, so it is what tells the server to stop admitting
-//! viewers (`Sfu::admit`) before the ones already watching suffer.
+//! viewers (`sfu/admission.rs`) before the ones already watching suffer.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
