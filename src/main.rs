@@ -36,7 +36,7 @@ enum Command {
     #[command(subcommand)]
     Admin(AdminCommand),
     /// Load a running server: one publisher, N subscribers; prints figures.
-    Loadtest(homeroom::loadtest::LoadTest),
+    Loadtest(Box<homeroom::loadtest::LoadTest>),
     /// Seed a database at school scale and measure pages against it; prints figures.
     #[command(subcommand)]
     Bench(homeroom::bench::Bench),
@@ -105,7 +105,7 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin(admin) => run_admin(admin, config).await,
-        Command::Loadtest(args) => homeroom::loadtest::main(args).await,
+        Command::Loadtest(args) => homeroom::loadtest::main(*args).await,
         Command::Bench(bench) => homeroom::bench::main(bench).await,
     }
 }

@@ -79,7 +79,7 @@ impl OwnAddresses {
     }
 
     /// What the client is told a packet from `source` came from.
-    pub fn from_local(&self, source: SocketAddr) -> SocketAddr {
+    pub fn shown_to_client(&self, source: SocketAddr) -> SocketAddr {
         match self.public_to_local {
             Some((public, local)) if canonical(source.ip()) == local => {
                 SocketAddr::new(public, source.port())
@@ -160,7 +160,7 @@ mod tests {
             "192.168.1.20:50000".parse::<SocketAddr>().unwrap()
         );
         assert_eq!(
-            own.from_local("192.168.1.20:50000".parse().unwrap()),
+            own.shown_to_client("192.168.1.20:50000".parse().unwrap()),
             public
         );
         assert_eq!(own.relay_ip(), "192.168.1.20".parse::<IpAddr>().unwrap());

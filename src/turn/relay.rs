@@ -108,7 +108,7 @@ impl Conn for RelayConn {
     async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
         loop {
             let (n, source) = self.socket.recv_from(buf).await?;
-            let source = self.own.from_local(source);
+            let source = self.own.shown_to_client(source);
             if self.own.allows(source) {
                 self.allocations.relayed(n);
                 return Ok((n, source));
