@@ -57,7 +57,7 @@ impl MediaPort {
         self.shared
             .media
             .iter()
-            .map(|m| m.metrics().num_alive_tasks())
+            .map(|m| m.handle.metrics().num_alive_tasks())
             .sum()
     }
 
@@ -65,9 +65,9 @@ impl MediaPort {
     /// milliseconds the media plane is saturated.
     pub fn lag(&self) -> std::time::Duration {
         self.shared
-            .lags
+            .media
             .iter()
-            .map(|l| l.get())
+            .map(|m| m.lag.get())
             .max()
             .unwrap_or_default()
     }
@@ -82,10 +82,23 @@ struct Shared {
     routes: Mutex<Routes>,
     counters: Counters,
     /// The media reactors; connections take turns.
-    media: Vec<tokio::runtime::Handle>,
-    /// How late each media reactor runs.
-    lags: Vec<Arc<lag::Lag>>,
+    media: Vec<MediaReactor>,
     next: AtomicUsize,
+}
+
+/// A media reactor, and how late it runs.
+struct MediaReactor {
+    handle: tokio::runtime::Handle,
+    lag: Arc<lag::Lag>,
+}
+
+impl MediaReactor {
+    fn start(name: &str) -> std::io::Result<MediaReactor> {
+        let handle = reactor_thread(name)?;
+        let lag = Arc::new(lag::Lag::default());
+        handle.spawn(lag.clone().probe());
+        Ok(MediaReactor { handle, lag })
+    }
 }
 
 #[derive(Default)]
@@ -125,7 +138,7 @@ impl MediaPort {
     /// reactors on theirs. ICE over TCP, when on, arrives on the HTTPS port `tcp_port`.
     pub fn bind(addr: SocketAddr, tcp_port: Option<u16>) -> std::io::Result<MediaPort> {
         let media = (0..MEDIA_THREADS)
-            .map(|i| reactor_thread(&format!("homeroom-media{i}")))
+            .map(|i| MediaReactor::start(&format!("homeroom-media{i}")))
             .collect::<std::io::Result<Vec<_>>>()?;
         let port = reactor_thread("homeroom-port")?;
         // The socket registers with the reactor whose context it is made in.
@@ -145,7 +158,9 @@ impl MediaPort {
     /// is claimed ([`PortRuntime::claim_description`]).
     pub fn runtime(&self) -> Arc<PortRuntime> {
         let turn = self.shared.next.fetch_add(1, Ordering::Relaxed);
-        let media = self.shared.media[turn % self.shared.media.len()].clone();
+        let media = self.shared.media[turn % self.shared.media.len()]
+            .handle
+            .clone();
         Arc::new(PortRuntime::new(self.shared.clone(), Arc::default(), media))
     }
 
@@ -202,7 +217,7 @@ impl Shared {
     fn bind(
         addr: SocketAddr,
         tcp_port: Option<u16>,
-        media: Vec<tokio::runtime::Handle>,
+        media: Vec<MediaReactor>,
     ) -> std::io::Result<Shared> {
         let std_socket = std::net::UdpSocket::bind(addr)?;
         // Room for bursts: a keyframe for a few hundred viewers leaves in one go.
@@ -212,14 +227,6 @@ impl Shared {
         std_socket.set_nonblocking(true)?;
         let socket = tokio::net::UdpSocket::from_std(std_socket)?;
         let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
-        let lags = media
-            .iter()
-            .map(|reactor| {
-                let lag = Arc::new(lag::Lag::default());
-                reactor.spawn(lag.clone().probe());
-                lag
-            })
-            .collect();
         Ok(Shared {
             local: socket.local_addr()?,
             tcp_port,
@@ -228,7 +235,6 @@ impl Shared {
             routes: Mutex::default(),
             counters: Counters::default(),
             media,
-            lags,
             next: AtomicUsize::new(0),
         })
     }
